@@ -1,0 +1,83 @@
+"""The exception tree of emsctl: one root, a few branches, builtins mixed in where they fit.
+
+Every error a user can see derives from :class:`EmsError` and carries one clear sentence.
+Low-level errors (pyserial, bleak, OS) are translated at the link boundary with ``raise … from``.
+
+::
+
+    EmsError
+    ├── InputError (ValueError)            bad user input: files, flags, URLs       → exit 2
+    │   ├── ProgramError                   a program file that does not load
+    │   └── LimitsFileError                a limits file that is invalid or tries to loosen
+    ├── ValidationFailed                   a program that loads but breaks a limit    → exit 1
+    ├── SafetyViolation                    the guard caught a setpoint beyond a limit → exit 1
+    ├── DeviceError                        a device answered with an error          → exit 1
+    │   ├── ProtocolError (ValueError)     bytes that do not decode
+    │   ├── DeviceTimeoutError (TimeoutError) no answer in time
+    │   └── LinkLostError (ConnectionError) the link went away
+    └── SessionAborted                     a session ended by a fault               → exit 1
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DeviceError",
+    "DeviceTimeoutError",
+    "EmsError",
+    "InputError",
+    "LimitsFileError",
+    "LinkLostError",
+    "ProgramError",
+    "ProtocolError",
+    "SafetyViolation",
+    "SessionAborted",
+    "ValidationFailed",
+]
+
+
+class EmsError(Exception):
+    """Root of every emsctl error. ``exit_code`` is what the CLI exits with."""
+
+    exit_code: int = 1
+
+
+class InputError(EmsError, ValueError):
+    """Bad input from the user: a file, a flag, a URL. Nothing was changed."""
+
+    exit_code = 2
+
+
+class ProgramError(InputError):
+    """A program file that cannot be loaded (syntax, unknown keys, bad values)."""
+
+
+class LimitsFileError(InputError):
+    """A limits file that is invalid or tries to loosen a ceiling."""
+
+
+class ValidationFailed(EmsError):
+    """A program or plan that breaks at least one limit."""
+
+
+class SafetyViolation(EmsError):
+    """The runtime guard refused a setpoint; the device has been stopped."""
+
+
+class DeviceError(EmsError):
+    """A device or its link reported a failure."""
+
+
+class ProtocolError(DeviceError, ValueError):
+    """Bytes or frames that do not decode according to the protocol document."""
+
+
+class DeviceTimeoutError(DeviceError, TimeoutError):
+    """A device did not answer in time."""
+
+
+class LinkLostError(DeviceError, ConnectionError):
+    """The link to the device was lost."""
+
+
+class SessionAborted(EmsError):
+    """A session ended because of a fault (not by the user)."""
