@@ -1,0 +1,187 @@
+"""Loading program files: by built-in name or by path, with errors that name file, line and field.
+
+Program files are data only: TOML parsed by :mod:`tomllib`, validated by :class:`Program`.
+Files over :data:`MAX_FILE_BYTES` are refused before they are read whole. Nothing here runs
+code from a file or follows a name outside the built-in package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .errors import ProgramError
+from .program import Program
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "LoadedProgram",
+    "builtin_names",
+    "find_program_files",
+    "load_program",
+    "load_program_file",
+    "parse_program_text",
+]
+
+#: Program files larger than this are refused (a real program is a few kB).
+MAX_FILE_BYTES = 256 * 1024
+_UNION_TAGS = frozenset({"float", "int", "str", "bool", "Ramp", "Sweep", "AmplitudeRamp"})
+_BUILTIN_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class LoadedProgram:
+    """A program with where it came from and the SHA-256 of its bytes (for the journal)."""
+
+    program: Program
+    source: str
+    sha256: str
+    builtin: bool
+
+
+def builtin_names() -> list[str]:
+    """Names of the programs shipped in ``emsctl.programs``, sorted."""
+    folder = resources.files("emsctl.programs")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_program(name_or_path: str) -> LoadedProgram:
+    """Load a built-in program by name, or a program file by path.
+
+    Raises:
+        ProgramError: unknown name, unreadable file, bad TOML or a value the model rejects.
+    """
+    if _BUILTIN_NAME.match(name_or_path) and not Path(name_or_path).exists():
+        if name_or_path not in builtin_names():
+            raise ProgramError(
+                f"no built-in program '{name_or_path}'; built-ins are "
+                f"{', '.join(builtin_names())} (or give a path to a .toml file)"
+            )
+        resource = resources.files("emsctl.programs") / f"{name_or_path}.toml"
+        data = resource.read_bytes()
+        return _from_bytes(data, f"{name_or_path} (built-in)", builtin=True)
+    return load_program_file(Path(name_or_path))
+
+
+def load_program_file(path: Path) -> LoadedProgram:
+    """Load one program file.
+
+    Raises:
+        ProgramError: the file is unreadable, too large, not UTF-8 TOML, or not a valid program.
+    """
+    try:
+        if not path.is_file():
+            raise ProgramError(f"{path}: not a file")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ProgramError(f"{path}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ProgramError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise ProgramError(f"{path}: over the {MAX_FILE_BYTES}-byte limit")
+    return _from_bytes(data, str(path), builtin=False)
+
+
+def _from_bytes(data: bytes, source: str, *, builtin: bool) -> LoadedProgram:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProgramError(f"{source}: not UTF-8 text (byte {exc.start})") from exc
+    program = parse_program_text(text, source)
+    return LoadedProgram(program, source, hashlib.sha256(data).hexdigest(), builtin)
+
+
+def parse_program_text(text: str, source: str = "<text>") -> Program:
+    """Parse and validate program TOML text.
+
+    Raises:
+        ProgramError: bad TOML or a value the model rejects; every problem is in the message.
+    """
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProgramError(f"{source}: invalid TOML: {exc}") from exc
+    except RecursionError as exc:
+        raise ProgramError(f"{source}: invalid TOML: nested too deeply") from exc
+    try:
+        return Program.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_describe(error, text) for error in exc.errors(include_url=False)]
+        raise ProgramError(f"{source}: " + "; ".join(dict.fromkeys(problems))) from exc
+
+
+def _describe(error: object, text: str) -> str:
+    assert isinstance(error, dict)
+    loc = tuple(error.get("loc", ()))
+    field = _dotted(loc)
+    line = _line_of(loc, text)
+    where = f"line {line}, " if line else ""
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if error.get("type") == "extra_forbidden":
+        message = "unknown key (check its spelling and unit suffix)"
+    return f"{where}{field or 'program'}: {message}"
+
+
+def _dotted(loc: tuple[object, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item + 1}]")
+        elif str(item) in _UNION_TAGS or "[" in str(item) or "(" in str(item):
+            continue  # union branch names from pydantic, not keys of the file
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _line_of(loc: tuple[object, ...], text: str) -> int | None:
+    """Best-effort line number of the key at ``loc`` (tomllib keeps no positions)."""
+    lines = text.splitlines()
+    start = 0
+    keys = [k for k in loc if isinstance(k, str)]
+    if len(loc) >= 2 and isinstance(loc[0], str) and isinstance(loc[1], int):
+        header = re.compile(rf"^\s*\[\[\s*{re.escape(loc[0])}\s*\]\]")
+        seen = -1
+        for number, line in enumerate(lines):
+            if header.match(line):
+                seen += 1
+                if seen == loc[1]:
+                    start = number
+                    break
+        else:
+            return None
+        keys = keys[1:]
+    if not keys:
+        return start + 1 if start else None
+    key = re.compile(rf"^\s*{re.escape(keys[0])}\s*=")
+    for number in range(start, len(lines)):
+        if number > start and lines[number].lstrip().startswith("[["):
+            break
+        if key.match(lines[number]):
+            return number + 1
+    return start + 1 if start else None
+
+
+def find_program_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Yield the ``*.toml`` files under ``paths`` (files as given, folders searched).
+
+    Symlinked folders are not followed, so a link loop cannot make this run forever.
+    """
+    for path in paths:
+        if not path.is_dir():
+            yield path
+            continue
+        found: list[Path] = []
+        for folder, _dirs, files in os.walk(path, followlinks=False):
+            found.extend(Path(folder) / name for name in files if name.endswith(".toml"))
+        yield from sorted(found)
