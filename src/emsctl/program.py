@@ -104,8 +104,8 @@ class Duty(BaseModel):
     model_config = _STRICT
     on_s: float = Field(gt=0, le=60)
     off_s: float = Field(ge=0, le=600)
-    ramp_up_s: float = Field(ge=0, le=30)
-    ramp_down_s: float = Field(ge=0, le=30)
+    ramp_up_s: float = Field(gt=0, le=30, description="> 0: a train never steps up (L16)")
+    ramp_down_s: float = Field(gt=0, le=30)
 
     @property
     def cycle_s(self) -> float:
