@@ -136,7 +136,11 @@ def is_coyote3_name(name: str | None) -> bool:
 
 
 def _quartet(name: str, values: Sequence[int], high: int) -> Quartet:
-    if isinstance(values, str | bytes) or len(values) != SLOTS_PER_FRAME:
+    if (
+        not isinstance(values, Sequence)
+        or isinstance(values, str)
+        or len(values) != SLOTS_PER_FRAME
+    ):
         raise ProtocolError(f"{name} must hold exactly {SLOTS_PER_FRAME} values, got {values!r}")
     a, b, c, d = (require_int(name, value, 0, high) for value in values)
     return (a, b, c, d)

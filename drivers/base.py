@@ -1,0 +1,264 @@
+"""The driver contract every device protocol implements, and the generic work around it.
+
+Public methods of :class:`Driver` do the common work — argument checks, rounding down to the
+device step, the stop latch, the lease bookkeeping, telemetry fan-out — and call protected
+``_…_internal`` hooks that a concrete driver fills in (the python-can ``BusABC`` habit).
+
+Lease semantics: ``apply(setpoints, lease_s)`` asks the device to hold the setpoints for at most
+``lease_s``; a driver renews it only by another ``apply``. A device left without a renewed lease
+must fall silent by itself, through its own watchdog (L21). ``stop()`` is the fastest path to zero:
+idempotent, it never waits behind another command, and after it ``apply`` refuses anything but
+zero until the driver is re-armed by a new ``connect()`` (HZ-03). ``close()`` always stops first.
+
+This module must never import pyserial or bleak: links do that, lazily.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import Literal, Self
+
+from ..errors import DeviceError, InputError
+
+__all__ = [
+    "Capabilities",
+    "ChannelSetpoint",
+    "Driver",
+    "DriverStoppedError",
+    "Telemetry",
+    "TelemetryKind",
+    "ZERO",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a device can do, as declared by its driver (and tightened by its profile)."""
+
+    model: str
+    channels: int
+    amplitude_max_ma: float
+    amplitude_step_ma: float
+    pulse_width_min_us: float
+    pulse_width_max_us: float
+    frequency_min_hz: float
+    frequency_max_hz: float
+    frequency_per_channel: bool
+    update_period_s: float
+    max_lease_s: float
+    has_output_watchdog: bool
+    simulated: bool
+    telemetry: frozenset[str] = field(default_factory=frozenset)
+    #: Devices that count in steps declare how many mA one step is; mA devices leave None.
+    ma_per_step: float | None = None
+
+    def quantize_ma(self, amplitude_ma: float) -> float:
+        """Round ``amplitude_ma`` down to the device's amplitude step (never up)."""
+        step = self.amplitude_step_ma
+        if step <= 0:
+            return amplitude_ma
+        steps = math.floor(amplitude_ma / step + 1e-9)
+        return steps * step
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSetpoint:
+    """What one channel should do now. Amplitude 0 means no output."""
+
+    amplitude_ma: float
+    frequency_hz: float
+    pulse_width_us: float
+
+
+ZERO = ChannelSetpoint(0.0, 0.0, 0.0)
+
+TelemetryKind = Literal[
+    "connected",
+    "ack",
+    "applied",
+    "stopped",
+    "electrode_off",
+    "electrode_ok",
+    "battery",
+    "strength",
+    "device_error",
+    "device_reset",
+    "link_lost",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """One report from a device. ``t_s`` is the session clock's time when it arrived."""
+
+    kind: TelemetryKind
+    t_s: float
+    channel: int | None = None
+    value: float | None = None
+    message: str = ""
+
+
+class DriverStoppedError(DeviceError):
+    """``apply`` was called with output after ``stop()``; nothing was sent."""
+
+
+class Driver(ABC):
+    """Base class of every device driver; an async context manager (connect … close).
+
+    Subclasses set :attr:`capabilities` and fill the ``_…_internal`` hooks.
+    """
+
+    capabilities: Capabilities
+    #: The URL the driver was opened from (for the journal).
+    url: str = ""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[Telemetry], None]] = []
+        self._stopped = True
+        self._connected = False
+        self._closed = False
+        self._stop_task: asyncio.Task[None] | None = None
+        self.last_applied: tuple[ChannelSetpoint, ...] = ()
+
+    # ------------------------------------------------------------------ public API
+
+    async def connect(self) -> None:
+        """Open the link, handshake, and arm the driver with all outputs at zero.
+
+        Raises:
+            DeviceError: the device could not be reached or refused the handshake.
+        """
+        if self._closed:
+            raise DeviceError("this driver was closed; open the device again")
+        await self._connect_internal()
+        self._connected = True
+        self._stopped = False
+        self.last_applied = (ZERO,) * self.capabilities.channels
+
+    async def apply(self, setpoints: Sequence[ChannelSetpoint], lease_s: float) -> None:
+        """Send absolute setpoints for every channel, valid for at most ``lease_s``.
+
+        Amplitudes are rounded down to the device step; nothing else is adjusted.
+
+        Raises:
+            InputError: wrong number of channels, or values outside the device's capabilities.
+            DriverStoppedError: the driver was stopped and the setpoints are not all zero.
+            DeviceError: the device did not accept the command.
+        """
+        caps = self.capabilities
+        if len(setpoints) != caps.channels:
+            raise InputError(f"{caps.model} has {caps.channels} channels, got {len(setpoints)}")
+        if not 0 < lease_s <= caps.max_lease_s:
+            raise InputError(f"lease {lease_s} s is outside 0–{caps.max_lease_s} s")
+        rounded = tuple(self._checked(i + 1, sp) for i, sp in enumerate(setpoints))
+        if self._stopped:
+            if any(sp.amplitude_ma > 0 for sp in rounded):
+                raise DriverStoppedError("the device is stopped; start a new session to resume")
+            return
+        if not self._connected:
+            raise DeviceError("apply() before connect()")
+        await self._apply_internal(rounded, lease_s)
+        if self._stopped:  # stop() ran while we waited for the ack: its zero stands
+            return
+        self.last_applied = rounded
+
+    async def stop(self) -> None:
+        """Bring every output to zero now. Idempotent; never waits behind another command.
+
+        Raises:
+            DeviceError: the stop could not be confirmed (the device watchdog still silences
+                the output, L21).
+        """
+        self._stopped = True
+        self.last_applied = (ZERO,) * self.capabilities.channels
+        if not self._connected:
+            return
+        if self._stop_task is None or self._stop_task.done():
+            self._stop_task = asyncio.ensure_future(self._stop_internal())
+        await asyncio.shield(self._stop_task)
+
+    async def close(self) -> None:
+        """Stop, then release the link. Idempotent.
+
+        Raises:
+            DeviceError: the stop could not be confirmed; the link is released anyway.
+        """
+        if self._closed:
+            return
+        try:
+            await self.stop()
+        finally:
+            self._closed = True
+            if self._connected:
+                self._connected = False
+                await self._close_internal()
+
+    @property
+    def stopped(self) -> bool:
+        """True from ``stop()`` until the next ``connect()``."""
+        return self._stopped
+
+    def add_listener(self, listener: Callable[[Telemetry], None]) -> None:
+        """Call ``listener`` with every telemetry report (from the loop's thread)."""
+        self._listeners.append(listener)
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ for subclasses
+
+    def _emit(self, telemetry: Telemetry) -> None:
+        """Deliver ``telemetry`` to every listener."""
+        for listener in list(self._listeners):
+            listener(telemetry)
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _checked(self, channel: int, sp: ChannelSetpoint) -> ChannelSetpoint:
+        caps = self.capabilities
+        values = (sp.amplitude_ma, sp.frequency_hz, sp.pulse_width_us)
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise InputError(f"channel {channel}: setpoints must be finite and non-negative")
+        if sp.amplitude_ma > caps.amplitude_max_ma:
+            raise InputError(f"channel {channel}: {sp.amplitude_ma:g} mA is over the device "
+                             f"maximum of {caps.amplitude_max_ma:g} mA")
+        if sp.amplitude_ma == 0:
+            return replace(sp, amplitude_ma=0.0)
+        if not caps.frequency_min_hz <= sp.frequency_hz <= caps.frequency_max_hz:
+            raise InputError(f"channel {channel}: {sp.frequency_hz:g} Hz is outside "
+                             f"{caps.frequency_min_hz:g}–{caps.frequency_max_hz:g} Hz")
+        if not caps.pulse_width_min_us <= sp.pulse_width_us <= caps.pulse_width_max_us:
+            raise InputError(f"channel {channel}: {sp.pulse_width_us:g} µs is outside "
+                             f"{caps.pulse_width_min_us:g}–{caps.pulse_width_max_us:g} µs")
+        return replace(sp, amplitude_ma=caps.quantize_ma(sp.amplitude_ma))
+
+    @abstractmethod
+    async def _connect_internal(self) -> None:
+        """Open the link and handshake; leave every output at zero."""
+
+    @abstractmethod
+    async def _apply_internal(self, setpoints: tuple[ChannelSetpoint, ...], lease_s: float) -> None:
+        """Send already checked, rounded setpoints. May wait for an ack."""
+
+    @abstractmethod
+    async def _stop_internal(self) -> None:
+        """Put a stop on the wire at once, without waiting for any pending command."""
+
+    @abstractmethod
+    async def _close_internal(self) -> None:
+        """Release the link. Called once, after a stop."""

@@ -1,0 +1,276 @@
+"""ScienceMode2 messages: one frozen dataclass per command used for stimulation, both directions.
+
+Each message knows its command number and how to turn its fields into payload data and back
+(``shared/protocols/sciencemode2.md`` §4). Constructing a message validates every field against
+the wire ranges of the spec, so an instance can always be encoded. Firmware minimums and the
+host's own rules (§5, §12) are policy for the driver and the emulator, not checked here.
+
+This module is pure: it must never do I/O, read a clock or clamp a value silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import Enum, IntEnum
+from typing import ClassVar, Self, TypeVar
+
+from ...errors import ProtocolError
+from .fields import (
+    CHANNEL_COUNT,
+    MAX_CURRENT_MA,
+    MAX_LOW_FREQUENCY_FACTOR,
+    MAX_MAIN_INTERVAL_CODE,
+    MAX_PULSE_WIDTH_US,
+    ONE_SHOT_MAIN_INTERVAL_CODE,
+    ChannelExecution,
+    PulseGroup,
+    Result,
+    StimulationErrorCode,
+    StimulationMode,
+    channels_in_mask,
+    from_signed_byte,
+    inter_pulse_interval_ms_from_code,
+    period_ms_from_main_interval_code,
+    to_signed_byte,
+)
+
+__all__ = [
+    "ChannelSettings",
+    "Command",
+    "Direction",
+    "GetStimulationMode",
+    "GetStimulationModeAck",
+    "Init",
+    "InitAck",
+    "InitChannelListMode",
+    "InitChannelListModeAck",
+    "SinglePulse",
+    "SinglePulseAck",
+    "StartChannelListMode",
+    "StartChannelListModeAck",
+    "StimulationError",
+    "StopChannelListMode",
+    "StopChannelListModeAck",
+    "UnknownCommand",
+    "Watchdog",
+]
+
+
+class Command(IntEnum):
+    """Command numbers [SM2 §3.3]. An ack is always its request's number + 1."""
+
+    INIT = 1
+    INIT_ACK = 2
+    UNKNOWN_COMMAND = 3
+    WATCHDOG = 4
+    GET_STIMULATION_MODE = 10
+    GET_STIMULATION_MODE_ACK = 11
+    INIT_CHANNEL_LIST_MODE = 30
+    INIT_CHANNEL_LIST_MODE_ACK = 31
+    START_CHANNEL_LIST_MODE = 32
+    START_CHANNEL_LIST_MODE_ACK = 33
+    STOP_CHANNEL_LIST_MODE = 34
+    STOP_CHANNEL_LIST_MODE_ACK = 35
+    SINGLE_PULSE = 36
+    SINGLE_PULSE_ACK = 37
+    STIMULATION_ERROR = 38
+
+
+class Direction(Enum):
+    """Who sends a message."""
+
+    HOST_TO_DEVICE = "host→device"
+    DEVICE_TO_HOST = "device→host"
+
+
+_E = TypeVar("_E", bound=IntEnum)
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolError(f"{name} must be an integer, not {value!r}")
+    if not low <= value <= high:
+        raise ProtocolError(f"{name} {value} is outside {low}–{high}")
+
+
+def _coerce(obj: object, name: str, enum: type[_E], allowed: frozenset[int] | None = None) -> None:
+    """Replace an int field of a frozen dataclass by its enum member, checking the value."""
+    value = getattr(obj, name)
+    try:
+        member = enum(value)
+    except ValueError:
+        raise ProtocolError(f"{name} {value!r} is not a valid {enum.__name__}") from None
+    if allowed is not None and member not in allowed:
+        raise ProtocolError(f"{name} {member.name} ({member.value}) is not allowed here")
+    object.__setattr__(obj, name, member)
+
+
+def _expect_len(data: bytes, count: int) -> None:
+    if len(data) != count:
+        raise ProtocolError(f"expected {count} data bytes, got {len(data)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Message:
+    """Fields and encoding shared by every message."""
+
+    command: ClassVar[Command]
+    direction: ClassVar[Direction]
+    packet_number: int
+    """0–255. Requests use the host's counter; acks echo the request's number."""
+
+    def __post_init__(self) -> None:
+        _check_int("packet_number", self.packet_number, 0, 0xFF)
+
+    def data(self) -> bytes:
+        """The command data, payload offset 7 onwards in the spec's numbering (unstuffed)."""
+        return b""
+
+    @classmethod
+    def from_data(cls, packet_number: int, data: bytes) -> Self:
+        """Build the message from its packet number and command data.
+
+        Raises:
+            ProtocolError: if the data has the wrong length or a value out of range.
+        """
+        _expect_len(data, 0)
+        return cls(packet_number=packet_number)
+
+
+_ANY_ACK_RESULT = frozenset(
+    {Result.OK, Result.TRANSFER_ERROR, Result.PARAMETER_ERROR, Result.WRONG_MODE, Result.BUSY}
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Ack(_Message):
+    """An ack whose only data is a result byte."""
+
+    allowed_results: ClassVar[frozenset[int]] = _ANY_ACK_RESULT
+    direction: ClassVar[Direction] = Direction.DEVICE_TO_HOST
+    result: Result
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _coerce(self, "result", Result, self.allowed_results)
+
+    def data(self) -> bytes:
+        """The result as a signed byte."""
+        return bytes((to_signed_byte(self.result),))
+
+    @classmethod
+    def from_data(cls, packet_number: int, data: bytes) -> Self:
+        """Build the ack from its result byte."""
+        _expect_len(data, 1)
+        return cls(packet_number=packet_number, result=Result(from_signed_byte(data[0])))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Init(_Message):
+    """Sent by the device every 500 ms until it gets an InitAck (1)."""
+
+    command = Command.INIT
+    direction = Direction.DEVICE_TO_HOST
+    protocol_version: int
+    """0–255. The spec gives no value; the emulator sends 1 and the host does not reject others."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_int("protocol_version", self.protocol_version, 0, 0xFF)
+
+    def data(self) -> bytes:
+        """The protocol version byte."""
+        return bytes((self.protocol_version,))
+
+    @classmethod
+    def from_data(cls, packet_number: int, data: bytes) -> Self:
+        """Build an Init from its version byte."""
+        _expect_len(data, 1)
+        return cls(packet_number=packet_number, protocol_version=data[0])
+
+
+@dataclass(frozen=True, kw_only=True)
+class InitAck(_Ack):
+    """The host's answer to Init, echoing its packet number (2). Result 0 or −5 only."""
+
+    command = Command.INIT_ACK
+    direction = Direction.HOST_TO_DEVICE
+    allowed_results = frozenset({Result.OK, Result.INCOMPATIBLE_VERSION})
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnknownCommand(_Message):
+    """The device's reply to a command number it does not know (3)."""
+
+    command = Command.UNKNOWN_COMMAND
+    direction = Direction.DEVICE_TO_HOST
+    received_command: int
+    """The command byte received, echoed (0–255)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_int("received_command", self.received_command, 0, 0xFF)
+
+    def data(self) -> bytes:
+        """The echoed command byte."""
+        return bytes((self.received_command,))
+
+    @classmethod
+    def from_data(cls, packet_number: int, data: bytes) -> Self:
+        """Build the reply from its echoed command byte."""
+        _expect_len(data, 1)
+        return cls(packet_number=packet_number, received_command=data[0])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Watchdog(_Message):
+    """Keep-alive from the host (4). Never acknowledged."""
+
+    command = Command.WATCHDOG
+    direction = Direction.HOST_TO_DEVICE
+
+
+@dataclass(frozen=True, kw_only=True)
+class GetStimulationMode(_Message):
+    """Query of the device's stimulation mode (10)."""
+
+    command = Command.GET_STIMULATION_MODE
+    direction = Direction.HOST_TO_DEVICE
+
+
+@dataclass(frozen=True, kw_only=True)
+class GetStimulationModeAck(_Ack):
+    """Answer to GetStimulationMode (11): result 0 with a mode, or −1/−8 without one."""
+
+    command = Command.GET_STIMULATION_MODE_ACK
+    allowed_results = frozenset({Result.OK, Result.TRANSFER_ERROR, Result.BUSY})
+    mode: StimulationMode | None
+    """The mode; present exactly when the result is 0 (the short form has no mode byte)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.result == Result.OK) != (self.mode is not None):
+            raise ProtocolError("a GetStimulationModeAck has a mode exactly when its result is 0")
+        if self.mode is not None:
+            _coerce(self, "mode", StimulationMode)
+
+    def data(self) -> bytes:
+        """Result byte, then the mode byte when the result is 0."""
+        mode = b"" if self.mode is None else bytes((self.mode,))
+        return super().data() + mode
+
+    @classmethod
+    def from_data(cls, packet_number: int, data: bytes) -> Self:
+        """Build the ack; a mode byte after a non-zero result is tolerated and ignored."""
+        if not data or len(data) > 2:
+            raise ProtocolError(f"expected 1 or 2 data bytes, got {len(data)}")
+        result = Result(from_signed_byte(data[0])) if data[0] in _RESULT_BYTES else data[0]
+        if result == Result.OK:
+            _expect_len(data, 2)
+            mode = StimulationMode(data[1]) if data[1] in _MODE_BYTES else data[1]
+            return cls(packet_number=packet_number, result=Result.OK, mode=mode)  # type: ignore[arg-type]
+        return cls(packet_number=packet_number, result=result, mode=None)  # type: ignore[arg-type]
+
+
+_RESULT_BYTES = frozenset(to_signed_byte(member) for member in Result)
+_MODE_BYTES = frozenset(int(member) for member in StimulationMode)
