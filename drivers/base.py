@@ -56,6 +56,8 @@ class Capabilities:
     telemetry: frozenset[str] = field(default_factory=frozenset)
     #: Devices that count in steps declare how many mA one step is; mA devices leave None.
     ma_per_step: float | None = None
+    #: Whether the device itself can time bursts (burst TENS); never emulated from the host.
+    bursts: bool = False
 
     def quantize_ma(self, amplitude_ma: float) -> float:
         """Round ``amplitude_ma`` down to the device's amplitude step (never up)."""
@@ -73,6 +75,17 @@ class ChannelSetpoint:
     amplitude_ma: float
     frequency_hz: float
     pulse_width_us: float
+    #: Burst TENS: ``burst_pulses`` pulses at ``frequency_hz``, ``burst_rate_hz`` times a
+    #: second, timed by the device (HZ-19). 0 means continuous pulses.
+    burst_rate_hz: float = 0.0
+    burst_pulses: int = 0
+
+    @property
+    def pulses_per_s(self) -> float:
+        """Pulses in one second (what rms, density and duty are computed from)."""
+        if self.burst_rate_hz > 0:
+            return self.burst_rate_hz * self.burst_pulses
+        return self.frequency_hz
 
 
 ZERO = ChannelSetpoint(0.0, 0.0, 0.0)
@@ -239,6 +252,8 @@ class Driver(ABC):
                              f"maximum of {caps.amplitude_max_ma:g} mA")
         if sp.amplitude_ma == 0:
             return replace(sp, amplitude_ma=0.0)
+        if sp.burst_rate_hz > 0 and not caps.bursts:
+            raise InputError(f"channel {channel}: {caps.model} cannot time bursts")
         if not caps.frequency_min_hz <= sp.frequency_hz <= caps.frequency_max_hz:
             raise InputError(f"channel {channel}: {sp.frequency_hz:g} Hz is outside "
                              f"{caps.frequency_min_hz:g}–{caps.frequency_max_hz:g} Hz")
