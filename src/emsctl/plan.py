@@ -48,6 +48,8 @@ class PhaseSpan:
     start_s: float
     end_s: float
     instructions: str | None
+    #: Sensory-level phase: capped at or below MT, so no tetanic contraction (L18 exemption).
+    sensory: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,8 +163,10 @@ def compile_plan(
     spans: list[PhaseSpan] = []
     start = 0.0
     for index, phase in enumerate(program.phases):
+        cap = phase.amplitude_cap
+        sensory = cap is not None and cap.threshold in ("ST", "MT") and cap.factor <= 1.0
         spans.append(PhaseSpan(index, phase.name, phase.kind, start, start + phase.duration_s,
-                               phase.instructions))
+                               phase.instructions, sensory))
         start += phase.duration_s
     duration = start
     stim = [s for s in spans if s.kind == "stim"]

@@ -1,0 +1,142 @@
+"""The runtime guard: the last check every setpoint passes on its way to a device.
+
+It is the third of the independent safety layers (program validation, plan verification, guard;
+the device's own watchdog is the fourth). Every command is checked against the effective limits:
+peak current and the channel cap (L3), pulse width (L6), frequency (L7), phase charge and Shannon
+k (L8), rms current (L4), current and power density on the channel's electrode (L9, L10), the
+rise rate of increases (L16/L17; decreases and stop are never limited), and the session's
+stimulation time (L19). After :meth:`Guard.latch` nothing but zero passes (HZ-03).
+
+A violation here is a bug upstream: the guard latches and raises :class:`SafetyViolation`; the
+session then stops the device. It never clamps silently (HZ-01).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import formulas
+from .drivers.base import ZERO, ChannelSetpoint
+from .errors import SafetyViolation
+from .limits import POWER_DENSITY_CEILING_W_CM2, Limits
+
+__all__ = ["ChannelGuard", "Guard"]
+
+#: Tolerance for float noise when comparing against a limit (far below any device step).
+_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelGuard:
+    """What the guard knows of one device channel: the effective cap and the pad area."""
+
+    cap_ma: float
+    electrode_area_cm2: float
+
+
+class Guard:
+    """Checks setpoints against limits; latches on stop or on the first violation.
+
+    Args:
+        limits: the effective limits (ceilings ∩ config ∩ program ∩ profile ∩ device).
+        channels: per device channel (index 0 = channel 1); unused channels have cap 0.
+        amplitude_step_ma: the device's step; rises may exceed the rate by one step.
+    """
+
+    def __init__(self, limits: Limits, channels: Sequence[ChannelGuard],
+                 amplitude_step_ma: float = 0.0) -> None:
+        self.limits = limits
+        self.channels = tuple(channels)
+        self._step_ma = amplitude_step_ma
+        self._last = [0.0] * len(self.channels)
+        self._last_t_s: float | None = None
+        self.latched = False
+        self.peak_ma = [0.0] * len(self.channels)
+
+    def latch(self) -> None:
+        """From now on only zero passes (the stop latch)."""
+        self.latched = True
+
+    def check(self, t_s: float, stim_time_s: float,
+              setpoints: Sequence[ChannelSetpoint]) -> tuple[ChannelSetpoint, ...]:
+        """Return ``setpoints`` if every one is within the limits.
+
+        Args:
+            t_s: the session clock now (monotonic).
+            stim_time_s: stimulation time so far, for the session cap (L19).
+            setpoints: one per device channel.
+
+        Raises:
+            SafetyViolation: a limit is broken; the guard is latched and nothing may pass.
+        """
+        if len(setpoints) != len(self.channels):
+            self._fail(f"{len(setpoints)} setpoints for {len(self.channels)} channels")
+        if self.latched:
+            if any(sp.amplitude_ma > 0 for sp in setpoints):
+                self._fail("output after stop: the stop latch holds until a new session (HZ-03)")
+            return tuple(ZERO for _ in setpoints)
+        dt_s = 0.0 if self._last_t_s is None else max(0.0, t_s - self._last_t_s)
+        if any(sp.amplitude_ma > 0 for sp in setpoints) and stim_time_s > (
+            self.limits.session_max_s + _EPS
+        ):
+            self._fail(f"L19: stimulation time {stim_time_s:.0f} s is over "
+                       f"{self.limits.session_max_s:.0f} s")
+        for index, sp in enumerate(setpoints):
+            self._check_channel(index + 1, self.channels[index], sp, self._last[index], dt_s)
+        self._last = [sp.amplitude_ma for sp in setpoints]
+        self.peak_ma = [max(p, sp.amplitude_ma) for p, sp in zip(self.peak_ma, setpoints,
+                                                                  strict=True)]
+        self._last_t_s = t_s
+        return tuple(setpoints)
+
+    def _check_channel(self, channel: int, guard: ChannelGuard, sp: ChannelSetpoint,
+                       last_ma: float, dt_s: float) -> None:
+        lim = self.limits
+        amp = sp.amplitude_ma
+        if not all(math.isfinite(v) for v in (amp, sp.frequency_hz, sp.pulse_width_us)):
+            self._fail(f"channel {channel}: a setpoint is not a finite number")
+        if amp < 0:
+            self._fail(f"channel {channel}: negative amplitude {amp} mA")
+        if amp == 0:
+            return
+        cap = min(lim.peak_ma, guard.cap_ma)
+        if amp > cap + _EPS:
+            self._fail(f"L3: channel {channel} at {amp:.2f} mA is over its cap of {cap:.2f} mA")
+        rise_ma = amp - last_ma
+        allowed_rise = lim.plan_rise_ma_per_s * dt_s + self._step_ma
+        if rise_ma > allowed_rise + _EPS:
+            self._fail(f"L16/L17: channel {channel} rose {rise_ma:.2f} mA in {dt_s:.3f} s, "
+                       f"more than {allowed_rise:.2f} mA")
+        if not lim.pulse_width_min_us - _EPS <= sp.pulse_width_us <= lim.pulse_width_max_us + _EPS:
+            self._fail(f"L6: channel {channel} pulse width {sp.pulse_width_us:g} µs is outside "
+                       f"{lim.pulse_width_min_us:g}–{lim.pulse_width_max_us:g} µs")
+        if not lim.frequency_min_hz - _EPS <= sp.frequency_hz <= lim.frequency_max_hz + _EPS:
+            self._fail(f"L7: channel {channel} frequency {sp.frequency_hz:g} Hz is outside "
+                       f"{lim.frequency_min_hz:g}–{lim.frequency_max_hz:g} Hz")
+        charge_uc = formulas.phase_charge_uc(amp, sp.pulse_width_us)
+        if charge_uc > lim.phase_charge_uc + _EPS:
+            self._fail(f"L8: channel {channel} phase charge {charge_uc:.2f} µC is over "
+                       f"{lim.phase_charge_uc:g} µC")
+        area = guard.electrode_area_cm2
+        if formulas.shannon_k(charge_uc, area) > lim.shannon_k + _EPS:
+            self._fail(f"L8: channel {channel} Shannon k "
+                       f"{formulas.shannon_k(charge_uc, area):.2f} is over {lim.shannon_k:g}")
+        pulses_per_s = sp.pulses_per_s
+        rms_ma = formulas.rms_current_ma(amp, sp.pulse_width_us, pulses_per_s)
+        if rms_ma > lim.rms_ma + _EPS:
+            self._fail(f"L4: channel {channel} rms current {rms_ma:.2f} mA is over "
+                       f"{lim.rms_ma:g} mA")
+        density = formulas.current_density_ma_cm2(amp, sp.pulse_width_us, pulses_per_s, area)
+        if density > lim.current_density_ma_cm2 + _EPS:
+            self._fail(f"L9: channel {channel} current density {density:.3f} mA/cm² is over "
+                       f"{lim.current_density_ma_cm2:g} mA/cm²")
+        power = formulas.power_density_w_cm2(amp, sp.pulse_width_us, pulses_per_s, area)
+        if power > lim.power_density_w_cm2 + _EPS or power >= POWER_DENSITY_CEILING_W_CM2:
+            self._fail(f"L10: channel {channel} power density {power:.4f} W/cm² is not below "
+                       f"{lim.power_density_w_cm2:g} W/cm²")
+
+    def _fail(self, message: str) -> None:
+        self.latched = True
+        raise SafetyViolation(f"safety guard stopped the session: {message}")

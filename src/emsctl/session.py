@@ -1,0 +1,361 @@
+"""A stimulation session: the async loop between a compiled plan and a driver.
+
+Every tick (the driver's update period) the session samples the plan at the current
+stimulation time, scales it by the user's intensity and by the resume soft start, passes it
+through the :class:`Guard`, and applies it with a lease that the device's watchdog enforces.
+Controls: :meth:`Session.stop` is immediate and bypasses any queue (the driver's stop path
+never waits behind a pending command); pause drops to zero at once and freezes the program
+clock; resume soft-starts from zero (L14, L15); intensity increases are slew-limited (L17).
+Telemetry: electrode off pauses and tells the user; link loss, device errors, resets and a
+low battery end the session as a fault. On every exit path — normal end, stop, signal,
+exception — the device is stopped and left at zero.
+
+The session never reads the wall clock: time is ``loop.time()`` of the running clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from .drivers.base import ZERO, ChannelSetpoint, Driver, Telemetry
+from .errors import EmsError, SafetyViolation
+from .guard import ChannelGuard, Guard
+from .limits import Limits
+from .plan import Plan
+
+__all__ = ["EndReason", "Session", "SessionResult", "SessionState"]
+
+EndReason = Literal["completed", "stopped", "signal", "fault", "guard"]
+
+#: How much one key press changes the intensity, in percent of the plan.
+INTENSITY_STEP_PCT = 5.0
+#: Telemetry older than this is stale (HZ-16): the view says so and increases are refused.
+STALE_AFTER_S = 1.0
+
+
+class JournalLike(Protocol):
+    """What the session writes to (``emsctl.journal.Journal`` or a test double)."""
+
+    def command(self, t_s: float, setpoints: Any, lease_s: float, intensity_pct: float) -> None:
+        """Record a command sent to the device."""
+
+    def stop(self, t_s: float, reason: str) -> None:
+        """Record a stop."""
+
+    def telemetry(self, t_s: float, telemetry: Telemetry) -> None:
+        """Record a telemetry report."""
+
+    def event(self, t_s: float, kind: str, **fields: Any) -> None:
+        """Record a session event (pause, resume, intensity, phase, message)."""
+
+
+@dataclass
+class SessionState:
+    """What a live view shows. Updated every tick; read-only for observers."""
+
+    t_s: float = 0.0
+    stim_time_s: float = 0.0
+    duration_s: float = 0.0
+    phase: str = ""
+    phase_instructions: str | None = None
+    setpoints: tuple[ChannelSetpoint, ...] = ()
+    intensity_pct: float = 100.0
+    target_intensity_pct: float = 100.0
+    paused: bool = False
+    status: str = "starting"
+    message: str = ""
+    last_telemetry_s: float | None = None
+
+
+@dataclass
+class SessionResult:
+    """How a session ended and what it asked for."""
+
+    end_reason: EndReason
+    message: str
+    stim_time_s: float
+    peak_ma: list[float]
+    exit_code: int
+    events: list[str] = field(default_factory=list)
+
+
+class Session:
+    """Runs one plan on one connected driver.
+
+    Args:
+        plan: the verified plan.
+        driver: a connected driver (the session does not open or close it, but always stops it).
+        limits: the effective limits for the guard.
+        channel_map: program channel id → device channel number (default: the same number).
+        intensity_pct: the starting intensity, 0–100 % of the plan.
+        journal: where commands, telemetry and events are recorded.
+        on_tick: called after every tick with the state (for a live view).
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        driver: Driver,
+        limits: Limits,
+        *,
+        channel_map: dict[int, int] | None = None,
+        intensity_pct: float = 100.0,
+        journal: JournalLike | None = None,
+        on_tick: Callable[[SessionState], None] | None = None,
+    ) -> None:
+        caps = driver.capabilities
+        self.plan = plan
+        self.driver = driver
+        self.limits = limits
+        self.journal = journal
+        self.on_tick = on_tick
+        self.channel_map = channel_map or {c.channel: c.channel for c in plan.channels}
+        guards = [ChannelGuard(0.0, 1.0)] * caps.channels
+        for cplan in plan.channels:
+            device_channel = self.channel_map[cplan.channel]
+            if not 1 <= device_channel <= caps.channels:
+                raise EmsError(f"program channel {cplan.channel} has no device channel "
+                               f"({caps.model} has {caps.channels})")
+            guards[device_channel - 1] = ChannelGuard(cplan.cap_ma, cplan.electrode_area_cm2)
+        self.guard = Guard(limits, guards, caps.amplitude_step_ma)
+        self.period_s = caps.update_period_s
+        self.lease_s = min(caps.max_lease_s, limits.watchdog_s)
+        self.state = SessionState(duration_s=plan.duration_s,
+                                  intensity_pct=max(0.0, min(100.0, intensity_pct)),
+                                  target_intensity_pct=max(0.0, min(100.0, intensity_pct)))
+        self._stop_reason: EndReason | None = None
+        self._stop_message = ""
+        self._wake = asyncio.Event()
+        self._resume_at_s: float | None = None
+        self._resume_pending = False
+        self._start_s = 0.0
+        self._events: list[str] = []
+        self._stop_task: asyncio.Task[None] | None = None
+        driver.add_listener(self._on_telemetry)
+
+    # ------------------------------------------------------------------ controls
+
+    def stop(self, reason: EndReason = "stopped", message: str = "stopped by the user") -> None:
+        """Stop now: latch the guard and put the driver's stop on its way before returning."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            self._stop_message = message
+        self.guard.latch()
+        self.state.status = "stopping"
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self.driver.stop())
+        self._wake.set()
+
+    def pause(self) -> None:
+        """Drop to zero at once and freeze the program clock."""
+        if self.state.paused or self._stop_reason is not None:
+            return
+        self.state.paused = True
+        self.state.status = "paused"
+        self._log("pause")
+        self._wake.set()
+
+    def resume(self) -> None:
+        """Continue the program, soft-starting from zero (L14, L15)."""
+        if not self.state.paused or self._stop_reason is not None:
+            return
+        self.state.paused = False
+        self.state.status = "running"
+        self._resume_pending = True  # the soft start begins at the next tick
+        self._log("resume")
+        self._wake.set()
+
+    def toggle_pause(self) -> None:
+        """Pause when running, resume when paused."""
+        if self.state.paused:
+            self.resume()
+        else:
+            self.pause()
+
+    def change_intensity(self, delta_pct: float) -> None:
+        """Change the target intensity; increases are refused while telemetry is stale (HZ-16)."""
+        if delta_pct > 0 and self._telemetry_stale():
+            self.state.message = "device status is stale: intensity increase refused"
+            return
+        target = max(0.0, min(100.0, self.state.target_intensity_pct + delta_pct))
+        self.state.target_intensity_pct = target
+        if target < self.state.intensity_pct:  # decreases act at once, never rate-limited
+            self.state.intensity_pct = target
+        self._log("intensity", target_pct=target)
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self) -> SessionResult:
+        """Run the plan to its end or until stopped; always leaves the device at zero."""
+        loop = asyncio.get_running_loop()
+        start_s = self._start_s = loop.time()
+        last_tick_s = start_s
+        stim_time_s = 0.0
+        current_phase = ""
+        self.state.status = "running"
+        try:
+            while self._stop_reason is None:
+                now_s = loop.time()
+                if not self.state.paused:
+                    stim_time_s += now_s - last_tick_s
+                last_tick_s = now_s
+                if stim_time_s >= self.plan.duration_s:
+                    break
+                span = self.plan.phase_at(stim_time_s)
+                if span.name != current_phase:
+                    current_phase = span.name
+                    self._log("phase", name=span.name)
+                setpoints = self._setpoints(now_s, stim_time_s)
+                checked = self.guard.check(now_s, stim_time_s, setpoints)
+                if self._stop_reason is not None:
+                    break
+                await self.driver.apply(checked, self.lease_s)
+                if self.journal is not None:
+                    self.journal.command(now_s - start_s, checked, self.lease_s,
+                                         self.state.intensity_pct)
+                self._update_state(now_s - start_s, stim_time_s, span.name, span.instructions,
+                                   checked)
+                await self._sleep_until(start_s, now_s)
+            if self._stop_reason is None:
+                self._stop_reason, self._stop_message = "completed", "program completed"
+        except SafetyViolation as exc:
+            self._stop_reason, self._stop_message = "guard", str(exc)
+        except EmsError as exc:
+            if self._stop_reason is None:
+                self._stop_reason, self._stop_message = "fault", str(exc)
+        except asyncio.CancelledError:
+            if self._stop_reason is None:
+                self._stop_reason, self._stop_message = "signal", "session cancelled"
+            raise
+        finally:
+            await self._final_stop(loop.time() - start_s)
+        return self._result(stim_time_s)
+
+    async def _sleep_until(self, start_s: float, now_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        # absolute schedule: tick k at start + k·period, so lateness never accumulates
+        ticks_done = int((now_s - start_s) / self.period_s + 1e-9) + 1
+        deadline_s = start_s + ticks_done * self.period_s
+        self._wake.clear()
+        delay = deadline_s - loop.time()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    def _setpoints(self, now_s: float, stim_time_s: float) -> list[ChannelSetpoint]:
+        caps = self.driver.capabilities
+        out = [ZERO] * caps.channels
+        if self.state.paused:
+            return out
+        if self._resume_pending:
+            self._resume_pending, self._resume_at_s = False, now_s
+        resume_gain = 1.0
+        if self._resume_at_s is not None:
+            ramp_s = max(self.plan.soft_start_s, self.limits.soft_start_min_s)
+            resume_gain = min(1.0, (now_s - self._resume_at_s) / ramp_s)
+            if resume_gain >= 1.0:
+                self._resume_at_s = None
+        sp = self.plan.setpoints_at(np.array([stim_time_s]))
+        planned_peak = float(sp.amplitude_ma.max()) if sp.amplitude_ma.size else 0.0
+        self._advance_intensity(planned_peak)
+        gain = resume_gain * self.state.intensity_pct / 100.0
+        for row, cplan in enumerate(self.plan.channels):
+            segs = cplan.segments
+            index = int(np.clip(np.searchsorted(segs["t0_s"], stim_time_s, side="right") - 1,
+                                0, len(segs) - 1))
+            amp = float(sp.amplitude_ma[row, 0]) * gain
+            if amp <= 0:
+                continue
+            out[self.channel_map[cplan.channel] - 1] = ChannelSetpoint(
+                amplitude_ma=caps.quantize_ma(amp),
+                frequency_hz=float(sp.frequency_hz[row, 0]),
+                pulse_width_us=float(sp.pulse_width_us[row, 0]),
+                burst_rate_hz=float(segs["burst_rate_hz"][index]),
+                burst_pulses=int(segs["burst_pulses"][index]),
+            )
+        return out
+
+    def _advance_intensity(self, planned_peak_ma: float) -> None:
+        """Move the intensity toward its target; rises within L17 (mA/s and mA/command)."""
+        state = self.state
+        if state.intensity_pct >= state.target_intensity_pct:
+            return
+        if planned_peak_ma <= 0:
+            state.intensity_pct = state.target_intensity_pct
+            return
+        rise_ma = min(self.limits.user_rise_ma_per_s * self.period_s, self.limits.user_step_ma)
+        step_pct = 100.0 * rise_ma / planned_peak_ma
+        state.intensity_pct = min(state.target_intensity_pct, state.intensity_pct + step_pct)
+
+    def _update_state(self, t_s: float, stim_time_s: float, phase: str,
+                      instructions: str | None, setpoints: tuple[ChannelSetpoint, ...]) -> None:
+        state = self.state
+        state.t_s, state.stim_time_s, state.phase = t_s, stim_time_s, phase
+        state.phase_instructions = instructions
+        state.setpoints = setpoints
+        if self.on_tick is not None:
+            self.on_tick(state)
+
+    async def _final_stop(self, t_s: float) -> None:
+        self.guard.latch()
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self.driver.stop())
+        try:
+            await asyncio.shield(self._stop_task)
+        except EmsError as exc:
+            self._events.append(f"stop not confirmed: {exc}")
+            if self._stop_reason in (None, "completed"):
+                self._stop_reason, self._stop_message = "fault", f"stop not confirmed: {exc}"
+        self.state.status = "stopped"
+        self.state.setpoints = tuple(ZERO for _ in range(self.driver.capabilities.channels))
+        if self.journal is not None:
+            self.journal.stop(t_s, self._stop_reason or "stopped")
+        if self.on_tick is not None:
+            self.on_tick(self.state)
+
+    def _result(self, stim_time_s: float) -> SessionResult:
+        reason: EndReason = self._stop_reason or "stopped"
+        exit_code = {"completed": 0, "stopped": 130, "signal": 130, "fault": 1, "guard": 1}[reason]
+        return SessionResult(reason, self._stop_message, min(stim_time_s, self.plan.duration_s),
+                             list(self.guard.peak_ma), exit_code, list(self._events))
+
+    # ------------------------------------------------------------------ telemetry
+
+    def _on_telemetry(self, telemetry: Telemetry) -> None:
+        self.state.last_telemetry_s = telemetry.t_s
+        if self.journal is not None:
+            self.journal.telemetry(telemetry.t_s - self._start_s, telemetry)
+        kind = telemetry.kind
+        if kind == "electrode_off":
+            self.state.message = (f"electrode off on channel {telemetry.channel}: paused. Check "
+                                  "the pads, then resume.")
+            self.pause()
+        elif kind == "link_lost":
+            detail = f": {telemetry.message}" if telemetry.message else ""
+            self.stop("fault", f"link to the device lost{detail}")
+        elif kind in ("device_error", "device_reset"):
+            self.stop("fault", f"device reported {kind.replace('_', ' ')}"
+                      f"{': ' + telemetry.message if telemetry.message else ''}")
+        elif kind == "battery" and telemetry.value is not None and telemetry.value <= 10:
+            self.stop("fault", f"device battery low ({telemetry.value:.0f} %)")  # HZ-17
+
+    def _telemetry_stale(self) -> bool:
+        if "ack" not in self.driver.capabilities.telemetry:
+            return False
+        last = self.state.last_telemetry_s
+        if last is None:
+            return False
+        return asyncio.get_running_loop().time() - last > STALE_AFTER_S
+
+    def _log(self, kind: str, **fields: Any) -> None:
+        self._events.append(kind)
+        if self.journal is not None:
+            with contextlib.suppress(RuntimeError):
+                self.journal.event(asyncio.get_running_loop().time() - self._start_s, kind,
+                                   **fields)

@@ -1,0 +1,315 @@
+"""Plan verification: an independent second check of a compiled plan against the limits.
+
+It reads only the plan's segment tables (not the program that produced them), so a compiler
+bug cannot hide from it. Within a segment amplitude, width and frequency are linear; the
+checked quantities are products of them, so each maximum is found exactly: at the segment's
+ends or at an interior stationary point of the product polynomial. Every violation is
+returned — limit ID, channel, time, value and allowed value — not just the first.
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .drivers.base import Capabilities
+from .limits import POWER_DENSITY_CEILING_W_CM2, Limits
+from .plan import ChannelPlan, Plan
+
+__all__ = ["Violation", "verify"]
+
+FloatArray = npt.NDArray[np.float64]
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken limit. ``severity`` "warn" does not fail validation (e.g. L9 ≥ 1 mA/cm²)."""
+
+    limit_id: str
+    channel: int | None
+    t_s: float
+    value: float
+    allowed: float
+    message: str
+    severity: Literal["block", "warn"] = "block"
+
+    def __str__(self) -> str:
+        where = f"channel {self.channel}, " if self.channel is not None else ""
+        return f"{self.limit_id}: {where}t={self.t_s:.1f} s: {self.message}"
+
+
+def verify(plan: Plan, limits: Limits, capabilities: Capabilities | None = None) -> list[Violation]:
+    """Check ``plan`` against ``limits`` (and a device's ``capabilities`` when given).
+
+    Returns:
+        Every violation and warning, ordered by channel and time; empty when the plan passes.
+    """
+    found: list[Violation] = []
+    stim_s = sum(s.end_s - s.start_s for s in plan.phases if s.kind == "stim")
+    if stim_s > limits.session_max_s + _EPS:
+        found.append(Violation("L19", None, 0.0, stim_s, limits.session_max_s,
+                               f"stimulation lasts {stim_s / 60:.1f} min, over "
+                               f"{limits.session_max_s / 60:.0f} min"))
+    for cplan in plan.channels:
+        found += _check_channel(plan, cplan, limits)
+        if capabilities is not None:
+            found += _check_device(cplan, capabilities)
+    if capabilities is not None and not capabilities.frequency_per_channel:
+        found += _check_global_frequency(plan)
+    return found
+
+
+def _check_channel(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violation]:
+    out: list[Violation] = []
+    seg = cplan.segments
+    ch, area = cplan.channel, cplan.electrode_area_cm2
+
+    def add(limit_id: str, index: int, value: float, allowed: float, message: str,
+            severity: Literal["block", "warn"] = "block") -> None:
+        out.append(Violation(limit_id, ch, float(seg["t0_s"][index]), value, allowed, message,
+                             severity))
+
+    if area < lim.electrode_area_min_cm2 - _EPS:
+        out.append(Violation("L13", ch, 0.0, area, lim.electrode_area_min_cm2,
+                             f"electrode area {area:g} cm² is under {lim.electrode_area_min_cm2:g} cm²"))
+    a0, a1 = seg["amp0_ma"], seg["amp1_ma"]
+    live = (a0 > 0) | (a1 > 0)
+    peak = np.maximum(a0, a1)
+    for i in _first_each_phase(seg, live & (peak > lim.peak_ma + _EPS)):
+        add("L3", i, float(peak[i]), lim.peak_ma, f"{peak[i]:.1f} mA is over {lim.peak_ma:g} mA")
+    for name, lo_hi, unit, lid in (
+        ("pw", (lim.pulse_width_min_us, lim.pulse_width_max_us), "µs", "L6"),
+        ("freq", (lim.frequency_min_hz, lim.frequency_max_hz), "Hz", "L7"),
+    ):
+        v0, v1 = seg[f"{name}0_{'us' if name == 'pw' else 'hz'}"], seg[f"{name}1_{'us' if name == 'pw' else 'hz'}"]
+        lo, hi = lo_hi
+        bad = live & ((np.minimum(v0, v1) < lo - _EPS) | (np.maximum(v0, v1) > hi + _EPS))
+        for i in _first_each_phase(seg, bad):
+            value = float(v0[i] if not lo - _EPS <= v0[i] <= hi + _EPS else v1[i])
+            add(lid, i, value, hi if value > hi else lo,
+                f"{value:g} {unit} is outside {lo:g}–{hi:g} {unit}")
+
+    charge = _max_product(seg, powers=(1, 1, 0)) / 1000.0  # µC per phase
+    for i in _first_each_phase(seg, live & (charge > lim.phase_charge_uc + _EPS)):
+        add("L8", i, float(charge[i]), lim.phase_charge_uc,
+            f"phase charge {charge[i]:.2f} µC is over {lim.phase_charge_uc:g} µC")
+    k_bound = 10.0 ** lim.shannon_k * area  # k ≤ limit ⇔ Q² ≤ 10^k · A
+    for i in _first_each_phase(seg, live & (charge**2 > k_bound * (1 + _EPS))):
+        k = float(np.log10(charge[i] ** 2 / area))
+        add("L8", i, k, lim.shannon_k, f"Shannon k {k:.2f} is over {lim.shannon_k:g} "
+            f"({charge[i]:.1f} µC on {area:g} cm²)")
+    # I_rms² = I² · 2 · PW · N · 1e-6 (mA²); N from frequency or bursts
+    rms_sq = _max_product(seg, powers=(2, 1, 1)) * 2e-6
+    rms = np.sqrt(rms_sq)
+    for i in _first_each_phase(seg, live & (rms > lim.rms_ma + _EPS)):
+        add("L4", i, float(rms[i]), lim.rms_ma, f"rms current {rms[i]:.2f} mA is over {lim.rms_ma:g} mA")
+    density = rms / area
+    for i in _first_each_phase(seg, live & (density > lim.current_density_ma_cm2 + _EPS)):
+        add("L9", i, float(density[i]), lim.current_density_ma_cm2,
+            f"current density {density[i]:.3f} mA/cm² is over {lim.current_density_ma_cm2:g}")
+    warn = live & (density >= lim.current_density_warn_ma_cm2 - _EPS) & (
+        density <= lim.current_density_ma_cm2 + _EPS)
+    for i in _first_each_phase(seg, warn):
+        add("L9", i, float(density[i]), lim.current_density_warn_ma_cm2,
+            f"current density {density[i]:.3f} mA/cm² needs attention (≥ "
+            f"{lim.current_density_warn_ma_cm2:g})", "warn")
+    power = rms_sq * 1e-6 * 500.0 / area  # W/cm² at 500 Ω
+    power_bad = (power > lim.power_density_w_cm2 + _EPS) | (power >= POWER_DENSITY_CEILING_W_CM2)
+    for i in _first_each_phase(seg, live & power_bad):
+        add("L10", i, float(power[i]), lim.power_density_w_cm2,
+            f"power density {power[i]:.4f} W/cm² is not under {lim.power_density_w_cm2:g}")
+    out += _check_rises(plan, cplan, lim)
+    out += _check_trains(plan, cplan, lim)
+    return out
+
+
+def _pulse_rate(seg: npt.NDArray[np.void], end: int) -> FloatArray:
+    burst = seg["burst_rate_hz"] > 0
+    freq = seg[f"freq{end}_hz"]
+    return np.where(burst, seg["burst_rate_hz"] * seg["burst_pulses"], freq)
+
+
+def _max_product(seg: npt.NDArray[np.void], powers: tuple[int, int, int]) -> FloatArray:
+    """Exact maximum over each segment of amp^p · pw^q · rate^r (all linear in time)."""
+    pa, pw, pf = powers
+    lines = [(seg["amp0_ma"], seg["amp1_ma"], pa), (seg["pw0_us"], seg["pw1_us"], pw),
+             (_pulse_rate(seg, 0), _pulse_rate(seg, 1), pf)]
+    best = np.zeros(len(seg))
+    for x in (0.0, 1.0):
+        best = np.maximum(best, _product_at(lines, np.full(len(seg), x)))
+    varying = sum((np.abs(b - a) > _EPS).astype(int) for a, b, p in lines if p > 0)
+    for i in np.flatnonzero(varying >= 2):  # interior maxima need two varying factors
+        poly = np.polynomial.Polynomial([1.0])
+        for a, b, p in lines:
+            poly = poly * np.polynomial.Polynomial([a[i], b[i] - a[i]]) ** p
+        roots = poly.deriv().roots()
+        xs = [r.real for r in roots if abs(r.imag) < 1e-12 and 0 < r.real < 1]
+        if xs:
+            best[i] = max(best[i], max(poly(x) for x in xs))
+    return best
+
+
+def _product_at(lines: list[tuple[FloatArray, FloatArray, int]], x: FloatArray) -> FloatArray:
+    value = np.ones_like(x)
+    for a, b, p in lines:
+        value = value * (a + (b - a) * x) ** p
+    return value
+
+
+def _check_rises(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violation]:
+    out: list[Violation] = []
+    seg = cplan.segments
+    ch = cplan.channel
+    a0, a1, t0, t1 = seg["amp0_ma"], seg["amp1_ma"], seg["t0_s"], seg["t1_s"]
+    dt = t1 - t0
+    if len(seg) and a0[0] > _EPS:
+        out.append(Violation("L14", ch, float(t0[0]), float(a0[0]), 0.0,
+                             f"output starts at {a0[0]:.1f} mA, not at 0"))
+    steps = np.flatnonzero(a0[1:] > a1[:-1] + 1e-6) + 1
+    for i in steps:
+        out.append(Violation("L17", ch, float(t0[i]), float(a0[i] - a1[i - 1]), 0.0,
+                             f"amplitude steps up by {a0[i] - a1[i - 1]:.2f} mA (never step up; "
+                             "ramp instead)"))
+    rate = np.where(dt > 0, (a1 - a0) / np.where(dt > 0, dt, 1.0), 0.0)
+    for i in np.flatnonzero(rate > lim.plan_rise_ma_per_s + _EPS)[:20]:
+        out.append(Violation("L16", ch, float(t0[i]), float(rate[i]), lim.plan_rise_ma_per_s,
+                             f"amplitude rises at {rate[i]:.1f} mA/s, over "
+                             f"{lim.plan_rise_ma_per_s:g} mA/s"))
+    # ramps from zero must last at least the minimum ramp time (L16)
+    rising = a1 > a0 + _EPS
+    for i in np.flatnonzero((a0 <= _EPS) & rising):
+        j = i
+        while j + 1 < len(seg) and rising[j + 1] and abs(a0[j + 1] - a1[j]) < 1e-6:
+            j += 1
+        ramp_s = float(t1[j] - t0[i])
+        if ramp_s < lim.ramp_min_s - _EPS:
+            out.append(Violation("L16", ch, float(t0[i]), ramp_s, lim.ramp_min_s,
+                                 f"a ramp from 0 to {a1[j]:.1f} mA takes {ramp_s:.2f} s, under "
+                                 f"{lim.ramp_min_s:g} s"))
+            break
+    # soft start: within the first soft_start_min_s of output, stay under a straight line
+    # from 0 to the channel's peak (L15)
+    live = np.flatnonzero(np.maximum(a0, a1) > _EPS)
+    peak = float(np.max(np.maximum(a0, a1))) if len(seg) else 0.0
+    if live.size and peak > 0:
+        start = float(t0[live[0]])
+        window = lim.soft_start_min_s
+        for i in live:
+            for t, a in ((t0[i], a0[i]), (t1[i], a1[i])):
+                elapsed = float(t) - start
+                if elapsed < window - _EPS and a > peak * elapsed / window + 1e-6:
+                    out.append(Violation("L15", ch, float(t), float(a), peak * elapsed / window,
+                                         f"soft start reaches {a:.1f} mA after {elapsed:.1f} s; "
+                                         f"0 → peak must take ≥ {window:g} s"))
+                    break
+            else:
+                if float(t0[i]) - start > window:
+                    break
+                continue
+            break
+    return out
+
+
+def _runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """Index ranges [i, j] of consecutive True values."""
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def _check_trains(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violation]:
+    """L18: motor-level trains at ≥ 20 Hz need bounded ON and enough OFF time."""
+    seg = cplan.segments
+    ch = cplan.channel
+    sensory = np.array([plan.phases[p].sensory for p in seg["phase"]], dtype=bool)
+    burst = seg["burst_rate_hz"] > 0
+    burst_s = np.where(burst, seg["burst_pulses"] / np.maximum(seg["freq0_hz"], _EPS), 0.0)
+    burst_ok = burst & (burst_s <= lim.burst_max_s + _EPS) & (
+        burst_s * seg["burst_rate_hz"] <= lim.burst_duty_max + _EPS)
+    tetanic = np.maximum(seg["freq0_hz"], seg["freq1_hz"]) >= lim.tetanic_frequency_hz
+    live = np.maximum(seg["amp0_ma"], seg["amp1_ma"]) > _EPS
+    motor = live & tetanic & ~sensory & ~burst_ok
+    out: list[Violation] = []
+    on_runs = _runs(live)
+    for n, (i, j) in enumerate(on_runs):
+        if not motor[i:j + 1].any():
+            continue
+        on_s = float(seg["t1_s"][j] - seg["t0_s"][i])
+        if on_s > lim.train_on_max_s + _EPS:
+            out.append(Violation("L18", ch, float(seg["t0_s"][i]), on_s, lim.train_on_max_s,
+                                 f"a {on_s:.1f} s train at ≥ {lim.tetanic_frequency_hz:g} Hz is "
+                                 f"longer than {lim.train_on_max_s:g} s"))
+            continue
+        next_start = (float(seg["t0_s"][on_runs[n + 1][0]]) if n + 1 < len(on_runs)
+                      else plan.duration_s + lim.train_off_min_s + on_s)
+        off_s = next_start - float(seg["t1_s"][j])
+        need = max(lim.train_off_min_s, on_s if lim.off_at_least_on else 0.0)
+        if off_s < need - _EPS:
+            out.append(Violation("L18", ch, float(seg["t1_s"][j]), off_s, need,
+                                 f"only {off_s:.1f} s off after a {on_s:.1f} s train; needs "
+                                 f"≥ {need:.1f} s"))
+    return out
+
+
+def _check_device(cplan: ChannelPlan, caps: Capabilities) -> list[Violation]:
+    out: list[Violation] = []
+    seg = cplan.segments
+    ch = cplan.channel
+    if ch > caps.channels:
+        return [Violation("device", ch, 0.0, ch, caps.channels,
+                          f"{caps.model} has only {caps.channels} channels")]
+    live = np.maximum(seg["amp0_ma"], seg["amp1_ma"]) > _EPS
+    if not live.any():
+        return out
+    s = seg[live]
+    checks = (
+        (np.maximum(s["amp0_ma"], s["amp1_ma"]).max(), 0.0, caps.amplitude_max_ma, "mA"),
+        (np.maximum(s["pw0_us"], s["pw1_us"]).max(), caps.pulse_width_min_us,
+         caps.pulse_width_max_us, "µs"),
+        (np.minimum(s["pw0_us"], s["pw1_us"]).min(), caps.pulse_width_min_us,
+         caps.pulse_width_max_us, "µs"),
+        (np.maximum(s["freq0_hz"], s["freq1_hz"]).max(), caps.frequency_min_hz,
+         caps.frequency_max_hz, "Hz"),
+        (np.minimum(s["freq0_hz"], s["freq1_hz"]).min(), caps.frequency_min_hz,
+         caps.frequency_max_hz, "Hz"),
+    )
+    for value, lo, hi, unit in checks:
+        if not lo - _EPS <= float(value) <= hi + _EPS:
+            out.append(Violation("device", ch, 0.0, float(value), hi if value > hi else lo,
+                                 f"{value:g} {unit} is outside what {caps.model} can do "
+                                 f"({lo:g}–{hi:g} {unit})"))
+    if (s["burst_rate_hz"] > 0).any() and not caps.bursts:
+        out.append(Violation("device", ch, 0.0, 1.0, 0.0,
+                             f"{caps.model} cannot time bursts; this program needs them"))
+    return out
+
+
+def _check_global_frequency(plan: Plan) -> list[Violation]:
+    """A device with one frequency for all channels cannot run two at once at different rates."""
+    times = np.unique(np.concatenate([c.segments["t0_s"] for c in plan.channels]))
+    sp = plan.setpoints_at(times)
+    live = sp.amplitude_ma > _EPS
+    freq = np.where(live, sp.frequency_hz, np.nan)
+    with np.errstate(invalid="ignore"):
+        spread = np.nanmax(freq, axis=0) - np.nanmin(freq, axis=0)
+    bad = np.flatnonzero((live.sum(axis=0) >= 2) & (np.nan_to_num(spread) > _EPS))
+    if bad.size == 0:
+        return []
+    i = int(bad[0])
+    return [Violation("device", None, float(times[i]), float(spread[i]), 0.0,
+                      "the device has one frequency for all channels, but the plan runs "
+                      "channels at different frequencies at the same time")]
+
+
+def _first_each_phase(seg: npt.NDArray[np.void], mask: npt.NDArray[np.bool_]) -> list[int]:
+    """Indices of the first flagged segment of each phase (one report per phase and limit)."""
+    indices = np.flatnonzero(mask)
+    if indices.size == 0:
+        return []
+    _, first = np.unique(seg["phase"][indices], return_index=True)
+    return [int(indices[k]) for k in sorted(first)]
