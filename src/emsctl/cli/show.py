@@ -1,0 +1,180 @@
+"""``emsctl show``, ``emsctl programs`` and ``emsctl schema``: look at programs without a device."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import limits_option, load_limits
+
+__all__ = ["programs", "schema", "show", "worst_case"]
+
+
+def worst_case(name_or_path: str, limits_path: Path | None = None) -> dict[str, Any]:
+    """Phases, total time and per-channel worst-case figures of a program at its caps."""
+    from .. import formulas  # noqa: PLC0415
+    from ..loader import load_program  # noqa: PLC0415
+    from ..plan import compile_plan  # noqa: PLC0415
+    from ..verify import verify  # noqa: PLC0415
+
+    loaded = load_program(name_or_path)
+    program = loaded.program
+    plan = compile_plan(program)
+    limits = load_limits(limits_path)
+    channels = []
+    for cplan in plan.channels:
+        seg = cplan.segments
+        live = (seg["amp0_ma"] > 0) | (seg["amp1_ma"] > 0)
+        s = seg[live]
+        peak = float(max(s["amp0_ma"].max(), s["amp1_ma"].max())) if s.size else 0.0
+        pw = float(max(s["pw0_us"].max(), s["pw1_us"].max())) if s.size else 0.0
+        burst = s["burst_rate_hz"] > 0
+        rate = (s["burst_rate_hz"] * s["burst_pulses"]).astype(float)
+        freq = s[["freq0_hz", "freq1_hz"]]
+        rate = [r if b else max(f0, f1) for r, b, (f0, f1) in zip(rate, burst, freq, strict=True)]
+        pulses_per_s = float(max(rate)) if rate else 0.0
+        area = cplan.electrode_area_cm2
+        charge = formulas.phase_charge_uc(peak, pw)
+        channels.append({
+            "channel": cplan.channel,
+            "site": cplan.site,
+            "electrode_area_cm2": area,
+            "peak_ma": peak,
+            "rms_ma": formulas.rms_current_ma(peak, pw, pulses_per_s),
+            "phase_charge_uc": charge,
+            "shannon_k": formulas.shannon_k(charge, area) if charge > 0 else None,
+            "current_density_ma_cm2": formulas.current_density_ma_cm2(peak, pw, pulses_per_s, area),
+            "power_density_w_cm2": formulas.power_density_w_cm2(peak, pw, pulses_per_s, area),
+        })
+    phases = []
+    for span, phase in zip(plan.phases, program.phases, strict=True):
+        phases.append({
+            "name": span.name, "kind": span.kind, "start_s": span.start_s,
+            "duration_s": span.end_s - span.start_s,
+            "frequency_hz": _describe(phase.frequency_hz),
+            "pulse_width_us": _describe(phase.pulse_width_us),
+            "amplitude": _describe(phase.amplitude),
+            "duty": phase.duty.model_dump() if phase.duty else None,
+            "burst": phase.burst.model_dump() if phase.burst else None,
+        })
+    violations = verify(plan, limits)
+    return {
+        "name": program.name, "title": program.title, "purpose": program.purpose,
+        "evidence": program.evidence, "expert": program.expert,
+        "description": program.description, "placement": program.placement,
+        "source": loaded.source, "sha256": loaded.sha256,
+        "duration_s": plan.duration_s, "phases": phases, "channels": channels,
+        "violations": [str(v) for v in violations if v.severity == "block"],
+        "warnings": [str(v) for v in violations if v.severity == "warn"],
+    }
+
+
+def _describe(value: object) -> str | float | None:
+    if value is None:
+        return None
+    if isinstance(value, float | int):
+        return float(value)
+    from ..amplitude import AmplitudeExpr  # noqa: PLC0415
+    from ..program import AmplitudeRamp, Ramp, Sweep  # noqa: PLC0415
+
+    if isinstance(value, AmplitudeExpr):
+        return str(value)
+    if isinstance(value, AmplitudeRamp):
+        return f"{value.start} → {value.end}"
+    if isinstance(value, Ramp):
+        return f"{value.start:g} → {value.end:g}"
+    if isinstance(value, Sweep):
+        return f"{value.low:g} ↔ {value.high:g} every {value.period_s:g} s"
+    return str(value)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(round(seconds % 60)):02d}"
+
+
+@click.command()
+@click.argument("program")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@limits_option
+def show(program: str, fmt: str, limits_path: Path | None) -> None:
+    """Show PROGRAM (a built-in name or a file): phases, total time, worst-case figures."""
+    info = worst_case(program, limits_path)
+    if fmt == "json":
+        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{info['title']} ({info['name']}){'  [expert]' if info['expert'] else ''}")
+    click.echo(f"Purpose: {info['purpose']}.  Evidence: {info['evidence']}")
+    click.echo(f"Total time: {_minutes(info['duration_s'])} min\n")
+    click.echo(f"{'phase':<16}{'start':>7}{'length':>8}  {'Hz':<18}{'µs':<22}amplitude")
+    for p in info["phases"]:
+        if p["kind"] == "guide":
+            click.echo(f"{p['name']:<16}{_minutes(p['start_s']):>7}{_minutes(p['duration_s']):>8}"
+                       "  (no output: guidance on screen)")
+            continue
+        extra = ""
+        if p["duty"]:
+            d = p["duty"]
+            extra = f"  on {d['on_s']:g} s / off {d['off_s']:g} s"
+        if p["burst"]:
+            extra = f"  bursts {p['burst']['rate_hz']:g}/s × {p['burst']['pulses']}"
+        click.echo(f"{p['name']:<16}{_minutes(p['start_s']):>7}{_minutes(p['duration_s']):>8}  "
+                   f"{p['frequency_hz']!s:<18}{p['pulse_width_us']!s:<22}{p['amplitude']}{extra}")
+    click.echo("\nWorst case per channel, at the program's caps:")
+    click.echo(f"{'ch':<4}{'site':<14}{'cm²':>6}{'peak mA':>9}{'rms mA':>8}{'µC':>7}{'k':>6}"
+               f"{'mA/cm²':>8}{'W/cm²':>9}")
+    for c in info["channels"]:
+        k = f"{c['shannon_k']:.2f}" if c["shannon_k"] is not None else "—"
+        click.echo(f"{c['channel']:<4}{c['site']:<14}{c['electrode_area_cm2']:>6g}"
+                   f"{c['peak_ma']:>9.1f}{c['rms_ma']:>8.2f}{c['phase_charge_uc']:>7.2f}{k:>6}"
+                   f"{c['current_density_ma_cm2']:>8.3f}{c['power_density_w_cm2']:>9.5f}")
+    click.echo(f"\nPlacement: {info['placement']}")
+    for v in info["violations"]:
+        click.echo(f"VIOLATION {v}")
+    for w in info["warnings"]:
+        click.echo(f"warning {w}")
+
+
+@click.command()
+@click.argument("folder", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def programs(folder: Path | None, fmt: str) -> None:
+    """List the built-in programs, and those in FOLDER when given."""
+    from ..errors import EmsError  # noqa: PLC0415
+    from ..loader import builtin_names, find_program_files, load_program  # noqa: PLC0415
+
+    sources = builtin_names() + ([str(p) for p in find_program_files([folder])] if folder else [])
+    rows = []
+    for source in sources:
+        try:
+            program = load_program(source).program
+        except EmsError as exc:
+            rows.append({"name": source, "error": str(exc)})
+            continue
+        rows.append({"name": program.name if source in builtin_names() else source,
+                     "title": program.title, "purpose": program.purpose,
+                     "duration_s": program.duration_s, "expert": program.expert,
+                     "builtin": source in builtin_names()})
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{'name':<18}{'min':>6}  {'purpose':<12}title")
+    for r in rows:
+        if "error" in r:
+            click.echo(f"{r['name']:<18}  invalid: {r['error']}")
+            continue
+        flag = " [expert]" if r["expert"] else ""
+        click.echo(f"{r['name']:<18}{r['duration_s'] / 60:>6.1f}  {r['purpose']:<12}"
+                   f"{r['title']}{flag}")
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema of program files."""
+    from ..program import Program  # noqa: PLC0415
+
+    click.echo(json.dumps(Program.model_json_schema(by_alias=True), indent=2, ensure_ascii=False))
