@@ -33,7 +33,8 @@ __all__ = [
 
 #: Program files larger than this are refused (a real program is a few kB).
 MAX_FILE_BYTES = 256 * 1024
-_UNION_TAGS = frozenset({"float", "int", "str", "bool", "Ramp", "Sweep", "AmplitudeRamp"})
+_UNION_TAGS = frozenset({"float", "int", "str", "bool", "Ramp", "Sweep", "AmplitudeRamp",
+                         "constrained-float", "constrained-int"})
 _BUILTIN_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 
@@ -109,7 +110,7 @@ def parse_program_text(text: str, source: str = "<text>") -> Program:
     """
     try:
         raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, and int() refusing > 4300 digits
         raise ProgramError(f"{source}: invalid TOML: {exc}") from exc
     except RecursionError as exc:
         raise ProgramError(f"{source}: invalid TOML: nested too deeply") from exc
@@ -118,6 +119,8 @@ def parse_program_text(text: str, source: str = "<text>") -> Program:
     except ValidationError as exc:
         problems = [_describe(error, text) for error in exc.errors(include_url=False)]
         raise ProgramError(f"{source}: " + "; ".join(dict.fromkeys(problems))) from exc
+    except OverflowError as exc:  # a 400-digit integer amplitude: float() overflows in amplitude.py
+        raise ProgramError(f"{source}: a number is too large ({exc})") from exc
 
 
 def _describe(error: object, text: str) -> str:
