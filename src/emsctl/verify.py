@@ -172,7 +172,9 @@ def _check_rises(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violation]
                              f"output starts at {a0[0]:.1f} mA, not at 0"))
     steps = np.flatnonzero(a0[1:] > a1[:-1] + 1e-6) + 1
     for i in steps:
-        out.append(Violation("L17", ch, float(t0[i]), float(a0[i] - a1[i - 1]), 0.0,
+        from_zero = a1[i - 1] <= _EPS  # L14: output starts (and restarts) at 0, then ramps
+        out.append(Violation("L14" if from_zero else "L17", ch, float(t0[i]),
+                             float(a0[i] - a1[i - 1]), 0.0,
                              f"amplitude steps up by {a0[i] - a1[i - 1]:.2f} mA (never step up; "
                              "ramp instead)"))
     rate = np.where(dt > 0, (a1 - a0) / np.where(dt > 0, dt, 1.0), 0.0)
@@ -294,10 +296,11 @@ def _check_global_frequency(plan: Plan) -> list[Violation]:
     times = np.unique(np.concatenate([c.segments["t0_s"] for c in plan.channels]))
     sp = plan.setpoints_at(times)
     live = sp.amplitude_ma > _EPS
-    freq = np.where(live, sp.frequency_hz, np.nan)
-    with np.errstate(invalid="ignore"):
-        spread = np.nanmax(freq, axis=0) - np.nanmin(freq, axis=0)
-    bad = np.flatnonzero((live.sum(axis=0) >= 2) & (np.nan_to_num(spread) > _EPS))
+    highest = np.where(live, sp.frequency_hz, -np.inf).max(axis=0)
+    lowest = np.where(live, sp.frequency_hz, np.inf).min(axis=0)
+    several = live.sum(axis=0) >= 2
+    spread = np.where(several, highest - lowest, 0.0)
+    bad = np.flatnonzero(several & (spread > _EPS))
     if bad.size == 0:
         return []
     i = int(bad[0])

@@ -1,0 +1,94 @@
+"""The runtime guard: every limit stops the session; nothing passes after the latch."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emsctl.drivers.base import ZERO, ChannelSetpoint
+from emsctl.errors import SafetyViolation
+from emsctl.guard import ChannelGuard, Guard
+from emsctl.limits import DEFAULTS
+
+
+def _guard(cap_ma: float = 30.0, area_cm2: float = 20.0) -> Guard:
+    return Guard(DEFAULTS, [ChannelGuard(cap_ma, area_cm2), ChannelGuard(0.0, 1.0)], 0.1)
+
+
+def _sp(ma: float, hz: float = 6.0, us: float = 250.0) -> list[ChannelSetpoint]:
+    return [ChannelSetpoint(ma, hz, us), ZERO]
+
+
+def _ramp_to(guard: Guard, ma: float, hz: float = 6.0, us: float = 250.0) -> float:
+    """Raise within the rise limit to ``ma``; return the time reached."""
+    t, level = 0.0, 0.0
+    guard.check(0.0, 0.0, _sp(0.0, hz, us))
+    while level < ma:
+        level = min(ma, level + 2.0)
+        t += 0.1
+        guard.check(t, t, _sp(level, hz, us))
+    return t
+
+
+def test_setpoints_within_limits_pass_unchanged() -> None:
+    guard = _guard()
+    t = _ramp_to(guard, 20.0)
+    assert guard.check(t + 0.1, t + 0.1, _sp(20.0))[0].amplitude_ma == 20.0
+
+
+@pytest.mark.parametrize(
+    ("label", "setpoint", "limit_id"),
+    [
+        ("over the channel cap", ChannelSetpoint(31.0, 6, 250), "L3"),
+        ("pulse too wide", ChannelSetpoint(10.0, 6, 350), "L6"),
+        ("frequency too high", ChannelSetpoint(10.0, 120, 250), "L7"),
+    ],
+)
+def test_a_setpoint_beyond_a_limit_stops_and_latches(
+    label: str, setpoint: ChannelSetpoint, limit_id: str
+) -> None:
+    guard = _guard()
+    t = _ramp_to(guard, 10.0)
+    with pytest.raises(SafetyViolation, match=limit_id):
+        guard.check(t + 10.0, t + 10.0, [setpoint, ZERO])
+    assert guard.latched
+
+
+def test_charge_and_density_on_a_small_pad_are_refused() -> None:
+    guard = _guard(cap_ma=40.0, area_cm2=4.0)
+    with pytest.raises(SafetyViolation, match="L8|L9"):
+        _ramp_to(guard, 40.0, hz=100.0, us=300.0)
+
+
+def test_a_jump_faster_than_the_rise_limit_is_refused() -> None:
+    guard = _guard()
+    guard.check(0.0, 0.0, _sp(0.0))
+    with pytest.raises(SafetyViolation, match="L16/L17"):
+        guard.check(0.1, 0.1, _sp(10.0))  # 10 mA in 0.1 s = 100 mA/s > 40 mA/s
+
+
+def test_decreases_are_never_rate_limited() -> None:
+    guard = _guard()
+    t = _ramp_to(guard, 30.0)
+    assert guard.check(t + 0.001, t + 0.001, _sp(0.0))[0].amplitude_ma == 0.0
+
+
+def test_output_past_the_session_limit_is_refused() -> None:
+    guard = _guard()
+    t = _ramp_to(guard, 5.0)
+    with pytest.raises(SafetyViolation, match="L19"):
+        guard.check(t + 0.1, DEFAULTS.session_max_s + 1.0, _sp(5.0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=0.0, max_value=30.0), min_size=1, max_size=30))
+def test_after_the_latch_only_zero_passes(levels: list[float]) -> None:
+    guard = _guard()
+    guard.latch()
+    for i, level in enumerate(levels):
+        if level > 0:
+            with pytest.raises(SafetyViolation):
+                guard.check(i * 0.1, i * 0.1, _sp(level))
+        else:
+            assert all(sp.amplitude_ma == 0 for sp in guard.check(i * 0.1, i * 0.1, _sp(0.0)))
