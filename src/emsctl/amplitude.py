@@ -83,6 +83,8 @@ def parse_amplitude(value: object) -> AmplitudeExpr:
     """
     if isinstance(value, bool):
         raise ValueError("an amplitude is a number of mA or a text like 'MT+10%', not a boolean")
+    if isinstance(value, int) and abs(value) > MAX_ABSOLUTE_MA:
+        raise ValueError(f"amplitude {value} mA is outside 0–{MAX_ABSOLUTE_MA:g} mA")
     if isinstance(value, int | float):
         return _absolute(float(value), str(value))
     if not isinstance(value, str):
