@@ -181,7 +181,8 @@ def shannon_k(charge_uc: float, area_cm2: float) -> float:
     """
     if charge_uc == 0:
         return -math.inf
-    return math.log10(charge_uc * charge_uc / area_cm2)
+    # 2·log10 Q − log10 A rather than log10(Q²/A): Q² can underflow for tiny charges.
+    return 2 * math.log10(charge_uc) - math.log10(area_cm2)
 
 
 def max_phase_charge_uc(k: float, area_cm2: float) -> float:
@@ -260,9 +261,8 @@ def phase_charge_uc_array(amplitude_ma: ArrayLike, pulse_width_us: ArrayLike) ->
 
 def shannon_k_array(charge_uc: ArrayLike, area_cm2: ArrayLike) -> FloatArray:
     """Vectorised :func:`shannon_k`; zero charge gives ``-inf`` without a warning."""
-    charge = _f64(charge_uc)
     with np.errstate(divide="ignore"):
-        return np.log10(charge * charge / _f64(area_cm2))
+        return 2 * np.log10(_f64(charge_uc)) - np.log10(_f64(area_cm2))
 
 
 def energy_per_pulse_mj_array(amplitude_ma: ArrayLike, pulse_width_us: ArrayLike) -> FloatArray:
