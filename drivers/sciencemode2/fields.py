@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable
 from enum import IntEnum
 
-from ...errors import ProtocolError
+from emsctl.errors import ProtocolError
 
 __all__ = [
     "CHANNEL_COUNT",
@@ -31,8 +31,8 @@ __all__ = [
     "StimulationMode",
     "channel_mask",
     "channels_in_mask",
-    "from_signed_byte",
     "frequency_hz_from_main_interval_code",
+    "from_signed_byte",
     "inter_pulse_interval_code_from_ms",
     "inter_pulse_interval_ms_from_code",
     "main_interval_code_from_frequency_hz",

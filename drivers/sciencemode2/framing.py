@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ...errors import ProtocolError
+from emsctl.errors import ProtocolError
 
 __all__ = [
     "ESCAPE",

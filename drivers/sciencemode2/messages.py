@@ -1,58 +1,47 @@
-"""ScienceMode2 messages: one frozen dataclass per command used for stimulation, both directions.
+"""ScienceMode2 messages: the base of every message, plus connection and status messages.
 
-Each message knows its command number and how to turn its fields into payload data and back
-(``shared/protocols/sciencemode2.md`` §4). Constructing a message validates every field against
-the wire ranges of the spec, so an instance can always be encoded. Firmware minimums and the
-host's own rules (§5, §12) are policy for the driver and the emulator, not checked here.
+This module holds the shared base (command numbers, validation helpers, :class:`MessageBase`,
+:class:`AckBase`) and the connection and status messages; the channel list commands are in
+:mod:`.channel_list`. Each message knows its command number and how to turn its fields into
+payload data and back (``shared/protocols/sciencemode2.md`` §4). Constructing a message
+validates every field against the wire ranges of the spec, so an instance can always be encoded.
+Firmware minimums and the host's own rules (§5, §12) are policy for the driver and the
+emulator, not checked here.
 
 This module is pure: it must never do I/O, read a clock or clamp a value silently.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import Enum, IntEnum
 from typing import ClassVar, Self, TypeVar
 
-from ...errors import ProtocolError
-from .fields import (
-    CHANNEL_COUNT,
-    MAX_CURRENT_MA,
-    MAX_LOW_FREQUENCY_FACTOR,
-    MAX_MAIN_INTERVAL_CODE,
-    MAX_PULSE_WIDTH_US,
-    ONE_SHOT_MAIN_INTERVAL_CODE,
-    ChannelExecution,
-    PulseGroup,
+from emsctl.drivers.sciencemode2.fields import (
     Result,
     StimulationErrorCode,
     StimulationMode,
-    channels_in_mask,
     from_signed_byte,
-    inter_pulse_interval_ms_from_code,
-    period_ms_from_main_interval_code,
     to_signed_byte,
 )
+from emsctl.errors import ProtocolError
 
 __all__ = [
-    "ChannelSettings",
+    "AckBase",
     "Command",
     "Direction",
     "GetStimulationMode",
     "GetStimulationModeAck",
     "Init",
     "InitAck",
-    "InitChannelListMode",
-    "InitChannelListModeAck",
-    "SinglePulse",
-    "SinglePulseAck",
-    "StartChannelListMode",
-    "StartChannelListModeAck",
+    "MessageBase",
     "StimulationError",
-    "StopChannelListMode",
-    "StopChannelListModeAck",
     "UnknownCommand",
     "Watchdog",
+    "check_int",
+    "coerce_enum",
+    "expect_len",
+    "to_enum",
 ]
 
 
@@ -86,32 +75,40 @@ class Direction(Enum):
 _E = TypeVar("_E", bound=IntEnum)
 
 
-def _check_int(name: str, value: object, low: int, high: int) -> None:
+def check_int(name: str, value: object, low: int, high: int) -> None:
+    """Check that a field is an int (not a bool) within low–high, or raise ProtocolError."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ProtocolError(f"{name} must be an integer, not {value!r}")
     if not low <= value <= high:
         raise ProtocolError(f"{name} {value} is outside {low}–{high}")
 
 
-def _coerce(obj: object, name: str, enum: type[_E], allowed: frozenset[int] | None = None) -> None:
-    """Replace an int field of a frozen dataclass by its enum member, checking the value."""
-    value = getattr(obj, name)
+def to_enum(enum: type[_E], value: int, name: str) -> _E:
+    """The enum member for a value, or ProtocolError naming the field."""
     try:
-        member = enum(value)
+        return enum(value)
     except ValueError:
         raise ProtocolError(f"{name} {value!r} is not a valid {enum.__name__}") from None
-    if allowed is not None and member not in allowed:
+
+
+def coerce_enum(
+    obj: object, name: str, enum: type[IntEnum], allowed: frozenset[int] = frozenset()
+) -> None:
+    """Replace an int field of a frozen dataclass by its enum member, checking the value."""
+    member = to_enum(enum, getattr(obj, name), name)
+    if allowed and member not in allowed:
         raise ProtocolError(f"{name} {member.name} ({member.value}) is not allowed here")
     object.__setattr__(obj, name, member)
 
 
-def _expect_len(data: bytes, count: int) -> None:
+def expect_len(data: bytes, count: int) -> None:
+    """Check the exact number of command data bytes, or raise ProtocolError."""
     if len(data) != count:
         raise ProtocolError(f"expected {count} data bytes, got {len(data)}")
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Message:
+class MessageBase:
     """Fields and encoding shared by every message."""
 
     command: ClassVar[Command]
@@ -120,7 +117,7 @@ class _Message:
     """0–255. Requests use the host's counter; acks echo the request's number."""
 
     def __post_init__(self) -> None:
-        _check_int("packet_number", self.packet_number, 0, 0xFF)
+        check_int("packet_number", self.packet_number, 0, 0xFF)
 
     def data(self) -> bytes:
         """The command data, payload offset 7 onwards in the spec's numbering (unstuffed)."""
@@ -133,26 +130,26 @@ class _Message:
         Raises:
             ProtocolError: if the data has the wrong length or a value out of range.
         """
-        _expect_len(data, 0)
+        expect_len(data, 0)
         return cls(packet_number=packet_number)
 
 
-_ANY_ACK_RESULT = frozenset(
+_ANY_ACK_RESULTS = frozenset(
     {Result.OK, Result.TRANSFER_ERROR, Result.PARAMETER_ERROR, Result.WRONG_MODE, Result.BUSY}
 )
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Ack(_Message):
+class AckBase(MessageBase):
     """An ack whose only data is a result byte."""
 
-    allowed_results: ClassVar[frozenset[int]] = _ANY_ACK_RESULT
+    allowed_results: ClassVar[frozenset[int]] = _ANY_ACK_RESULTS
     direction: ClassVar[Direction] = Direction.DEVICE_TO_HOST
     result: Result
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _coerce(self, "result", Result, self.allowed_results)
+        coerce_enum(self, "result", Result, self.allowed_results)
 
     def data(self) -> bytes:
         """The result as a signed byte."""
@@ -161,12 +158,13 @@ class _Ack(_Message):
     @classmethod
     def from_data(cls, packet_number: int, data: bytes) -> Self:
         """Build the ack from its result byte."""
-        _expect_len(data, 1)
-        return cls(packet_number=packet_number, result=Result(from_signed_byte(data[0])))
+        expect_len(data, 1)
+        result = to_enum(Result, from_signed_byte(data[0]), "result")
+        return cls(packet_number=packet_number, result=result)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Init(_Message):
+class Init(MessageBase):
     """Sent by the device every 500 ms until it gets an InitAck (1)."""
 
     command = Command.INIT
@@ -176,7 +174,7 @@ class Init(_Message):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_int("protocol_version", self.protocol_version, 0, 0xFF)
+        check_int("protocol_version", self.protocol_version, 0, 0xFF)
 
     def data(self) -> bytes:
         """The protocol version byte."""
@@ -185,12 +183,12 @@ class Init(_Message):
     @classmethod
     def from_data(cls, packet_number: int, data: bytes) -> Self:
         """Build an Init from its version byte."""
-        _expect_len(data, 1)
+        expect_len(data, 1)
         return cls(packet_number=packet_number, protocol_version=data[0])
 
 
 @dataclass(frozen=True, kw_only=True)
-class InitAck(_Ack):
+class InitAck(AckBase):
     """The host's answer to Init, echoing its packet number (2). Result 0 or −5 only."""
 
     command = Command.INIT_ACK
@@ -199,7 +197,7 @@ class InitAck(_Ack):
 
 
 @dataclass(frozen=True, kw_only=True)
-class UnknownCommand(_Message):
+class UnknownCommand(MessageBase):
     """The device's reply to a command number it does not know (3)."""
 
     command = Command.UNKNOWN_COMMAND
@@ -209,7 +207,7 @@ class UnknownCommand(_Message):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_int("received_command", self.received_command, 0, 0xFF)
+        check_int("received_command", self.received_command, 0, 0xFF)
 
     def data(self) -> bytes:
         """The echoed command byte."""
@@ -218,12 +216,12 @@ class UnknownCommand(_Message):
     @classmethod
     def from_data(cls, packet_number: int, data: bytes) -> Self:
         """Build the reply from its echoed command byte."""
-        _expect_len(data, 1)
+        expect_len(data, 1)
         return cls(packet_number=packet_number, received_command=data[0])
 
 
 @dataclass(frozen=True, kw_only=True)
-class Watchdog(_Message):
+class Watchdog(MessageBase):
     """Keep-alive from the host (4). Never acknowledged."""
 
     command = Command.WATCHDOG
@@ -231,7 +229,7 @@ class Watchdog(_Message):
 
 
 @dataclass(frozen=True, kw_only=True)
-class GetStimulationMode(_Message):
+class GetStimulationMode(MessageBase):
     """Query of the device's stimulation mode (10)."""
 
     command = Command.GET_STIMULATION_MODE
@@ -239,7 +237,7 @@ class GetStimulationMode(_Message):
 
 
 @dataclass(frozen=True, kw_only=True)
-class GetStimulationModeAck(_Ack):
+class GetStimulationModeAck(AckBase):
     """Answer to GetStimulationMode (11): result 0 with a mode, or −1/−8 without one."""
 
     command = Command.GET_STIMULATION_MODE_ACK
@@ -252,7 +250,7 @@ class GetStimulationModeAck(_Ack):
         if (self.result == Result.OK) != (self.mode is not None):
             raise ProtocolError("a GetStimulationModeAck has a mode exactly when its result is 0")
         if self.mode is not None:
-            _coerce(self, "mode", StimulationMode)
+            coerce_enum(self, "mode", StimulationMode)
 
     def data(self) -> bytes:
         """Result byte, then the mode byte when the result is 0."""
@@ -262,15 +260,36 @@ class GetStimulationModeAck(_Ack):
     @classmethod
     def from_data(cls, packet_number: int, data: bytes) -> Self:
         """Build the ack; a mode byte after a non-zero result is tolerated and ignored."""
-        if not data or len(data) > 2:
+        if not 1 <= len(data) <= 2:
             raise ProtocolError(f"expected 1 or 2 data bytes, got {len(data)}")
-        result = Result(from_signed_byte(data[0])) if data[0] in _RESULT_BYTES else data[0]
-        if result == Result.OK:
-            _expect_len(data, 2)
-            mode = StimulationMode(data[1]) if data[1] in _MODE_BYTES else data[1]
-            return cls(packet_number=packet_number, result=Result.OK, mode=mode)  # type: ignore[arg-type]
-        return cls(packet_number=packet_number, result=result, mode=None)  # type: ignore[arg-type]
+        result = to_enum(Result, from_signed_byte(data[0]), "result")
+        if result != Result.OK:
+            return cls(packet_number=packet_number, result=result, mode=None)
+        expect_len(data, 2)
+        mode = to_enum(StimulationMode, data[1], "mode")
+        return cls(packet_number=packet_number, result=result, mode=mode)
 
 
-_RESULT_BYTES = frozenset(to_signed_byte(member) for member in Result)
-_MODE_BYTES = frozenset(int(member) for member in StimulationMode)
+@dataclass(frozen=True, kw_only=True)
+class StimulationError(MessageBase):
+    """Unsolicited (38): output has stopped and the mode is 0; the link stays connected."""
+
+    command = Command.STIMULATION_ERROR
+    direction = Direction.DEVICE_TO_HOST
+    error: StimulationErrorCode
+    """Carried with the device's own packet number."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        coerce_enum(self, "error", StimulationErrorCode)
+
+    def data(self) -> bytes:
+        """The error code as a signed byte."""
+        return bytes((to_signed_byte(self.error),))
+
+    @classmethod
+    def from_data(cls, packet_number: int, data: bytes) -> Self:
+        """Build the message from its error byte."""
+        expect_len(data, 1)
+        error = to_enum(StimulationErrorCode, from_signed_byte(data[0]), "error")
+        return cls(packet_number=packet_number, error=error)
