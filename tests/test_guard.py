@@ -92,3 +92,17 @@ def test_after_the_latch_only_zero_passes(levels: list[float]) -> None:
                 guard.check(i * 0.1, i * 0.1, _sp(level))
         else:
             assert all(sp.amplitude_ma == 0 for sp in guard.check(i * 0.1, i * 0.1, _sp(0.0)))
+
+
+def test_w5_exactly_on_the_density_ceiling_passes_and_just_above_is_refused() -> None:
+    from emsctl.limits import CEILINGS
+
+    # W5: 40 mA, 200 µs, 100 Hz on 4 cm² is exactly 2.0 mA/cm²; only > 2.0 blocks (L9)
+    guard = Guard(CEILINGS, [ChannelGuard(80.0, 4.0)], 0.0)
+    t = 0.0
+    guard.check(t, t, [ChannelSetpoint(0.0, 100, 200)])
+    for level in range(2, 41, 2):
+        t += 0.1
+        guard.check(t, t, [ChannelSetpoint(float(level), 100, 200)])
+    with pytest.raises(SafetyViolation, match="L9"):
+        guard.check(t + 0.1, t + 0.1, [ChannelSetpoint(40.0, 100, 200.001)])

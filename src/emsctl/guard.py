@@ -14,7 +14,7 @@ session then stops the device. It never clamps silently (HZ-01).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import formulas
@@ -26,6 +26,18 @@ __all__ = ["ChannelGuard", "Guard"]
 
 #: Tolerance for float noise when comparing against a limit (far below any device step).
 _EPS = 1e-9
+#: Within this relative distance of a limit, the float verdict is confirmed with exact rationals
+#: (SAFETY-BASIS §1: boundary cases such as W5 get the same verdict on every platform).
+_NEAR = 1e-6
+
+
+def _beyond(value: float, limit: float, exact_check: Callable[[], bool]) -> bool:
+    """``value > limit``, decided exactly when the float is too close to call."""
+    if value > limit * (1 + _NEAR) + _EPS:
+        return True
+    if value < limit * (1 - _NEAR) - _EPS:
+        return False
+    return exact_check()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,26 +127,31 @@ class Guard:
         if not lim.frequency_min_hz - _EPS <= sp.frequency_hz <= lim.frequency_max_hz + _EPS:
             self._fail(f"L7: channel {channel} frequency {sp.frequency_hz:g} Hz is outside "
                        f"{lim.frequency_min_hz:g}–{lim.frequency_max_hz:g} Hz")
-        charge_uc = formulas.phase_charge_uc(amp, sp.pulse_width_us)
-        if charge_uc > lim.phase_charge_uc + _EPS:
+        pw, rate, area = sp.pulse_width_us, sp.pulses_per_s, guard.electrode_area_cm2
+        charge_uc = formulas.phase_charge_uc(amp, pw)
+        if _beyond(charge_uc, lim.phase_charge_uc,
+                   lambda: formulas.exceeds_phase_charge(amp, pw, lim.phase_charge_uc)):
             self._fail(f"L8: channel {channel} phase charge {charge_uc:.2f} µC is over "
                        f"{lim.phase_charge_uc:g} µC")
-        area = guard.electrode_area_cm2
-        if formulas.shannon_k(charge_uc, area) > lim.shannon_k + _EPS:
-            self._fail(f"L8: channel {channel} Shannon k "
-                       f"{formulas.shannon_k(charge_uc, area):.2f} is over {lim.shannon_k:g}")
-        pulses_per_s = sp.pulses_per_s
-        rms_ma = formulas.rms_current_ma(amp, sp.pulse_width_us, pulses_per_s)
-        if rms_ma > lim.rms_ma + _EPS:
+        k = formulas.shannon_k(charge_uc, area)
+        if _beyond(k, lim.shannon_k, lambda: formulas.exceeds_shannon_k(
+                formulas.phase_charge_uc_exact(amp, pw), area, lim.shannon_k)):
+            self._fail(f"L8: channel {channel} Shannon k {k:.2f} is over {lim.shannon_k:g}")
+        rms_ma = formulas.rms_current_ma(amp, pw, rate)
+        if _beyond(rms_ma, lim.rms_ma,
+                   lambda: formulas.exceeds_rms_current(amp, pw, rate, lim.rms_ma)):
             self._fail(f"L4: channel {channel} rms current {rms_ma:.2f} mA is over "
                        f"{lim.rms_ma:g} mA")
-        density = formulas.current_density_ma_cm2(amp, sp.pulse_width_us, pulses_per_s, area)
-        if density > lim.current_density_ma_cm2 + _EPS:
+        density = formulas.current_density_ma_cm2(amp, pw, rate, area)
+        if _beyond(density, lim.current_density_ma_cm2, lambda: formulas.exceeds_current_density(
+                amp, pw, rate, area, lim.current_density_ma_cm2)):
             self._fail(f"L9: channel {channel} current density {density:.3f} mA/cm² is over "
                        f"{lim.current_density_ma_cm2:g} mA/cm²")
-        power = formulas.power_density_w_cm2(amp, sp.pulse_width_us, pulses_per_s, area)
-        if power > lim.power_density_w_cm2 + _EPS or power >= POWER_DENSITY_CEILING_W_CM2:
-            self._fail(f"L10: channel {channel} power density {power:.4f} W/cm² is not below "
+        power = formulas.power_density_w_cm2(amp, pw, rate, area)
+        strict = lim.power_density_w_cm2 >= POWER_DENSITY_CEILING_W_CM2  # L10: < 0.25 at most
+        if _beyond(power, lim.power_density_w_cm2, lambda: formulas.exceeds_power_density(
+                amp, pw, rate, area, lim.power_density_w_cm2, or_equal=strict)):
+            self._fail(f"L10: channel {channel} power density {power:.4f} W/cm² is over "
                        f"{lim.power_density_w_cm2:g} W/cm²")
 
     def _fail(self, message: str) -> None:
