@@ -63,6 +63,7 @@ class Guard:
         self.channels = tuple(channels)
         self._step_ma = amplitude_step_ma
         self._last = [0.0] * len(self.channels)
+        self._last_checked: list[ChannelSetpoint] = [ZERO] * len(self.channels)
         self._last_t_s: float | None = None
         self.latched = False
         self.peak_ma = [0.0] * len(self.channels)
@@ -96,8 +97,10 @@ class Guard:
             self._fail(f"L19: stimulation time {stim_time_s:.0f} s is over "
                        f"{self.limits.session_max_s:.0f} s")
         for index, sp in enumerate(setpoints):
-            self._check_channel(index + 1, self.channels[index], sp, self._last[index], dt_s)
+            if sp != self._last_checked[index]:  # an unchanged setpoint was checked already
+                self._check_channel(index + 1, self.channels[index], sp, self._last[index], dt_s)
         self._last = [sp.amplitude_ma for sp in setpoints]
+        self._last_checked = list(setpoints)
         self.peak_ma = [max(p, sp.amplitude_ma) for p, sp in zip(self.peak_ma, setpoints,
                                                                   strict=True)]
         self._last_t_s = t_s

@@ -9,6 +9,7 @@ period, and pulse-level expansion. Pure and deterministic: no I/O, no clock.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from .amplitude import AmplitudeExpr, Thresholds
 from .program import AmplitudeRamp, Channel, Phase, Program, Ramp, Sweep
 from .pulses import expand_channel
 
-__all__ = ["SEGMENT_DTYPE", "ChannelPlan", "PhaseSpan", "Plan", "Setpoints", "compile_plan"]
+__all__ = ["SEGMENT_DTYPE", "ChannelPlan", "ChannelSampler", "PhaseSpan", "Plan", "Setpoints", "compile_plan"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -135,6 +136,42 @@ class Plan:
         parts = [expand_channel(p.channel, p.segments) for p in self.channels]
         pulses = np.concatenate(parts)
         return pulses[np.argsort(pulses["t_s"], kind="stable")]
+
+
+class ChannelSampler:
+    """Scalar setpoints of one channel at increasing times, for the session's tick loop.
+
+    The vectorised :meth:`Plan.setpoints_at` costs tens of µs per call for one time; a session
+    asks for one time per tick, so this keeps plain-float copies of the segment table and a
+    cursor that only moves forward (it falls back to a search when time goes back).
+    """
+
+    def __init__(self, plan: ChannelPlan, duration_s: float) -> None:
+        seg = plan.segments
+        self.channel = plan.channel
+        self._duration_s = duration_s
+        self._t0: list[float] = seg["t0_s"].tolist()
+        self._t1: list[float] = seg["t1_s"].tolist()
+        self._rows = list(zip(seg["amp0_ma"].tolist(), seg["amp1_ma"].tolist(),
+                              seg["freq0_hz"].tolist(), seg["freq1_hz"].tolist(),
+                              seg["pw0_us"].tolist(), seg["pw1_us"].tolist(),
+                              seg["burst_rate_hz"].tolist(), seg["burst_pulses"].tolist(),
+                              strict=True))
+        self._cursor = 0
+
+    def at(self, t_s: float) -> tuple[float, float, float, float, int]:
+        """(amplitude_ma, frequency_hz, pulse_width_us, burst_rate_hz, burst_pulses) at ``t_s``."""
+        i = self._cursor
+        if i >= len(self._t0) or t_s < self._t0[i]:
+            i = max(0, bisect.bisect_right(self._t0, t_s) - 1)
+        while i + 1 < len(self._t0) and t_s >= self._t0[i + 1]:
+            i += 1
+        self._cursor = i
+        a0, a1, f0, f1, w0, w1, rate, pulses = self._rows[i]
+        t0, t1 = self._t0[i], self._t1[i]
+        frac = min(1.0, max(0.0, (t_s - t0) / (t1 - t0))) if t1 > t0 else 0.0
+        amp = a0 + frac * (a1 - a0) if 0.0 <= t_s < self._duration_s else 0.0
+        return amp, f0 + frac * (f1 - f0), w0 + frac * (w1 - w0), rate, int(pulses)
 
 
 # --------------------------------------------------------------------------- compilation

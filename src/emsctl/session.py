@@ -21,13 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import numpy as np
-
 from .drivers.base import ZERO, ChannelSetpoint, Driver, Telemetry
 from .errors import EmsError, SafetyViolation
 from .guard import ChannelGuard, Guard
 from .limits import Limits
-from .plan import Plan
+from .plan import ChannelSampler, Plan
 
 __all__ = ["EndReason", "Session", "SessionResult", "SessionState"]
 
@@ -124,6 +122,8 @@ class Session:
                                f"({caps.model} has {caps.channels})")
             guards[device_channel - 1] = ChannelGuard(cplan.cap_ma, cplan.electrode_area_cm2)
         self.guard = Guard(limits, guards, caps.amplitude_step_ma)
+        self._samplers = [(ChannelSampler(c, plan.duration_s), self.channel_map[c.channel] - 1)
+                          for c in plan.channels]
         self.period_s = caps.update_period_s
         self.lease_s = min(caps.max_lease_s, limits.watchdog_s)
         self.state = SessionState(duration_s=plan.duration_s,
@@ -131,7 +131,7 @@ class Session:
                                   target_intensity_pct=max(0.0, min(100.0, intensity_pct)))
         self._stop_reason: EndReason | None = None
         self._stop_message = ""
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Future[None] | None = None
         self._resume_at_s: float | None = None
         self._resume_pending = False
         self._start_s = 0.0
@@ -150,7 +150,7 @@ class Session:
         self.state.status = "stopping"
         if self._stop_task is None:
             self._stop_task = asyncio.ensure_future(self.driver.stop())
-        self._wake.set()
+        self._wake_up()
 
     def pause(self) -> None:
         """Drop to zero at once and freeze the program clock."""
@@ -159,7 +159,7 @@ class Session:
         self.state.paused = True
         self.state.status = "paused"
         self._log("pause")
-        self._wake.set()
+        self._wake_up()
 
     def resume(self) -> None:
         """Continue the program, soft-starting from zero (L14, L15)."""
@@ -169,7 +169,7 @@ class Session:
         self.state.status = "running"
         self._resume_pending = True  # the soft start begins at the next tick
         self._log("resume")
-        self._wake.set()
+        self._wake_up()
 
     def toggle_pause(self) -> None:
         """Pause when running, resume when paused."""
@@ -198,6 +198,9 @@ class Session:
         last_tick_s = start_s
         stim_time_s = 0.0
         current_phase = ""
+        last_sent: tuple[ChannelSetpoint, ...] = ()
+        last_sent_s = start_s
+        heartbeat_s = min(self.limits.heartbeat_s, self.lease_s / 2)
         self.state.status = "running"
         try:
             while self._stop_reason is None:
@@ -215,10 +218,14 @@ class Session:
                 checked = self.guard.check(now_s, stim_time_s, setpoints)
                 if self._stop_reason is not None:
                     break
-                await self.driver.apply(checked, self.lease_s)
-                if self.journal is not None:
-                    self.journal.command(now_s - start_s, checked, self.lease_s,
-                                         self.state.intensity_pct)
+                # an unchanged command is re-sent only as the heartbeat (L21), which renews
+                # the lease long before the device's watchdog would silence it
+                if checked != last_sent or now_s - last_sent_s >= heartbeat_s:
+                    await self.driver.apply(checked, self.lease_s)
+                    last_sent, last_sent_s = checked, now_s
+                    if self.journal is not None:
+                        self.journal.command(now_s - start_s, checked, self.lease_s,
+                                             self.state.intensity_pct)
                 self._update_state(now_s - start_s, stim_time_s, span.name, span.instructions,
                                    checked)
                 await self._sleep_until(start_s, now_s)
@@ -242,11 +249,21 @@ class Session:
         # absolute schedule: tick k at start + k·period, so lateness never accumulates
         ticks_done = int((now_s - start_s) / self.period_s + 1e-9) + 1
         deadline_s = start_s + ticks_done * self.period_s
-        self._wake.clear()
-        delay = deadline_s - loop.time()
-        if delay > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+        if deadline_s <= loop.time():
+            return
+        wake: asyncio.Future[None] = loop.create_future()
+        self._wake = wake
+        timer = loop.call_at(deadline_s, self._wake_up)
+        try:
+            await wake
+        finally:
+            timer.cancel()
+            self._wake = None
+
+    def _wake_up(self) -> None:
+        """End the current tick's sleep now (stop, pause, resume, or the tick's deadline)."""
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     def _setpoints(self, now_s: float, stim_time_s: float) -> list[ChannelSetpoint]:
         caps = self.driver.capabilities
@@ -261,24 +278,14 @@ class Session:
             resume_gain = min(1.0, (now_s - self._resume_at_s) / ramp_s)
             if resume_gain >= 1.0:
                 self._resume_at_s = None
-        sp = self.plan.setpoints_at(np.array([stim_time_s]))
-        planned_peak = float(sp.amplitude_ma.max()) if sp.amplitude_ma.size else 0.0
-        self._advance_intensity(planned_peak)
+        samples = [(sampler.at(stim_time_s), index) for sampler, index in self._samplers]
+        self._advance_intensity(max((sample[0] for sample, _ in samples), default=0.0))
         gain = resume_gain * self.state.intensity_pct / 100.0
-        for row, cplan in enumerate(self.plan.channels):
-            segs = cplan.segments
-            index = int(np.clip(np.searchsorted(segs["t0_s"], stim_time_s, side="right") - 1,
-                                0, len(segs) - 1))
-            amp = float(sp.amplitude_ma[row, 0]) * gain
-            if amp <= 0:
+        for (amp, freq, width, burst_rate, burst_pulses), index in samples:
+            amplitude_ma = caps.quantize_ma(amp * gain)
+            if amplitude_ma <= 0:
                 continue
-            out[self.channel_map[cplan.channel] - 1] = ChannelSetpoint(
-                amplitude_ma=caps.quantize_ma(amp),
-                frequency_hz=float(sp.frequency_hz[row, 0]),
-                pulse_width_us=float(sp.pulse_width_us[row, 0]),
-                burst_rate_hz=float(segs["burst_rate_hz"][index]),
-                burst_pulses=int(segs["burst_pulses"][index]),
-            )
+            out[index] = ChannelSetpoint(amplitude_ma, freq, width, burst_rate, burst_pulses)
         return out
 
     def _advance_intensity(self, planned_peak_ma: float) -> None:
