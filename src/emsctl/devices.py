@@ -75,8 +75,9 @@ def parse_device_url(url: str) -> DeviceUrl:
     if not text:
         raise InputError("the device URL is empty; use e.g. 'sim' or 'sciencemode2:///dev/ttyUSB0'")
     scheme, sep, rest = text.partition("://")
-    if not sep:
-        scheme, rest = text, ""
+    if not sep:  # the bare form: "sim" or "sim?channels=2" has no target, maybe a query
+        scheme, qmark, query_only = text.partition("?")
+        rest = qmark + query_only
     target, _, query = rest.partition("?")
     params: dict[str, str] = {}
     if query:

@@ -1,0 +1,330 @@
+"""The default ``sim`` driver: the driver contract over a :class:`SimulatedStimulator`, no bytes.
+
+``open_device("sim?channels=2&impedance_ohm=800")`` returns a :class:`SimDriver`. Every
+``apply`` reaches the device at once and waits for its ack, which comes on the next loop turn —
+or late, or never, as the fault plan says — with an ack timeout and one retry; a retry is never
+sent after a stop (HZ-03). ``stop`` zeroes the device synchronously, before any await, so it never
+waits behind a pending apply. A ``disconnect`` fault cuts the link: the host sees ``link_lost``,
+later commands raise :class:`~emsctl.errors.LinkLostError`, and the device — which, like a pulled
+serial cable, does not notice — falls silent by its own watchdog at the lease end (L21); the
+host never zeroes it on the device's behalf.
+
+This module must never import pyserial or bleak, and reads time only from the running loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from functools import partial
+
+from ..devices import DeviceUrl, OpenOptions
+from ..errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError
+from ..simulator.body import BodyModel
+from ..simulator.faults import (
+    DEVICE_FAULT_KINDS,
+    ArmedFaultPlan,
+    DeviceFaultInjector,
+    Fault,
+    FaultPlan,
+)
+from ..simulator.model import DeviceEvent, DeviceSpec, SimulatedStimulator
+from ..simulator.recorder import Recorder
+from .base import Capabilities, ChannelSetpoint, Driver, Telemetry, TelemetryKind
+
+__all__ = ["SIM_FAULT_KINDS", "SimDriver", "open_sim"]
+
+#: Fault kinds the direct simulator can inject (no bytes, so no byte-level kinds).
+SIM_FAULT_KINDS: frozenset[str] = DEVICE_FAULT_KINDS | {"disconnect", "drop_acks", "late_acks"}
+#: Device events the host hears about, as telemetry of the same kind.
+_FORWARDED: dict[str, TelemetryKind] = {
+    "electrode_off": "electrode_off",
+    "electrode_ok": "electrode_ok",
+    "battery": "battery",
+    "device_error": "device_error",
+    "device_reset": "device_reset",
+    "strength": "strength",
+}
+_TELEMETRY = frozenset({"ack", "link_lost", *_FORWARDED.values()})
+DEFAULT_ACK_TIMEOUT_S = 0.3
+ACK_RETRIES = 1
+
+
+class SimDriver(Driver):
+    """A driver wired straight to a simulated device.
+
+    Args:
+        device: the device; by default a 4-channel :class:`SimulatedStimulator` that does not
+            notice a lost link (its watchdog is what zeroes it).
+        fault_plan: faults armed on the first ``connect()``; ``at_s`` counts from then.
+        ack_timeout_s: how long to wait for each ack before the one retry.
+        url: the URL the driver was opened from, for the journal.
+
+    Raises:
+        InputError: a fault plan this driver cannot inject, or a non-positive ack timeout.
+    """
+
+    def __init__(self, device: SimulatedStimulator | None = None, *,
+                 fault_plan: FaultPlan | None = None,
+                 ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S, url: str = "sim") -> None:
+        super().__init__()
+        if not (math.isfinite(ack_timeout_s) and ack_timeout_s > 0):
+            raise InputError(f"ack timeout must be positive, got {ack_timeout_s} s")
+        self.device = device or SimulatedStimulator(DeviceSpec(zero_on_disconnect=False))
+        self.recorder = Recorder(self.device)
+        self.url = url
+        self.ack_timeout_s = ack_timeout_s
+        spec = self.device.spec
+        self.capabilities = Capabilities(
+            model="emsctl simulator",
+            channels=spec.channels,
+            amplitude_max_ma=spec.amplitude_max_ma,
+            amplitude_step_ma=0.1,
+            pulse_width_min_us=spec.pulse_width_min_us,
+            pulse_width_max_us=spec.pulse_width_max_us,
+            frequency_min_hz=spec.frequency_min_hz,
+            frequency_max_hz=spec.frequency_max_hz,
+            frequency_per_channel=True,
+            update_period_s=0.1,
+            max_lease_s=spec.watchdog_s,
+            has_output_watchdog=True,
+            simulated=True,
+            telemetry=_TELEMETRY,
+        )
+        if fault_plan is not None:
+            fault_plan.check(SIM_FAULT_KINDS, spec.channels)
+        self.fault_plan = fault_plan
+        self._armed: ArmedFaultPlan | None = None
+        self._injector = DeviceFaultInjector(self.device)
+        self._link_up = False
+        self._listening = False
+        self._dropping_acks: list[Fault] = []
+        self._late_acks: list[Fault] = []
+        self._pending: dict[asyncio.Future[bool], asyncio.Handle | None] = {}
+
+    @property
+    def link_up(self) -> bool:
+        """True between ``connect()`` and a lost link or ``close()``."""
+        return self._link_up
+
+    # ------------------------------------------------------------------ driver hooks
+
+    async def _connect_internal(self) -> None:
+        """Bring the link up, leave every output at zero, arm the fault plan (first time only).
+
+        Raises:
+            InputError: the fault plan cannot be armed.
+        """
+        loop = asyncio.get_running_loop()
+        self.device.connect()
+        self.device.stop()  # the handshake leaves every output at 0
+        self._link_up = True
+        if not self._listening:
+            self.device.add_listener(self._on_device_event)
+            self._listening = True
+        if self.fault_plan is not None and self._armed is None:
+            self._armed = self.fault_plan.schedule(loop, self)
+
+    async def _apply_internal(self, setpoints: tuple[ChannelSetpoint, ...], lease_s: float) -> None:
+        """Send the setpoints and wait for the ack; retry once on timeout.
+
+        Raises:
+            LinkLostError: the link is gone (before or while waiting).
+            DeviceError: the device refused the setpoints (it zeroed and reported device_error).
+            DeviceTimeoutError: no ack after the retry.
+        """
+        for _ in range(1 + ACK_RETRIES):
+            if self.stopped:
+                return  # HZ-03: a stop came in while we waited; never resend after it
+            if not self._link_up:
+                raise LinkLostError("the link to the simulated device is lost")
+            ack = self._send(setpoints, lease_s)
+            try:
+                accepted = await asyncio.wait_for(ack, self.ack_timeout_s)
+            except TimeoutError:
+                continue
+            except DeviceError:
+                if self.stopped:
+                    return  # stopped, then lost or closed: the stop's own outcome stands
+                raise
+            if not accepted:
+                raise DeviceError("the simulated device refused the setpoints and zeroed "
+                                  "its outputs")
+            return
+        if self.stopped:
+            return
+        raise DeviceTimeoutError(f"the simulated device did not ack within "
+                                 f"{self.ack_timeout_s:g} s ({1 + ACK_RETRIES} tries)")
+
+    async def _stop_internal(self) -> None:
+        """Zero the device now, before any await.
+
+        Raises:
+            LinkLostError: the link is gone; the device's watchdog zeroes it at the lease end.
+        """
+        if not self._link_up:
+            raise LinkLostError("link lost: the stop cannot reach the simulated device; its "
+                                "watchdog zeroes the output at the lease end (L21)")
+        self.device.stop()
+
+    async def _close_internal(self) -> None:
+        """Disarm faults, drop pending acks and stop listening. The device keeps its record."""
+        if self._armed is not None:
+            self._armed.cancel()
+        self._link_up = False
+        self._fail_pending(DeviceError("the driver was closed"))
+        if self._listening:
+            self.device.remove_listener(self._on_device_event)
+            self._listening = False
+
+    # ------------------------------------------------------------------ fault target
+
+    @property
+    def supported_fault_kinds(self) -> frozenset[str]:
+        """Device-level kinds plus ``disconnect``, ``drop_acks`` and ``late_acks``."""
+        return SIM_FAULT_KINDS
+
+    @property
+    def fault_channels(self) -> int:
+        """The device's channel count."""
+        return self.device.spec.channels
+
+    def fault_started(self, fault: Fault) -> None:
+        """Begin ``fault`` (called by the armed fault plan)."""
+        if fault.kind == "disconnect":
+            self._lose_link()
+        elif fault.kind == "drop_acks":
+            self._dropping_acks.append(fault)
+        elif fault.kind == "late_acks":
+            self._late_acks.append(fault)
+        else:
+            self._injector.start(fault)
+
+    def fault_ended(self, fault: Fault) -> None:
+        """End a fault that has a duration (called by the armed fault plan)."""
+        for active in (self._dropping_acks, self._late_acks):
+            if fault in active:
+                active.remove(fault)
+                return
+        self._injector.end(fault)
+
+    # ------------------------------------------------------------------ internals
+
+    def _send(self, setpoints: tuple[ChannelSetpoint, ...], lease_s: float
+              ) -> asyncio.Future[bool]:
+        """Hand the command to the device now; return the future its ack will resolve."""
+        loop = asyncio.get_running_loop()
+        accepted = self.device.set_outputs(setpoints, lease_s)
+        ack: asyncio.Future[bool] = loop.create_future()
+        handle: asyncio.Handle | None = None  # dropped: the ack never comes
+        if not self._dropping_acks:
+            delay_s = max((f.value or 0.0 for f in self._late_acks), default=0.0)
+            deliver = partial(self._deliver_ack, ack, accepted)
+            handle = loop.call_later(delay_s, deliver) if delay_s > 0 else loop.call_soon(deliver)
+        self._pending[ack] = handle
+        ack.add_done_callback(self._forget)
+        return ack
+
+    def _forget(self, ack: asyncio.Future[bool]) -> None:
+        self._pending.pop(ack, None)
+
+    def _deliver_ack(self, ack: asyncio.Future[bool], accepted: bool) -> None:
+        if not self._link_up:
+            return  # nothing reaches the host over a lost link
+        self._pending.pop(ack, None)
+        if not ack.done():
+            ack.set_result(accepted)
+        self._emit(Telemetry("ack", self._now(), value=1.0 if accepted else 0.0,
+                             message="accepted" if accepted else "refused"))
+
+    def _lose_link(self) -> None:
+        if not self._link_up:
+            return
+        self._link_up = False
+        self.device.disconnect()  # the device zeroes only if it notices; else its watchdog does
+        self._fail_pending(LinkLostError("the link to the simulated device was lost"))
+        self._emit(Telemetry("link_lost", self._now(),
+                             message="link to the simulated device lost"))
+
+    def _fail_pending(self, error: DeviceError) -> None:
+        for ack, handle in list(self._pending.items()):
+            if handle is not None:
+                handle.cancel()
+            if not ack.done():
+                ack.set_exception(error)
+        self._pending.clear()
+
+    def _on_device_event(self, event: DeviceEvent) -> None:
+        kind = _FORWARDED.get(event.kind)
+        if kind is None or not self._link_up:
+            return
+        self._emit(Telemetry(kind, self._now(), event.channel, event.value, event.message))
+
+
+# ---------------------------------------------------------------------- factory
+
+_PARAMS: dict[str, str] = {
+    "channels": "number of channels, 1–8 (default 4)",
+    "impedance_ohm": "electrode–skin impedance on every channel (default 1000)",
+    "compliance_v": "compliance voltage, ≤ 150 V (default 100, L5)",
+    "watchdog_s": "device watchdog = longest lease, ≤ 1.0 s (default 1.0, L21)",
+    "ack_timeout_s": "how long the driver waits for each ack (default 0.3)",
+    "battery_pct": "initial battery charge (default 100)",
+}
+
+
+def open_sim(url: DeviceUrl, options: OpenOptions) -> SimDriver:
+    """Make a :class:`SimDriver` from ``sim?key=value&…`` (strict parameters).
+
+    Raises:
+        InputError: a target, an unknown or malformed parameter, a value out of range, or a
+            fault plan that is not a :class:`FaultPlan` or that this driver cannot inject.
+    """
+    if url.target:
+        raise InputError(f"the simulator takes no target, got '{url.target}'; use e.g. "
+                         "'sim?channels=2'")
+    unknown = set(url.params) - set(_PARAMS)
+    if unknown:
+        known = "; ".join(f"{k}: {v}" for k, v in _PARAMS.items())
+        raise InputError(f"unknown sim parameter(s) {', '.join(sorted(unknown))}; known: {known}")
+    p = url.params
+    channels = _int_param(p, "channels", 4, 1, 8)
+    impedance_ohm = _float_param(p, "impedance_ohm", 1000.0, 1.0, 1e6)
+    compliance_v = _float_param(p, "compliance_v", 100.0, 1.0, 150.0)
+    watchdog_s = _float_param(p, "watchdog_s", 1.0, 0.01, 1.0)
+    ack_timeout_s = _float_param(p, "ack_timeout_s", DEFAULT_ACK_TIMEOUT_S, 0.001, 10.0)
+    battery_pct = _float_param(p, "battery_pct", 100.0, 0.0, 100.0)
+    plan = options.fault_plan
+    if plan is not None and not isinstance(plan, FaultPlan):
+        raise InputError(f"fault_plan must be a FaultPlan, got {type(plan).__name__}")
+    spec = DeviceSpec(channels=channels, watchdog_s=watchdog_s, compliance_v=compliance_v,
+                      zero_on_disconnect=False)
+    device = SimulatedStimulator(spec, BodyModel(channels, impedance_ohm),
+                                 battery_pct=battery_pct)
+    return SimDriver(device, fault_plan=plan, ack_timeout_s=ack_timeout_s, url=url.text)
+
+
+def _float_param(params: dict[str, str], key: str, default: float, low: float,
+                 high: float) -> float:
+    if key not in params:
+        return default
+    try:
+        value = float(params[key])
+    except ValueError as exc:
+        raise InputError(f"sim parameter {key}={params[key]!r} is not a number") from exc
+    if not (math.isfinite(value) and low <= value <= high):
+        raise InputError(f"sim parameter {key}={value:g} is outside {low:g}–{high:g}: "
+                         f"{_PARAMS[key]}")
+    return value
+
+
+def _int_param(params: dict[str, str], key: str, default: int, low: int, high: int) -> int:
+    if key not in params:
+        return default
+    try:
+        value = int(params[key])
+    except ValueError as exc:
+        raise InputError(f"sim parameter {key}={params[key]!r} is not an integer") from exc
+    if not low <= value <= high:
+        raise InputError(f"sim parameter {key}={value} is outside {low}–{high}: {_PARAMS[key]}")
+    return value

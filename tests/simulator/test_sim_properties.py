@@ -1,0 +1,125 @@
+"""Property: whatever happens — applies racing stops, lost acks, resets, lifted pads, a lost
+link — the device is at zero right after a confirmed stop, stays there, and no output ever
+outlives the lease of the last command the device received (HZ-03, L21)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from emsctl.clock import VirtualClock
+from emsctl.drivers.base import ChannelSetpoint
+from emsctl.drivers.sim import SimDriver
+from emsctl.errors import DeviceError
+from emsctl.simulator.faults import Fault
+from emsctl.simulator.model import OFF
+
+CHANNELS = 2
+
+setpoint = st.builds(
+    ChannelSetpoint,
+    amplitude_ma=st.integers(0, 1000).map(lambda n: n / 10),
+    frequency_hz=st.floats(1.0, 200.0),
+    pulse_width_us=st.floats(20.0, 1000.0),
+)
+apply_op = st.tuples(st.just("apply"), st.lists(setpoint, min_size=CHANNELS, max_size=CHANNELS),
+                     st.floats(0.01, 1.0), st.booleans())
+fault = st.one_of(
+    st.builds(Fault, kind=st.just("electrode_off"), at_s=st.just(0.0),
+              channel=st.sampled_from([None, 1, 2])),
+    st.builds(Fault, kind=st.just("electrode_on"), at_s=st.just(0.0)),
+    st.builds(Fault, kind=st.just("impedance"), at_s=st.just(0.0),
+              value=st.floats(200.0, 20_000.0)),
+    st.builds(Fault, kind=st.just("drop_acks"), at_s=st.just(0.0)),
+    st.builds(Fault, kind=st.just("late_acks"), at_s=st.just(0.0), value=st.floats(0.01, 0.8)),
+    st.builds(Fault, kind=st.just("device_reset"), at_s=st.just(0.0)),
+    st.builds(Fault, kind=st.just("battery_low"), at_s=st.just(0.0), value=st.floats(0, 100)),
+    st.builds(Fault, kind=st.just("strength_change"), at_s=st.just(0.0), channel=st.just(1),
+              value=st.floats(0.0, 100.0)),
+    st.builds(Fault, kind=st.just("disconnect"), at_s=st.just(0.0)),
+)
+acks_op = st.tuples(st.just("fault"), st.one_of(
+    st.builds(Fault, kind=st.just("drop_acks"), at_s=st.just(0.0)),
+    st.builds(Fault, kind=st.just("late_acks"), at_s=st.just(0.0), value=st.just(0.5)),
+), st.just(False))
+op = st.one_of(
+    apply_op,
+    acks_op,
+    st.tuples(st.just("stop")),
+    # short sleeps make races with pending acks likely; long ones let leases run out
+    st.tuples(st.just("sleep"), st.sampled_from([0.0, 0.05, 0.1, 0.25, 0.35, 0.7, 1.2])),
+    st.tuples(st.just("fault"), fault, st.booleans()),
+)
+
+
+async def scenario(ops: list[tuple[Any, ...]]) -> None:
+    driver = SimDriver()  # the default device: watchdog 1 s, does not notice a lost link
+    device = driver.device
+    loop = asyncio.get_running_loop()
+    received: list[tuple[float, float]] = []   # (time, effective lease) of every command
+    real_set = device.set_outputs
+
+    def spy(setpoints: Any, lease_s: float) -> bool:
+        received.append((loop.time(), min(lease_s, device.spec.watchdog_s)))
+        return real_set(setpoints, lease_s)
+
+    device.set_outputs = spy  # type: ignore[method-assign]
+    driver_caps_channels = driver.capabilities.channels
+    await driver.connect()
+    tasks: list[asyncio.Task[None]] = []
+    first_stop_s: float | None = None
+    for item in ops:
+        if item[0] == "apply":
+            _, sps, lease_s, background = item
+            full = list(sps) + [ChannelSetpoint(0, 0, 0)] * (driver_caps_channels - CHANNELS)
+            task = asyncio.ensure_future(driver.apply(full, lease_s))
+            tasks.append(task)
+            if not background:
+                await asyncio.gather(task, return_exceptions=True)
+        elif item[0] == "stop":
+            try:
+                await driver.stop()
+            except DeviceError:
+                assert not driver.link_up   # only a lost link stops a stop being confirmed
+            else:
+                assert all(o == OFF for o in device.output_now())   # zero at once
+            if first_stop_s is None and driver.link_up:
+                first_stop_s = loop.time()
+        elif item[0] == "sleep":
+            await asyncio.sleep(item[1])
+        else:
+            _, f, ends = item
+            driver.fault_started(f)
+            if ends and f.kind in {"electrode_off", "drop_acks", "late_acks"}:
+                driver.fault_ended(f)
+    for result in await asyncio.gather(*tasks, return_exceptions=True):
+        assert result is None or isinstance(result, DeviceError), repr(result)
+    await asyncio.sleep(1.01)
+    assert all(o == OFF for o in device.output_now())   # the watchdog caught everything
+
+    for channel in device.channels:
+        iv = device.intervals(channel)
+        for row in iv[iv["amplitude_ma"] > 0]:
+            t0_s, t1_s = float(row["t0_s"]), float(row["t1_s"])
+            # no output outlives the lease of the last command received before it ended
+            before = [t + lease for t, lease in received if t < t1_s]
+            assert before and t1_s <= before[-1] + 1e-9
+            # a confirmed stop latches: nothing is on after it
+            if first_stop_s is not None:
+                assert t0_s < first_stop_s and t1_s <= first_stop_s + 1e-9
+    try:
+        await driver.close()
+    except DeviceError:
+        assert not driver.link_up
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(op, max_size=25))
+@example([("fault", Fault("drop_acks", 0.0), False),   # a retry must never follow a stop
+          ("apply", [ChannelSetpoint(10, 50, 200)] * CHANNELS, 1.0, True),
+          ("sleep", 0.1), ("stop",)])
+def test_device_never_left_on_after_stop_or_lease_expiry(ops: list[tuple[Any, ...]]) -> None:
+    VirtualClock().run(scenario(ops))
