@@ -90,6 +90,7 @@ class SimDriver(Driver):
             has_output_watchdog=True,
             simulated=True,
             telemetry=_TELEMETRY,
+            bursts=True,
         )
         if fault_plan is not None:
             fault_plan.check(SIM_FAULT_KINDS, spec.channels)

@@ -53,7 +53,8 @@ __all__ = [
 #: One row per piecewise-constant stretch of a channel's output.
 INTERVAL_DTYPE = np.dtype([("t0_s", "f8"), ("t1_s", "f8"), ("amplitude_ma", "f8"),
                            ("delivered_ma", "f8"), ("frequency_hz", "f8"),
-                           ("pulse_width_us", "f8")])
+                           ("pulse_width_us", "f8"), ("burst_rate_hz", "f8"),
+                           ("burst_pulses", "i4")])
 
 _TOLERANCE = 1e-9
 
@@ -117,6 +118,10 @@ class ChannelOutput:
     frequency_hz: float
     pulse_width_us: float
     delivered_ma: float
+    #: Device-timed bursts: ``burst_pulses`` pulses at ``frequency_hz``, ``burst_rate_hz`` a
+    #: second (0 = continuous).
+    burst_rate_hz: float = 0.0
+    burst_pulses: int = 0
 
     @property
     def is_on(self) -> bool:
@@ -240,6 +245,8 @@ class SimulatedStimulator:
         out["delivered_ma"] = [o.delivered_ma for o in outputs]
         out["frequency_hz"] = [o.frequency_hz for o in outputs]
         out["pulse_width_us"] = [o.pulse_width_us for o in outputs]
+        out["burst_rate_hz"] = [o.burst_rate_hz for o in outputs]
+        out["burst_pulses"] = [o.burst_pulses for o in outputs]
         return out[out["t1_s"] > out["t0_s"]]
 
     # ------------------------------------------------------------------ commands
@@ -276,7 +283,8 @@ class SimulatedStimulator:
                 continue
             load = self.body.load(channel)
             output = ChannelOutput(sp.amplitude_ma, sp.frequency_hz, sp.pulse_width_us,
-                                   load.delivered_ma(sp.amplitude_ma, self.spec.compliance_v))
+                                   load.delivered_ma(sp.amplitude_ma, self.spec.compliance_v),
+                                   sp.burst_rate_hz, sp.burst_pulses)
             self._set(channel, now, output, now + lease_s)
         return True
 

@@ -18,6 +18,8 @@ computed from both phases, so an asymmetric device shows a non-zero figure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +68,12 @@ class Recorder:
         """
         seg = self.intervals(channel, until_s)
         seg = seg[seg["t1_s"] > seg["t0_s"]]
+        if (seg["burst_rate_hz"] > 0).any():
+            return _with_bursts(seg, self._continuous_pulses)
+        return self._continuous_pulses(seg)
+
+    @staticmethod
+    def _continuous_pulses(seg: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
         on = (seg["amplitude_ma"] > 0) & (seg["frequency_hz"] > 0)
         if not on.any():
             return np.zeros(0, DELIVERED_PULSE_DTYPE)
@@ -217,3 +225,38 @@ class Recorder:
             arrays[f"pulses_ch{channel}"] = self.pulses(channel, until_s)
         np.savez(Path(path), **arrays)  # type: ignore[arg-type]
 
+
+
+def _with_bursts(seg: npt.NDArray[np.void],
+                 continuous: Callable[[npt.NDArray[np.void]], npt.NDArray[np.void]]
+                 ) -> npt.NDArray[np.void]:
+    """Pulses when some intervals are device-timed bursts.
+
+    Bursts start when a burst run starts and repeat every 1/``burst_rate_hz`` s; each holds
+    ``burst_pulses`` pulses at the interval's frequency, with the amplitude in force at each pulse.
+    """
+    burst = seg["burst_rate_hz"] > 0
+    parts = [continuous(seg[~burst])]
+    on = burst & (seg["amplitude_ma"] > 0)
+    run_start = on & ~np.concatenate([[False], on[:-1]])
+    starts = np.flatnonzero(run_start)
+    for first in starts:
+        last = first
+        while last + 1 < seg.size and on[last + 1]:
+            last += 1
+        rows = seg[first:last + 1]
+        begin, end = float(rows["t0_s"][0]), float(rows["t1_s"][-1])
+        rate, pulses = float(rows["burst_rate_hz"][0]), int(rows["burst_pulses"][0])
+        freq = float(rows["frequency_hz"][0])
+        count = int(np.ceil((end - begin) * rate - _PHASE_EPS))
+        times = (begin + np.arange(count)[:, None] / rate
+                 + np.arange(pulses)[None, :] / freq).ravel()
+        times = times[times < end]
+        index = np.searchsorted(rows["t0_s"], times, side="right") - 1
+        out = np.zeros(times.size, DELIVERED_PULSE_DTYPE)
+        out["t_s"] = times
+        out["amplitude_ma"] = rows["delivered_ma"][index]
+        out["pulse_width_us"] = rows["pulse_width_us"][index]
+        parts.append(out[out["amplitude_ma"] > 0])
+    merged = np.concatenate(parts)
+    return merged[np.argsort(merged["t_s"], kind="stable")]

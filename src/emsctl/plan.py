@@ -134,8 +134,14 @@ class Plan:
     def expand_pulses(self) -> npt.NDArray[np.void]:
         """Every pulse of the plan: time, channel, amplitude and width, sorted by time."""
         parts = [expand_channel(p.channel, p.segments) for p in self.channels]
-        pulses = np.concatenate(parts)
-        return pulses[np.argsort(pulses["t_s"], kind="stable")]
+        if len(parts) == 1:
+            return parts[0]
+        times = np.concatenate([part["t_s"] for part in parts])
+        order = np.argsort(times, kind="stable")
+        out = np.empty(times.size, parts[0].dtype)
+        for name in out.dtype.names or ():
+            out[name] = np.concatenate([part[name] for part in parts])[order]
+        return out
 
 
 class ChannelSampler:

