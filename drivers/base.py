@@ -26,13 +26,13 @@ from typing import Literal, Self
 from ..errors import DeviceError, InputError
 
 __all__ = [
+    "ZERO",
     "Capabilities",
     "ChannelSetpoint",
     "Driver",
     "DriverStoppedError",
     "Telemetry",
     "TelemetryKind",
-    "ZERO",
 ]
 
 

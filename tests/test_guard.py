@@ -57,7 +57,7 @@ def test_a_setpoint_beyond_a_limit_stops_and_latches(
 
 def test_charge_and_density_on_a_small_pad_are_refused() -> None:
     guard = _guard(cap_ma=40.0, area_cm2=4.0)
-    with pytest.raises(SafetyViolation, match="L8|L9"):
+    with pytest.raises(SafetyViolation, match=r"L8|L9"):
         _ramp_to(guard, 40.0, hz=100.0, us=300.0)
 
 

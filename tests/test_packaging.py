@@ -79,9 +79,9 @@ def test_wheel_contains_every_module_and_program_file(wheel: Path) -> None:
         base = ROOT / folder
         prefix = package.replace(".", "/")
         for path in base.rglob("*"):
-            if path.suffix in {".py", ".toml"} or path.name == "py.typed":
-                if "__pycache__" not in path.parts:
-                    expected.add(f"{prefix}/{path.relative_to(base).as_posix()}")
+            shipped = path.suffix in {".py", ".toml"} or path.name == "py.typed"
+            if shipped and "__pycache__" not in path.parts:
+                expected.add(f"{prefix}/{path.relative_to(base).as_posix()}")
     assert expected - names == set()
 
 

@@ -182,6 +182,13 @@ def spec(draw: st.DrawFn, low: float, high: float) -> str:
     return f"{{ low = {lo!r}, high = {hi!r}, period_s = {period!r} }}"
 
 
+AMPLITUDES = ["1.0", "5.5", "12", "40", "MT", "0.5*TOL"]
+
+
+def _quoted(text: str) -> str:
+    return f'"{text}"'
+
+
 @st.composite
 def programs(draw: st.DrawFn) -> str:
     cap = draw(st.floats(min_value=5, max_value=100))
@@ -198,8 +205,7 @@ def programs(draw: st.DrawFn) -> str:
                   f"duration_s = {draw(st.floats(min_value=5, max_value=120))!r}",
                   f"frequency_hz = {draw(spec(1, 200))}",
                   f"pulse_width_us = {draw(spec(20, 500))}",
-                  f"amplitude = {draw(st.sampled_from(['1.0', '5.5', '12', '40', 'MT', '0.5*TOL']))!r}"
-                  .replace("'", '"')]
+                  "amplitude = " + _quoted(draw(st.sampled_from(AMPLITUDES)))]
         if draw(st.booleans()):
             up = draw(st.floats(min_value=0.2, max_value=3))
             lines.append(f"duty = {{ on_s = 3.0, off_s = 4.0, ramp_up_s = {up!r}, "

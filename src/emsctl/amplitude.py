@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["AmplitudeExpr", "Thresholds", "ThresholdName", "parse_amplitude"]
+__all__ = ["AmplitudeExpr", "ThresholdName", "Thresholds", "parse_amplitude"]
 
 ThresholdName = Literal["ST", "MT", "TOL"]
 

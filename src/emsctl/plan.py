@@ -20,7 +20,8 @@ from .amplitude import AmplitudeExpr, Thresholds
 from .program import AmplitudeRamp, Channel, Phase, Program, Ramp, Sweep
 from .pulses import expand_channel
 
-__all__ = ["SEGMENT_DTYPE", "ChannelPlan", "ChannelSampler", "PhaseSpan", "Plan", "Setpoints", "compile_plan"]
+__all__ = ["SEGMENT_DTYPE", "ChannelPlan", "ChannelSampler", "PhaseSpan", "Plan", "Setpoints",
+           "compile_plan"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -217,10 +218,11 @@ def compile_plan(
     notes: list[str] = []
     channel_plans = []
     for order, channel in enumerate(program.channels):
-        cap = channel.max_amplitude_ma
+        cap_ma = channel.max_amplitude_ma
         if profile_caps_ma and channel.id in profile_caps_ma:
-            cap = min(cap, profile_caps_ma[channel.id])
-        resolver = _Resolver(channel, cap, None if thresholds is None else thresholds[channel.id],
+            cap_ma = min(cap_ma, profile_caps_ma[channel.id])
+        person = None if thresholds is None else thresholds[channel.id]
+        resolver = _Resolver(channel, cap_ma, person,
                              notes)
         rows: list[npt.NDArray[np.void]] = []
         previous_end_ma = 0.0
@@ -230,7 +232,7 @@ def compile_plan(
             rows.append(table)
             previous_end_ma = float(table["amp1_ma"][-1])
         channel_plans.append(ChannelPlan(channel.id, channel.site, channel.electrode_area_cm2,
-                                         cap, np.concatenate(rows)))
+                                         cap_ma, np.concatenate(rows)))
     return Plan(program.name, duration, tuple(spans), tuple(channel_plans),
                 program.soft_start_s, tuple(dict.fromkeys(notes)))
 
@@ -282,7 +284,10 @@ def _phase_segments(
     assert freq_spec is not None and phase.pulse_width_us is not None
     assert phase.amplitude is not None
     amp = phase.amplitude
-    a_start_expr, a_end_expr = (amp.start, amp.end) if isinstance(amp, AmplitudeRamp) else (amp, amp)
+    if isinstance(amp, AmplitudeRamp):
+        a_start_expr, a_end_expr = amp.start, amp.end
+    else:
+        a_start_expr = a_end_expr = amp
     a_start, a_end = resolve(a_start_expr, phase.name), resolve(a_end_expr, phase.name)
     if phase.amplitude_cap is not None:
         phase_cap = resolve(phase.amplitude_cap, phase.name)
@@ -348,7 +353,7 @@ def _linear(t: FloatArray, t0: float, t1: float, v0: float, v1: float) -> FloatA
 def _spec_breaks(spec: float | Ramp | Sweep, t0: float, t1: float) -> list[float]:
     if isinstance(spec, Sweep):
         half = spec.period_s / 2
-        return list(np.arange(t0, t1, half)) + [t1]
+        return [*np.arange(t0, t1, half).tolist(), t1]
     return []
 
 

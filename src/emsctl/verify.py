@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import numpy.polynomial.polynomial as P  # noqa: N812 - numpy's own idiom
+import numpy.polynomial.polynomial as P
 import numpy.typing as npt
 
 from .limits import POWER_DENSITY_CEILING_W_CM2, Limits
@@ -79,7 +79,8 @@ def _check_channel(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violatio
 
     if area < lim.electrode_area_min_cm2 - _EPS:
         out.append(Violation("L13", ch, 0.0, area, lim.electrode_area_min_cm2,
-                             f"electrode area {area:g} cm² is under {lim.electrode_area_min_cm2:g} cm²"))
+                             f"electrode area {area:g} cm² is under "
+                             f"{lim.electrode_area_min_cm2:g} cm²"))
     a0, a1 = seg["amp0_ma"], seg["amp1_ma"]
     live = (a0 > 0) | (a1 > 0)
     peak = np.maximum(a0, a1)
@@ -89,7 +90,8 @@ def _check_channel(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violatio
         ("pw", (lim.pulse_width_min_us, lim.pulse_width_max_us), "µs", "L6"),
         ("freq", (lim.frequency_min_hz, lim.frequency_max_hz), "Hz", "L7"),
     ):
-        v0, v1 = seg[f"{name}0_{'us' if name == 'pw' else 'hz'}"], seg[f"{name}1_{'us' if name == 'pw' else 'hz'}"]
+        unit_key = "us" if name == "pw" else "hz"
+        v0, v1 = seg[f"{name}0_{unit_key}"], seg[f"{name}1_{unit_key}"]
         lo, hi = lo_hi
         bad = live & ((np.minimum(v0, v1) < lo - _EPS) | (np.maximum(v0, v1) > hi + _EPS))
         for i in _first_each_phase(seg, bad):
@@ -110,7 +112,8 @@ def _check_channel(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violatio
     rms_sq = _max_product(seg, powers=(2, 1, 1)) * 2e-6
     rms = np.sqrt(rms_sq)
     for i in _first_each_phase(seg, live & (rms > lim.rms_ma + _EPS)):
-        add("L4", i, float(rms[i]), lim.rms_ma, f"rms current {rms[i]:.2f} mA is over {lim.rms_ma:g} mA")
+        add("L4", i, float(rms[i]), lim.rms_ma,
+            f"rms current {rms[i]:.2f} mA is over {lim.rms_ma:g} mA")
     density = rms / area
     for i in _first_each_phase(seg, live & (density > lim.current_density_ma_cm2 + _EPS)):
         add("L9", i, float(density[i]), lim.current_density_ma_cm2,

@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "history": ("history", "history", "List past sessions, or show one."),
     "simulate": ("simulate", "simulate", "Serve an emulated device on a pseudo-terminal."),
     "devices": ("devices", "devices", "List serial ports that may be stimulators."),
-    "calibrate": ("calibrate", "calibrate", "Find a person's sensory, motor and tolerance thresholds."),
+    "calibrate": ("calibrate", "calibrate", "Find your sensory, motor and tolerance thresholds."),
     "plot": ("plot", "plot", "Plot a program's amplitude, frequency and pulse width."),
 }
 

@@ -23,7 +23,7 @@ def limits_option(func: F) -> F:
         "--limits", "limits_path", type=click.Path(path_type=Path), envvar="EMSCTL_LIMITS",
         default=None, help="Limits file (TOML) that tightens the shipped defaults.",
     )
-    return option(func)  # type: ignore[no-any-return]
+    return option(func)
 
 
 @functools.cache

@@ -92,7 +92,7 @@ def _describe(value: object) -> str | float | None:
 
 
 def _minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{int(round(seconds % 60)):02d}"
+    return f"{int(seconds // 60)}:{round(seconds % 60):02d}"
 
 
 @click.command()
@@ -148,7 +148,7 @@ def programs(folder: Path | None, fmt: str) -> None:
     from ..loader import builtin_names, find_program_files, load_program  # noqa: PLC0415
 
     sources = builtin_names() + ([str(p) for p in find_program_files([folder])] if folder else [])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for source in sources:
         try:
             program = load_program(source).program
