@@ -19,7 +19,6 @@ computed from both phases, so an asymmetric device shows a non-zero figure.
 from __future__ import annotations
 
 from collections.abc import Callable
-
 from pathlib import Path
 
 import numpy as np

@@ -27,7 +27,6 @@ from emsctl.drivers.coyote3.frequency import (
     frequency_code_from_period_ms,
     require_int,
 )
-
 from emsctl.errors import ProtocolError
 
 __all__ = [

@@ -81,7 +81,6 @@ from emsctl.drivers.coyote3.rules import (
     updated_soft_limit,
     wheel_step,
 )
-
 from emsctl.errors import ProtocolError
 
 __all__ = [

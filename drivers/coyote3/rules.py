@@ -33,7 +33,6 @@ from emsctl.drivers.coyote3.frames import (
     StrengthReport,
 )
 from emsctl.drivers.coyote3.frequency import is_valid_frequency_code, require_int
-
 from emsctl.errors import ProtocolError
 
 __all__ = [

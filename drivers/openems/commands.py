@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from emsctl.drivers.openems.intensity import MAX_INTENSITY_PCT, option_pct_to_window_steps
-
 from emsctl.errors import ProtocolError
 
 __all__ = [

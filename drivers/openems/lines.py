@@ -16,7 +16,6 @@ import enum
 from dataclasses import dataclass
 
 from emsctl.drivers.openems.commands import Command, parse_command
-
 from emsctl.errors import ProtocolError
 
 __all__ = [

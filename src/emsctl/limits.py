@@ -517,7 +517,7 @@ def _finding(name: str, value: float, relation: str, allowed: float) -> Finding:
     return Finding(spec.limit_id, name, value, relation, allowed, spec.unit)
 
 
-def check_pulse(  # noqa: PLR0917 - the operating point reads best positionally
+def check_pulse(
     amplitude_ma: fx.ExactInput,
     pulse_width_us: fx.ExactInput,
     frequency_hz: fx.ExactInput,

@@ -11,6 +11,9 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from emsctl.drivers.coyote3 import protocol as p
 from emsctl.drivers.coyote3.protocol import (
     B0Frame,
@@ -20,9 +23,6 @@ from emsctl.drivers.coyote3.protocol import (
     StrengthMode,
     StrengthReport,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-
 from emsctl.errors import ProtocolError
 
 K, ADD, SUB, SET = StrengthMode.KEEP, StrengthMode.ADD, StrengthMode.SUBTRACT, StrengthMode.SET

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from emsctl.drivers.openems.protocol import (
     DebugKind,
     DebugLine,
@@ -10,8 +13,6 @@ from emsctl.drivers.openems.protocol import (
     encode_debug_line,
     parse_debug_line,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 def test_setup_banner_is_the_spec_text_with_crlf():

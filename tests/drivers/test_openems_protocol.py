@@ -10,6 +10,9 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from emsctl.drivers.openems.protocol import (
     BLE_CHARACTERISTIC_UUID,
     BLE_SERVICE_UUID,
@@ -40,9 +43,6 @@ from emsctl.drivers.openems.protocol import (
     stop_sequence,
     wiper_steps_to_intensity_pct,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-
 from emsctl.errors import ProtocolError
 
 actions = st.builds(
