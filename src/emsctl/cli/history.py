@@ -2,8 +2,9 @@
 
 Without an argument it prints one row per journal (a rich table on a terminal, aligned plain
 text otherwise); with a session id, id prefix or journal path it prints the header, a timeline
-of everything but the commands, and the footer figures. ``--format json`` prints the data.
-It only reads journals: it never writes, moves or repairs one.
+of everything but the commands, and the footer figures. ``--format json`` prints the data;
+``--plot FILE`` draws the session instead (see :mod:`emsctl.plotting`). It only reads
+journals: it never writes, moves or repairs one.
 """
 
 from __future__ import annotations
@@ -40,16 +41,28 @@ _COLUMNS = ("DATE (UTC)", "SESSION", "PROGRAM", "DEVICE", "DURATION", "END", "PE
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=None,
               help="Journal folder [default: $EMSCTL_STATE_DIR/journals or the user state dir].")
-def history(session: str | None, output_format: str, directory: Path | None) -> None:
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Draw SESSION, planned against commanded, to FILE.png or .svg.")
+def history(session: str | None, output_format: str, directory: Path | None,
+            plot_path: Path | None) -> None:
     """List past sessions, or show SESSION (an id, a unique id prefix, or a journal path).
 
     Raises:
-        InputError: SESSION matches no journal or several, or its journal is corrupt.
+        InputError: SESSION matches no journal or several, or its journal is corrupt; --plot
+            without SESSION, with a suffix other than .png/.svg, or without matplotlib.
     """
     if session is None:
+        if plot_path is not None:
+            raise click.UsageError("--plot needs a SESSION to draw")
         _list(list_journals(directory), journal_dir(directory), output_format)
         return
     journal = read_journal(find_journal(session, directory))
+    if plot_path is not None:
+        from ..plotting import write_session_figure  # noqa: PLC0415 - the plot extra
+
+        write_session_figure(journal, plot_path)
+        click.echo(f"wrote {plot_path}")
+        return
     if output_format == "json":
         click.echo(json.dumps(_journal_json(journal), indent=2, ensure_ascii=False))
     else:

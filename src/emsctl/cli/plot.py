@@ -1,0 +1,79 @@
+"""``emsctl plot PROGRAM``: look at a program before running it.
+
+With ``-o FILE.png`` or ``-o FILE.svg`` it draws an image (matplotlib, the ``plot`` extra);
+without ``-o`` on a terminal, or with ``--text``, it prints a compact text plot that needs no
+extra. It reads the program and writes only the file it is given; it never opens a device.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+
+__all__ = ["plot"]
+
+#: A text plot is never wider than this, however wide the terminal.
+TEXT_WIDTH_MAX = 80
+
+_BASIS_NOTE = {
+    "caps": "amplitudes at the channel caps: the worst case that validation checks",
+    "synthetic": "amplitudes at the simulator's synthetic thresholds (ST 6, MT 12, TOL 25 mA)",
+}
+
+
+@click.command("plot")
+@click.argument("program")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write an image here; .png or .svg picks the format (needs emsctl[plot]).")
+@click.option("--text", "as_text", is_flag=True,
+              help="Print a text plot (to FILE with -o), even when stdout is not a terminal.")
+@click.option("--amplitudes", "basis", type=click.Choice(["caps", "synthetic"]), default="caps",
+              show_default=True,
+              help="Draw amplitudes at the channel caps or at the simulator's synthetic person.")
+def plot(program: str, output: Path | None, as_text: bool, basis: str) -> None:
+    """Plot PROGRAM (a built-in name or a .toml path): amplitude, frequency and pulse width.
+
+    Raises:
+        InputError: the program does not load, the file suffix is not .png or .svg, matplotlib
+            is missing for an image, or there is no terminal and neither -o nor --text.
+    """
+    from ..loader import load_program  # noqa: PLC0415 - keep `emsctl --help` light
+    from ..plotting import (  # noqa: PLC0415
+        format_min_s,
+        image_format,
+        plan_for_plot,
+        require_matplotlib,
+        text_plot,
+        write_program_figure,
+    )
+
+    if output is None and not as_text and not sys.stdout.isatty():
+        raise InputError("stdout is not a terminal: give -o FILE.png or -o FILE.svg for an "
+                         "image, or --text for a text plot")
+    if output is not None and not as_text:
+        image_format(output)
+        require_matplotlib()  # before any work, so the message comes first
+    loaded = load_program(program)
+    plan = plan_for_plot(loaded.program, "synthetic" if basis == "synthetic" else "caps")
+    heading = (f"{loaded.program.name}: {loaded.program.title} · "
+               f"total {format_min_s(plan.duration_s)}")
+    if output is not None and not as_text:
+        write_program_figure(plan, loaded.program, output, note=_BASIS_NOTE[basis])
+        click.echo(f"wrote {output}")
+        return
+    columns = TEXT_WIDTH_MAX if output is not None else min(
+        TEXT_WIDTH_MAX, shutil.get_terminal_size((TEXT_WIDTH_MAX, 24)).columns)
+    text = text_plot(plan, heading, width=columns, note=_BASIS_NOTE[basis])
+    if output is None:
+        click.echo(text)
+        return
+    try:
+        output.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    click.echo(f"wrote {output}")

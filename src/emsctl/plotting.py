@@ -1,0 +1,669 @@
+"""Pictures of programs and sessions: PNG/SVG figures and compact text plots for terminals.
+
+A program figure shows, per channel, the amplitude envelope (mA), the frequency (Hz) and the
+pulse width (µs) over time, the phases as shaded bands, and the symmetric biphasic pulse
+shape. A session figure (``emsctl history SESSION --plot``) draws what was planned against
+what was commanded, with stops, pauses and faults marked. The text plot needs nothing but
+numpy and fits in 80 columns.
+
+matplotlib (the ``plot`` extra) is imported only inside the functions that draw images, with
+the Agg canvas, so nothing here needs a display. This module only reads plans and journals and
+writes the one file it is asked for; it never talks to a device and decides nothing about
+safety.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import InputError
+from .journal import JournalRecord, JsonValue
+from .plan import Plan, compile_plan
+from .program import Program, Ramp, Sweep
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "INTERPHASE_US",
+    "AmplitudeBasis",
+    "PlotExtraMissingError",
+    "SessionSeries",
+    "format_min_s",
+    "plan_for_plot",
+    "require_matplotlib",
+    "session_series",
+    "text_plot",
+    "write_program_figure",
+    "write_session_figure",
+]
+
+FloatArray = npt.NDArray[np.float64]
+#: Which amplitudes a program plot shows: the channel caps (validation's worst case) or the
+#: simulator's synthetic person.
+AmplitudeBasis = Literal["caps", "synthetic"]
+#: File suffixes an image can be written as.
+IMAGE_SUFFIXES = (".png", ".svg")
+#: Gap between the two phases of a pulse, drawn in the pulse inset. Programs do not set it;
+#: 100 µs is what ScienceMode2 devices deliver (the only protocol that documents it).
+INTERPHASE_US = 100.0
+_BLOCKS = " ▁▂▃▄▅▆▇█"
+_TICK_STEPS_S = (10, 15, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600)
+_GUTTER = 10  # "  30.0 mA┤"
+
+
+class PlotExtraMissingError(InputError):
+    """matplotlib is not installed: images need the ``plot`` extra."""
+
+
+def require_matplotlib() -> None:
+    """Check that matplotlib can be imported.
+
+    Raises:
+        PlotExtraMissingError: it cannot; the message names the extra to install.
+    """
+    try:
+        import matplotlib  # noqa: F401, PLC0415 - optional, only for images
+    except ImportError as exc:
+        raise PlotExtraMissingError(
+            "drawing images needs matplotlib, which comes with the plot extra: "
+            "pip install 'emsctl[plot]' (or use --text for a text plot)") from exc
+
+
+def image_format(path: Path) -> str:
+    """The image format for ``path`` from its suffix (``png`` or ``svg``).
+
+    Raises:
+        InputError: any other suffix.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputError(f"cannot tell the image format of '{path.name}': "
+                         "give a file name ending in .png or .svg")
+    return suffix[1:]
+
+
+def plan_for_plot(program: Program, basis: AmplitudeBasis = "caps") -> Plan:
+    """Compile ``program`` for a picture: at its channel caps, or at the synthetic thresholds."""
+    if basis == "caps":
+        return compile_plan(program)
+    from .runner import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR  # noqa: PLC0415 - heavy imports
+
+    thresholds = {c.id: SYNTHETIC_THRESHOLDS for c in program.channels}
+    caps_ma = {c.id: TOL_CAP_FACTOR * SYNTHETIC_THRESHOLDS.tol_ma for c in program.channels}
+    return compile_plan(program, thresholds, profile_caps_ma=caps_ma)
+
+
+def format_min_s(t_s: float) -> str:
+    """``t_s`` as ``m:ss`` (minutes may exceed 59)."""
+    minutes, seconds = divmod(round(t_s), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+def _tick_step_s(duration_s: float, max_ticks: int) -> float:
+    for step in _TICK_STEPS_S:
+        if duration_s / step <= max_ticks:
+            return float(step)
+    return float(math.ceil(duration_s / max_ticks / 3600) * 3600)
+
+
+def _envelope(segments: npt.NDArray[np.void]) -> tuple[FloatArray, FloatArray]:
+    """Exact polyline of a channel's amplitude: both ends of every segment."""
+    t_s = np.column_stack([segments["t0_s"], segments["t1_s"]]).ravel()
+    amp_ma = np.column_stack([segments["amp0_ma"], segments["amp1_ma"]]).ravel()
+    return t_s, amp_ma
+
+
+def _bin_peaks(segments: npt.NDArray[np.void], edges_s: FloatArray) -> FloatArray:
+    """Highest amplitude in each bin ``[edges[i], edges[i+1])``: exact, segments are linear."""
+    t0, t1 = segments["t0_s"][:, None], segments["t1_s"][:, None]
+    a0, a1 = segments["amp0_ma"][:, None], segments["amp1_ma"][:, None]
+    lo = np.maximum(t0, edges_s[None, :-1])
+    hi = np.minimum(t1, edges_s[None, 1:])
+    span = np.where(t1 > t0, t1 - t0, 1.0)
+    at_lo = a0 + (a1 - a0) * (lo - t0) / span
+    at_hi = a0 + (a1 - a0) * (hi - t0) / span
+    peak = np.where(lo < hi, np.maximum(at_lo, at_hi), 0.0)
+    return np.asarray(peak.max(axis=0), dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- text plot
+
+
+def text_plot(plan: Plan, heading: str, *, width: int = 80, rows_per_channel: int = 3,
+              note: str = "") -> str:
+    """A bar chart of each channel's amplitude envelope, with phases and a time axis.
+
+    Args:
+        plan: the compiled plan.
+        heading: first line (e.g. program name, title and total time).
+        width: columns to fit in (at least 40); no line is longer.
+        rows_per_channel: text rows per channel; each row has 8 levels.
+        note: a second line, e.g. which amplitudes are shown.
+
+    Returns:
+        The plot, lines joined by newlines, without a trailing newline.
+    """
+    width = max(40, width)
+    cols = width - _GUTTER
+    duration_s = plan.duration_s
+    edges_s = np.linspace(0.0, duration_s, cols + 1)
+    lines = [heading[:width]] + ([note[:width]] if note else [])
+    levels = rows_per_channel * 8
+    for cplan in plan.channels:
+        peaks_ma = _bin_peaks(cplan.segments, edges_s)
+        top_ma = float(peaks_ma.max())
+        lines.append(f"ch {cplan.channel} · {cplan.site} · peak {top_ma:.1f} mA"[:width])
+        filled = (np.ceil(peaks_ma / top_ma * levels - 1e-9).astype(int) if top_ma > 0
+                  else np.zeros(cols, int))
+        for row in range(rows_per_channel):
+            base = (rows_per_channel - 1 - row) * 8
+            cells = "".join(_BLOCKS[min(8, max(0, level - base))] for level in filled)
+            label = (f"{top_ma:6.1f} mA" if row == 0 else
+                     "  0 mA".rjust(_GUTTER - 1) if row == rows_per_channel - 1 else "")
+            lines.append(f"{label:>{_GUTTER - 1}}{'┤' if label else '│'}{cells}".rstrip())
+    lines.append(" " * (_GUTTER - 1) + "└" + _phase_row(plan, cols))
+    lines.extend(_time_axis(duration_s, cols))
+    return "\n".join(lines)
+
+
+def _phase_row(plan: Plan, cols: int) -> str:
+    row = ["─"] * cols
+    starts = [min(cols - 1, int(span.start_s / plan.duration_s * cols)) for span in plan.phases]
+    for i, (span, start) in enumerate(zip(plan.phases, starts, strict=True)):
+        end = starts[i + 1] if i + 1 < len(starts) else cols
+        row[start] = "┬"
+        name = span.name if span.kind == "stim" else f"{span.name} (no output)"
+        room = max(0, end - start - 2)
+        if room < len(name) and span.kind != "stim":
+            name = span.name
+        for j, char in enumerate(name[:room]):
+            row[start + 1 + j] = char
+    return "".join(row)
+
+
+def _time_axis(duration_s: float, cols: int) -> list[str]:
+    step_s = _tick_step_s(duration_s, max(1, cols // 8))
+    ticks = [k * step_s for k in range(int(duration_s // step_s) + 1)]
+    if duration_s - ticks[-1] > step_s / 2:
+        ticks.append(duration_s)
+    elif ticks[-1] != duration_s:
+        ticks[-1] = duration_s if len(ticks) > 1 else ticks[-1]
+    labels = [" "] * cols
+    last_end = -2
+    for t_s in ticks:
+        col = min(cols - 1, round(t_s / duration_s * (cols - 1)))
+        text = format_min_s(t_s)
+        start = col if col == 0 else min(col - len(text) // 2, cols - len(text))
+        if start <= last_end + 1:
+            continue  # would collide with the previous label
+        labels[start:start + len(text)] = list(text)
+        last_end = start + len(text) - 1
+    return [" " * (_GUTTER - 1) + " " + "".join(labels).rstrip(),
+            "time (min:s)".rjust(_GUTTER - 1 + cols)]
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _figure(width_in: float, height_in: float) -> Any:
+    require_matplotlib()
+    from matplotlib.figure import Figure  # noqa: PLC0415 - the plot extra, Agg canvas
+
+    return Figure(figsize=(width_in, height_in), dpi=100, layout="constrained")
+
+
+def _time_axis_format(axis: Any, duration_s: float) -> None:
+    from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: PLC0415
+
+    axis.xaxis.set_major_locator(MultipleLocator(_tick_step_s(duration_s, 10)))
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda t_s, _pos: format_min_s(t_s)))
+    axis.set_xlim(0.0, duration_s)
+
+
+def _phase_bands(axes: Sequence[Any], spans: Sequence[tuple[float, float, str, bool]],
+                 label_axis: Any) -> None:
+    """Shade phases on every axis; name them above ``label_axis`` where the name fits."""
+    from matplotlib.transforms import blended_transform_factory  # noqa: PLC0415
+
+    total_s = max(end for _, end, _, _ in spans) or 1.0
+    width_px = label_axis.get_position().width * label_axis.figure.get_figwidth() * 100
+    for i, (start, end, name, guide) in enumerate(spans):
+        colour = "#e8e8e8" if guide else ("#eef3fa" if i % 2 == 0 else "#fbf6ec")
+        for axis in axes:
+            axis.axvspan(start, end, color=colour, zorder=0, lw=0)
+        band_px = (end - start) / total_s * width_px
+        if guide and band_px >= 60:
+            label_axis.text((start + end) / 2, 0.5, "no output", ha="center", va="center",
+                            fontsize=8, color="#555555", style="italic",
+                            transform=blended_transform_factory(label_axis.transData,
+                                                                label_axis.transAxes))
+        if band_px >= 7.0 * (len(name) + 1):
+            label_axis.text((start + end) / 2, 1.02, name, ha="center", va="bottom",
+                            fontsize=9, transform=blended_transform_factory(
+                                label_axis.transData, label_axis.transAxes))
+
+
+def _stim_only(plan: Plan, t_s: FloatArray, values: FloatArray) -> FloatArray:
+    """``values`` with NaN where a guide phase runs (no output there, so nothing to show)."""
+    out = values.copy()
+    for span in plan.phases:
+        if span.kind != "stim":
+            out[(t_s >= span.start_s) & (t_s <= span.end_s)] = np.nan
+    return out
+
+
+def write_program_figure(plan: Plan, program: Program, path: Path, *, note: str = "") -> None:
+    """Draw ``plan`` of ``program`` and save it as PNG or SVG, chosen by ``path``'s suffix.
+
+    Raises:
+        PlotExtraMissingError: matplotlib is not installed.
+        InputError: the suffix is neither .png nor .svg, or the file cannot be written.
+    """
+    fmt = image_format(path)
+    n = len(plan.channels)
+    fig = _figure(11.0, 2.0 * n + 3.6)
+    grid = fig.add_gridspec(n + 2, 2, width_ratios=[4.3, 1.0], height_ratios=[2.0] * n + [1.2] * 2)
+    left = [fig.add_subplot(grid[0, 0])]
+    left += [fig.add_subplot(grid[i, 0], sharex=left[0]) for i in range(1, n + 2)]
+    for axis, cplan in zip(left, plan.channels, strict=False):
+        t_s, amp_ma = _envelope(cplan.segments)
+        axis.fill_between(t_s, amp_ma, color="#1f77b4", alpha=0.3, lw=0)
+        axis.plot(t_s, amp_ma, color="#1f77b4", lw=1.0)
+        axis.axhline(cplan.cap_ma, color="#c0392b", ls="--", lw=0.8)
+        axis.text(1.0, cplan.cap_ma, f" cap {cplan.cap_ma:g} mA", color="#c0392b", fontsize=8,
+                  va="center", ha="left", transform=axis.get_yaxis_transform())
+        axis.set_ylim(0.0, cplan.cap_ma * 1.15)
+        axis.set_ylabel(f"ch {cplan.channel} {cplan.site}\namplitude (mA)", fontsize=9)
+    _draw_rate(left[n], left[n + 1], plan, program)
+    _time_axis_format(left[-1], plan.duration_s)
+    left[-1].set_xlabel("time (min:s)")
+    for axis in left[:-1]:
+        axis.tick_params(labelbottom=False)
+    for axis in left:
+        axis.grid(axis="y", color="white", lw=0.8)
+        axis.tick_params(labelsize=8)
+    spans = [(s.start_s, s.end_s, s.name, s.kind != "stim") for s in plan.phases]
+    fig.canvas.draw_idle()
+    _phase_bands(left, spans, left[0])
+    _pulse_inset(fig.add_subplot(grid[0:max(1, n), 1]), plan)
+    facts = fig.add_subplot(grid[max(1, n):, 1])
+    _phase_table(facts, plan, program)
+    fig.suptitle(f"{program.name}: {program.title}   ·   total {format_min_s(plan.duration_s)}"
+                 + (f"\n{note}" if note else ""), fontsize=12)
+    _save(fig, path, fmt)
+
+
+def _draw_rate(freq_axis: Any, width_axis: Any, plan: Plan, program: Program) -> None:
+    """Frequency and pulse width per channel; one line when all channels agree."""
+    for axis, key, unit, colour in ((freq_axis, "freq", "frequency (Hz)", "#2ca02c"),
+                                    (width_axis, "pw", "pulse width (µs)", "#9467bd")):
+        curves = []
+        for cplan in plan.channels:
+            seg = cplan.segments
+            unit_key = "hz" if key == "freq" else "us"
+            t_s = np.column_stack([seg["t0_s"], seg["t1_s"]]).ravel()
+            values = np.column_stack([seg[f"{key}0_{unit_key}"], seg[f"{key}1_{unit_key}"]]).ravel()
+            curves.append((cplan.channel, t_s, _stim_only(plan, t_s, values)))
+        same = all(np.array_equal(c[2], curves[0][2], equal_nan=True) for c in curves)
+        styles = ["-", "--", ":", "-."]
+        for i, (channel, t_s, values) in enumerate(curves[:1] if same else curves):
+            axis.plot(t_s, values, color=colour, lw=1.2, ls=styles[i % 4],
+                      label="all channels" if same else f"ch {channel}")
+        if not same:
+            axis.legend(fontsize=7, loc="upper right")
+        top = float(np.nanmax([np.nanmax(c[2]) for c in curves]))
+        axis.set_ylim(0.0, top * 1.3)
+        axis.set_ylabel(unit, fontsize=9)
+    for span, phase in zip(plan.phases, program.phases, strict=True):
+        for axis, spec, unit in ((freq_axis, phase.frequency_hz, "Hz"),
+                                 (width_axis, phase.pulse_width_us, "µs")):
+            if isinstance(spec, Sweep):
+                axis.text((span.start_s + span.end_s) / 2, spec.high * 1.04,
+                          f"sweeps {spec.low:g}–{spec.high:g} {unit} every {spec.period_s:g} s",
+                          ha="center", va="bottom", fontsize=8)
+        if phase.burst is not None and isinstance(phase.frequency_hz, float):
+            freq_axis.text((span.start_s + span.end_s) / 2, phase.frequency_hz * 1.05,
+                           f"bursts: {phase.burst.pulses} pulses at {phase.frequency_hz:g} Hz, "
+                           f"{phase.burst.rate_hz:g} bursts/s", ha="center", va="bottom",
+                           fontsize=8)
+
+
+def _pulse_inset(axis: Any, plan: Plan) -> None:
+    """The symmetric biphasic pulse at the widest width and highest amplitude of the plan."""
+    widths = np.concatenate([np.concatenate([c.segments["pw0_us"][c.segments["amp0_ma"] > 0],
+                                             c.segments["pw1_us"][c.segments["amp1_ma"] > 0]])
+                             for c in plan.channels])
+    amps = np.concatenate([c.segments[["amp0_ma", "amp1_ma"]].tolist() for c in plan.channels])
+    width_us = float(widths.max()) if widths.size else 0.0
+    amp_ma = float(np.max(amps)) if amps.size else 0.0
+    gap_us = INTERPHASE_US
+    end_us = 2 * width_us + gap_us
+    x = [-0.35 * width_us, 0, 0, width_us, width_us, width_us + gap_us, width_us + gap_us,
+         end_us, end_us, end_us + 0.35 * width_us]
+    y = [0, 0, amp_ma, amp_ma, 0, 0, -amp_ma, -amp_ma, 0, 0]
+    axis.fill_between(x, y, color="#1f77b4", alpha=0.35, lw=0)
+    axis.plot(x, y, color="#1f77b4", lw=1.6)
+    axis.axhline(0, color="grey", lw=0.6)
+    arrow = {"arrowstyle": "<->", "lw": 0.8}
+    axis.annotate("", (0, amp_ma * 1.12), (width_us, amp_ma * 1.12), arrowprops=arrow)
+    axis.text(width_us / 2, amp_ma * 1.17, f"phase\n{width_us:g} µs", ha="center",
+              va="bottom", fontsize=8)
+    axis.annotate("", (width_us, amp_ma * 0.12), (width_us + gap_us, amp_ma * 0.12),
+                  arrowprops=arrow)
+    axis.text(width_us + gap_us * 1.2, amp_ma * 0.12, f"gap {gap_us:g} µs", ha="left",
+              va="center", fontsize=8)
+    axis.text(width_us / 2, amp_ma * 0.5, f"+{amp_ma:.3g}\nmA", ha="center", va="center",
+              fontsize=8)
+    axis.text(width_us + gap_us + width_us / 2, -amp_ma * 0.5, f"−{amp_ma:.3g}\nmA",
+              ha="center", va="center", fontsize=8)
+    axis.set_ylim(-amp_ma * 1.25, amp_ma * 1.75)
+    axis.set_xlabel("µs", fontsize=8)
+    axis.set_ylabel("mA", fontsize=8)
+    axis.tick_params(labelsize=7)
+    axis.set_title("pulse shape (symmetric biphasic)", fontsize=9)
+
+
+def _phase_table(axis: Any, plan: Plan, program: Program) -> None:
+    """A small monospace table: each phase's times, frequency and pulse width."""
+    axis.axis("off")
+    rows = ["phase       from–to     Hz      µs"]
+    for count, (span, phase) in enumerate(zip(plan.phases, program.phases, strict=True)):
+        if count == 12:
+            rows.append(f"… and {len(plan.phases) - 12} more")
+            break
+        when = f"{format_min_s(span.start_s)}–{format_min_s(span.end_s)}"
+        what = ("no output" if span.kind != "stim" else
+                f"{_spec(phase.frequency_hz):<7} {_spec(phase.pulse_width_us)}")
+        rows.append(f"{span.name[:10]:<11} {when:<11} {what}")
+    axis.text(0.0, 1.0, "\n".join(rows), va="top", ha="left", family="monospace",
+              fontsize=7.5, transform=axis.transAxes)
+
+
+def _spec(value: float | Ramp | Sweep | None) -> str:
+    """A frequency or width spec in a few characters: ``6``, ``10→2``, ``100~180``."""
+    if isinstance(value, Sweep):
+        return f"{value.low:g}~{value.high:g}"
+    if isinstance(value, Ramp):
+        return f"{value.start:g}→{value.end:g}"
+    return "?" if value is None else f"{value:g}"
+
+
+def _save(fig: Any, path: Path, fmt: str) -> None:
+    try:
+        fig.savefig(path, format=fmt, metadata={"Software": "emsctl"} if fmt == "png" else None)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+@dataclass(frozen=True)
+class SessionSeries:
+    """What a session journal says, as arrays ready to draw (times are session seconds)."""
+
+    channels: tuple[int, ...]
+    #: command times and, per channel, the commanded amplitude (mA) from that time on
+    command_t_s: FloatArray
+    command_ma: FloatArray
+    #: (time, label, kind) of every stop, pause, resume, intensity change and fault
+    markers: tuple[tuple[float, str, str], ...]
+    #: (pause time, resume time or None) in session seconds
+    pauses: tuple[tuple[float, float | None], ...]
+    end_s: float
+
+
+_FAULTS = frozenset({"electrode_off", "device_error", "device_reset", "link_lost"})
+
+
+def session_series(journal: JournalRecord) -> SessionSeries:
+    """Commands, markers and pauses of a journal (see :class:`SessionSeries`)."""
+    sites = journal.header.get("sites")
+    channels = tuple(sorted(int(k) for k in sites)) if isinstance(sites, dict) and sites else ()
+    times: list[float] = []
+    rows: list[list[float]] = []
+    markers: list[tuple[float, str, str]] = []
+    pauses: list[tuple[float, float | None]] = []
+    end_s = 0.0
+    for record in journal.records:
+        t_s = float(record["t_s"])  # type: ignore[arg-type] - read_journal checked it
+        end_s = max(end_s, t_s)
+        kind, label = record.get("kind"), _marker_label(record)
+        if record["type"] == "command":
+            times.append(t_s)
+            rows.append(_amplitudes(record.get("setpoints")))
+        elif record["type"] == "stop":
+            markers.append((t_s, f"stop: {record.get('reason', '?')}", "stop"))
+        elif record["type"] == "event" and kind in ("pause", "resume", "intensity"):
+            markers.append((t_s, label, str(kind)))
+            if kind == "pause":
+                pauses.append((t_s, None))
+            elif kind == "resume" and pauses and pauses[-1][1] is None:
+                pauses[-1] = (pauses[-1][0], t_s)
+        elif record["type"] == "telemetry" and (kind in _FAULTS or (
+                kind == "battery" and isinstance(record.get("value"), int | float)
+                and float(record["value"]) <= 10)):  # type: ignore[arg-type]
+            markers.append((t_s, label, "fault"))
+    if journal.footer is not None:
+        end_s = max(end_s, float(journal.footer["t_s"]))  # type: ignore[arg-type]
+    width = max([len(r) for r in rows] + [max(channels, default=0)])
+    if not channels:
+        channels = tuple(range(1, width + 1))
+    table = np.zeros((len(rows), width))
+    for i, row in enumerate(rows):
+        table[i, :len(row)] = row
+    command_ma = table[:, [c - 1 for c in channels]] if rows else np.zeros((0, len(channels)))
+    return SessionSeries(channels, np.asarray(times), command_ma.T, tuple(markers),
+                         tuple(pauses), end_s)
+
+
+def _amplitudes(setpoints: JsonValue) -> list[float]:
+    if not isinstance(setpoints, list):
+        return []
+    return [float(sp.get("amplitude_ma") or 0.0) if isinstance(sp, dict) else 0.0  # type: ignore[arg-type]
+            for sp in setpoints]
+
+
+def _marker_label(record: dict[str, JsonValue]) -> str:
+    kind = str(record.get("kind", ""))
+    if kind == "intensity":
+        return f"intensity → {record.get('target_pct', '?')} %"
+    channel = record.get("channel")
+    where = f" ch {channel}" if isinstance(channel, int) else ""
+    return kind.replace("_", " ") + where
+
+
+def session_plan(journal: JournalRecord) -> tuple[Plan | None, str]:
+    """Recompile the plan a session ran from its journal header.
+
+    Returns:
+        ``(plan, basis)`` where ``basis`` says which thresholds were used, or ``(None, reason)``
+        when the program or the thresholds cannot be recovered (the picture then shows only
+        what was commanded).
+    """
+    from .devices import parse_device_url  # noqa: PLC0415 - heavy imports, only for plots
+    from .loader import load_program  # noqa: PLC0415
+    from .runner import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR  # noqa: PLC0415
+
+    header = journal.header
+    name, source = str(header.get("program", "")), str(header.get("program_source", ""))
+    try:
+        loaded = load_program(name if source == "builtin" else source)
+    except InputError as exc:
+        return None, f"plan not shown: {exc}"
+    if header.get("program_sha256") not in (None, loaded.sha256):
+        return None, "plan not shown: the program file has changed since this session"
+    thresholds = _recorded_thresholds(header.get("thresholds"))
+    basis = "recorded thresholds"
+    if thresholds is None:
+        try:
+            simulated = parse_device_url(str(header.get("device_url", ""))).simulated
+        except InputError:
+            simulated = False
+        if not simulated:
+            return None, "plan not shown: the journal does not record the thresholds used"
+        thresholds = {c.id: SYNTHETIC_THRESHOLDS for c in loaded.program.channels}
+        basis = "the simulator's synthetic thresholds"
+    if any(c.id not in thresholds for c in loaded.program.channels):
+        return None, "plan not shown: thresholds are missing for some channels"
+    caps_ma = {ch: TOL_CAP_FACTOR * th.tol_ma for ch, th in thresholds.items()}
+    frequency_hz = header.get("frequency_hz")
+    plan = compile_plan(loaded.program, thresholds, profile_caps_ma=caps_ma,
+                        frequency_hz=float(frequency_hz)
+                        if isinstance(frequency_hz, int | float) else None)
+    return plan, f"planned at {basis}"
+
+
+def _recorded_thresholds(raw: JsonValue) -> dict[int, Any] | None:
+    from .amplitude import Thresholds  # noqa: PLC0415
+
+    if not isinstance(raw, dict):
+        return None
+    out: dict[int, Any] = {}
+    try:
+        for channel, values in raw.items():
+            assert isinstance(values, dict)
+            out[int(channel)] = Thresholds(float(values["st_ma"]), float(values["mt_ma"]),  # type: ignore[arg-type]
+                                           float(values["tol_ma"]))  # type: ignore[arg-type]
+    except (AssertionError, KeyError, TypeError, ValueError):
+        return None
+    return out
+
+
+def _planned_polyline(t_s: FloatArray, amp_ma: FloatArray,
+                      pauses: Sequence[tuple[float, float | None]],
+                      end_s: float) -> tuple[FloatArray, FloatArray]:
+    """The planned polyline in session time: the program clock stands still while paused.
+
+    Each pause cuts the line (a NaN) and shifts the rest of the plan by the pause's length.
+    """
+    xs: list[FloatArray] = []
+    ys: list[FloatArray] = []
+    offset_s, from_s = 0.0, 0.0
+    cuts = [(start_s, resume_s if resume_s is not None else max(end_s, start_s))
+            for start_s, resume_s in pauses]
+    for pause_s, resume_s in [*cuts, (math.inf, math.inf)]:
+        to_s = min(pause_s - offset_s, float(t_s[-1]))
+        inside = (t_s > from_s) & (t_s < to_s)
+        ends = np.array([from_s, to_s])
+        xs += [ends[:1] + offset_s, t_s[inside] + offset_s, ends[1:] + offset_s, [np.nan]]
+        ys += [np.interp(ends[:1], t_s, amp_ma), amp_ma[inside],
+               np.interp(ends[1:], t_s, amp_ma), [np.nan]]
+        if pause_s == math.inf or to_s >= t_s[-1]:
+            break
+        offset_s += resume_s - pause_s
+        from_s = to_s
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _session_s(program_s: float, pauses: Sequence[tuple[float, float | None]],
+               end_s: float) -> float:
+    offset_s = 0.0
+    for start_s, resume_s in pauses:
+        if start_s - offset_s < program_s:
+            offset_s += (resume_s if resume_s is not None else max(end_s, start_s)) - start_s
+    return program_s + offset_s
+
+
+_MARKER_STYLE = {"stop": ("#c0392b", "-"), "pause": ("#e67e22", "--"),
+                 "resume": ("#27ae60", "--"), "intensity": ("#8e44ad", ":"),
+                 "fault": ("#c0392b", ":")}
+
+
+def write_session_figure(journal: JournalRecord, path: Path) -> None:
+    """Draw a session: planned against commanded amplitude per channel, with markers.
+
+    Raises:
+        PlotExtraMissingError: matplotlib is not installed.
+        InputError: the suffix is neither .png nor .svg, or the file cannot be written.
+    """
+    fmt = image_format(path)
+    require_matplotlib()
+    from matplotlib.lines import Line2D  # noqa: PLC0415 - the plot extra
+
+    series = session_series(journal)
+    plan, basis = session_plan(journal)
+    header = journal.header
+    raw_pct = header.get("intensity_pct")
+    intensity_pct = float(raw_pct) if isinstance(raw_pct, int | float) else 100.0
+    n = max(1, len(series.channels))
+    fig = _figure(11.0, 2.0 * n + 1.9)
+    axes = [fig.add_subplot(n, 1, 1)]
+    axes += [fig.add_subplot(n, 1, i + 1, sharex=axes[0]) for i in range(1, n)]
+    end_s = series.end_s
+    if plan is not None:
+        end_s = max(end_s, _session_s(plan.duration_s, series.pauses, series.end_s))
+    sites = header.get("sites") if isinstance(header.get("sites"), dict) else {}
+    for row, (axis, channel) in enumerate(zip(axes, series.channels, strict=False)):
+        top_ma = 1.0
+        if plan is not None and channel in {c.channel for c in plan.channels}:
+            t_s, amp_ma = _envelope(plan.channel(channel).segments)
+            x, y = _planned_polyline(t_s, amp_ma * intensity_pct / 100.0, series.pauses,
+                                     series.end_s)
+            axis.plot(x, y, color="#9a9a9a", lw=3.0, alpha=0.7, label="planned")
+            top_ma = max(top_ma, float(np.nanmax(y)))
+        x = np.append(series.command_t_s, series.end_s)
+        y = np.append(series.command_ma[row], 0.0) if x.size > 1 else np.zeros(x.size)
+        axis.step(x, y, where="post", color="#1f77b4", lw=1.1, label="commanded")
+        top_ma = max(top_ma, float(y.max()) if y.size else 0.0)
+        axis.set_ylim(0.0, top_ma * 1.35)
+        site = sites.get(str(channel), "") if isinstance(sites, dict) else ""
+        axis.set_ylabel(f"ch {channel} {site}\namplitude (mA)", fontsize=9)
+        axis.tick_params(labelsize=8)
+    for axis in axes[:-1]:
+        axis.tick_params(labelbottom=False)
+    _time_axis_format(axes[-1], end_s)
+    axes[-1].set_xlabel("session time (min:s)")
+    if plan is not None:
+        spans = [(_session_s(s.start_s, series.pauses, series.end_s),
+                  _session_s(s.end_s, series.pauses, series.end_s), s.name, s.kind != "stim")
+                 for s in plan.phases]
+        _phase_bands(axes, spans, axes[0])
+    _draw_markers(axes, series.markers, end_s)
+    handles = [Line2D([], [], color="#9a9a9a", lw=3.0, alpha=0.7, label="planned"),
+               Line2D([], [], color="#1f77b4", lw=1.1, label="commanded")]
+    handles += [Line2D([], [], color=c, ls=ls, label=kind)
+                for kind, (c, ls) in _MARKER_STYLE.items()
+                if any(m[2] == kind for m in series.markers)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8,
+               frameon=False)
+    fig.suptitle(_session_title(journal, basis), fontsize=11)
+    _save(fig, path, fmt)
+
+
+def _draw_markers(axes: Sequence[Any], markers: Sequence[tuple[float, str, str]],
+                  end_s: float) -> None:
+    """Vertical lines on every axis; labels merged when lines are too close to read apart."""
+    groups: list[list[tuple[float, str, str]]] = []
+    for marker in sorted(markers, key=lambda m: m[0]):
+        if groups and marker[0] - groups[-1][0][0] <= end_s * 0.012:
+            groups[-1].append(marker)
+        else:
+            groups.append([marker])
+    for group in groups:
+        for t_s, _label, kind in group:
+            colour, style = _MARKER_STYLE[kind]
+            for axis in axes:
+                axis.axvline(t_s, color=colour, ls=style, lw=1.0, zorder=3)
+        label = " · ".join(dict.fromkeys(m[1] for m in group))
+        axes[0].text(group[0][0], 0.96, " " + label, rotation=90, va="top", ha="right",
+                     fontsize=7.5, color=_MARKER_STYLE[group[0][2]][0],
+                     transform=axes[0].get_xaxis_transform(), zorder=4,
+                     bbox={"facecolor": "white", "alpha": 0.7, "lw": 0, "pad": 1})
+
+
+def _session_title(journal: JournalRecord, basis: str) -> str:
+    header, footer = journal.header, journal.footer
+    session = str(header.get("session_id", journal.path.stem))[:8]
+    started = str(header.get("started_utc", "?"))[:16].replace("T", " ")
+    end = "no footer (killed or incomplete)" if footer is None else (
+        f"ended: {footer.get('end_reason', '?')} at "
+        f"{format_min_s(float(footer['t_s']))}")  # type: ignore[arg-type]
+    return (f"session {session} · {header.get('program', '?')} · {header.get('device_url', '?')}"
+            f" · started {started} UTC\n{end} · {basis}")
