@@ -188,24 +188,24 @@ def _phase_row(plan: Plan, cols: int) -> str:
 
 
 def _time_axis(duration_s: float, cols: int) -> list[str]:
+    """Tick labels under the bars (the total time always shown, last), and the axis title."""
     step_s = _tick_step_s(duration_s, max(1, cols // 8))
-    ticks = [k * step_s for k in range(int(duration_s // step_s) + 1)]
-    if duration_s - ticks[-1] > step_s / 2:
-        ticks.append(duration_s)
-    elif ticks[-1] != duration_s:
-        ticks[-1] = duration_s if len(ticks) > 1 else ticks[-1]
+    ticks = [k * step_s for k in range(int(duration_s // step_s) + 1) if k * step_s < duration_s]
+    end_text = format_min_s(duration_s)
     labels = [" "] * cols
+    labels[cols - len(end_text):] = list(end_text)
+    free_until = cols - len(end_text) - 1  # columns left of the end label, one space apart
     last_end = -2
     for t_s in ticks:
-        col = min(cols - 1, round(t_s / duration_s * (cols - 1)))
         text = format_min_s(t_s)
-        start = col if col == 0 else min(col - len(text) // 2, cols - len(text))
-        if start <= last_end + 1:
-            continue  # would collide with the previous label
+        col = round(t_s / duration_s * (cols - 1))
+        start = max(0, col - len(text) // 2)
+        if start <= last_end + 1 or start + len(text) > free_until:
+            continue  # would collide with a neighbour
         labels[start:start + len(text)] = list(text)
         last_end = start + len(text) - 1
-    return [" " * (_GUTTER - 1) + " " + "".join(labels).rstrip(),
-            "time (min:s)".rjust(_GUTTER - 1 + cols)]
+    return [" " * _GUTTER + "".join(labels).rstrip(),
+            "time (min:s)".rjust(_GUTTER + cols)]
 
 
 # --------------------------------------------------------------------------- images

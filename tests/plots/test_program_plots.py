@@ -1,0 +1,77 @@
+"""``emsctl plot``: an image for every built-in program, SVG by suffix, one-sentence errors,
+and a clear message naming the ``plot`` extra when matplotlib is missing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emsctl.loader import builtin_names
+
+BUILTINS = builtin_names()
+
+
+def test_every_builtin_program_is_a_builtin_we_plot() -> None:
+    assert "relaxation" in BUILTINS and len(BUILTINS) >= 8
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_png_is_drawn_for_every_builtin_program(name: str, tmp_path: Path, run_main,
+                                                png_size) -> None:
+    out = tmp_path / f"{name}.png"
+    code, stdout, err = run_main("plot", name, "-o", str(out))
+    assert code == 0, err
+    assert stdout.strip() == f"wrote {out}"
+    width_px, height_px = png_size(out)
+    # 11 in wide at 100 dpi; two channels: 2 × 2 in + 3.6 in high
+    assert width_px == 1100 and 600 <= height_px <= 900
+    assert 20_000 < out.stat().st_size < 400_000
+
+
+def test_svg_is_drawn_when_the_file_name_says_svg(tmp_path: Path, run_main) -> None:
+    out = tmp_path / "relaxation.svg"
+    code, _, err = run_main("plot", "relaxation", "-o", str(out), "--amplitudes", "synthetic")
+    assert code == 0, err
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("<?xml") and "<svg" in text[:1000] and text.rstrip().endswith("</svg>")
+    assert 20_000 < len(text) < 2_000_000
+
+
+def test_an_unknown_image_suffix_exits_2_without_writing(tmp_path: Path, run_main) -> None:
+    out = tmp_path / "relaxation.jpg"
+    code, stdout, err = run_main("plot", "relaxation", "-o", str(out))
+    assert code == 2 and stdout == "" and not out.exists()
+    assert err.count("\n") == 1 and ".png or .svg" in err and "Traceback" not in err
+
+
+def test_an_unknown_program_exits_2(tmp_path: Path, run_main) -> None:
+    code, _, err = run_main("plot", "nosuch", "-o", str(tmp_path / "x.png"))
+    assert code == 2 and "no built-in program 'nosuch'" in err
+
+
+def test_missing_matplotlib_names_the_extra_and_exits_2(
+        tmp_path: Path, run_main, monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` → ImportError
+    out = tmp_path / "relaxation.png"
+    code, stdout, err = run_main("plot", "relaxation", "-o", str(out))
+    assert code == 2 and stdout == "" and not out.exists()
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "pip install 'emsctl[plot]'" in err and "matplotlib" in err
+    # the text plot needs no extra
+    code, stdout, _ = run_main("plot", "relaxation", "--text")
+    assert code == 0 and "stretch" in stdout
+
+
+def test_the_text_plot_and_the_cli_module_do_not_import_matplotlib() -> None:
+    code = ("import sys; from emsctl.loader import load_program; import emsctl.cli.plot; "
+            "from emsctl.plotting import plan_for_plot, text_plot; "
+            "text_plot(plan_for_plot(load_program('relaxation').program), 'x'); "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
