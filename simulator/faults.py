@@ -15,6 +15,9 @@ flowing again); without it, it lasts. :meth:`FaultPlan.schedule` arms a plan on 
 means for it; :class:`DeviceFaultInjector` does the device-level kinds on a
 :class:`~emsctl.simulator.model.SimulatedStimulator` for any target that wants them.
 
+``busy`` makes a protocol emulation that has a busy answer (ScienceMode2's −8) give it to every
+command while the fault lasts.
+
 Byte-level kinds (``corrupt_bytes``, ``duplicate_frames``, ``drop_frames``) are for transports
 that carry bytes; a target that has none refuses them when the plan is armed. Their ``value`` is
 defined by the transport (for example a probability). This module reads no clock itself; loading
@@ -51,7 +54,7 @@ __all__ = [
 
 FaultKind = Literal["disconnect", "electrode_off", "electrode_on", "impedance", "drop_acks",
                     "late_acks", "device_reset", "battery_low", "corrupt_bytes",
-                    "duplicate_frames", "drop_frames", "strength_change"]
+                    "duplicate_frames", "drop_frames", "strength_change", "busy"]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 #: Kinds that change the device or the body (done by :class:`DeviceFaultInjector`).
 DEVICE_FAULT_KINDS: frozenset[str] = frozenset(
@@ -61,7 +64,7 @@ DEVICE_FAULT_KINDS: frozenset[str] = frozenset(
 _VALUE_REQUIRED = {"impedance", "late_acks", "battery_low", "strength_change"}
 _VALUE_OPTIONAL = {"corrupt_bytes", "duplicate_frames", "drop_frames"}
 _DURATION_ALLOWED = {"electrode_off", "impedance", "drop_acks", "late_acks", "corrupt_bytes",
-                     "duplicate_frames", "drop_frames"}
+                     "duplicate_frames", "drop_frames", "busy"}
 _CHANNEL_ALLOWED = {"electrode_off", "electrode_on", "impedance", "strength_change"}
 _KEYS = ("kind", "at_s", "channel", "duration_s", "value")
 

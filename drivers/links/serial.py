@@ -1,0 +1,240 @@
+"""``SerialLink``: a :class:`~.base.ByteLink` over a serial port, a pty or any pyserial URL.
+
+The port is opened with ``serial.serial_for_url(url, …, exclusive=True, timeout=0)``, so a
+second emsctl (or any other program) cannot share a stimulator's port (HZ-11), and the line is
+set to the protocol's settings (ScienceMode2: 460800 8E1). Bytes are read by the event loop
+(``loop.add_reader`` on the port's file descriptor) and written with ``os.write`` on the
+non-blocking descriptor: no threads, no blocking calls. ``write`` hands the bytes to the OS
+before its first suspension point, so frames leave in the order they were written and a stop
+written after an update is never overtaken by it. URL handlers without a file descriptor
+(``loop://``, ``socket://`` …) are polled every millisecond instead.
+
+pyserial and OS errors are translated here, and only here, into
+:class:`~emsctl.errors.DeviceError` (open) and :class:`~emsctl.errors.LinkLostError` (I/O),
+with ``raise … from``. pyserial is imported inside :meth:`SerialLink.open`: ``import emsctl``
+must never import it. This module must never retry, reframe or interpret the bytes it moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from typing import Any
+
+from ...errors import DeviceError, LinkLostError
+from .base import LinkLostHandler, ReceiveHandler
+
+__all__ = ["SerialLink"]
+
+_READ_CHUNK = 4096
+_POLL_S = 0.001
+#: More unsent bytes than this means the other end stopped reading: the link is lost.
+_MAX_BACKLOG = 64 * 1024
+
+
+class SerialLink:
+    """A serial port (or pty, or pyserial URL) as a non-blocking byte link.
+
+    Args:
+        url: a device path (``/dev/ttyUSB0``) or any pyserial URL.
+        baud: line speed in bit/s.
+        parity: ``"N"``, ``"E"`` or ``"O"`` (ScienceMode2 needs ``"E"``).
+        bytesize: data bits.
+        stopbits: stop bits.
+    """
+
+    def __init__(self, url: str, *, baud: int = 460800, parity: str = "E", bytesize: int = 8,
+                 stopbits: int = 1) -> None:
+        self.url = url
+        self.baud = baud
+        self.parity = parity
+        self.bytesize = bytesize
+        self.stopbits = stopbits
+        self.description = f"serial {url} ({baud} {bytesize}{parity}{stopbits})"
+        self._port: Any = None
+        self._fd: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._receive: ReceiveHandler | None = None
+        self._lost: LinkLostHandler | None = None
+        self._backlog = bytearray()
+        self._poll: asyncio.TimerHandle | None = None
+        self._lost_reported = False
+
+    @property
+    def is_open(self) -> bool:
+        """True between a successful :meth:`open` and :meth:`close` or a lost link."""
+        return self._port is not None
+
+    async def open(self) -> None:
+        """Open the port exclusively, set the line, drop stale input, start reading.
+
+        Raises:
+            DeviceError: the port does not exist, is in use by another program, or cannot be
+                configured (one sentence naming the port).
+        """
+        if self._port is not None:
+            return
+        try:
+            import serial  # noqa: PLC0415 - pyserial only when a real port is opened
+        except ImportError as exc:  # pragma: no cover - pyserial is a dependency
+            raise DeviceError("pyserial is not installed; install emsctl's dependencies") from exc
+        try:
+            port = serial.serial_for_url(self.url, baudrate=self.baud, parity=self.parity,
+                                         bytesize=self.bytesize, stopbits=self.stopbits,
+                                         exclusive=True, timeout=0, write_timeout=0)
+        except serial.SerialException as exc:
+            raise DeviceError(_open_error(self.url, exc)) from exc
+        except (OSError, ValueError) as exc:
+            raise DeviceError(f"cannot open {self.url}: {exc}") from exc
+        self._loop = asyncio.get_running_loop()
+        self._port = port
+        self._lost_reported = False
+        try:
+            port.reset_input_buffer()  # a device that talked to nobody left stale frames
+            fd = port.fileno()
+        except (AttributeError, NotImplementedError, OSError, ValueError, TypeError):
+            fd = None
+        except serial.SerialException as exc:
+            await self.close()
+            raise DeviceError(f"cannot configure {self.url}: {exc}") from exc
+        self._fd = fd if isinstance(fd, int) else None
+        if self._fd is not None:
+            self._loop.add_reader(self._fd, self._on_readable)
+        else:
+            self._poll = self._loop.call_later(_POLL_S, self._poll_once)
+
+    async def write(self, data: bytes) -> None:
+        """Hand ``data`` to the OS now (before any suspension); queue what it cannot take yet.
+
+        Raises:
+            LinkLostError: the link is closed, went away, or stopped taking bytes.
+        """
+        if self._port is None:
+            raise LinkLostError(f"{self.description}: link is closed")
+        if self._backlog:
+            self._queue(bytes(data))
+            return
+        try:
+            sent = self._write_now(bytes(data))
+        except OSError as exc:
+            self._report_lost(f"write failed: {exc}")
+            raise LinkLostError(f"{self.description}: write failed: {exc}") from exc
+        if sent < len(data):
+            self._queue(bytes(data[sent:]))
+
+    def on_receive(self, handler: ReceiveHandler) -> None:
+        """Call ``handler`` with every chunk of received bytes (on the loop's thread)."""
+        self._receive = handler
+
+    def on_lost(self, handler: LinkLostHandler) -> None:
+        """Call ``handler`` with a reason when the port goes away (unplugged, pty closed)."""
+        self._lost = handler
+
+    async def close(self) -> None:
+        """Stop reading and close the port (which releases the exclusive lock). Idempotent."""
+        self._teardown()
+
+    # ------------------------------------------------------------------ internals
+
+    def _write_now(self, data: bytes) -> int:
+        if self._fd is None:
+            written = self._port.write(data)
+            return len(data) if written is None else int(written)
+        try:
+            return os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
+
+    def _queue(self, data: bytes) -> None:
+        if len(self._backlog) + len(data) > _MAX_BACKLOG:
+            self._report_lost("the device stopped reading (write backlog full)")
+            raise LinkLostError(f"{self.description}: the device stopped reading")
+        was_empty = not self._backlog
+        self._backlog += data
+        if was_empty and self._fd is not None and self._loop is not None:
+            self._loop.add_writer(self._fd, self._on_writable)
+
+    def _on_writable(self) -> None:
+        try:
+            sent = self._write_now(bytes(self._backlog))
+        except OSError as exc:
+            self._report_lost(f"write failed: {exc}")
+            return
+        del self._backlog[:sent]
+        if not self._backlog and self._fd is not None and self._loop is not None:
+            self._loop.remove_writer(self._fd)
+
+    def _on_readable(self) -> None:
+        assert self._fd is not None
+        try:
+            data = os.read(self._fd, _READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            # EIO: the other side of a pty closed, or a USB adapter was unplugged
+            reason = "the port went away" if exc.errno == errno.EIO else f"read failed: {exc}"
+            self._report_lost(reason)
+            return
+        if not data:
+            self._report_lost("the port was closed by the other side")
+            return
+        if self._receive is not None:
+            self._receive(data)
+
+    def _poll_once(self) -> None:
+        self._poll = None
+        port = self._port
+        if port is None:
+            return
+        try:
+            waiting = port.in_waiting
+            data = port.read(waiting) if waiting else b""
+        except Exception as exc:  # noqa: BLE001 - any pyserial URL handler error means lost
+            self._report_lost(f"read failed: {exc}")
+            return
+        if data and self._receive is not None:
+            self._receive(bytes(data))
+        if self._port is not None and self._loop is not None:
+            self._poll = self._loop.call_later(_POLL_S, self._poll_once)
+
+    def _report_lost(self, reason: str) -> None:
+        self._teardown()
+        if self._lost_reported:
+            return
+        self._lost_reported = True
+        if self._lost is not None and self._loop is not None:
+            self._loop.call_soon(self._lost, f"{self.url}: {reason}")
+
+    def _teardown(self) -> None:
+        port, self._port = self._port, None
+        if self._loop is not None and self._fd is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+        if self._poll is not None:
+            self._poll.cancel()
+            self._poll = None
+        self._fd = None
+        self._backlog.clear()
+        if port is not None:
+            try:
+                port.close()
+            except Exception:  # noqa: BLE001, S110 - closing a vanished port may fail; it is gone
+                pass
+
+
+def _open_error(url: str, exc: BaseException) -> str:
+    """One sentence for a failed open: busy, missing, or not permitted."""
+    text = str(exc)
+    if "exclusively lock" in text or "Resource temporarily unavailable" in text:
+        return (f"{url} is in use by another program (emsctl opens ports exclusively); close "
+                "the other program and try again")
+    cause = exc.__cause__ if exc.__cause__ is not None else exc.__context__
+    code = getattr(exc, "errno", None) or getattr(cause, "errno", None)
+    if code == errno.ENOENT or "No such file" in text or "could not open port" in text and \
+            "[Errno 2]" in text:
+        return f"{url} does not exist; run 'emsctl devices' to list serial ports"
+    if code == errno.EACCES or "Permission denied" in text:
+        return (f"no permission to open {url}; add yourself to the group that owns it "
+                "(often 'dialout') and log in again")
+    return f"cannot open {url}: {text}"
