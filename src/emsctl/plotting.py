@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from .amplitude import Thresholds
 from .errors import InputError
 from .journal import JournalRecord, JsonValue
 from .plan import Plan, compile_plan
@@ -55,6 +56,7 @@ INTERPHASE_US = 100.0
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 _TICK_STEPS_S = (10, 15, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600)
 _GUTTER = 10  # "  30.0 mA┤"
+_NAN = np.array([np.nan])  # breaks a matplotlib line
 
 
 class PlotExtraMissingError(InputError):
@@ -356,8 +358,8 @@ def _pulse_inset(axis: Any, plan: Plan) -> None:
               va="bottom", fontsize=8)
     axis.annotate("", (width_us, amp_ma * 0.12), (width_us + gap_us, amp_ma * 0.12),
                   arrowprops=arrow)
-    axis.text(width_us + gap_us * 1.2, amp_ma * 0.12, f"gap {gap_us:g} µs", ha="left",
-              va="center", fontsize=8)
+    axis.text(width_us + gap_us / 2, -amp_ma * 0.1, f"gap {gap_us:g} µs", ha="right",
+              va="top", fontsize=8)
     axis.text(width_us / 2, amp_ma * 0.5, f"+{amp_ma:.3g}\nmA", ha="center", va="center",
               fontsize=8)
     axis.text(width_us + gap_us + width_us / 2, -amp_ma * 0.5, f"−{amp_ma:.3g}\nmA",
@@ -372,15 +374,15 @@ def _pulse_inset(axis: Any, plan: Plan) -> None:
 def _phase_table(axis: Any, plan: Plan, program: Program) -> None:
     """A small monospace table: each phase's times, frequency and pulse width."""
     axis.axis("off")
-    rows = ["phase       from–to     Hz      µs"]
+    rows = [f"{'phase':<8} {'from–to':<12}{'Hz':<7}µs"]
     for count, (span, phase) in enumerate(zip(plan.phases, program.phases, strict=True)):
         if count == 12:
             rows.append(f"… and {len(plan.phases) - 12} more")
             break
         when = f"{format_min_s(span.start_s)}–{format_min_s(span.end_s)}"
         what = ("no output" if span.kind != "stim" else
-                f"{_spec(phase.frequency_hz):<7} {_spec(phase.pulse_width_us)}")
-        rows.append(f"{span.name[:10]:<11} {when:<11} {what}")
+                f"{_spec(phase.frequency_hz):<6} {_spec(phase.pulse_width_us)}")
+        rows.append(f"{span.name[:8]:<8} {when:<12}{what}")
     axis.text(0.0, 1.0, "\n".join(rows), va="top", ha="left", family="monospace",
               fontsize=7.5, transform=axis.transAxes)
 
@@ -432,7 +434,7 @@ def session_series(journal: JournalRecord) -> SessionSeries:
     pauses: list[tuple[float, float | None]] = []
     end_s = 0.0
     for record in journal.records:
-        t_s = float(record["t_s"])  # type: ignore[arg-type] - read_journal checked it
+        t_s = _number(record.get("t_s"))
         end_s = max(end_s, t_s)
         kind, label = record.get("kind"), _marker_label(record)
         if record["type"] == "command":
@@ -447,11 +449,10 @@ def session_series(journal: JournalRecord) -> SessionSeries:
             elif kind == "resume" and pauses and pauses[-1][1] is None:
                 pauses[-1] = (pauses[-1][0], t_s)
         elif record["type"] == "telemetry" and (kind in _FAULTS or (
-                kind == "battery" and isinstance(record.get("value"), int | float)
-                and float(record["value"]) <= 10)):  # type: ignore[arg-type]
+                kind == "battery" and _number(record.get("value"), 100.0) <= 10)):
             markers.append((t_s, label, "fault"))
     if journal.footer is not None:
-        end_s = max(end_s, float(journal.footer["t_s"]))  # type: ignore[arg-type]
+        end_s = max(end_s, _number(journal.footer.get("t_s")))
     width = max([len(r) for r in rows] + [max(channels, default=0)])
     if not channels:
         channels = tuple(range(1, width + 1))
@@ -466,8 +467,15 @@ def session_series(journal: JournalRecord) -> SessionSeries:
 def _amplitudes(setpoints: JsonValue) -> list[float]:
     if not isinstance(setpoints, list):
         return []
-    return [float(sp.get("amplitude_ma") or 0.0) if isinstance(sp, dict) else 0.0  # type: ignore[arg-type]
+    return [_number(sp.get("amplitude_ma")) if isinstance(sp, dict) else 0.0
             for sp in setpoints]
+
+
+def _number(value: JsonValue, default: float = 0.0) -> float:
+    """A JSON number as float; ``default`` for anything else (booleans included)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return default
 
 
 def _marker_label(record: dict[str, JsonValue]) -> str:
@@ -513,26 +521,24 @@ def session_plan(journal: JournalRecord) -> tuple[Plan | None, str]:
     if any(c.id not in thresholds for c in loaded.program.channels):
         return None, "plan not shown: thresholds are missing for some channels"
     caps_ma = {ch: TOL_CAP_FACTOR * th.tol_ma for ch, th in thresholds.items()}
-    frequency_hz = header.get("frequency_hz")
+    frequency_hz = _number(header.get("frequency_hz"), math.nan)
     plan = compile_plan(loaded.program, thresholds, profile_caps_ma=caps_ma,
-                        frequency_hz=float(frequency_hz)
-                        if isinstance(frequency_hz, int | float) else None)
+                        frequency_hz=frequency_hz if math.isfinite(frequency_hz) else None)
     return plan, f"planned at {basis}"
 
 
-def _recorded_thresholds(raw: JsonValue) -> dict[int, Any] | None:
-    from .amplitude import Thresholds  # noqa: PLC0415
-
-    if not isinstance(raw, dict):
+def _recorded_thresholds(raw: JsonValue) -> dict[int, Thresholds] | None:
+    """Thresholds from a header's ``thresholds`` ({channel: {st_ma, mt_ma, tol_ma}}), if valid."""
+    if not isinstance(raw, dict) or not raw:
         return None
-    out: dict[int, Any] = {}
-    try:
-        for channel, values in raw.items():
-            assert isinstance(values, dict)
-            out[int(channel)] = Thresholds(float(values["st_ma"]), float(values["mt_ma"]),  # type: ignore[arg-type]
-                                           float(values["tol_ma"]))  # type: ignore[arg-type]
-    except (AssertionError, KeyError, TypeError, ValueError):
-        return None
+    out: dict[int, Thresholds] = {}
+    for channel, values in raw.items():
+        if not isinstance(values, dict) or not channel.isdigit():
+            return None
+        numbers = [_number(values.get(key), math.nan) for key in ("st_ma", "mt_ma", "tol_ma")]
+        if not all(math.isfinite(v) and v > 0 for v in numbers):
+            return None
+        out[int(channel)] = Thresholds(*numbers)
     return out
 
 
@@ -552,9 +558,9 @@ def _planned_polyline(t_s: FloatArray, amp_ma: FloatArray,
         to_s = min(pause_s - offset_s, float(t_s[-1]))
         inside = (t_s > from_s) & (t_s < to_s)
         ends = np.array([from_s, to_s])
-        xs += [ends[:1] + offset_s, t_s[inside] + offset_s, ends[1:] + offset_s, [np.nan]]
+        xs += [ends[:1] + offset_s, t_s[inside] + offset_s, ends[1:] + offset_s, _NAN]
         ys += [np.interp(ends[:1], t_s, amp_ma), amp_ma[inside],
-               np.interp(ends[1:], t_s, amp_ma), [np.nan]]
+               np.interp(ends[1:], t_s, amp_ma), _NAN]
         if pause_s == math.inf or to_s >= t_s[-1]:
             break
         offset_s += resume_s - pause_s
@@ -664,6 +670,6 @@ def _session_title(journal: JournalRecord, basis: str) -> str:
     started = str(header.get("started_utc", "?"))[:16].replace("T", " ")
     end = "no footer (killed or incomplete)" if footer is None else (
         f"ended: {footer.get('end_reason', '?')} at "
-        f"{format_min_s(float(footer['t_s']))}")  # type: ignore[arg-type]
+        f"{format_min_s(_number(footer.get('t_s')))}")
     return (f"session {session} · {header.get('program', '?')} · {header.get('device_url', '?')}"
             f" · started {started} UTC\n{end} · {basis}")
