@@ -1,0 +1,284 @@
+"""The openEMSstim driver: the :class:`~emsctl.drivers.base.Driver` contract over serial or BLE.
+
+The board attenuates a separate stimulator (spec §12): frequency and pulse width are declared
+and fixed, so :class:`~emsctl.drivers.base.Capabilities` pins both to the declared values and
+verification refuses any plan that needs another; the amplitude is ``I`` percent of a declared
+``ma_at_100`` (linearity assumed explicitly, across the wiper levels the firmware's §4.2 mapping
+gives), rounded down — the board never gets more than asked — and never above 100.
+
+Each active channel gets ``C<ch>I<pct>T<lease ms>G``; the on-time is the lease and the board
+switches the channel off by itself when it runs out (the output watchdog, L21), so the session's
+heartbeat renews it at ≤ 0.5·T. A channel going to zero gets the stop idiom ``C<ch>I0T0G``
+(``I0`` alone is not off). Commands go out at least 50 ms apart (the Nano's 64-byte buffer);
+``stop()`` does not wait for that spacing or for a pending write: it cancels what is not yet
+sent and puts §8's sequence on the wire at once — ``C<ch>I0T0G`` for each channel that may still
+be on, then ``C9G``. ``close()`` adds the transport's backstop (``Connection End`` on serial, the
+disconnect on BLE). The board never answers: no acks, no read-back (§7); a setup banner on
+serial means it reset, which is reported and never resumed.
+
+This module must never import pyserial or bleak; the factories import the links lazily.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from ...devices import DeviceUrl, OpenOptions
+from ...errors import DeviceError, LinkLostError
+from ..base import Capabilities, ChannelSetpoint, Driver, Telemetry
+from .params import DeclaredStimulator
+from .protocol import (
+    MAX_INTENSITY_PCT,
+    MAX_ON_TIME_MS,
+    SHUTDOWN,
+    ActionCommand,
+    HostCommand,
+    stop_sequence,
+)
+from .transport import CommandLink
+
+__all__ = ["LINE_SPACING_S", "MAX_LEASE_S", "OpenEmsDriver", "open_ble", "open_serial",
+           "open_simulated", "open_simulated_ble"]
+
+LINE_SPACING_S = 0.050  # §6 [emsctl rule]: commands at least 50 ms apart
+MAX_LEASE_S = 1.0  # §9 [emsctl rule]: T ≤ 1000 ms by default (the board accepts up to 5 s)
+UPDATE_PERIOD_S = 0.1  # two channels × 50 ms spacing fit in one tick
+#: A channel counts as possibly on until its on-time has surely run out on the board: wire time,
+#: the loop pass and the blocking waits can make the board's expiry late by ≈ 100 ms (§6).
+ACTIVE_MARGIN_S = 0.5
+TELEMETRY = frozenset({"connected", "link_lost", "device_reset"})
+
+
+class OpenEmsDriver(Driver):
+    """openEMSstim over a :class:`~.transport.CommandLink` (serial WV lines or BLE writes).
+
+    Args:
+        link: the transport to the board.
+        declared: the external stimulator's declared rate, width and mA at I = 100.
+        url: the device URL, for the journal.
+        simulated: True for the emulated board.
+        transport_name: "serial" or "BLE", for the model name.
+    """
+
+    def __init__(self, link: CommandLink, declared: DeclaredStimulator, *, url: str = "",
+                 simulated: bool = False, transport_name: str = "serial") -> None:
+        super().__init__()
+        self.link = link
+        self.declared = declared
+        self.url = url
+        f, pw = declared.frequency_hz, declared.pulse_width_us
+        self.capabilities = Capabilities(
+            model=f"openEMSstim ({transport_name}; external stimulator fixed at {f:g} Hz, "
+                  f"{pw:g} µs)",
+            channels=2,
+            amplitude_max_ma=declared.ma_at_100,  # I ≤ 100 always (§12)
+            amplitude_step_ma=declared.ma_per_pct,
+            pulse_width_min_us=pw,
+            pulse_width_max_us=pw,
+            frequency_min_hz=f,
+            frequency_max_hz=f,
+            frequency_per_channel=False,
+            update_period_s=UPDATE_PERIOD_S,
+            max_lease_s=MAX_LEASE_S,
+            has_output_watchdog=True,  # the on-time: the board switches off by itself
+            simulated=simulated,
+            telemetry=TELEMETRY,
+            ma_per_step=declared.ma_per_pct,
+        )
+        self._opened = False
+        self._link_up = False
+        self._reset_seen = False
+        self._last_write_s = -math.inf
+        self._on_until_s = [-math.inf, -math.inf]
+        self._lease_ms = 0
+        self._intensity_cache: dict[float, int] = {}
+
+    @property
+    def link_up(self) -> bool:
+        """True between a successful open and a lost link or ``close()``."""
+        return self._link_up
+
+    # ------------------------------------------------------------------ driver hooks
+
+    async def _connect_internal(self) -> None:
+        """Open the link (first time), then shut every channel down with ``C9G``.
+
+        Raises:
+            DeviceError: the link cannot be opened, or it was lost earlier.
+        """
+        if not self._opened:
+            self.link.on_lost(self._lost)
+            await self.link.open()
+            self._opened = self._link_up = True
+        elif not self._link_up:
+            raise LinkLostError("the link to openEMSstim is lost; open the device again")
+        self._reset_seen = False
+        await self._write_now(SHUTDOWN)
+        self._emit(Telemetry("connected", self._now(), message=self.link.description))
+
+    async def _apply_internal(self, setpoints: tuple[ChannelSetpoint, ...], lease_s: float) -> None:
+        """Send one action per channel that is on or must go off, ≥ 50 ms apart.
+
+        Raises:
+            LinkLostError: the link is gone.
+            DeviceError: the board reset mid-session (nothing is resumed automatically).
+            DeviceTimeoutError: a BLE write did not complete within 500 ms.
+        """
+        if not self._link_up:
+            raise LinkLostError("the link to openEMSstim is lost")
+        if self._reset_seen:
+            raise DeviceError("openEMSstim reset during the session; its outputs are off and "
+                              "emsctl does not resume by itself")
+        on_time_ms = min(MAX_ON_TIME_MS, max(1, math.floor(lease_s * 1000)))
+        for channel, setpoint in enumerate(setpoints):
+            intensity_pct = self.intensity_pct(setpoint.amplitude_ma)
+            if intensity_pct >= 1:
+                command = ActionCommand(channel, intensity_pct, on_time_ms)
+            elif self._possibly_on(channel):
+                command = ActionCommand(channel, 0, 0)  # the stop idiom: I0 alone is not off
+            else:
+                continue
+            if not await self._paced_write(command):
+                return  # stop() took the wire: nothing more of this update goes out
+
+    async def _stop_internal(self) -> None:
+        """Put §8's stop sequence on the wire now, the first line without waiting.
+
+        Raises:
+            LinkLostError: the link is gone; each channel switches off within its on-time.
+            DeviceTimeoutError: a BLE write did not complete within 500 ms.
+        """
+        if not self._link_up:
+            raise LinkLostError(
+                f"link lost: the stop cannot reach openEMSstim; its on-time switches every "
+                f"channel off within {self._lease_ms} ms of the last command (L21)")
+        on = [ch for ch in (0, 1) if self._possibly_on(ch)]
+        for index, command in enumerate(stop_sequence(on)):
+            if index:
+                await asyncio.sleep(LINE_SPACING_S)
+            await self._write_now(command)
+
+    async def _close_internal(self) -> None:
+        """Send the transport's backstop, then release the link."""
+        try:
+            if self._link_up:
+                await self._sleep_for_slot()
+                await self.link.backstop()
+        except DeviceError:
+            pass  # the stop already went out; the backstop is only a second line of defence
+        finally:
+            self._link_up = False
+            await self.link.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    def intensity_pct(self, amplitude_ma: float) -> int:
+        """The ``I`` for ``amplitude_ma``: the largest whose declared current is not above it.
+
+        Computed through the firmware's I → wiper mapping (§4.2) and the declared calibration
+        (§12); never above 100 (the firmware does not clamp, so the host does, §9).
+        """
+        return min(self._intensity_by_ma(amplitude_ma), MAX_INTENSITY_PCT)
+
+    def _intensity_by_ma(self, amplitude_ma: float) -> int:
+        cache = self._intensity_cache
+        found = cache.get(amplitude_ma)
+        if found is None:
+            found = cache[amplitude_ma] = self.declared.intensity_for(amplitude_ma)
+        return found
+
+    def _possibly_on(self, channel: int) -> bool:
+        return self._now() < self._on_until_s[channel]
+
+    async def _sleep_for_slot(self) -> None:
+        wait_s = self._last_write_s + LINE_SPACING_S - self._now()
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+
+    async def _paced_write(self, command: HostCommand) -> bool:
+        await self._sleep_for_slot()
+        if self.stopped or not self._link_up:
+            return False
+        await self._write_now(command)
+        return True
+
+    async def _write_now(self, command: HostCommand) -> None:
+        now = self._now()
+        self._last_write_s = now
+        if isinstance(command, ActionCommand):
+            if command.on_time_ms > 0:
+                self._lease_ms = command.on_time_ms
+                self._on_until_s[command.channel] = (now + command.on_time_ms / 1000
+                                                     + ACTIVE_MARGIN_S)
+            else:
+                self._on_until_s[command.channel] = -math.inf
+        else:
+            self._on_until_s = [-math.inf, -math.inf]
+        try:
+            await self.link.send(command)
+        except LinkLostError:
+            self._link_up = False
+            raise
+
+    def _lost(self, reason: str) -> None:
+        if not self._link_up:
+            return
+        self._link_up = False
+        self._emit(Telemetry("link_lost", self._now(),
+                             message=f"{reason}; the board switches its outputs off within "
+                                     f"its on-time ({self._lease_ms} ms)"))
+
+    def board_reset(self) -> None:
+        """The board printed its setup banner mid-session: it reset and every channel is off."""
+        self._reset_seen = True
+        self._on_until_s = [-math.inf, -math.inf]
+        self._emit(Telemetry("device_reset", self._now(),
+                             message="openEMSstim reset (setup banner mid-session); outputs "
+                                     "are off and are not resumed"))
+
+
+# The device table (emsctl.devices) names these; the factories live in their own module so that
+# importing the driver never imports a link, the simulator or pyserial.
+def open_serial(url: DeviceUrl, options: OpenOptions) -> OpenEmsDriver:
+    """``openems:///dev/ttyUSB0?…`` (see :func:`.factories.open_serial`).
+
+    Raises:
+        InputError: a bad URL or a missing declaration.
+    """
+    from .factories import open_serial as factory  # noqa: PLC0415
+
+    return factory(url, options)
+
+
+def open_ble(url: DeviceUrl, options: OpenOptions) -> OpenEmsDriver:
+    """``openems+ble://ADDRESS?…`` (see :func:`.factories.open_ble`).
+
+    Raises:
+        InputError: a bad URL, a missing declaration, or no BLE support installed.
+    """
+    from .factories import open_ble as factory  # noqa: PLC0415
+
+    return factory(url, options)
+
+
+def open_simulated(url: DeviceUrl, options: OpenOptions) -> OpenEmsDriver:
+    """``sim+openems?…`` (see :func:`.factories.open_simulated`).
+
+    Raises:
+        InputError: a bad URL, a missing declaration, or an impossible fault plan.
+    """
+    from .factories import open_simulated as factory  # noqa: PLC0415
+
+    return factory(url, options)
+
+
+def open_simulated_ble(url: DeviceUrl, options: OpenOptions) -> OpenEmsDriver:
+    """``sim+openems+ble?…`` (see :func:`.factories.open_simulated_ble`).
+
+    Raises:
+        InputError: a bad URL, a missing declaration, or an impossible fault plan.
+    """
+    from .factories import open_simulated_ble as factory  # noqa: PLC0415
+
+    return factory(url, options)
