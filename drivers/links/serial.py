@@ -18,6 +18,7 @@ must never import it. This module must never retry, reframe or interpret the byt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 from typing import Any
@@ -190,7 +191,7 @@ class SerialLink:
         try:
             waiting = port.in_waiting
             data = port.read(waiting) if waiting else b""
-        except Exception as exc:  # noqa: BLE001 - any pyserial URL handler error means lost
+        except Exception as exc:
             self._report_lost(f"read failed: {exc}")
             return
         if data and self._receive is not None:
@@ -217,10 +218,8 @@ class SerialLink:
         self._fd = None
         self._backlog.clear()
         if port is not None:
-            try:
+            with contextlib.suppress(Exception):
                 port.close()
-            except Exception:  # noqa: BLE001, S110 - closing a vanished port may fail; it is gone
-                pass
 
 
 def _open_error(url: str, exc: BaseException) -> str:
@@ -231,8 +230,8 @@ def _open_error(url: str, exc: BaseException) -> str:
                 "the other program and try again")
     cause = exc.__cause__ if exc.__cause__ is not None else exc.__context__
     code = getattr(exc, "errno", None) or getattr(cause, "errno", None)
-    if code == errno.ENOENT or "No such file" in text or "could not open port" in text and \
-            "[Errno 2]" in text:
+    if code == errno.ENOENT or "No such file" in text or ("could not open port" in text and \
+            "[Errno 2]" in text):
         return f"{url} does not exist; run 'emsctl devices' to list serial ports"
     if code == errno.EACCES or "Permission denied" in text:
         return (f"no permission to open {url}; add yourself to the group that owns it "

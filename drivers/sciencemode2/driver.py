@@ -26,7 +26,7 @@ import contextlib
 from collections.abc import Callable
 
 from ...devices import DeviceUrl, OpenOptions
-from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError
+from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError, ProtocolError
 from ..base import ChannelSetpoint, Driver, Telemetry, TelemetryKind
 from ..links.base import ByteLink
 from . import mapping
@@ -371,7 +371,7 @@ class ScienceModeDriver(Driver):
                 continue
             try:
                 message = p.decode_frame(item.payload)
-            except p.ProtocolError:
+            except ProtocolError:
                 self.bad_frames += 1  # unknown (MOTOmed) or malformed: not an ack
                 continue
             self._on_message(message)

@@ -17,8 +17,16 @@ from ...errors import InputError, ProtocolError
 from ..base import Capabilities, ChannelSetpoint
 from . import protocol as p
 
-__all__ = ["AMPLITUDE_STEP_MA", "FREQUENCY_MAX_HZ", "FREQUENCY_MIN_HZ", "ListOutput",
-           "TELEMETRY", "UPDATE_PERIOD_S", "capabilities", "plan_output"]
+__all__ = [
+    "AMPLITUDE_STEP_MA",
+    "FREQUENCY_MAX_HZ",
+    "FREQUENCY_MIN_HZ",
+    "TELEMETRY",
+    "UPDATE_PERIOD_S",
+    "ListOutput",
+    "capabilities",
+    "plan_output",
+]
 
 #: The hardware current step [UM; SM2-RM].
 AMPLITUDE_STEP_MA = 2.0
@@ -80,8 +88,8 @@ def plan_output(setpoints: Sequence[ChannelSetpoint], mask: int) -> ListOutput |
     codes: dict[int, list[int]] = {}
     currents: dict[int, tuple[int, int]] = {}
     for channel, sp in enumerate(setpoints, start=1):
-        current_ma = int(math.floor(sp.amplitude_ma / AMPLITUDE_STEP_MA + _TINY)) * 2
-        width_us = int(math.floor(sp.pulse_width_us + _TINY))
+        current_ma = math.floor(sp.amplitude_ma / AMPLITUDE_STEP_MA + _TINY) * 2
+        width_us = math.floor(sp.pulse_width_us + _TINY)
         if current_ma <= 0 or width_us <= 0:
             continue
         if sp.burst_rate_hz > 0:

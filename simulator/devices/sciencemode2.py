@@ -21,14 +21,18 @@ import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ...drivers.base import ZERO, ChannelSetpoint
 from ...drivers.sciencemode2 import protocol as p
 from ...errors import InputError
-from ..model import DeviceEvent, DeviceSpec, SimulatedStimulator
+from ..body import BodyModel
+from ..model import ChannelOutput, DeviceEvent, DeviceSpec, SimulatedStimulator
 
-__all__ = ["INIT_PERIOD_S", "RehaStim2", "RehaStim2Config", "rehastim2_spec"]
+if TYPE_CHECKING:
+    from ..pty import PtyDeviceOptions
+
+__all__ = ["INIT_PERIOD_S", "RehaStim2", "RehaStim2Config", "pty_device", "rehastim2_spec"]
 
 INIT_PERIOD_S = 0.5
 STRICT_WATCHDOG_S = 1.2
@@ -138,6 +142,7 @@ class RehaStim2:
         self._watchdog_timer: asyncio.TimerHandle | None = None
         self._pending: list[asyncio.TimerHandle] = []
         self._generation = 0  # bumps on stop/reset: output scheduled before is void
+        self._shown = ""  # the output last logged ("" = zero)
         device.add_listener(self._on_device_event)
 
     # ------------------------------------------------------------------ power
@@ -170,6 +175,17 @@ class RehaStim2:
         self.clm = None
         self._say(f"stimulation error {code.name} ({int(code)}): output stopped")
         self._send(p.StimulationError(packet_number=self._next_device_pn(), error=code))
+
+    def outputs(self) -> tuple[ChannelOutput, ...]:
+        """Every channel's output now."""
+        return self.device.output_now()
+
+    def status(self) -> str:
+        """Connection, mode and counters in one line."""
+        state = f"connected, mode {int(self.mode)} ({self.mode.name.lower()})" \
+            if self.connected else "not connected (sending Init)"
+        return (f"{state}; frames in {self.frames_in}, bad {self.bad_frames_in}; "
+                f"watchdog {self.config.effective_watchdog_s:g} s, {self.config.profile}")
 
     # ------------------------------------------------------------------ bytes in
 
@@ -230,7 +246,7 @@ class RehaStim2:
             elif not p.is_motomed_command(command):
                 self._send(p.UnknownCommand(packet_number=pn, received_command=command))
             return
-        if command == p.Command.WATCHDOG or command == p.Command.INIT_ACK:
+        if command in (p.Command.WATCHDOG, p.Command.INIT_ACK):
             return  # never answered
         # A wrong byte count or a value out of range: −2, state unchanged. Stop and
         # GetStimulationMode acks cannot carry −2 (§4), so they get −1.
@@ -351,9 +367,11 @@ class RehaStim2:
 
     def _pulse_once(self, outputs: dict[int, ChannelSetpoint], duration_s: float) -> None:
         self._set(outputs)
-        generation = self._generation
-        asyncio.get_running_loop().call_later(
-            duration_s, lambda: generation == self._generation and self._set({}))
+        asyncio.get_running_loop().call_later(duration_s, self._end_pulse, self._generation)
+
+    def _end_pulse(self, generation: int) -> None:
+        if generation == self._generation:
+            self._set({})
 
     def _set(self, outputs: dict[int, ChannelSetpoint]) -> None:
         deadline = self._watchdog_deadline_s()
@@ -366,7 +384,9 @@ class RehaStim2:
             return
         shown = ", ".join(f"ch{c} {sp.amplitude_ma:g} mA {sp.pulse_width_us:g} µs "
                           f"{sp.frequency_hz:.2f} Hz" for c, sp in sorted(outputs.items()))
-        self._say(f"output {shown or 'zero'}")
+        if shown != self._shown:  # log changes, not every identical update
+            self._shown = shown
+            self._say(f"output {shown or 'zero'}")
 
     def _stop_output(self) -> None:
         self._generation += 1
@@ -374,11 +394,10 @@ class RehaStim2:
             handle.cancel()
         self._pending.clear()
         self.settings = ()
-        if any(o.is_on for o in self.device.output_now()):
-            self.device.stop()
+        self.device.stop()
+        if self._shown:
+            self._shown = ""
             self._say("output zero")
-        else:
-            self.device.stop()
 
     # ------------------------------------------------------------------ connection, watchdog
 
@@ -492,3 +511,22 @@ def _setpoint(s: p.ChannelSettings, rate_hz: float, t2_ms: float) -> ChannelSetp
         return ChannelSetpoint(float(s.current_ma), rate_hz, float(s.pulse_width_us))
     return ChannelSetpoint(float(s.current_ma), 1000.0 / t2_ms, float(s.pulse_width_us),
                            burst_rate_hz=rate_hz, burst_pulses=int(s.pulse_group) + 1)
+
+
+def pty_device(options: PtyDeviceOptions, write: Callable[[bytes], None], trace: Trace,
+               log: Log) -> RehaStim2:
+    """The factory ``emsctl simulate sciencemode2 --pty`` uses (see :mod:`..pty`).
+
+    Raises:
+        InputError: bad options.
+    """
+    if options.extras:
+        raise InputError(f"sciencemode2 takes no extra options, got {sorted(options.extras)}")
+    profile: Literal["strict", "lenient"] = "lenient" if options.profile == "lenient" \
+        else "strict"
+    if options.profile not in ("strict", "lenient"):
+        raise InputError(f"profile must be strict or lenient, not {options.profile!r}")
+    config = RehaStim2Config(profile=profile, watchdog_s=options.watchdog_s)
+    device = SimulatedStimulator(rehastim2_spec(config),
+                                 BodyModel(p.CHANNEL_COUNT, options.impedance_ohm))
+    return RehaStim2(device, write, config, trace=trace, log=log)
