@@ -94,7 +94,7 @@ def plan_for_plot(program: Program, basis: AmplitudeBasis = "caps") -> Plan:
     """Compile ``program`` for a picture: at its channel caps, or at the synthetic thresholds."""
     if basis == "caps":
         return compile_plan(program)
-    from .runner import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR  # noqa: PLC0415 - heavy imports
+    from .profile import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR  # noqa: PLC0415
 
     thresholds = {c.id: SYNTHETIC_THRESHOLDS for c in program.channels}
     caps_ma = {c.id: TOL_CAP_FACTOR * SYNTHETIC_THRESHOLDS.tol_ma for c in program.channels}
@@ -497,7 +497,7 @@ def session_plan(journal: JournalRecord) -> tuple[Plan | None, str]:
     """
     from .devices import parse_device_url  # noqa: PLC0415 - heavy imports, only for plots
     from .loader import load_program  # noqa: PLC0415
-    from .runner import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR  # noqa: PLC0415
+    from .profile import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR  # noqa: PLC0415
 
     header = journal.header
     name, source = str(header.get("program", "")), str(header.get("program_source", ""))
@@ -514,13 +514,15 @@ def session_plan(journal: JournalRecord) -> tuple[Plan | None, str]:
             simulated = parse_device_url(str(header.get("device_url", ""))).simulated
         except InputError:
             simulated = False
-        if not simulated:
+        if not simulated or header.get("profile_version") not in (None, "synthetic"):
             return None, "plan not shown: the journal does not record the thresholds used"
         thresholds = {c.id: SYNTHETIC_THRESHOLDS for c in loaded.program.channels}
         basis = "the simulator's synthetic thresholds"
     if any(c.id not in thresholds for c in loaded.program.channels):
         return None, "plan not shown: thresholds are missing for some channels"
-    caps_ma = {ch: TOL_CAP_FACTOR * th.tol_ma for ch, th in thresholds.items()}
+    limits = header.get("limits")
+    peak_ma = _number(limits.get("peak_ma"), math.inf) if isinstance(limits, dict) else math.inf
+    caps_ma = {ch: min(TOL_CAP_FACTOR * th.tol_ma, peak_ma) for ch, th in thresholds.items()}
     frequency_hz = _number(header.get("frequency_hz"), math.nan)
     plan = compile_plan(loaded.program, thresholds, profile_caps_ma=caps_ma,
                         frequency_hz=frequency_hz if math.isfinite(frequency_hz) else None)
