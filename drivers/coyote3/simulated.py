@@ -1,0 +1,112 @@
+"""``sim+coyote3``: the real Coyote driver wired to the emulated device through an in-memory link.
+
+Every byte the driver writes crosses :class:`~emsctl.simulator.transports.MemoryGattLink` (with
+its BLE latency, on the session's clock) into :class:`~emsctl.simulator.devices.coyote3.
+EmulatedCoyote`, so the simulator path runs the same driver code as the radio path. A fault plan
+is armed against the emulated device on the first ``connect()``.
+
+Extra URL parameters (besides the driver's own): ``battery_pct`` (initial level, default 100),
+``impedance_ohm`` (load on both channels, default 1000) and ``frame_grace_ms`` (the emulator's
+lenient mode, 0–50, default 0). This module never imports bleak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from ...devices import DeviceUrl, OpenOptions
+from ...errors import InputError
+from ...simulator.body import BodyModel
+from ...simulator.devices.coyote3 import EmulatedCoyote, coyote_device_spec
+from ...simulator.faults import ArmedFaultPlan, FaultPlan
+from ...simulator.model import SimulatedStimulator
+from ...simulator.recorder import Recorder
+from ...simulator.transports import MemoryGattLink
+from .config import CoyoteConfig, config_from_params
+from .driver import CoyoteDriver
+
+__all__ = ["SimulatedCoyoteDriver", "open_simulated_coyote"]
+
+_SIM_PARAMS: dict[str, tuple[float, float, float]] = {
+    "battery_pct": (100.0, 0.0, 100.0),
+    "impedance_ohm": (1000.0, 1.0, 1e6),
+    "frame_grace_ms": (0.0, 0.0, 50.0),
+}
+
+
+class SimulatedCoyoteDriver(CoyoteDriver):
+    """A :class:`CoyoteDriver` whose link leads to an emulated Coyote.
+
+    Args:
+        emulator: the emulated device (its ``server`` is what the link connects to).
+        config: the driver's calibration (the emulator should use the same factors).
+        fault_plan: faults armed against the emulator on the first connect.
+        url: the URL the driver was opened from.
+
+    Raises:
+        InputError: a fault plan the emulator cannot carry out.
+    """
+
+    def __init__(self, emulator: EmulatedCoyote, config: CoyoteConfig, *,
+                 fault_plan: FaultPlan | None = None, url: str = "sim+coyote3") -> None:
+        super().__init__(MemoryGattLink(emulator.server), config, simulated=True, url=url)
+        if fault_plan is not None:
+            fault_plan.check(emulator.supported_fault_kinds, emulator.fault_channels)
+        self.emulator = emulator
+        self.device: SimulatedStimulator = emulator.device
+        self.recorder = Recorder(emulator.device)
+        self.fault_plan = fault_plan
+        self._armed: ArmedFaultPlan | None = None
+
+    async def _connect_internal(self) -> None:
+        """Connect as the real driver does, then arm the fault plan (first connect only).
+
+        Raises:
+            DeviceError: as :meth:`CoyoteDriver._connect_internal`.
+        """
+        await super()._connect_internal()
+        if self.fault_plan is not None and self._armed is None:
+            self._armed = self.fault_plan.schedule(asyncio.get_running_loop(), self.emulator)
+
+    async def _close_internal(self) -> None:
+        """Disarm pending faults, then close as the real driver does."""
+        if self._armed is not None:
+            self._armed.cancel()
+        await super()._close_internal()
+
+
+def open_simulated_coyote(url: DeviceUrl, options: OpenOptions) -> SimulatedCoyoteDriver:
+    """Make a driver wired to a fresh emulated Coyote from ``sim+coyote3?ma_per_step=…``.
+
+    Raises:
+        InputError: a target, a missing ``ma_per_step``, an unknown or bad parameter, or a
+            fault plan that is not a :class:`FaultPlan` or that the emulator cannot carry out.
+    """
+    if url.target:
+        raise InputError(f"sim+coyote3 takes no target, got '{url.target}'; use e.g. "
+                         "'sim+coyote3?ma_per_step=0.2'")
+    params = dict(url.params)
+    sim = {key: _float(params.pop(key), key, *limits[1:]) if key in params else limits[0]
+           for key, limits in _SIM_PARAMS.items()}
+    config = config_from_params(params, simulated=True)
+    plan = options.fault_plan
+    if plan is not None and not isinstance(plan, FaultPlan):
+        raise InputError(f"fault_plan must be a FaultPlan, got {type(plan).__name__}")
+    spec = coyote_device_spec(config.ma_per_step, config.us_per_intensity)
+    device = SimulatedStimulator(spec, BodyModel(2, sim["impedance_ohm"]),
+                                 battery_pct=sim["battery_pct"])
+    emulator = EmulatedCoyote(ma_per_step=config.ma_per_step,
+                              us_per_intensity=config.us_per_intensity, device=device,
+                              frame_grace_ms=sim["frame_grace_ms"], seed=options.seed)
+    return SimulatedCoyoteDriver(emulator, config, fault_plan=plan, url=url.text)
+
+
+def _float(raw: str, key: str, low: float, high: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(f"sim+coyote3 parameter {key}={raw!r} is not a number") from None
+    if not (math.isfinite(value) and low <= value <= high):
+        raise InputError(f"sim+coyote3 parameter {key}={value:g} is outside {low:g}–{high:g}")
+    return value

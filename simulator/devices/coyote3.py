@@ -1,0 +1,412 @@
+"""The emulated DG-LAB Coyote V3: its GATT server, bytes in and bytes out, on the simulator model.
+
+Device side of ``protocols/coyote3.md`` (§5–§7, §12): B0 applies both strength fields (clamped to
+0…min(200, soft limit); a value byte above 200 acts as 0) whatever the waveform, answers with B1
+when a strength changed and the sequence is > 0, and plays each channel's four 25 ms slots from
+receipt. A channel whose eight waveform bytes are not all in range is silent for that frame. A
+frame lasts 100 ms (+ ``frame_grace_ms`` in lenient mode); without the next one the channel falls
+silent while its strength is kept. A frame that arrives early replaces the rest of the current one.
+BF sets soft limits (a byte above 200 leaves a limit as it is) and balances, lowers a strength
+above a new limit and reports that with sequence 0. Writes with another head or length, or to
+another characteristic, are ignored without an answer. Both write commands and write requests
+are accepted. The battery characteristic answers reads and notifies changes.
+
+The strength in steps becomes a current through the declared ``ma_per_step`` (the simulation
+assumes the user's calibration is right); waveform intensity becomes a pulse width through
+``us_per_intensity``. It is also a fault target: ``strength_change`` turns the wheel to an mA
+value (reported with sequence 0, as the wheel is), ``battery_low`` notifies the new level,
+``disconnect`` drops the radio link, ``device_reset`` zeroes and drops it, byte faults tamper
+with the GATT traffic, and body faults go to the model. Nothing here reads the wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...drivers.base import ZERO, ChannelSetpoint
+from ...drivers.coyote3.frames import (
+    ADVERTISED_NAME,
+    BATTERY_CHARACTERISTIC_UUID,
+    NOTIFY_CHARACTERISTIC_UUID,
+    SLOT_DURATION_MS,
+    SLOTS_PER_FRAME,
+    STRENGTH_STEPS_MAX,
+    WRITE_CHARACTERISTIC_UUID,
+    B0Frame,
+    BfFrame,
+    ChannelWaveform,
+    StrengthReport,
+)
+from ...drivers.coyote3.frequency import frequency_hz_from_code
+from ...drivers.coyote3.protocol import decode_command, encode_b1, encode_battery_level
+from ...drivers.coyote3.rules import apply_b0_strengths, apply_bf_limits, wheel_step
+from ...errors import InputError, ProtocolError
+from ..faults import DEVICE_FAULT_KINDS, DeviceFaultInjector, Fault
+from ..model import DeviceSpec, SimulatedStimulator
+from ..transports import Direction, GattServer
+
+__all__ = ["COYOTE_FAULT_KINDS", "EmulatedCoyote", "coyote_device_spec"]
+
+COYOTE_FAULT_KINDS: frozenset[str] = DEVICE_FAULT_KINDS | {
+    "disconnect", "drop_acks", "late_acks", "corrupt_bytes", "duplicate_frames", "drop_frames"}
+_SLOT_S = SLOT_DURATION_MS / 1000.0
+#: Float slack so a frame that arrives exactly 100 ms after the last one continues its output.
+_EPSILON_S = 1e-6
+_DECODE_CACHE_MAX = 4096
+
+
+def coyote_device_spec(ma_per_step: float, us_per_intensity: float) -> DeviceSpec:
+    """The model figures of a Coyote: 2 channels, 200 steps, 1–100 Hz, intensity 1–100.
+
+    Raises:
+        InputError: a non-positive factor.
+    """
+    return DeviceSpec(channels=2, amplitude_max_ma=STRENGTH_STEPS_MAX * ma_per_step,
+                      frequency_min_hz=1.0, frequency_max_hz=100.0,
+                      pulse_width_min_us=us_per_intensity,
+                      pulse_width_max_us=100 * us_per_intensity,
+                      watchdog_s=1.0, zero_on_disconnect=False)
+
+
+@dataclass(slots=True)
+class _Playing:
+    """The frame a channel is playing: its waveform (None: invalid, silent) and start time."""
+
+    waveform: ChannelWaveform | None
+    t0_s: float
+    handle: asyncio.TimerHandle | None = None
+
+
+class EmulatedCoyote:
+    """A Coyote V3 behind an in-memory :class:`GattServer` (``self.server``).
+
+    Args:
+        ma_per_step: mA per strength step (the simulated calibration).
+        us_per_intensity: µs of pulse width per waveform-intensity unit.
+        device: the model underneath; by default a 2-channel Coyote spec.
+        name: advertised name.
+        address: Bluetooth address.
+        battery_pct: initial battery level, 0–100.
+        frame_grace_ms: lenient mode: how long a frame outlives its 100 ms (§12), 0–50.
+        ack_unchanged: also answer a sequenced change that changed nothing (§6).
+        zero_on_disconnect: set both strengths to 0 when the link drops (default: keep them).
+        persist_path: where soft limits and balances survive emulator restarts (§5).
+        seed: seed of the byte-fault randomness.
+
+    Raises:
+        InputError: a factor, grace or battery level out of range, or a mismatched device.
+    """
+
+    def __init__(self, *, ma_per_step: float, us_per_intensity: float = 1.0,
+                 device: SimulatedStimulator | None = None, name: str = ADVERTISED_NAME,
+                 address: str = "C0:FF:EE:00:00:03", battery_pct: float = 100.0,
+                 frame_grace_ms: float = 0.0, ack_unchanged: bool = False,
+                 zero_on_disconnect: bool = False, persist_path: Path | None = None,
+                 seed: int = 0) -> None:
+        if not (math.isfinite(ma_per_step) and ma_per_step > 0):
+            raise InputError(f"ma_per_step must be positive, got {ma_per_step!r}")
+        if not 0 <= frame_grace_ms <= 50:
+            raise InputError(f"frame_grace_ms must be within 0–50, got {frame_grace_ms!r}")
+        self.ma_per_step = ma_per_step
+        self.us_per_intensity = us_per_intensity
+        self.device = device or SimulatedStimulator(
+            coyote_device_spec(ma_per_step, us_per_intensity), battery_pct=battery_pct)
+        if self.device.spec.channels != 2:
+            raise InputError("a Coyote has 2 channels")
+        self.frame_grace_s = frame_grace_ms / 1000.0
+        self.ack_unchanged = ack_unchanged
+        self.zero_on_disconnect = zero_on_disconnect
+        self.persist_path = persist_path
+        self.strengths_steps = [0, 0]
+        self.limits_steps = [STRENGTH_STEPS_MAX, STRENGTH_STEPS_MAX]
+        self.balances = (0, 0, 0, 0)
+        self._load_persisted()
+        #: Every B1 sent, and counters a test can read.
+        self.reports: list[StrengthReport] = []
+        self.frames_received = 0
+        self.writes_ignored = 0
+        self.last_write_s: float | None = None
+        self._playing: list[_Playing | None] = [None, None]
+        self._decoded: dict[bytes, B0Frame | BfFrame] = {}
+        self._injector = DeviceFaultInjector(self.device)
+        self._active: list[Fault] = []
+        self._random = random.Random(seed)
+        self.server = GattServer(name, address, on_write=self._on_write, on_read=self._on_read,
+                                 on_disconnect=self._on_disconnect, tamper=self._tamper)
+
+    # ------------------------------------------------------------------ scenario hooks
+
+    def wheel(self, channel: int, *, up: bool = True) -> None:
+        """Turn the physical wheel one step on ``channel`` (reported with sequence 0).
+
+        Raises:
+            InputError: no such channel.
+        """
+        index = self._index(channel)
+        strengths = list(self.strengths_steps)
+        strengths[index] = wheel_step(strengths[index], up=up,
+                                      limit_steps=self.limits_steps[index])
+        self._set_strengths(strengths, sequence=0)
+
+    def change_strength_ma(self, channel: int | None, amplitude_ma: float) -> None:
+        """Someone sets the strength on the device to ``amplitude_ma`` (rounded down to a step,
+        clamped to the soft limit); reported with sequence 0, like the wheel.
+
+        Raises:
+            InputError: no such channel, or a negative or non-finite amplitude.
+        """
+        if not (math.isfinite(amplitude_ma) and amplitude_ma >= 0):
+            raise InputError(f"strength must be finite and ≥ 0 mA, got {amplitude_ma!r}")
+        steps = math.floor(amplitude_ma / self.ma_per_step + 1e-9)
+        strengths = list(self.strengths_steps)
+        for index in ([0, 1] if channel is None else [self._index(channel)]):
+            strengths[index] = max(0, min(steps, self.limits_steps[index]))
+        self._set_strengths(strengths, sequence=0)
+
+    def set_battery(self, battery_pct: float) -> None:
+        """The battery level changes; the host is notified.
+
+        Raises:
+            InputError: a level outside 0–100 %.
+        """
+        self.device.set_battery(battery_pct)
+        self.server.notify(BATTERY_CHARACTERISTIC_UUID, self._battery_bytes())
+
+    def reset(self) -> None:
+        """A brown-out or power cycle: outputs and strengths at 0, the link drops."""
+        for index in range(2):
+            self._stop_playing(index)
+        self.strengths_steps = [0, 0]
+        self.device.reset()
+        self.server.drop_connection("the device reset")
+
+    # ------------------------------------------------------------------ GATT callbacks
+
+    def _on_write(self, uuid: str, data: bytes, response: bool) -> None:
+        self.last_write_s = asyncio.get_running_loop().time()
+        if uuid != WRITE_CHARACTERISTIC_UUID:
+            self.writes_ignored += 1
+            return
+        frame = self._decoded.get(data)
+        if frame is None:
+            try:
+                frame = decode_command(data)
+            except ProtocolError:
+                self.writes_ignored += 1  # §3: ignored, nothing sent back
+                return
+            if len(self._decoded) >= _DECODE_CACHE_MAX:
+                self._decoded.clear()
+            self._decoded[data] = frame
+        if isinstance(frame, B0Frame):
+            self._on_b0(frame)
+        else:
+            self._on_bf(frame)
+
+    def _on_b0(self, frame: B0Frame) -> None:
+        self.frames_received += 1
+        now_s = asyncio.get_running_loop().time()
+        update = apply_b0_strengths(frame, strengths_steps=self._pair(self.strengths_steps),
+                                    limits_steps=self._pair(self.limits_steps),
+                                    ack_unchanged=self.ack_unchanged)
+        self.strengths_steps = [update.strength_a_steps, update.strength_b_steps]
+        if update.report is not None:
+            self._report(update.report)
+        for index, waveform in enumerate((frame.waveform_a, frame.waveform_b)):
+            self._start_playing(index, waveform if waveform.is_valid else None, now_s)
+
+    def _on_bf(self, frame: BfFrame) -> None:
+        update = apply_bf_limits(frame, strengths_steps=self._pair(self.strengths_steps),
+                                 limits_steps=self._pair(self.limits_steps))
+        self.limits_steps = [update.limit_a_steps, update.limit_b_steps]
+        self.balances = (frame.frequency_balance_a, frame.frequency_balance_b,
+                         frame.intensity_balance_a, frame.intensity_balance_b)
+        self._save_persisted()
+        if update.report is not None:
+            self._set_strengths([update.strength_a_steps, update.strength_b_steps], sequence=0)
+
+    def _on_read(self, uuid: str) -> bytes:
+        if uuid == BATTERY_CHARACTERISTIC_UUID:
+            return self._battery_bytes()
+        raise ProtocolError(f"characteristic {uuid} is not readable on a Coyote V3")
+
+    def _on_disconnect(self) -> None:
+        # §7: output stops once the buffer runs out; the strength is kept (worst case)
+        if self.zero_on_disconnect:
+            self._set_strengths([0, 0], sequence=None)
+
+    # ------------------------------------------------------------------ playing frames
+
+    def _start_playing(self, index: int, waveform: ChannelWaveform | None, now_s: float) -> None:
+        self._stop_playing(index)
+        self._playing[index] = _Playing(waveform, now_s)
+        self._play_slot(index, 0)
+
+    def _stop_playing(self, index: int) -> None:
+        playing = self._playing[index]
+        if playing is not None and playing.handle is not None:
+            playing.handle.cancel()
+        self._playing[index] = None
+
+    def _play_slot(self, index: int, slot: int) -> None:
+        """Output slot ``slot`` and the identical slots after it; schedule the next change."""
+        playing = self._playing[index]
+        if playing is None:
+            return
+        loop = asyncio.get_running_loop()
+        playing.handle = None
+        now_s = loop.time()
+        output = self._slot_output(index, playing.waveform, slot)
+        last = slot
+        while last + 1 < SLOTS_PER_FRAME and \
+                self._slot_output(index, playing.waveform, last + 1) == output:
+            last += 1
+        end_s = playing.t0_s + (last + 1) * _SLOT_S
+        if last + 1 < SLOTS_PER_FRAME:
+            playing.handle = loop.call_at(end_s, self._play_slot, index, last + 1)
+        else:
+            end_s += self.frame_grace_s + _EPSILON_S  # §8 dead-man: the frame's end
+        lease_s = max(end_s - now_s, _EPSILON_S)
+        self.device.set_outputs({index + 1: output}, lease_s)
+
+    def _replay_now(self, index: int) -> None:
+        """A strength changed mid-frame: play the rest of the current frame at the new one."""
+        playing = self._playing[index]
+        if playing is None:
+            return
+        elapsed_s = asyncio.get_running_loop().time() - playing.t0_s
+        slot = math.floor(elapsed_s / _SLOT_S + 1e-9)
+        if playing.handle is not None:
+            playing.handle.cancel()
+        if slot < SLOTS_PER_FRAME:
+            self._play_slot(index, slot)
+        else:  # the frame has run out: the channel is silent already
+            self.device.set_outputs({index + 1: ZERO}, _EPSILON_S)
+
+    def _slot_output(self, index: int, waveform: ChannelWaveform | None,
+                     slot: int) -> ChannelSetpoint:
+        strength = self.strengths_steps[index]
+        if waveform is None or strength <= 0 or waveform.intensities[slot] <= 0:
+            return ZERO  # §7: strength > 0, a valid slot and intensity > 0 are all needed
+        return ChannelSetpoint(strength * self.ma_per_step,
+                               frequency_hz_from_code(waveform.frequency_codes[slot]),
+                               waveform.intensities[slot] * self.us_per_intensity)
+
+    # ------------------------------------------------------------------ internals
+
+    def _set_strengths(self, strengths: list[int], *, sequence: int | None) -> None:
+        if strengths == self.strengths_steps:
+            return
+        changed = [i for i in range(2) if strengths[i] != self.strengths_steps[i]]
+        self.strengths_steps = list(strengths)
+        if sequence is not None:
+            self._report(StrengthReport(sequence, strengths[0], strengths[1]))
+        for index in changed:
+            self._replay_now(index)
+
+    def _report(self, report: StrengthReport) -> None:
+        self.reports.append(report)
+        self.server.notify(NOTIFY_CHARACTERISTIC_UUID, encode_b1(report))
+
+    def _battery_bytes(self) -> bytes:
+        return encode_battery_level(round(self.device.battery_pct))
+
+    @staticmethod
+    def _pair(values: list[int]) -> tuple[int, int]:
+        return values[0], values[1]
+
+    @staticmethod
+    def _index(channel: int) -> int:
+        if channel not in (1, 2):
+            raise InputError(f"a Coyote has channels 1 and 2, not {channel}")
+        return channel - 1
+
+    def _load_persisted(self) -> None:
+        if self.persist_path is None or not self.persist_path.exists():
+            return
+        try:
+            saved = json.loads(self.persist_path.read_text(encoding="utf-8"))
+            limits = [int(v) for v in saved["limits_steps"]]
+            balances = [int(v) for v in saved["balances"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"cannot read the emulator state {self.persist_path}: {exc}") from exc
+        if len(limits) == 2 and all(0 <= v <= STRENGTH_STEPS_MAX for v in limits):
+            self.limits_steps = limits
+        if len(balances) == 4 and all(0 <= v <= 255 for v in balances):
+            self.balances = (balances[0], balances[1], balances[2], balances[3])
+
+    def _save_persisted(self) -> None:
+        if self.persist_path is not None:
+            self.persist_path.write_text(json.dumps(
+                {"limits_steps": self.limits_steps, "balances": list(self.balances)}),
+                encoding="utf-8")
+
+    # ------------------------------------------------------------------ fault target
+
+    @property
+    def supported_fault_kinds(self) -> frozenset[str]:
+        """Device, body, link and GATT-traffic faults."""
+        return COYOTE_FAULT_KINDS
+
+    @property
+    def fault_channels(self) -> int:
+        """Two channels."""
+        return 2
+
+    def fault_started(self, fault: Fault) -> None:
+        """Begin ``fault`` (called by an armed fault plan)."""
+        if fault.kind == "disconnect":
+            self.server.drop_connection("connection lost (out of range)")
+        elif fault.kind == "strength_change":
+            assert fault.value is not None
+            self.change_strength_ma(fault.channel, fault.value)
+        elif fault.kind == "battery_low":
+            assert fault.value is not None
+            self.set_battery(fault.value)
+        elif fault.kind == "device_reset":
+            self.reset()
+        elif fault.kind in DEVICE_FAULT_KINDS:
+            self._injector.start(fault)
+        else:
+            self._active.append(fault)
+
+    def fault_ended(self, fault: Fault) -> None:
+        """End a fault that has a duration."""
+        if fault in self._active:
+            self._active.remove(fault)
+        else:
+            self._injector.end(fault)
+
+    def _tamper(self, direction: Direction, data: bytes) -> list[tuple[float, bytes]]:
+        if not self._active:
+            return [(0.0, data)]
+        chunks = [(0.0, data)]
+        for fault in self._active:
+            hit = self._random.random() < (1.0 if fault.value is None else fault.value)
+            kind = fault.kind
+            if direction == "device→host":
+                if kind == "drop_acks":
+                    chunks = []
+                elif kind == "late_acks":
+                    chunks = [(delay_s + (fault.value or 0.0), c) for delay_s, c in chunks]
+                elif kind == "corrupt_bytes" and hit:
+                    chunks = [(delay_s, self._flip_bit(c)) for delay_s, c in chunks]
+            elif kind == "drop_frames" and hit:
+                chunks = []
+            elif kind == "duplicate_frames" and hit:
+                chunks = chunks + chunks
+            elif kind == "corrupt_bytes" and hit:
+                chunks = [(delay_s, self._flip_bit(c)) for delay_s, c in chunks]
+        return chunks
+
+    def _flip_bit(self, data: bytes) -> bytes:
+        if not data:
+            return data
+        position = self._random.randrange(len(data) * 8)
+        out = bytearray(data)
+        out[position // 8] ^= 1 << (position % 8)
+        return bytes(out)
