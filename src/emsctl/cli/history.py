@@ -47,6 +47,7 @@ def history(session: str | None, output_format: str, directory: Path | None,
             plot_path: Path | None) -> None:
     """List past sessions, or show SESSION (an id, a unique id prefix, or a journal path).
 
+    \f
     Raises:
         InputError: SESSION matches no journal or several, or its journal is corrupt; --plot
             without SESSION, with a suffix other than .png/.svg, or without matplotlib.

@@ -38,6 +38,7 @@ _BASIS_NOTE = {
 def plot(program: str, output: Path | None, as_text: bool, basis: str) -> None:
     """Plot PROGRAM (a built-in name or a .toml path): amplitude, frequency and pulse width.
 
+    \f
     Raises:
         InputError: the program does not load, the file suffix is not .png or .svg, matplotlib
             is missing for an image, or there is no terminal and neither -o nor --text.
