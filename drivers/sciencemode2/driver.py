@@ -286,6 +286,9 @@ class ScienceModeDriver(Driver):
             except DeviceTimeoutError:
                 if abortable and self.stopped:
                     raise _Aborted from None
+                if expected_mode == p.StimulationMode.START and resends < _RESENDS:
+                    resends += 1  # a lost Stop: resend it at once, then ask (§8)
+                    continue
                 mode = await self._query_mode(what)
                 if expected_mode is not None and mode == expected_mode:
                     return  # it took effect; only the ack was lost
