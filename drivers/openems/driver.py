@@ -22,6 +22,7 @@ This module must never import pyserial or bleak; the factories import the links 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 
 from ...devices import DeviceUrl, OpenOptions
@@ -93,6 +94,7 @@ class OpenEmsDriver(Driver):
         self._on_until_s = [-math.inf, -math.inf]
         self._lease_ms = 0
         self._intensity_cache: dict[float, int] = {}
+        self._shutdown_task: asyncio.Future[None] | None = None
 
     @property
     def link_up(self) -> bool:
@@ -221,6 +223,10 @@ class OpenEmsDriver(Driver):
             self._link_up = False
             raise
 
+    async def _shutdown_after_reset(self) -> None:
+        with contextlib.suppress(DeviceError):
+            await self._write_now(SHUTDOWN)
+
     def _lost(self, reason: str) -> None:
         if not self._link_up:
             return
@@ -230,9 +236,14 @@ class OpenEmsDriver(Driver):
                                      f"its on-time ({self._lease_ms} ms)"))
 
     def board_reset(self) -> None:
-        """The board printed its setup banner mid-session: it reset and every channel is off."""
+        """The board printed its setup banner mid-session: it reset and every channel is off.
+
+        Lines sent while it was booting wait in its receive buffer and run right after setup,
+        so a shutdown (``C9G``) follows them at once; further updates are refused (§7.5).
+        """
         self._reset_seen = True
-        self._on_until_s = [-math.inf, -math.inf]
+        if self._link_up:
+            self._shutdown_task = asyncio.ensure_future(self._shutdown_after_reset())
         self._emit(Telemetry("device_reset", self._now(),
                              message="openEMSstim reset (setup banner mid-session); outputs "
                                      "are off and are not resumed"))
