@@ -95,6 +95,7 @@ class ScienceModeDriver(Driver):
         self._lock = asyncio.Lock()
         self._opened = self._handshaken = self._silenced = self._lost = False
         self._fault: str | None = None
+        self._silence_reason = ""
         self._mode = p.StimulationMode.START
         self._config: tuple[int, int] | None = None  # (t1 code, active mask) in force
         self._mask = 0
@@ -177,8 +178,9 @@ class ScienceModeDriver(Driver):
             raise LinkLostError("link lost: the stop cannot reach the RehaStim2; its watchdog "
                                 "ends output within 1.2 s")
         if self._silenced:
-            raise DeviceError("the driver has fallen silent after a fault; the RehaStim2's "
-                              "watchdog ends output within 1.2 s")
+            raise DeviceError(f"the driver has fallen silent after a fault "
+                              f"({self._silence_reason}); the RehaStim2's watchdog ends output "
+                              "within 1.2 s")
         if not self._handshaken:
             return  # not connected: the device makes no output
         try:
@@ -187,7 +189,7 @@ class ScienceModeDriver(Driver):
         except LinkLostError:
             raise
         except DeviceError as exc:
-            self._fall_silent()
+            self._fall_silent(f"stop not confirmed: {exc}")
             raise DeviceError(f"the RehaStim2 did not confirm the stop ({exc}); emsctl stopped "
                               "talking to it, so its watchdog ends output within 1.2 s") from exc
         self._mode, self._config = p.StimulationMode.START, None
@@ -261,7 +263,7 @@ class ScienceModeDriver(Driver):
             try:
                 await self._send_stop_locked()
             except DeviceError as exc:
-                self._fall_silent()
+                self._fall_silent(f"lease stop failed: {exc}")
                 self._tell("device_error", f"lease ran out and the stop failed ({exc}); the "
                            "device's watchdog ends output within 1.2 s")
 
@@ -428,7 +430,8 @@ class ScienceModeDriver(Driver):
         self._cancel_keepalive()
         self._cancel_lease()
         self._fail_pending(LinkLostError(f"link to the RehaStim2 lost: {reason}"))
-        self._tell("link_lost", f"{reason}; the device's watchdog ends output within 1.2 s")
+        self._tell("link_lost", f"link to the RehaStim2 lost ({reason}); its watchdog ends "
+                   "output within 1.2 s")
 
     # ------------------------------------------------------------------ keep-alive, silence
 
@@ -455,9 +458,10 @@ class ScienceModeDriver(Driver):
             self._keepalive.cancel()
             self._keepalive = None
 
-    def _fall_silent(self) -> None:
+    def _fall_silent(self, reason: str) -> None:
         """§8 last resort: send nothing more, so the device's watchdog ends output."""
         self._silenced = True
+        self._silence_reason = reason
         self._cancel_keepalive()
         self._cancel_lease()
 
@@ -465,7 +469,8 @@ class ScienceModeDriver(Driver):
         if self._lost:
             raise LinkLostError("the link to the RehaStim2 is lost")
         if self._silenced:
-            raise DeviceError("the driver has fallen silent after a fault")
+            raise DeviceError(f"the driver has fallen silent after a fault "
+                              f"({self._silence_reason})")
 
     def _fail_pending(self, error: DeviceError) -> None:
         for future in set(self._pending.values()):
