@@ -84,6 +84,7 @@ class CoyoteDriver(Driver):
         self._fault: DeviceError | None = None
         self._fault_stop: asyncio.Task[None] | None = None
         self._with_response = False
+        self._idle = True
 
     # ------------------------------------------------------------------ configuration
 
@@ -122,6 +123,7 @@ class CoyoteDriver(Driver):
         self._fault = None
         self.tracker = StrengthTracker()
         self._waves = (None, None)
+        self._idle = True
         try:
             if not self._link_up:
                 self.link.on_lost(self._on_link_lost)
@@ -158,10 +160,12 @@ class CoyoteDriver(Driver):
         waves = (self._wave(setpoints[0]), self._wave(setpoints[1]))
         now_s = self._now()
         self._lease_deadline_s = now_s + lease_s
-        changed = steps != self.tracker.target or waves != self._waves
+        # A decrease goes out at once; anything else rides the next frame of the stream (at
+        # most 100 ms away), so a changing plan does not double the radio traffic.
+        urgent = self._idle or _lower(steps, self.tracker.target) or _quieter(waves, self._waves)
         self.tracker.set_target(steps)
         self._waves = waves
-        if changed:
+        if urgent:
             await self._send_frame(now_s)
 
     async def _stop_internal(self) -> None:
@@ -218,10 +222,11 @@ class CoyoteDriver(Driver):
                     self._fail(DeviceError("the host stopped renewing the lease; output stopped "
                                            "(L21)"))
                     return
-                if now_s < self._lease_deadline_s or not self.tracker.settled:
-                    await self._send_frame(now_s)
-                else:
+                self._idle = now_s >= self._lease_deadline_s and self.tracker.settled
+                if self._idle:
                     self._last_frame_s = now_s  # idle at zero: nothing to keep alive
+                else:
+                    await self._send_frame(now_s)
         except LinkLostError as exc:
             self._on_link_lost(str(exc))
         except DeviceError as exc:
@@ -236,6 +241,7 @@ class CoyoteDriver(Driver):
             return
         slots_on = slots_before(self._lease_deadline_s, now_s)
         self._last_frame_s = now_s
+        self._idle = False
         await self._write_b0(b0_bytes(change, self._waves, slots_on))
 
     def _active(self) -> bool:
@@ -372,6 +378,18 @@ class CoyoteDriver(Driver):
             raise self._fault
         if not self._link_up:
             raise LinkLostError("the link to the Coyote is lost")
+
+
+def _lower(new: tuple[int, int], old: tuple[int, int]) -> bool:
+    return new[0] < old[0] or new[1] < old[1]
+
+
+def _quieter(new: Waves, old: Waves) -> bool:
+    """True if a channel goes silent or its intensity (pulse width) drops."""
+    for after, before in zip(new, old, strict=True):
+        if before is not None and (after is None or after.intensity < before.intensity):
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------- factories

@@ -73,12 +73,16 @@ def coyote_device_spec(ma_per_step: float, us_per_intensity: float) -> DeviceSpe
                       watchdog_s=1.0, zero_on_disconnect=False)
 
 
+_Outputs = tuple[ChannelSetpoint, ChannelSetpoint, ChannelSetpoint, ChannelSetpoint]
+
+
 @dataclass(slots=True)
 class _Playing:
     """The frame a channel is playing: its waveform (None: invalid, silent) and start time."""
 
     waveform: ChannelWaveform | None
     t0_s: float
+    outputs: _Outputs
     handle: asyncio.TimerHandle | None = None
 
 
@@ -133,6 +137,7 @@ class EmulatedCoyote:
         self.last_write_s: float | None = None
         self._playing: list[_Playing | None] = [None, None]
         self._decoded: dict[bytes, B0Frame | BfFrame] = {}
+        self._outputs_cache: dict[tuple[int, ChannelWaveform | None], _Outputs] = {}
         self._injector = DeviceFaultInjector(self.device)
         self._active: list[Fault] = []
         self._random = random.Random(seed)
@@ -210,14 +215,23 @@ class EmulatedCoyote:
     def _on_b0(self, frame: B0Frame) -> None:
         self.frames_received += 1
         now_s = asyncio.get_running_loop().time()
+        if frame.changes_strength:
+            self._apply_strengths(frame)
+        renewed: dict[int, ChannelSetpoint] = {}
+        for index, waveform in enumerate((frame.waveform_a, frame.waveform_b)):
+            steady = self._start_playing(index, waveform if waveform.is_valid else None, now_s)
+            if steady is not None:
+                renewed[index + 1] = steady
+        if renewed:  # both channels in one model call (the hot path of a steady program)
+            self.device.set_outputs(renewed, self._frame_end_lease_s())
+
+    def _apply_strengths(self, frame: B0Frame) -> None:
         update = apply_b0_strengths(frame, strengths_steps=self._pair(self.strengths_steps),
                                     limits_steps=self._pair(self.limits_steps),
                                     ack_unchanged=self.ack_unchanged)
         self.strengths_steps = [update.strength_a_steps, update.strength_b_steps]
         if update.report is not None:
             self._report(update.report)
-        for index, waveform in enumerate((frame.waveform_a, frame.waveform_b)):
-            self._start_playing(index, waveform if waveform.is_valid else None, now_s)
 
     def _on_bf(self, frame: BfFrame) -> None:
         update = apply_bf_limits(frame, strengths_steps=self._pair(self.strengths_steps),
@@ -241,10 +255,20 @@ class EmulatedCoyote:
 
     # ------------------------------------------------------------------ playing frames
 
-    def _start_playing(self, index: int, waveform: ChannelWaveform | None, now_s: float) -> None:
+    def _start_playing(self, index: int, waveform: ChannelWaveform | None,
+                       now_s: float) -> ChannelSetpoint | None:
+        """Start playing a frame; return its output if it only renews a steady one."""
+        previous = self._playing[index]
+        outputs = self._frame_outputs(index, waveform)
+        if previous is not None and previous.handle is None and previous.outputs == outputs \
+                and outputs.count(outputs[0]) == SLOTS_PER_FRAME:
+            # the same steady output again: only the frame's dead-man moves
+            previous.waveform, previous.t0_s = waveform, now_s
+            return outputs[0]
         self._stop_playing(index)
-        self._playing[index] = _Playing(waveform, now_s)
+        self._playing[index] = _Playing(waveform, now_s, outputs)
         self._play_slot(index, 0)
+        return None
 
     def _stop_playing(self, index: int) -> None:
         playing = self._playing[index]
@@ -260,10 +284,10 @@ class EmulatedCoyote:
         loop = asyncio.get_running_loop()
         playing.handle = None
         now_s = loop.time()
-        output = self._slot_output(index, playing.waveform, slot)
+        outputs = playing.outputs
+        output = outputs[slot]
         last = slot
-        while last + 1 < SLOTS_PER_FRAME and \
-                self._slot_output(index, playing.waveform, last + 1) == output:
+        while last + 1 < SLOTS_PER_FRAME and outputs[last + 1] == output:
             last += 1
         end_s = playing.t0_s + (last + 1) * _SLOT_S
         if last + 1 < SLOTS_PER_FRAME:
@@ -272,6 +296,9 @@ class EmulatedCoyote:
             end_s += self.frame_grace_s + _EPSILON_S  # §8 dead-man: the frame's end
         lease_s = max(end_s - now_s, _EPSILON_S)
         self.device.set_outputs({index + 1: output}, lease_s)
+
+    def _frame_end_lease_s(self) -> float:
+        return 4 * _SLOT_S + self.frame_grace_s + _EPSILON_S
 
     def _replay_now(self, index: int) -> None:
         """A strength changed mid-frame: play the rest of the current frame at the new one."""
@@ -282,14 +309,28 @@ class EmulatedCoyote:
         slot = math.floor(elapsed_s / _SLOT_S + 1e-9)
         if playing.handle is not None:
             playing.handle.cancel()
+        playing.outputs = self._frame_outputs(index, playing.waveform)
         if slot < SLOTS_PER_FRAME:
             self._play_slot(index, slot)
         else:  # the frame has run out: the channel is silent already
             self.device.set_outputs({index + 1: ZERO}, _EPSILON_S)
 
-    def _slot_output(self, index: int, waveform: ChannelWaveform | None,
-                     slot: int) -> ChannelSetpoint:
+    def _frame_outputs(self, index: int, waveform: ChannelWaveform | None) -> _Outputs:
+        """What the channel puts out in each slot of ``waveform`` at its current strength."""
         strength = self.strengths_steps[index]
+        key = (strength, waveform)
+        outputs = self._outputs_cache.get(key)
+        if outputs is None:
+            a, b, c, d = (self._slot_output(strength, waveform, slot)
+                          for slot in range(SLOTS_PER_FRAME))
+            outputs = (a, b, c, d)
+            if len(self._outputs_cache) >= _DECODE_CACHE_MAX:
+                self._outputs_cache.clear()
+            self._outputs_cache[key] = outputs
+        return outputs
+
+    def _slot_output(self, strength: int, waveform: ChannelWaveform | None,
+                     slot: int) -> ChannelSetpoint:
         if waveform is None or strength <= 0 or waveform.intensities[slot] <= 0:
             return ZERO  # §7: strength > 0, a valid slot and intensity > 0 are all needed
         return ChannelSetpoint(strength * self.ma_per_step,
