@@ -48,6 +48,8 @@ UPDATE_PERIOD_S = 0.1  # two channels × 50 ms spacing fit in one tick
 #: A channel counts as possibly on until its on-time has surely run out on the board: wire time,
 #: the loop pass and the blocking waits can make the board's expiry late by ≈ 100 ms (§6).
 ACTIVE_MARGIN_S = 0.5
+#: The board's stop work: shutdown 2 × 50 ms, the stop idiom's 50 ms per channel, one more line.
+CLOSE_DRAIN_S = 0.3
 TELEMETRY = frozenset({"connected", "link_lost", "device_reset"})
 
 
@@ -162,9 +164,15 @@ class OpenEmsDriver(Driver):
             await self._write_now(command)
 
     async def _close_internal(self) -> None:
-        """Send the transport's backstop, then release the link."""
+        """Send the transport's backstop, release the link, and give the board time to act.
+
+        The board works through the stop sequence and the backstop with blocking waits
+        (50 ms per channel and shutdown, §5); returning only after :data:`CLOSE_DRAIN_S`
+        means a caller that powers down or reopens the port next does not cut them short.
+        """
+        was_up = self._link_up
         try:
-            if self._link_up:
+            if was_up:
                 await self._sleep_for_slot()
                 await self.link.backstop()
         except DeviceError:
@@ -172,6 +180,8 @@ class OpenEmsDriver(Driver):
         finally:
             self._link_up = False
             await self.link.close()
+        if was_up:
+            await asyncio.sleep(CLOSE_DRAIN_S)
 
     # ------------------------------------------------------------------ helpers
 

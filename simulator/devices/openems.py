@@ -64,6 +64,8 @@ BOOT_S = 11.4  # setup's fixed delays after a reset (4.2 s BLE reset + 7.2 s BLE
 #: The model's own watchdog is not the board's: the on-time (or nothing, for the test handler's
 #: toggle) switches off. This only bounds a record left running.
 _MODEL_HOLD_S = 3600.0
+#: How long after a due expiry the model's record may run on (a pass, plus margin).
+_EXPIRY_SLACK_S = 0.01
 _ECHO_CACHE_LINES = 1024
 SETUP_LINES = (b"openEMSstim booting", b"BLE module reset", b"BLE module initialised")
 
@@ -191,8 +193,6 @@ class OpenEmsBoard:
         self.dropped_rx_bytes = 0
         self.usb_writer: Callable[[bytes], None] | None = None
         self._channels = [_Channel(), _Channel()]
-        #: per channel: the amplitude last given to the model, and until when it surely holds
-        self._model_held: list[tuple[float, float] | None] = [None, None]
         self._echo_cache: dict[bytes, bytes] = {}
         self._parser = LineParser(config.firmware)
         self._inbox = _Inbox()
@@ -252,7 +252,6 @@ class OpenEmsBoard:
             self._cancel(ch)
             self._channels[index] = _Channel()
         self.device.reset()
-        self._model_held = [None, None]
         self._parser = LineParser(self.config.firmware)
         self._inbox = _Inbox()
         self._busy_until_s = self._reading_until_s = 0.0
@@ -443,6 +442,7 @@ class OpenEmsBoard:
         pass_s = max(self._busy_until_s, self._reading_until_s)
         if now < pass_s:  # a blocking wait delays the loop pass that checks deadlines
             ch.timer = asyncio.get_running_loop().call_at(pass_s, self._expire, index)
+            self._output(index, now, until_s=pass_s)
             return
         if not ch.active or ch.deadline_s is None:
             return
@@ -470,16 +470,22 @@ class OpenEmsBoard:
         else:
             self._deactivate(1, now)
 
-    def _output(self, index: int, now: float) -> None:
+    def _output(self, index: int, now: float, until_s: float | None = None) -> None:
+        """Put the channel's state on the model, held until its deadline (or ``until_s``).
+
+        The model's own hold ends a little after the board's expiry is due, so the record
+        never runs on past what the board would do if its loop were stopped (the end of a
+        virtual-time run); the board's deactivation normally comes first.
+        """
         ch = self._channels[index]
         amplitude_ma = self.level_ma(index, ch.wiper_steps) if ch.active else 0.0
-        held = self._model_held[index]
-        if held is not None and held[0] == amplitude_ma and now < held[1]:
-            return  # unchanged (a renewal): the model's record already continues
+        if ch.deadline_s is None:
+            hold_s = _MODEL_HOLD_S  # the test handler's toggle: on until switched off
+        else:
+            hold_s = max(ch.deadline_s, until_s or 0.0) - now + _EXPIRY_SLACK_S
         ext = self.config.external
         setpoint = ChannelSetpoint(amplitude_ma, ext.frequency_hz, ext.pulse_width_us)
-        self.device.set_outputs({index + 1: setpoint}, _MODEL_HOLD_S)
-        self._model_held[index] = (amplitude_ma, now + _MODEL_HOLD_S / 2)
+        self.device.set_outputs({index + 1: setpoint}, hold_s)
 
     def _level_ma(self, index: int, level: int) -> float:
         return max(0.0, (level - self._zero_level[index]) * self._ma_per_level[index])
