@@ -61,6 +61,8 @@ class SerialLink:
         self._backlog = bytearray()
         self._poll: asyncio.TimerHandle | None = None
         self._lost_reported = False
+        #: Things worth telling the user about the port (e.g. a pty opened without parity).
+        self.notes: list[str] = []
 
     @property
     def is_open(self) -> bool:
@@ -81,13 +83,14 @@ class SerialLink:
         except ImportError as exc:  # pragma: no cover - pyserial is a dependency
             raise DeviceError("pyserial is not installed; install emsctl's dependencies") from exc
         try:
-            port = serial.serial_for_url(self.url, baudrate=self.baud, parity=self.parity,
-                                         bytesize=self.bytesize, stopbits=self.stopbits,
-                                         exclusive=True, timeout=0, write_timeout=0)
-        except serial.SerialException as exc:
-            raise DeviceError(_open_error(self.url, exc)) from exc
-        except (OSError, ValueError) as exc:
-            raise DeviceError(f"cannot open {self.url}: {exc}") from exc
+            port = self._open_port(serial, self.parity)
+        except DeviceError:
+            # Linux ptys refuse a parity setting left behind by an earlier client (EINVAL);
+            # a pty has no parity bit on its "wire", so it is opened without one (§2).
+            if self.parity == "N" or not _is_pty(self.url):
+                raise
+            port = self._open_port(serial, "N")
+            self.notes.append("pseudo-terminal: opened without parity (a pty carries none)")
         self._loop = asyncio.get_running_loop()
         self._port = port
         self._lost_reported = False
@@ -104,6 +107,17 @@ class SerialLink:
             self._loop.add_reader(self._fd, self._on_readable)
         else:
             self._poll = self._loop.call_later(_POLL_S, self._poll_once)
+
+    def _open_port(self, serial: Any, parity: str) -> Any:
+        try:
+            return serial.serial_for_url(self.url, baudrate=self.baud, parity=parity,
+                                         bytesize=self.bytesize, stopbits=self.stopbits,
+                                         exclusive=True, timeout=0, write_timeout=0)
+        except serial.SerialException as exc:
+            raise DeviceError(_open_error(self.url, exc)) from exc
+        except Exception as exc:  # OSError, ValueError, termios.error from the line setup
+            raise DeviceError(f"cannot open {self.url} at {self.baud} "
+                              f"{self.bytesize}{parity}{self.stopbits}: {exc}") from exc
 
     async def write(self, data: bytes) -> None:
         """Hand ``data`` to the OS now (before any suspension); queue what it cannot take yet.
@@ -220,6 +234,12 @@ class SerialLink:
         if port is not None:
             with contextlib.suppress(Exception):
                 port.close()
+
+
+def _is_pty(url: str) -> bool:
+    """Whether ``url`` names a pseudo-terminal (Linux /dev/pts/N, BSD/macOS /dev/ttysNNN)."""
+    real = os.path.realpath(url)
+    return real.startswith(("/dev/pts/", "/dev/ttys", "/dev/pty"))
 
 
 def _open_error(url: str, exc: BaseException) -> str:

@@ -228,10 +228,7 @@ class ScienceModeDriver(Driver):
             return  # the stop that came meanwhile stands
         self._mode = p.StimulationMode.STARTED
         self._arm_lease(sent_s + lease_s)
-        self._tell("ack", f"{output.frequency_hz:.2f} Hz, " + ", ".join(
-            f"ch{ch} {s.current_ma} mA {s.pulse_width_us} µs" for ch, s in
-            zip(p.channels_in_mask(output.active_mask), output.settings, strict=True)),
-            value=1.0)
+        self._tell("ack", output.describe(), value=1.0)
 
     async def _send_stop_locked(self) -> None:
         await self._transact(lambda pn: p.StopChannelListMode(packet_number=pn), "Stop",
@@ -338,17 +335,19 @@ class ScienceModeDriver(Driver):
         """
         self._check_link()
         message = build(self._next_pn())
-        future: asyncio.Future[p.Message] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[p.Message] = loop.create_future()
         keys = ((message.command + 1, message.packet_number),
                 (int(p.Command.UNKNOWN_COMMAND), message.packet_number))
         for key in keys:
             self._pending[key] = future
+        # a plain timer rather than asyncio.wait_for: this runs for every update
+        timer = loop.call_later(self.ack_timeout_s, _time_out, future, self.ack_timeout_s)
         try:
             await self._write(p.encode_message(message))
-            return await asyncio.wait_for(future, self.ack_timeout_s)
-        except TimeoutError:
-            raise DeviceTimeoutError(f"no ack within {self.ack_timeout_s:g} s") from None
+            return await future
         finally:
+            timer.cancel()
             for key in keys:
                 if self._pending.get(key) is future:
                     del self._pending[key]
@@ -480,6 +479,11 @@ class ScienceModeDriver(Driver):
 
     def _tell(self, kind: TelemetryKind, message: str, value: float | None = None) -> None:
         self._emit(Telemetry(kind, self._now(), None, value, message))
+
+
+def _time_out(future: asyncio.Future[p.Message], timeout_s: float) -> None:
+    if not future.done():
+        future.set_exception(DeviceTimeoutError(f"no ack within {timeout_s:g} s"))
 
 
 def _ignore_result(task: asyncio.Future[None]) -> None:

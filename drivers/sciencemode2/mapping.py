@@ -10,8 +10,8 @@ no session state beyond the arguments. It must never round anything up.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ...errors import InputError, ProtocolError
 from ..base import Capabilities, ChannelSetpoint
@@ -68,12 +68,20 @@ class ListOutput:
         """The frequency the device actually runs at."""
         return p.frequency_hz_from_main_interval_code(self.main_interval_code)
 
+    def describe(self) -> str:
+        """One line for telemetry: frequency and each masked channel's current and width."""
+        return f"{self.frequency_hz:.2f} Hz, " + ", ".join(
+            f"ch{ch} {s.current_ma} mA {s.pulse_width_us} µs" for ch, s in
+            zip(p.channels_in_mask(self.active_mask), self.settings, strict=True))
 
-def plan_output(setpoints: Sequence[ChannelSetpoint], mask: int) -> ListOutput | None:
+
+@lru_cache(maxsize=256)
+def plan_output(setpoints: tuple[ChannelSetpoint, ...], mask: int) -> ListOutput | None:
     """Map checked setpoints (one per channel) to channel-list parameters.
 
     Args:
-        setpoints: eight setpoints, already checked against :func:`capabilities`.
+        setpoints: eight setpoints, already checked against :func:`capabilities` (cached:
+            a session repeats the same setpoints as its heartbeat).
         mask: channels already in the device's active mask (it only grows).
 
     Returns:

@@ -317,9 +317,12 @@ class RehaStim2:
                 return p.Result.PARAMETER_ERROR
             self._say(f"t1 {t1_ms:g} ms < {groups}·t2: t2 clamped to {t1_ms / groups:g} ms")
             t2_ms = t1_ms / groups
+        unchanged = (self.mode == p.StimulationMode.STARTED and settings == self.settings
+                     and t1_ms is not None)
         self.mode = p.StimulationMode.STARTED
         self.settings = settings
-        self._schedule(self._apply, clm, settings, t2_ms)
+        if not unchanged:  # an identical update changes nothing on the output
+            self._schedule(self._apply, clm, settings, t2_ms)
         return p.Result.OK
 
     def _single_pulse(self, msg: p.SinglePulse) -> p.Result:
@@ -379,6 +382,7 @@ class RehaStim2:
         if lease_s <= 0:
             return
         full = [outputs.get(c, ZERO) for c in self.device.channels]
+        # the model's lease ends exactly at the watchdog deadline: the record shows the zero
         if not self.device.set_outputs(full, lease_s):
             self.stimulation_error(p.StimulationErrorCode.STIMULATION_MODULE_ERROR)
             return
@@ -445,17 +449,22 @@ class RehaStim2:
             self._say(f"keep-alive gap of {now - self._last_valid_s:.3f} s (> 1.2 s)")
         self._last_valid_s = now
         watchdog_s = self.config.effective_watchdog_s
-        self.device.keep_alive(watchdog_s if math.isfinite(watchdog_s) else _NEVER_S)
-        if self._watchdog_timer is not None:
-            self._watchdog_timer.cancel()
-            self._watchdog_timer = None
-        if math.isfinite(watchdog_s):
+        if self._shown:  # output is on: move its lease to the new deadline
+            self.device.keep_alive(watchdog_s if math.isfinite(watchdog_s) else _NEVER_S)
+        if self._watchdog_timer is None and math.isfinite(watchdog_s):
             self._watchdog_timer = loop.call_at(now + watchdog_s, self._watchdog_expired)
 
     def _watchdog_expired(self) -> None:
+        # One lazy timer: a renewal only moves the deadline; the timer re-arms itself there.
         self._watchdog_timer = None
-        watchdog_s = self.config.effective_watchdog_s
-        self._disconnect(f"watchdog: no valid packet for {watchdog_s:g} s")
+        deadline = self._watchdog_deadline_s()
+        if deadline is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < deadline:
+            self._watchdog_timer = loop.call_at(deadline, self._watchdog_expired)
+            return
+        self._disconnect(f"watchdog: no valid packet for {self.config.effective_watchdog_s:g} s")
 
     def _on_device_event(self, event: DeviceEvent) -> None:
         if event.kind == "device_reset" and self.powered:

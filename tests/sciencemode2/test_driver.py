@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -203,7 +204,7 @@ def test_keepalive_holds_an_idle_connection_for_minutes() -> None:
         await d.connect()
         await asyncio.sleep(120)
         assert d.emulator.connected
-        gaps = [b[0] - a[0] for a, b in zip(wire, wire[1:], strict=False)
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(wire)
                 if a[1] == b[1] == "host→device"]
         assert max(gaps) <= 0.25 + 1e-6                   # L21 heartbeat
         await d.close()

@@ -66,7 +66,7 @@ def test_circulation_delivers_the_plan_within_the_2_ma_step_and_ends_at_zero(
 
 
 def test_relaxation_changes_frequency_twice_and_completes(tmp_path: Path) -> None:
-    outcome, driver, plan, _ = run_program("relaxation", tmp_path)
+    outcome, driver, _plan, _ = run_program("relaxation", tmp_path)
     assert outcome.result.end_reason == "completed", outcome.result.message
     rates = set(np.round(driver.device.intervals(1)["frequency_hz"], 2).tolist()) - {0.0}
     assert rates == {6.01, 3.0, 2.0}  # t1 codes 331, 665, 998: 1000/(code/2+1) Hz
