@@ -1,0 +1,226 @@
+"""Serial benchmarks (issue 4): ScienceMode2 stop latency and update round trip over a real pty,
+and a 20-minute program through ``sim+sciencemode2`` in virtual time.
+
+- ``sm2_stop_pty``: ``driver.stop()`` → the Stop frame fully read and decoded by the emulated
+  RehaStim2 in another process (``emsctl simulate sciencemode2 --pty --trace``; the trace stamps
+  each frame with the emulator's monotonic clock, which is the same CLOCK_MONOTONIC as ours).
+  Every stop is issued while an update waits for its ack (so a queued stop would show). The
+  floor, interleaved with it: a bare 8-byte write → read between two processes over a pty.
+  Beside both, the time the 8-byte Stop frame needs on a real 460800-baud 8E1 wire (computed).
+- ``sm2_update_ack_pty``: ``driver.apply()`` → StartChannelListMode → its ack, round trip.
+- ``sm2_program_virtual``: the 20-minute ``circulation`` program end to end (plan, session,
+  guard, journal, real codec and driver, emulated device) at virtual time, against the same
+  program on the plain ``sim`` driver (no bytes) in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import tty
+from pathlib import Path
+
+from .harness import Figure, Size, benchmark, emsctl_command, figure
+from .harness import repeats as _repeats
+
+STOP_FRAME_BYTES = 8  # F0 81 CRC 81 LEN pn 22 0F
+WIRE_MS = STOP_FRAME_BYTES * 11 / 460800 * 1000  # 8E1: 11 bits per byte
+
+_FLOOR_CHILD = textwrap.dedent("""
+    import os, sys, time
+    fd = int(sys.argv[1])
+    while True:
+        got = b""
+        while len(got) < 8:
+            chunk = os.read(fd, 8 - len(got))
+            if not chunk:
+                sys.exit(0)
+            got += chunk
+        os.write(1, f"{time.monotonic():.9f}\\n".encode())
+""")
+
+
+class _Emulator:
+    """``emsctl simulate sciencemode2 --pty --trace FILE`` in its own process."""
+
+    def __init__(self, folder: Path) -> None:
+        self.trace = folder / "trace.txt"
+        self.proc = subprocess.Popen([*emsctl_command(), "simulate", "sciencemode2", "--pty",
+                                      "--trace", str(self.trace)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        self.path = self.proc.stdout.readline().strip()
+        if not self.path.startswith("/dev/"):
+            raise RuntimeError(f"emsctl simulate printed {self.path!r}")
+        self._offset = 0
+
+    def stop_read_after(self, t0_s: float, timeout_s: float = 2.0) -> float:
+        """Monotonic time the emulator decoded the first StopChannelListMode after ``t0_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in self.trace.read_text().splitlines():
+                if line.endswith("| StopChannelListMode") and "host→device" in line:
+                    t_s = float(line.split()[0])
+                    if t_s >= t0_s:
+                        return t_s
+            time.sleep(0.002)
+        raise RuntimeError("the emulator never read the Stop frame")
+
+    def close(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class _Floor:
+    """A child process blocked in read() on a pty; we write 8 bytes and it stamps the read."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.proc = subprocess.Popen([sys.executable, "-c", _FLOOR_CHILD, str(self.master)],
+                                     pass_fds=(self.master,), stdout=subprocess.PIPE, text=True)
+
+    def sample_ms(self) -> float:
+        assert self.proc.stdout is not None
+        t0 = time.monotonic()
+        os.write(self.slave, b"\xf0\x81\xbb\x81\x57\x00\x22\x0f")
+        return (float(self.proc.stdout.readline()) - t0) * 1000
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        for fd in (self.master, self.slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+async def _pty_samples(emulator: _Emulator, floor: _Floor, n: int
+                       ) -> tuple[list[float], list[float], list[float]]:
+    from emsctl.devices import open_device
+    from emsctl.drivers.base import ZERO, ChannelSetpoint
+
+    driver = open_device(f"sciencemode2://{emulator.path}")
+    on = [ChannelSetpoint(10.0, 20.0, 200.0)] + [ZERO] * 7
+    more = [ChannelSetpoint(12.0, 20.0, 200.0)] + [ZERO] * 7
+    stops: list[float] = []
+    floors: list[float] = []
+    acks: list[float] = []
+    await driver.connect()
+    try:
+        await driver.apply(on, 1.0)
+        for _ in range(n):
+            t0 = time.monotonic()
+            await driver.apply(more if len(acks) % 2 else on, 1.0)
+            acks.append((time.monotonic() - t0) * 1000)
+            pending = asyncio.ensure_future(driver.apply(on, 1.0))  # an update awaits its ack
+            await asyncio.sleep(0)
+            t0 = time.monotonic()
+            await driver.stop()
+            stops.append((emulator.stop_read_after(t0) - t0) * 1000)
+            await pending
+            floors.append(floor.sample_ms())
+            await driver.connect()  # re-arm after the stop
+            await driver.apply(on, 1.0)
+    finally:
+        await driver.close()
+    return stops, floors, acks
+
+
+@benchmark("sm2_pty", "ScienceMode2 over a real pty: stop → Stop frame read, update → ack")
+def bench_sm2_pty(size: Size, repeat: int | None = None) -> list[Figure]:
+    n = _repeats(size, repeat, full=200, smoke=3)
+    with tempfile.TemporaryDirectory() as folder:
+        emulator = _Emulator(Path(folder))
+        floor = _Floor()
+        try:
+            stops, floors, acks = asyncio.run(_pty_samples(emulator, floor, n))
+        finally:
+            floor.close()
+            emulator.close()
+    return [
+        figure("stop() → Stop frame read by the emulator (other process, pty)", stops, "ms",
+               baseline=("bare 8-byte write→read between processes over a pty", floors),
+               max_value=1.0, max_ratio=2.0,
+               note="each stop issued while an update waits for its ack"),
+        figure("Stop frame on a real 460800-baud 8E1 wire (computed: 8 bytes × 11 bits)",
+               [WIRE_MS], "ms"),
+        figure("update → ack round trip (StartChannelListMode, pty, other process)", acks, "ms"),
+    ]
+
+
+_SHORT_PROGRAM = """\
+name = "bench-sm2"
+title = "Benchmark: sm2"
+purpose = "circulation"
+evidence = "benchmark input, not a program for people"
+description = "A short 2-channel program for the smoke size of the serial benchmark."
+placement = "One channel per calf."
+calibration_frequency_hz = 8
+calibration_pulse_width_us = 250
+soft_start_s = 5
+transition_s = 5
+end_ramp_s = 3
+
+[[channels]]
+id = 1
+site = "calf-left"
+electrode_area_cm2 = 20
+max_amplitude_ma = 40
+
+[[channels]]
+id = 2
+site = "calf-right"
+electrode_area_cm2 = 20
+max_amplitude_ma = 40
+
+[[phases]]
+name = "A"
+duration_s = 20
+frequency_hz = 8
+pulse_width_us = 250
+amplitude = "MT"
+"""
+
+
+def _program_ms(url: str, program: str, folder: Path) -> float:
+    from emsctl.clock import VirtualClock
+    from emsctl.limits import DEFAULTS
+    from emsctl.loader import load_program
+    from emsctl.runner import execute, prepare_run
+
+    prepared = prepare_run(load_program(program), url, DEFAULTS)
+    t0 = time.perf_counter()
+    outcome = execute(prepared, VirtualClock(), journal_dir=folder, handle_signals=False)
+    elapsed_ms = (time.perf_counter() - t0) * 1000
+    if outcome.result.end_reason != "completed":
+        raise RuntimeError(f"{url}: {outcome.result.message}")
+    return elapsed_ms
+
+
+@benchmark("sm2_program_virtual", "20-min program through sim+sciencemode2 in virtual time")
+def bench_sm2_program(size: Size, repeat: int | None = None) -> list[Figure]:
+    n = _repeats(size, repeat, full=5, smoke=1)
+    with tempfile.TemporaryDirectory() as folder:
+        program = "circulation"
+        if size == "smoke":
+            program = str(Path(folder) / "bench-sm2.toml")
+            Path(program).write_text(_SHORT_PROGRAM)
+        sm2: list[float] = []
+        sim: list[float] = []
+        for _ in range(n):
+            sm2.append(_program_ms("sim+sciencemode2", program, Path(folder)))
+            sim.append(_program_ms("sim", program, Path(folder)))
+    name = "20-min circulation" if size == "full" else "20-s program (smoke)"
+    return [figure(f"{name} through sim+sciencemode2, virtual time", sm2, "ms",
+                   baseline=("same program on the plain sim driver", sim), max_value=3000.0,
+                   note="ratio = the protocol path's cost over the session's own")]
