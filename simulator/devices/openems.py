@@ -299,8 +299,11 @@ class OpenEmsBoard:
                 item, raw, source = inbox.items.pop(0)
                 self._process(item, raw, source, now)
             elif inbox.usb:
-                self._feed_parser(bytes(inbox.usb), now)
-                inbox.usb.clear()
+                # one line per read, as readStringUntil does: the rest stays in the buffer
+                end = inbox.usb.find(b"\n") + 1 or len(inbox.usb)
+                chunk = bytes(inbox.usb[:end])
+                del inbox.usb[:end]
+                self._feed_parser(chunk, now)
                 continue
             else:
                 return
