@@ -1,21 +1,24 @@
-"""``emsctl devices``: list serial ports that may be stimulators, and the URL for each.
+"""``emsctl devices``: list serial ports (and, with ``--ble``, BLE devices) that may be stimulators.
 
 Uses pyserial's port listing (``serial.tools.list_ports``) with USB VID:PID, and guesses the
 device type from known USB bridges (a RehaStim2 has an FTDI bridge; openEMSstim boards use
 Arduino, CH340 or CP210x bridges). A guess is only a hint: the driver's handshake is what
 identifies a device. ``--format json`` prints the same rows as data. Imports pyserial only
 when it runs, and never opens a port (listing must not disturb a running session).
+``--ble`` scans with bleak (imported only then) and recognises devices by advertised name or
+service; a machine without Bluetooth gets one sentence on stderr and exit code 1, no traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
 
-__all__ = ["PortRow", "devices", "guess_device", "serial_ports"]
+__all__ = ["BleRow", "PortRow", "ble_devices", "devices", "guess_device", "serial_ports"]
 
 #: (VID, PID or None for any) → (scheme, what it probably is)
 KNOWN_BRIDGES: dict[tuple[int, int | None], tuple[str, str]] = {
@@ -79,16 +82,62 @@ def serial_ports() -> list[PortRow]:
     return rows
 
 
+@dataclass(frozen=True)
+class BleRow:
+    """One Bluetooth LE device heard during a scan."""
+
+    address: str
+    name: str | None
+    rssi_dbm: int | None
+    guess: str
+    url: str | None
+
+
+#: scheme → (what it is, the parameters its URL needs besides the address)
+BLE_KINDS: dict[str, tuple[str, str]] = {
+    "coyote3": ("DG-LAB Coyote V3",
+                "?ma_per_step=<your calibration>&frequency_balance=<0-255>"
+                "&intensity_balance=<0-255>"),
+}
+
+
+def ble_devices(scan_s: float) -> tuple[list[BleRow], str | None]:
+    """Scan for ``scan_s`` seconds; the rows, or no rows and one sentence saying why not."""
+    from ..errors import DeviceError  # noqa: PLC0415
+    from ..drivers.links.ble import scan  # noqa: PLC0415 - bleak only for --ble
+
+    try:
+        found = asyncio.run(scan(scan_s))
+    except DeviceError as exc:
+        return [], str(exc)
+    rows = []
+    for r in found:
+        kind = BLE_KINDS.get(r.protocol or "")
+        guess = kind[0] if kind else "not a device emsctl drives"
+        url = f"{r.protocol}://{r.address}{kind[1]}" if kind else None
+        rows.append(BleRow(r.address, r.name, r.rssi_dbm, guess, url))
+    return rows, None
+
+
 @click.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="'json' prints the ports as data.")
-def devices(fmt: str) -> None:
-    """List serial ports that may be stimulators, and the device URL to use for each."""
+@click.option("--ble", is_flag=True, help="Also scan for Bluetooth LE stimulators (Coyote V3).")
+@click.option("--scan-s", type=click.FloatRange(0.5, 60.0), default=5.0, show_default=True,
+              help="How long the Bluetooth LE scan listens, in seconds.")
+@click.pass_context
+def devices(ctx: click.Context, fmt: str, ble: bool, scan_s: float) -> None:
+    """List serial ports (and with --ble, Bluetooth LE devices) that may be stimulators."""
     rows = serial_ports()
-    # issue 5: a `--ble` option adds a BLE scan here (coyote3:// and openems+ble:// rows),
-    # as a second list beside `rows`; the serial listing above stays as it is.
+    ble_rows, ble_error = ble_devices(scan_s) if ble else ([], None)
     if fmt == "json":
-        click.echo(json.dumps({"serial": [asdict(r) for r in rows]}, indent=2))
+        data: dict[str, object] = {"serial": [asdict(r) for r in rows]}
+        if ble:
+            data["ble"] = [asdict(r) for r in ble_rows]
+            data["ble_error"] = ble_error
+        click.echo(json.dumps(data, indent=2))
+        if ble_error is not None:
+            ctx.exit(1)
         return
     if not rows:
         click.echo("No serial ports found. Plug the stimulator in (a RehaStim2 must be in "
@@ -105,3 +154,19 @@ def devices(fmt: str) -> None:
     click.echo("URLs: sciencemode2:///dev/ttyUSB0 (RehaStim2), openems:///dev/ttyUSB0; any "
                "pyserial URL works after the scheme, e.g. sciencemode2://socket://host:port. "
                "Without hardware: --device sim+sciencemode2.")
+    if ble:
+        _echo_ble(ctx, ble_rows, ble_error)
+
+
+def _echo_ble(ctx: click.Context, rows: list[BleRow], error: str | None) -> None:
+    if error is not None:
+        click.echo(f"emsctl: {error}", err=True)
+        ctx.exit(1)
+    if not rows:
+        click.echo("No Bluetooth LE devices heard. Switch the Coyote on (it advertises as "
+                   "47L121000) or try the emulator: --device 'sim+coyote3?ma_per_step=0.2'.")
+    for r in rows:
+        rssi = f", {r.rssi_dbm} dBm" if r.rssi_dbm is not None else ""
+        click.echo(f"{r.address}: {r.name or '(no name)'}{rssi} — {r.guess}")
+        if r.url:
+            click.echo(f"    use: emsctl run --device '{r.url}'")
