@@ -264,6 +264,18 @@ class OpenEmsBoard:
         self._boot_timer = asyncio.get_running_loop().call_at(self._booting_until_s,
                                                               self._boot_done)
 
+    def power_off(self) -> None:
+        """Power goes away: relays open at once, every timer stops. Never raises."""
+        for index, ch in enumerate(self._channels):
+            self._cancel(ch)
+            self._channels[index] = _Channel()
+        for timer in (self._service_timer, self._read_timer, self._boot_timer):
+            if timer is not None:
+                timer.cancel()
+        self._service_timer = self._read_timer = self._boot_timer = None
+        self._inbox = _Inbox()
+        self.device.stop()
+
     def _boot_done(self) -> None:
         self._boot_timer = None
         self._booting_until_s = None

@@ -1,107 +1,112 @@
-"""The emulated openEMSstim board's USB serial port on a pseudo-terminal, in real time.
+"""The emulated openEMSstim board as a :class:`~emsctl.simulator.pty.PtyDevice`.
 
-Any program — emsctl's ``openems://`` driver, the project's own Python example, a terminal —
-can open the printed slave path and talk to the emulated board byte for byte (19 200 8N1 is
-accepted but not enforced by a pty). :class:`OpenEmsPtyServer` puts the master side on the
-running event loop (``add_reader``, non-blocking writes: no threads); :func:`serve_pty` runs
-one until cancelled, for ``emsctl simulate openems --pty``.
+``emsctl simulate openems --pty`` serves it through the generic pty server
+(:mod:`emsctl.simulator.pty`, entry ``"openems"`` in its device table): any serial program —
+emsctl's ``openems://<pty path>?…`` driver, the project's Python example, a terminal — talks to
+the board's USB serial side byte for byte, in real time.
 
-A pty has no DTR line, so opening it does not reset the board as a USB cable does: the board
-boots once when the server starts (``boot_s`` of its configuration) and the driver's ready
-timeout covers a banner it did not see. The slave side is kept open by the server, so a client
-that closes and reopens the port finds the same board. POSIX only.
+Options: ``extras`` may set the emulated external stimulator (``ma_at_100``, ``frequency_hz``,
+``pulse_width_us``; default 40 mA, 80 Hz, 180 µs — a client declares the same in its URL) and
+``boot_s``, ``firmware`` (current/legacy), ``debug`` (1/0). A pty has no DTR line, so opening it
+does not reset the board as a USB cable does: the board boots once at power-on, and a client's
+ready timeout covers the banner it did not see (``ready_timeout_s=0`` in its URL). The board has
+no watchdog setting of its own: each command's on-time is its lease.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import tty
 from collections.abc import Callable
 
-from .openems import OpenEmsBoard, OpenEmsConfig
+from ...drivers.openems.protocol import Firmware
+from ...errors import InputError
+from ..model import ChannelOutput
+from ..pty import Log, PtyDeviceOptions, Trace
+from .openems import BOOT_S, ExternalStimulator, OpenEmsBoard, OpenEmsConfig
 
-__all__ = ["OpenEmsPtyServer", "serve_pty"]
+__all__ = ["OpenEmsPtyDevice", "pty_device"]
 
-_READ_CHUNK = 4096
+_EXTRAS = {"ma_at_100": "40", "frequency_hz": "80", "pulse_width_us": "180",
+           "boot_s": str(BOOT_S), "firmware": "current", "debug": "1"}
 
 
-class OpenEmsPtyServer:
-    """One emulated board behind one pseudo-terminal.
+class OpenEmsPtyDevice:
+    """Adapts :class:`OpenEmsBoard` to the pty server's device protocol.
 
     Args:
-        board: the board to serve (a fresh one per server).
+        board: the board.
+        write: sends bytes to the pty client.
+        trace: logs each chunk in both directions.
+        log: logs device events (unsafe inputs, resets).
     """
 
-    def __init__(self, board: OpenEmsBoard) -> None:
+    def __init__(self, board: OpenEmsBoard, write: Callable[[bytes], None], trace: Trace,
+                 log: Log) -> None:
         self.board = board
-        self.path = ""
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._write = write
+        self._trace = trace
+        self._log = log
+        self._unsafe_seen = 0
+        board.usb_writer = self._out
 
-    async def start(self) -> str:
-        """Open the pty, attach the board, start its boot; return the slave path.
-
-        Raises:
-            OSError: no pseudo-terminal could be allocated.
-        """
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo: the board's own output must never come back as input
-        os.set_blocking(master, False)
-        self._master, self._slave = master, slave
-        self.path = os.ttyname(slave)
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(master, self._readable)
-        self.board.usb_writer = self._write
+    def power_on(self) -> None:
+        """Reset the board: setup runs and the banner follows after ``boot_s``."""
         self.board.reset()
-        return self.path
+        self._log(f"openEMSstim booting ({self.board.config.boot_s:g} s)")
 
-    def _readable(self) -> None:
-        assert self._master is not None
-        try:
-            data = os.read(self._master, _READ_CHUNK)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            return  # EIO while no client holds the slave open: nothing to read
-        if data:
-            self.board.serial_receive(data)
+    def power_off(self) -> None:
+        """Every output to zero at once (the relays open)."""
+        self.board.power_off()
 
-    def _write(self, data: bytes) -> None:
-        if self._master is None:
-            return
-        # A UART does not wait for its listener: what the pty cannot take is lost.
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._master, data)
+    def receive(self, data: bytes) -> None:
+        """Bytes from the client, as on the board's USB serial port."""
+        self._trace("host→device", data, data.decode("latin-1").strip())
+        self.board.serial_receive(data)
+        for event in self.board.unsafe_events[self._unsafe_seen:]:
+            self._log(f"UNSAFE {event.kind}: {event.detail}")
+        self._unsafe_seen = len(self.board.unsafe_events)
 
-    async def close(self) -> None:
-        """Detach and close both sides of the pty. Idempotent."""
-        master, self._master = self._master, None
-        slave, self._slave = self._slave, None
-        self.board.usb_writer = None
-        if master is not None:
-            if self._loop is not None:
-                self._loop.remove_reader(master)
-            os.close(master)
-        if slave is not None:
-            os.close(slave)
+    def outputs(self) -> tuple[ChannelOutput, ...]:
+        """Both channels' output now."""
+        return self.board.device.output_now()
 
-    async def __aenter__(self) -> OpenEmsPtyServer:
-        await self.start()
-        return self
+    def status(self) -> str:
+        """Boot state, relays and wipers, unsafe-input count."""
+        b = self.board
+        state = "booting" if b.booting else "ready"
+        channels = "; ".join(f"ch{c + 1} {'on' if b.active(c) else 'off'} wiper "
+                             f"{b.wiper_steps(c)}" for c in (0, 1))
+        return (f"openEMSstim ({b.config.firmware.value} firmware) {state}; {channels}; "
+                f"unsafe inputs {len(b.unsafe_events)}")
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    def _out(self, data: bytes) -> None:
+        self._trace("device→host", data, data.decode("latin-1").strip())
+        self._write(data)
 
 
-async def serve_pty(config: OpenEmsConfig, announce: Callable[[str], None] = print) -> None:
-    """Serve a new board on a pty until cancelled; ``announce`` gets the slave path.
+def pty_device(options: PtyDeviceOptions, write: Callable[[bytes], None], trace: Trace,
+               log: Log) -> OpenEmsPtyDevice:
+    """The factory ``emsctl simulate openems --pty`` uses.
 
     Raises:
-        OSError: no pseudo-terminal could be allocated.
+        InputError: an unknown or malformed extra, a watchdog setting, or a lenient profile.
     """
-    async with OpenEmsPtyServer(OpenEmsBoard(config)) as server:
-        announce(server.path)
-        await asyncio.Event().wait()
+    unknown = set(options.extras) - set(_EXTRAS)
+    if unknown:
+        raise InputError(f"openems takes the extras {', '.join(_EXTRAS)}; got "
+                         f"{', '.join(sorted(unknown))}")
+    if options.watchdog_s is not None:
+        raise InputError("openems has no watchdog setting: each command's on-time is its lease")
+    if options.profile != "strict":
+        raise InputError("openems has one behaviour, the firmware's: use the strict profile")
+    extras = {**_EXTRAS, **options.extras}
+    try:
+        external = ExternalStimulator(float(extras["frequency_hz"]),
+                                      float(extras["pulse_width_us"]),
+                                      float(extras["ma_at_100"]))
+        config = OpenEmsConfig(external, firmware=Firmware(extras["firmware"]),
+                               debug=extras["debug"] not in ("0", "off", "false"),
+                               boot_s=float(extras["boot_s"]),
+                               impedance_ohm=options.impedance_ohm)
+    except ValueError as exc:
+        raise InputError(f"bad openems option: {exc}") from exc
+    return OpenEmsPtyDevice(OpenEmsBoard(config), write, trace, log)
