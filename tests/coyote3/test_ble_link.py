@@ -163,7 +163,7 @@ def test_connect_by_name_refuses_two_devices_with_that_name() -> None:
     async def main() -> None:
         twin = (FakeDevice("C0:FF:EE:00:00:04", "47L121000"), FakeAdvertisement("47L121000"))
         link, _ = make_link(COYOTE, twin, name="47L121000")
-        with pytest.raises(DeviceError, match="2 devices named '47L121000'.*HZ-11"):
+        with pytest.raises(DeviceError, match=r"2 devices named '47L121000'.*HZ-11"):
             await link.connect(5.0)
         link, clients = make_link(COYOTE, name="47L121000")
         await link.connect(5.0)
@@ -184,7 +184,7 @@ def test_an_unknown_address_is_a_clear_error() -> None:
 
 def test_connect_gives_up_after_its_timeout() -> None:
     async def main() -> None:
-        link, clients = make_link()
+        link, _clients = make_link()
         original = FakeClient.__init__
 
         def slow(self: FakeClient, *args: Any) -> None:

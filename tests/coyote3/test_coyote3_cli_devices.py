@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import emsctl.drivers.links.ble as ble
 from emsctl.cli.devices import devices
+from emsctl.drivers.links import ble
 
 
 class Adv:
@@ -41,7 +41,7 @@ def no_serial_ports(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_ble_scan_lists_the_coyote_with_its_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ble, "_bleak_scanner", lambda: Scanner())
+    monkeypatch.setattr(ble, "_bleak_scanner", Scanner)
     result = CliRunner().invoke(devices, ["--ble", "--scan-s", "1"])
     assert result.exit_code == 0, result.output
     assert "C0:FF:EE:00:00:03: 47L121000, -55 dBm — DG-LAB Coyote V3" in result.output
@@ -50,7 +50,7 @@ def test_ble_scan_lists_the_coyote_with_its_url(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_ble_scan_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ble, "_bleak_scanner", lambda: Scanner())
+    monkeypatch.setattr(ble, "_bleak_scanner", Scanner)
     result = CliRunner().invoke(devices, ["--ble", "--format", "json"])
     data = json.loads(result.output)
     assert data["ble_error"] is None and data["ble"][0]["address"] == "C0:FF:EE:00:00:03"
@@ -64,8 +64,8 @@ def test_no_bluetooth_is_one_sentence_and_exit_1(monkeypatch: pytest.MonkeyPatch
     result = CliRunner().invoke(devices, ["--ble"])
     assert result.exit_code == 1
     assert "Bluetooth is not available on this computer" in result.output
-    assert "Traceback" not in result.output and result.exception is None or \
-        isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def test_without_ble_nothing_imports_a_scan(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -215,8 +215,8 @@ def test_a_malformed_strength_report_stops_it() -> None:
         d.emulator.server.notify(d.emulator.server.name and
                                  "0000150b-0000-1000-8000-00805f9b34fb", b"\xb1\x01")
         await asyncio.sleep(0.05)
-        assert d.stopped and "malformed" in [t for t in heard
-                                             if t.kind == "device_error"][0].message
+        assert d.stopped and "malformed" in next(t for t in heard
+                                             if t.kind == "device_error").message
         await d.close()
     run(body)
 

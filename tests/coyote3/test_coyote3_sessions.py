@@ -136,7 +136,7 @@ def test_an_exception_in_the_caller_still_ends_at_zero(tmp_path: Path) -> None:
 
 def test_a_strength_raised_on_the_device_stops_the_session(tmp_path: Path) -> None:
     prepared = prepare("tens", Fault("strength_change", 60.0, channel=2, value=25.0))
-    outcome, start_s = run(prepared, tmp_path)
+    outcome, _start_s = run(prepared, tmp_path)
     result = outcome.result
     assert (result.end_reason, result.exit_code) == ("fault", 1)
     assert "strength" in result.message and "channel 2" in result.message

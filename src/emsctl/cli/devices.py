@@ -103,8 +103,8 @@ BLE_KINDS: dict[str, tuple[str, str]] = {
 
 def ble_devices(scan_s: float) -> tuple[list[BleRow], str | None]:
     """Scan for ``scan_s`` seconds; the rows, or no rows and one sentence saying why not."""
-    from ..errors import DeviceError  # noqa: PLC0415
     from ..drivers.links.ble import scan  # noqa: PLC0415 - bleak only for --ble
+    from ..errors import DeviceError  # noqa: PLC0415
 
     try:
         found = asyncio.run(scan(scan_s))
