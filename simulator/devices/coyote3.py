@@ -76,6 +76,17 @@ def coyote_device_spec(ma_per_step: float, us_per_intensity: float) -> DeviceSpe
 _Outputs = tuple[ChannelSetpoint, ChannelSetpoint, ChannelSetpoint, ChannelSetpoint]
 
 
+#: Per channel, the waveform a B0 plays, or None where it is invalid (the channel is silent).
+_Waveforms = tuple[ChannelWaveform | None, ChannelWaveform | None]
+
+
+def _playable(frame: B0Frame | BfFrame) -> _Waveforms:
+    if not isinstance(frame, B0Frame):
+        return None, None
+    a, b = frame.waveform_a, frame.waveform_b
+    return (a if a.is_valid else None), (b if b.is_valid else None)
+
+
 @dataclass(slots=True)
 class _Playing:
     """The frame a channel is playing: its waveform (None: invalid, silent) and start time."""
@@ -136,7 +147,7 @@ class EmulatedCoyote:
         self.writes_ignored = 0
         self.last_write_s: float | None = None
         self._playing: list[_Playing | None] = [None, None]
-        self._decoded: dict[bytes, B0Frame | BfFrame] = {}
+        self._decoded: dict[bytes, tuple[B0Frame | BfFrame, _Waveforms]] = {}
         self._outputs_cache: dict[tuple[int, ChannelWaveform | None], _Outputs] = {}
         self._injector = DeviceFaultInjector(self.device)
         self._active: list[Fault] = []
@@ -197,8 +208,8 @@ class EmulatedCoyote:
         if uuid != WRITE_CHARACTERISTIC_UUID:
             self.writes_ignored += 1
             return
-        frame = self._decoded.get(data)
-        if frame is None:
+        cached = self._decoded.get(data)
+        if cached is None:
             try:
                 frame = decode_command(data)
             except ProtocolError:
@@ -206,20 +217,22 @@ class EmulatedCoyote:
                 return
             if len(self._decoded) >= _DECODE_CACHE_MAX:
                 self._decoded.clear()
-            self._decoded[data] = frame
+            cached = (frame, _playable(frame))
+            self._decoded[data] = cached
+        frame, playable = cached
         if isinstance(frame, B0Frame):
-            self._on_b0(frame)
+            self._on_b0(frame, playable)
         else:
             self._on_bf(frame)
 
-    def _on_b0(self, frame: B0Frame) -> None:
+    def _on_b0(self, frame: B0Frame, playable: _Waveforms) -> None:
         self.frames_received += 1
         now_s = asyncio.get_running_loop().time()
         if frame.changes_strength:
             self._apply_strengths(frame)
         renewed: dict[int, ChannelSetpoint] = {}
-        for index, waveform in enumerate((frame.waveform_a, frame.waveform_b)):
-            steady = self._start_playing(index, waveform if waveform.is_valid else None, now_s)
+        for index, waveform in enumerate(playable):
+            steady = self._start_playing(index, waveform, now_s)
             if steady is not None:
                 renewed[index + 1] = steady
         if renewed:  # both channels in one model call (the hot path of a steady program)
