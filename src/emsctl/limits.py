@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Final
 
 from . import formulas as fx
+from .datafile import DataFileRefused, read_data_file
 from .errors import LimitsFileError
 
 __all__ = [
@@ -451,23 +452,27 @@ def load_limits_file(path: str | os.PathLike[str]) -> Limits:
 
     Raises:
         LimitsFileError: Naming the file (and the key, where one is at fault) if the file cannot
-            be read, is too large, is not TOML, or holds a value that is invalid or looser than
-            its ceiling. Nothing is partially applied.
+            be read or is not a regular file, is too large (refused unread), is not TOML, or
+            holds a value that is invalid or looser than its ceiling. Nothing is partially
+            applied.
     """
     source = os.fspath(path)
     try:
-        with open(source, "rb") as file:
-            raw = file.read(LIMITS_FILE_MAX_BYTES + 1)
-    except OSError as exc:
-        raise LimitsFileError(f"{source}: cannot read the limits file ({exc.strerror}).") from exc
-    if len(raw) > LIMITS_FILE_MAX_BYTES:
-        raise LimitsFileError(f"{source}: the limits file is larger than 1 MiB.")
+        raw = read_data_file(source, LIMITS_FILE_MAX_BYTES)
+    except DataFileRefused as exc:
+        if exc.too_large:
+            raise LimitsFileError(f"{source}: the limits file is larger than 1 MiB.") from None
+        raise LimitsFileError(f"{source}: cannot read the limits file ({exc.reason}).") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise LimitsFileError(f"{source}: the limits file is not UTF-8 text.") from exc
     except tomllib.TOMLDecodeError as exc:
         raise LimitsFileError(f"{source}: not valid TOML: {exc}.") from exc
+    except ValueError as exc:  # int() refusing an integer of more than 4300 digits
+        raise LimitsFileError(f"{source}: not valid TOML: a number is too long.") from exc
+    except RecursionError as exc:
+        raise LimitsFileError(f"{source}: not valid TOML: nested too deeply.") from exc
     return limits_from_mapping(data, source=source)
 
 

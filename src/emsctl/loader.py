@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from .datafile import DataFileRefused, read_data_file
 from .errors import ProgramError
 from .program import Program
 
@@ -57,14 +58,23 @@ def builtin_names() -> list[str]:
 def load_program(name_or_path: str) -> LoadedProgram:
     """Load a built-in program by name, or a program file by path.
 
+    A bare name (lower-case letters, digits and dashes, no ``/`` and no ``.toml``) always means
+    a built-in, even when a file of that name sits in the current folder: ``emsctl run
+    relaxation`` never runs a stray file called ``relaxation``. Anything else is a path, used
+    as given and never joined under the package (``../x`` is the file ``../x``).
+
     Raises:
         ProgramError: unknown name, unreadable file, bad TOML or a value the model rejects.
     """
-    if _BUILTIN_NAME.match(name_or_path) and not Path(name_or_path).exists():
+    if not name_or_path.strip():
+        raise ProgramError("an empty program name; give a built-in name or a path to a .toml file")
+    if _BUILTIN_NAME.match(name_or_path):
         if name_or_path not in builtin_names():
+            hint = (f"; to use the file '{name_or_path}' here, write ./{name_or_path}"
+                    if os.path.lexists(name_or_path) else " (or give a path to a .toml file)")
             raise ProgramError(
                 f"no built-in program '{name_or_path}'; built-ins are "
-                f"{', '.join(builtin_names())} (or give a path to a .toml file)"
+                f"{', '.join(builtin_names())}{hint}"
             )
         resource = resources.files("emsctl.programs") / f"{name_or_path}.toml"
         data = resource.read_bytes()
@@ -76,20 +86,14 @@ def load_program_file(path: Path) -> LoadedProgram:
     """Load one program file.
 
     Raises:
-        ProgramError: the file is unreadable, too large, not UTF-8 TOML, or not a valid program.
+        ProgramError: the file is missing, not a regular file, unreadable, larger than
+            :data:`MAX_FILE_BYTES` (refused before it is read), not UTF-8 TOML, or not a valid
+            program.
     """
     try:
-        if not path.is_file():
-            raise ProgramError(f"{path}: not a file")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ProgramError(f"{path}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit")
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ProgramError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    if len(data) > MAX_FILE_BYTES:
-        raise ProgramError(f"{path}: over the {MAX_FILE_BYTES}-byte limit")
+        data = read_data_file(path, MAX_FILE_BYTES)
+    except DataFileRefused as exc:
+        raise ProgramError(f"{path}: {exc.reason}") from None
     return _from_bytes(data, str(path), builtin=False)
 
 
@@ -110,14 +114,24 @@ def parse_program_text(text: str, source: str = "<text>") -> Program:
     """
     try:
         raw = tomllib.loads(text)
-    except ValueError as exc:  # TOMLDecodeError, and int() refusing > 4300 digits
+    except tomllib.TOMLDecodeError as exc:
         raise ProgramError(f"{source}: invalid TOML: {exc}") from exc
+    except ValueError as exc:  # int() refusing more than 4300 digits
+        raise ProgramError(f"{source}: invalid TOML: a number is too long") from exc
     except RecursionError as exc:
         raise ProgramError(f"{source}: invalid TOML: nested too deeply") from exc
     try:
         return Program.model_validate(raw)
     except ValidationError as exc:
-        problems = [_describe(error, text) for error in exc.errors(include_url=False)]
+        errors = exc.errors(include_url=False)
+        # A scalar given to a number-or-table field fails every branch of the union; the
+        # "should be a valid dictionary or instance of Ramp" branches only add noise there.
+        fields = [_dotted(tuple(e.get("loc", ()))) for e in errors]
+        problems = [
+            _describe(error, text)
+            for error, field in zip(errors, fields, strict=True)
+            if not (error.get("type") == "model_type" and fields.count(field) > 1)
+        ]
         raise ProgramError(f"{source}: " + "; ".join(dict.fromkeys(problems))) from exc
     except OverflowError as exc:  # a 400-digit integer amplitude: float() overflows in amplitude.py
         raise ProgramError(f"{source}: a number is too large ({exc})") from exc
@@ -132,6 +146,9 @@ def _describe(error: object, text: str) -> str:
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     if error.get("type") == "extra_forbidden":
         message = "unknown key (check its spelling and unit suffix)"
+    value = error.get("input")
+    if error.get("type") == "float_type" and isinstance(value, int) and not isinstance(value, bool):
+        message = "the number is too large"  # an int beyond any float, e.g. 400 digits
     return f"{where}{field or 'program'}: {message}"
 
 

@@ -52,17 +52,22 @@ def check_file(path: Path, limits_path: Path | None) -> FileResult:
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
               show_default=True, help="Output format; 'github' prints workflow annotations.")
 @limits_option
-def validate(paths: tuple[Path, ...], fmt: str, limits_path: Path | None) -> None:
+def validate(paths: tuple[str, ...], fmt: str, limits_path: Path | None) -> None:
     """Check program files and folders (searched for *.toml) against every safety limit."""
     from ..loader import find_program_files  # noqa: PLC0415
 
     load_limits(limits_path)  # a bad limits file is bad input before anything else
     results: list[FileResult] = []
-    for path in paths:
+    for name in paths:
+        if not name:  # an unset shell variable must not quietly mean "the current folder"
+            results.append(FileResult("''", "error",
+                                      [{"limit": None, "message": "'': an empty path"}]))
+            continue
+        path = Path(name)
         if not path.exists() and not path.is_symlink():
             results.append(FileResult(str(path), "error",
                                       [{"limit": None, "message": f"{path}: no such file"}]))

@@ -1,0 +1,92 @@
+"""Reading a user's data file (program, limits) safely: a regular file, bounded in size.
+
+Files given by users are hostile until proven otherwise (HZ-13). This module opens a path
+without blocking (a FIFO or a terminal would hang a plain ``open``), refuses anything that is
+not a regular file, refuses a file larger than the caller's cap *before* reading it, and never
+reads more than the cap plus one byte even if the file grows meanwhile. It only reads bytes:
+parsing and validation belong to the callers, which turn :class:`DataFileRefused` into their
+own one-sentence error.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+__all__ = ["DataFileRefused", "read_data_file"]
+
+_CHUNK_BYTES = 64 * 1024
+
+
+class DataFileRefused(Exception):
+    """A path that cannot be read as a data file; ``reason`` is a clause for a message.
+
+    Attributes:
+        reason: e.g. ``"no such file"``, ``"a symlink loop"``, ``"not a regular file"``.
+        too_large: the file is over the caller's size cap.
+    """
+
+    def __init__(self, reason: str, *, too_large: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.too_large = too_large
+
+
+def _open_reason(path: str, exc: OSError) -> str:
+    if exc.errno == errno.ENOENT:
+        return "a symlink to a missing file" if os.path.islink(path) else "no such file"
+    if exc.errno == errno.ELOOP:
+        return "a symlink loop"
+    if exc.errno == errno.EISDIR:
+        return "a directory, not a file"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return f"read error ({exc.strerror or exc})"
+
+
+def read_data_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """Return the bytes of the regular file at ``path``, at most ``max_bytes`` of them.
+
+    Args:
+        path: the file (symlinks to regular files are followed).
+        max_bytes: the size cap; larger files are refused without being read.
+
+    Raises:
+        DataFileRefused: missing, a symlink loop, a directory, a FIFO/device/socket, unreadable,
+            or larger than ``max_bytes``.
+    """
+    name = os.fspath(path)
+    if not name:
+        raise DataFileRefused("an empty path")
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(name, flags)
+    except ValueError:  # an embedded NUL byte
+        raise DataFileRefused("not a valid path") from None
+    except OSError as exc:
+        raise DataFileRefused(_open_reason(name, exc)) from exc
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise DataFileRefused("a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise DataFileRefused("a FIFO, device or socket, not a regular file")
+        if info.st_size > max_bytes:
+            raise DataFileRefused(f"{info.st_size} bytes is over the {max_bytes}-byte limit",
+                                  too_large=True)
+        chunks: list[bytes] = []
+        total = 0
+        while total <= max_bytes:  # the file may grow after fstat: never read past the cap
+            chunk = os.read(fd, min(_CHUNK_BYTES, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as exc:
+        raise DataFileRefused(f"read error ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
+    if total > max_bytes:
+        raise DataFileRefused(f"over the {max_bytes}-byte limit", too_large=True)
+    return b"".join(chunks)

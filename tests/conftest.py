@@ -1,0 +1,40 @@
+"""Suite-wide pytest hooks.
+
+``slow`` tests (long fuzz runs, soaks) are opt-in: a plain ``pytest`` skips them, with the
+reason shown by ``-ra``. They run with ``--run-slow``, or when the marker expression names
+``slow`` (``pytest -m slow``, ``-m "slow or realtime"``); ``-m "not slow"`` still excludes them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run tests marked slow (long fuzz and soak runs)",
+    )
+
+
+def _slow_requested(config: pytest.Config) -> bool:
+    if config.getoption("--run-slow"):
+        return True
+    expression = str(config.getoption("markexpr", "") or "")
+    # "-m slow" or "-m 'slow and …'" asks for them; "-m 'not slow'" does not.
+    words = expression.replace("(", " ").replace(")", " ").split()
+    return any(
+        word == "slow" and (index == 0 or words[index - 1] != "not")
+        for index, word in enumerate(words)
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _slow_requested(config):
+        return
+    skip = pytest.mark.skip(reason="slow: opt in with --run-slow or -m slow")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
