@@ -35,6 +35,9 @@ EndReason = Literal["completed", "stopped", "signal", "fault", "guard"]
 INTENSITY_STEP_PCT = 5.0
 #: Telemetry older than this is stale (HZ-16): the view says so and increases are refused.
 STALE_AFTER_S = 1.0
+#: A pause longer than this ends the session: nobody may be there to resume it (a pipe, a user
+#: who left), and a session must not run on without bound at zero (L19: sessions are finite).
+PAUSE_LIMIT_S = 600.0
 
 
 class JournalLike(Protocol):
@@ -69,6 +72,10 @@ class SessionState:
     status: str = "starting"
     message: str = ""
     last_telemetry_s: float | None = None
+    #: Seconds since the device last reported anything (None: no report yet), and whether that
+    #: is too old to trust (HZ-16: the view shows "stale" and "+" is refused).
+    telemetry_age_s: float | None = None
+    telemetry_stale: bool = False
 
 
 @dataclass
@@ -94,6 +101,7 @@ class Session:
         intensity_pct: the starting intensity, 0–100 % of the plan.
         journal: where commands, telemetry and events are recorded.
         on_tick: called after every tick with the state (for a live view).
+        pause_limit_s: a pause longer than this ends the session as a fault.
     """
 
     def __init__(
@@ -106,6 +114,7 @@ class Session:
         intensity_pct: float = 100.0,
         journal: JournalLike | None = None,
         on_tick: Callable[[SessionState], None] | None = None,
+        pause_limit_s: float = PAUSE_LIMIT_S,
     ) -> None:
         caps = driver.capabilities
         self.plan = plan
@@ -135,6 +144,10 @@ class Session:
         self._resume_at_s: float | None = None
         self._resume_pending = False
         self._start_s = 0.0
+        self.pause_limit_s = pause_limit_s
+        self._paused_at_s = 0.0
+        self._paused_total_s = 0.0
+        self._last_advance_s: float | None = None
         self._events: list[str] = []
         self._stop_task: asyncio.Task[None] | None = None
         driver.add_listener(self._on_telemetry)
@@ -158,6 +171,7 @@ class Session:
             return
         self.state.paused = True
         self.state.status = "paused"
+        self._paused_at_s = asyncio.get_running_loop().time()
         self._log("pause")
         self._wake_up()
 
@@ -167,6 +181,8 @@ class Session:
             return
         self.state.paused = False
         self.state.status = "running"
+        # the program clock stood still from the pause to now, to the loop's exact time
+        self._paused_total_s += asyncio.get_running_loop().time() - self._paused_at_s
         self._resume_pending = True  # the soft start begins at the next tick
         self._log("resume")
         self._wake_up()
@@ -185,8 +201,8 @@ class Session:
             return
         target = max(0.0, min(100.0, self.state.target_intensity_pct + delta_pct))
         self.state.target_intensity_pct = target
-        if target < self.state.intensity_pct:  # decreases act at once, never rate-limited
-            self.state.intensity_pct = target
+        # decreases act at once, never rate-limited (L17); increases follow the slew
+        self.state.intensity_pct = min(self.state.intensity_pct, target)
         self._log("intensity", target_pct=target)
 
     # ------------------------------------------------------------------ run
@@ -195,7 +211,8 @@ class Session:
         """Run the plan to its end or until stopped; always leaves the device at zero."""
         loop = asyncio.get_running_loop()
         start_s = self._start_s = loop.time()
-        last_tick_s = start_s
+        if self.state.paused:  # paused before the start: the pause counts from the start
+            self._paused_at_s = start_s
         stim_time_s = 0.0
         current_phase = ""
         last_sent: tuple[ChannelSetpoint, ...] = ()
@@ -205,9 +222,11 @@ class Session:
         try:
             while self._stop_reason is None:
                 now_s = loop.time()
-                if not self.state.paused:
-                    stim_time_s += now_s - last_tick_s
-                last_tick_s = now_s
+                stim_time_s = self._stim_time(now_s)
+                if self.state.paused and now_s - self._paused_at_s >= self.pause_limit_s:
+                    self.stop("fault", f"paused for more than {self.pause_limit_s / 60:g} min: "
+                              "session ended; start a new session to continue")
+                    break
                 if stim_time_s >= self.plan.duration_s:
                     break
                 span = self.plan.phase_at(stim_time_s)
@@ -240,9 +259,24 @@ class Session:
             if self._stop_reason is None:
                 self._stop_reason, self._stop_message = "signal", "session cancelled"
             raise
+        except Exception as exc:  # a bug below us (driver, link) is still a fault:
+            # the device is stopped in `finally`, and the caller gets a result and a footer
+            # instead of a traceback that skips them (HZ-22)
+            detail = f"{type(exc).__name__}: {exc}"
+            self._events.append(f"unexpected error: {detail}")
+            if self._stop_reason in (None, "completed"):
+                self._stop_reason = "fault"
+                self._stop_message = f"session aborted by an unexpected error ({detail})"
         finally:
             await self._final_stop(loop.time() - start_s)
         return self._result(stim_time_s)
+
+    def _stim_time(self, now_s: float) -> float:
+        """Program time: loop time since the start, less every pause (frozen while paused)."""
+        paused_s = self._paused_total_s
+        if self.state.paused:
+            paused_s += now_s - self._paused_at_s
+        return now_s - self._start_s - paused_s
 
     async def _sleep_until(self, start_s: float, now_s: float) -> None:
         loop = asyncio.get_running_loop()
@@ -279,7 +313,7 @@ class Session:
             if resume_gain >= 1.0:
                 self._resume_at_s = None
         samples = [(sampler.at(stim_time_s), index) for sampler, index in self._samplers]
-        self._advance_intensity(max((sample[0] for sample, _ in samples), default=0.0))
+        self._advance_intensity(max((sample[0] for sample, _ in samples), default=0.0), now_s)
         gain = resume_gain * self.state.intensity_pct / 100.0
         for (amp, freq, width, burst_rate, burst_pulses), index in samples:
             amplitude_ma = caps.quantize_ma(amp * gain)
@@ -288,15 +322,19 @@ class Session:
             out[index] = ChannelSetpoint(amplitude_ma, freq, width, burst_rate, burst_pulses)
         return out
 
-    def _advance_intensity(self, planned_peak_ma: float) -> None:
+    def _advance_intensity(self, planned_peak_ma: float, now_s: float) -> None:
         """Move the intensity toward its target; rises within L17 (mA/s and mA/command)."""
         state = self.state
+        # L17: the rise is paced by the time since the last step, not by the number of ticks:
+        # extra ticks (a resume wakes the loop at once) must not add extra steps
+        last_s, self._last_advance_s = self._last_advance_s, now_s
+        dt_s = self.period_s if last_s is None else max(0.0, now_s - last_s)
         if state.intensity_pct >= state.target_intensity_pct:
             return
         if planned_peak_ma <= 0:
             state.intensity_pct = state.target_intensity_pct
             return
-        rise_ma = min(self.limits.user_rise_ma_per_s * self.period_s, self.limits.user_step_ma)
+        rise_ma = min(self.limits.user_rise_ma_per_s * dt_s, self.limits.user_step_ma)
         step_pct = 100.0 * rise_ma / planned_peak_ma
         state.intensity_pct = min(state.target_intensity_pct, state.intensity_pct + step_pct)
 
@@ -306,6 +344,9 @@ class Session:
         state.t_s, state.stim_time_s, state.phase = t_s, stim_time_s, phase
         state.phase_instructions = instructions
         state.setpoints = setpoints
+        last = state.last_telemetry_s
+        state.telemetry_age_s = None if last is None else t_s + self._start_s - last
+        state.telemetry_stale = self._telemetry_stale()
         if self.on_tick is not None:
             self.on_tick(state)
 
@@ -356,9 +397,9 @@ class Session:
         if "ack" not in self.driver.capabilities.telemetry:
             return False
         last = self.state.last_telemetry_s
-        if last is None:
-            return False
-        return asyncio.get_running_loop().time() - last > STALE_AFTER_S
+        # HZ-16: no report at all since the start is as stale as an old one
+        reference_s = self._start_s if last is None else last
+        return asyncio.get_running_loop().time() - reference_s > STALE_AFTER_S
 
     def _log(self, kind: str, **fields: Any) -> None:
         self._events.append(kind)

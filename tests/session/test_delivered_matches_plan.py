@@ -31,12 +31,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from session_helpers import all_zero, prepared, run_virtual
 
 from emsctl.loader import builtin_names, load_program
 from emsctl.plan import Plan, compile_plan
 from emsctl.runner import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR
-
-from session_helpers import all_zero, prepared, run_virtual
 
 BUILTINS = builtin_names()
 STEP_MA = 0.1  # the simulator's amplitude step
