@@ -1,8 +1,11 @@
 """Preparing and running a session end to end: the Python API behind ``emsctl run``.
 
-``prepare_run`` loads nothing itself: it takes a loaded program, resolves the person's
-thresholds, compiles and verifies the plan against the effective limits and the device's
-capabilities, and refuses with one clear sentence when anything is wrong. ``execute`` then runs
+``preflight`` does the checks that need no terminal and open no port: expert flag, the
+person's calibrated thresholds from the profile (the simulator falls back to the synthetic
+person), cramp-training's CTF and gates, and the dose ledger (real devices only).
+``prepare_run`` adds the stored screening and the before-session answers (real devices), then
+compiles and verifies the plan against the effective limits and the device's capabilities, and
+refuses with one clear sentence when anything is wrong. ``execute`` then runs
 the session on the chosen clock with a journal, and returns what happened. The CLI is a thin
 shell around these two functions.
 """
@@ -11,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +25,37 @@ from .clock import Clock, RealClock, VirtualClock
 from .devices import OpenOptions, open_device, parse_device_url
 from .drivers.base import Driver
 from .errors import EmsError, InputError, ValidationFailed
+from .ledger import PastSession, check_cramp_training, check_dose, past_sessions
 from .limits import Limits
 from .loader import LoadedProgram
 from .plan import Plan, compile_plan
+from .profile import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR, Profile, ProfileError, load_profile
+from .screening import GateRefused, check_session_answers, evaluate
 from .session import Session, SessionResult, SessionState
+from .thresholds import PER_SESSION_MAX_AGE, resolve_thresholds
 from .verify import Violation, verify
 
-__all__ = ["SYNTHETIC_THRESHOLDS", "Prepared", "RunOutcome", "execute", "make_clock",
-           "prepare_run"]
+__all__ = ["SYNTHETIC_THRESHOLDS", "Preflight", "Prepared", "RunOutcome", "execute",
+           "make_clock", "preflight", "prepare_run"]
 
-#: The simulator's shipped synthetic person: thresholds in mA for every channel.
-SYNTHETIC_THRESHOLDS = Thresholds(st_ma=6.0, mt_ma=12.0, tol_ma=25.0)
-#: L3: a channel's cap is 0.9 × TOL.
-TOL_CAP_FACTOR = 0.9
+#: cramp-training's frequency: the clinician-measured CTF + 30 Hz, capped at 80 Hz (P8).
+CTF_OFFSET_HZ, CTF_FREQUENCY_CAP_HZ = 30.0, 80.0
+#: The simulator's synthetic person has this CTF: + 30 Hz gives the file's 55 Hz (W7).
+SYNTHETIC_CTF_HZ = 25.0
+#: PROGRAMS-BASIS §4: ask for a CTF re-measurement after 6 weeks [E].
+CTF_REMEASURE_AFTER = timedelta(weeks=6)
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What the non-interactive checks decided: thresholds, caps, frequency, profile version."""
+
+    thresholds: dict[int, Thresholds]
+    caps_ma: dict[int, float]
+    frequency_hz: float | None
+    profile: Profile | None
+    profile_version: str | None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -47,6 +69,8 @@ class Prepared:
     device_url: str
     thresholds: dict[int, Thresholds]
     warnings: list[Violation] = field(default_factory=list)
+    profile_version: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -79,6 +103,108 @@ def make_clock(device_url: str, speed: str | None) -> Clock:
     return VirtualClock(factor)
 
 
+def preflight(
+    loaded: LoadedProgram,
+    device_url: str,
+    limits: Limits,
+    *,
+    profile: Profile | None = None,
+    thresholds: dict[int, Thresholds] | None = None,
+    frequency_hz: float | None = None,
+    expert: bool = False,
+    pad_set: str = "default",
+    now: datetime | None = None,
+    past: Sequence[PastSession] | None = None,
+    sim_profile: bool = False,
+) -> Preflight:
+    """The checks that need no terminal and open no port: expert flag, profile, CTF, dose.
+
+    Real devices need a valid, unexpired calibration for every channel (HZ-14), pass the dose
+    ledger (L20) and, for ``cramp-training``, its gates (CTF, daytime, weekly count, 72 h). The
+    simulator never blocks here: it falls back to the synthetic person and is not in the ledger.
+
+    Args:
+        loaded: the program. device_url: where it runs. limits: the effective limits.
+        profile: the user's profile (read from the data directory when None).
+        thresholds: explicit thresholds per channel (API and tests); skips the profile lookup.
+        frequency_hz: replaces every stim frequency (default for cramp-training: CTF + 30 Hz).
+        expert: allow expert programs. pad_set: the pad set in use.
+        now: the current time, aware (local time decides cramp-training's daytime rule).
+        past: counted sessions (read from the journals when None).
+        sim_profile: on the simulator, use the profile instead of the synthetic person.
+
+    Raises:
+        InputError: an expert program without ``expert``; a real device without a valid
+            profile (ProfileError) or a gate (GateRefused: no CTF, night-time).
+        DoseLimitReached: a dose limit would be exceeded (exit 1), with the next allowed time.
+    """
+    program = loaded.program
+    if program.expert and not expert:
+        raise InputError(f"'{program.name}' is an expert program; it needs --expert")
+    simulated = parse_device_url(device_url).simulated
+    now = now or datetime.now(UTC).astimezone()
+    if simulated and not sim_profile:
+        profile = None  # the shipped synthetic person; the user's files play no part
+    elif profile is None:
+        profile = _load_profile(simulated)
+    notes: list[str] = []
+    sites = [c.site for c in program.channels]
+    training = program.purpose == "training"
+    if training and frequency_hz is None:
+        frequency_hz = _training_frequency_hz(profile, simulated, now, notes)
+    if thresholds is None:
+        resolved = resolve_thresholds(
+            profile, program, device_url, now=now, peak_limit_ma=limits.peak_ma,
+            pad_set=pad_set, frequency_hz=frequency_hz if training else None,
+            max_age=PER_SESSION_MAX_AGE if training else None)
+        thresholds, caps, synthetic = resolved.thresholds, resolved.caps_ma, resolved.synthetic
+        notes += resolved.notes
+    else:
+        caps = {ch: min(TOL_CAP_FACTOR * th.tol_ma, limits.peak_ma)
+                for ch, th in thresholds.items()}
+        synthetic = False
+    missing = [c.id for c in program.channels if c.id not in thresholds]
+    if missing:
+        raise InputError(f"no calibrated thresholds for channel(s) {missing}")
+    if not simulated:
+        past = past_sessions() if past is None else past
+        if training:
+            check_cramp_training(past, sites, now, program=program.name,
+                                 bedtime_local=profile.bedtime_local if profile else None)
+        check_dose(past, sites, program.duration_s, now, limits)
+    elif training:
+        notes.append("simulator: the cramp-training daytime and weekly rules are not applied")
+    version = "synthetic" if synthetic else (profile.version if profile else None)
+    return Preflight(thresholds, caps, frequency_hz, profile, version, notes)
+
+
+def _load_profile(simulated: bool) -> Profile | None:
+    try:
+        return load_profile()
+    except ProfileError:
+        if simulated:
+            return None  # the simulator never blocks: it uses the synthetic person
+        raise
+
+
+def _training_frequency_hz(profile: Profile | None, simulated: bool, now: datetime,
+                           notes: list[str]) -> float:
+    ctf = profile.ctf if profile is not None else None
+    if ctf is None:
+        if not simulated:
+            raise GateRefused("cramp-training needs a cramp threshold frequency measured by a "
+                              "clinician, with its date and who measured it, in your profile "
+                              "(section [ctf])")
+        notes.append(f"simulator: synthetic cramp threshold frequency {SYNTHETIC_CTF_HZ:g} Hz")
+        ctf_hz = SYNTHETIC_CTF_HZ
+    else:
+        ctf_hz = ctf.frequency_hz
+        if now.date() - ctf.measured_on > CTF_REMEASURE_AFTER:
+            notes.append(f"your cramp threshold frequency was measured on {ctf.measured_on}; "
+                         "ask for a re-measurement (after 6 weeks of training)")
+    return min(ctf_hz + CTF_OFFSET_HZ, CTF_FREQUENCY_CAP_HZ)
+
+
 def prepare_run(
     loaded: LoadedProgram,
     device_url: str,
@@ -88,35 +214,49 @@ def prepare_run(
     thresholds: dict[int, Thresholds] | None = None,
     frequency_hz: float | None = None,
     expert: bool = False,
+    profile: Profile | None = None,
+    pad_set: str = "default",
+    now: datetime | None = None,
+    past: Sequence[PastSession] | None = None,
+    session_checks: Mapping[str, bool] | None = None,
+    checked: Preflight | None = None,
 ) -> Prepared:
     """Check that ``loaded`` may run on ``device_url`` and build the plan and driver.
 
+    Runs :func:`preflight` (unless ``checked`` is given), then on a real device the stored
+    screening (L24) and the answers to the before-session checks, then compiles and verifies.
+    No port is opened: the driver is made, not connected.
+
     Raises:
-        InputError: an expert program without ``expert``, or a real device without a profile.
+        InputError: see :func:`preflight`; GateRefused for the screening or a check answered yes,
+            or a real device without ``session_checks``.
+        DoseLimitReached: see :func:`preflight`.
         ValidationFailed: the plan breaks a limit or the device's capabilities.
     """
     program = loaded.program
-    if program.expert and not expert:
-        raise InputError(f"'{program.name}' is an expert program; it needs --expert")
-    url = parse_device_url(device_url)
-    if thresholds is None:
-        if not url.simulated:
-            raise InputError("a real device needs your calibrated thresholds; run "
-                             "'emsctl calibrate --device URL --channel N --site SITE' first")
-        thresholds = {c.id: SYNTHETIC_THRESHOLDS for c in program.channels}
-    missing = [c.id for c in program.channels if c.id not in thresholds]
-    if missing:
-        raise InputError(f"no calibrated thresholds for channel(s) {missing}")
-    caps_ma = {ch: TOL_CAP_FACTOR * th.tol_ma for ch, th in thresholds.items()}
-    plan = compile_plan(program, thresholds, profile_caps_ma=caps_ma, frequency_hz=frequency_hz)
+    if checked is None:
+        checked = preflight(loaded, device_url, limits, profile=profile, thresholds=thresholds,
+                            frequency_hz=frequency_hz, expert=expert, pad_set=pad_set, now=now,
+                            past=past)
+    if not parse_device_url(device_url).simulated:
+        sites = [c.site for c in program.channels]
+        now = now or datetime.now(UTC)
+        evaluate(checked.profile.screening if checked.profile else None, sites, now)
+        if session_checks is None:
+            raise GateRefused("the checks before each session (calf red flag, skin) have not "
+                              "been answered")
+        check_session_answers(dict(session_checks))
+    plan = compile_plan(program, checked.thresholds, profile_caps_ma=checked.caps_ma,
+                        frequency_hz=checked.frequency_hz)
     driver = open_device(device_url, options)
     found = verify(plan, limits, driver.capabilities)
     blocks = [v for v in found if v.severity == "block"]
     if blocks:
         raise ValidationFailed(f"'{program.name}' cannot run on {driver.capabilities.model}: "
                                + "; ".join(str(v) for v in blocks))
-    return Prepared(loaded, plan, driver, limits, device_url, thresholds,
-                    [v for v in found if v.severity == "warn"])
+    return Prepared(loaded, plan, driver, limits, device_url, checked.thresholds,
+                    [v for v in found if v.severity == "warn"], checked.profile_version,
+                    list(checked.notes))
 
 
 def execute(
@@ -160,7 +300,8 @@ async def _execute(
         program=program.name, program_sha256=prepared.loaded.sha256,
         program_source="builtin" if prepared.loaded.builtin else prepared.loaded.source,
         device_url=prepared.device_url, device_model=driver.capabilities.model,
-        limits=asdict(prepared.limits), profile_version=None, intensity_pct=intensity_pct,
+        limits=asdict(prepared.limits), profile_version=prepared.profile_version,
+        intensity_pct=intensity_pct,
         sites={c.id: c.site for c in program.channels},
     )
     session: Session | None = None
@@ -180,8 +321,8 @@ async def _execute(
     except EmsError as exc:
         result = SessionResult("fault", str(exc), 0.0, [], 1)
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        for installed_sig in installed:
+            loop.remove_signal_handler(installed_sig)
         try:
             await driver.close()
         except EmsError as exc:

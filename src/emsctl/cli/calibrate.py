@@ -83,7 +83,7 @@ def calibrate(device_url: str, channel: int, site: str | None, program_name: str
     settings, site = _settings(profile, device_url, channel, site, program_name, frequency_hz,
                                pulse_width_us, electrode_area_cm2, pad_set, expert, limits, now)
     settings.check(limits)
-    profile = pass_gates(profile, [site], device_url, interactive=interactive,
+    profile, _ = pass_gates(profile, [site], device_url, interactive=interactive,
                          rescreen=rescreen, now=now, path=path)
     _err(f"Calibrating channel {channel} ({site}, pads '{pad_set}') at "
          f"{settings.frequency_hz:g} Hz / {settings.pulse_width_us:g} µs, {settings.mode} "

@@ -52,8 +52,13 @@ def _ask_sites(text: str) -> str:
 
 
 def pass_gates(profile: Profile, sites: Iterable[str], device_url: str, *, interactive: bool,
-               rescreen: bool, now: datetime, path: Path | None = None) -> Profile:
-    """Screen, gate, check and warn; return the profile (saved again if answers were given).
+               rescreen: bool, now: datetime, path: Path | None = None
+               ) -> tuple[Profile, dict[str, bool]]:
+    """Screen, gate, check and warn.
+
+    Returns:
+        The profile (saved again when the questionnaire was answered) and the answers to the
+        before-session checks (empty on the simulator, where nothing is asked).
 
     Raises:
         GateRefused: a block (hard block, doctor approval missing, site, red flag), or a real
@@ -68,7 +73,7 @@ def pass_gates(profile: Profile, sites: Iterable[str], device_url: str, *, inter
         for _, text, _ in SESSION_CHECKS:
             _err(f"  ? {text}")
         show_warnings()
-        return profile
+        return profile, {}
     if rescreen or not is_current(profile.screening, now):
         if not interactive:
             raise GateRefused("the safety questionnaire must be answered in a terminal before "
@@ -79,6 +84,7 @@ def pass_gates(profile: Profile, sites: Iterable[str], device_url: str, *, inter
     evaluate(profile.screening, sites, now)
     if not interactive:
         raise GateRefused("the checks before each session need a terminal on a real device")
-    check_session_answers(ask_session_checks(_confirm, sites))
+    answers = ask_session_checks(_confirm, sites)
+    check_session_answers(answers)
     show_warnings()
-    return profile
+    return profile, answers

@@ -3,7 +3,8 @@
 Shows what will run (program, duration, placement, device), asks for confirmation on real
 devices (``--yes`` skips it), runs with a live view in a terminal or plain lines in a pipe, and
 ends with a summary of what was delivered and the journal's path. Exit codes: 0 completed,
-1 aborted by a fault or refused by a limit, 2 bad input, 130 stopped by the user.
+1 aborted by a fault or refused by a limit (plan or dose ledger), 2 bad input or a gate
+(profile, screening, red flag, cramp-training rules), 130 stopped by the user.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,18 +42,34 @@ __all__ = ["run"]
 @click.option("--faults", "faults_path", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Simulator only: a fault plan (TOML) to inject.")
 @click.option("--journal-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              envvar="EMSCTL_STATE_DIR", help="Where session journals are written.")
+              help="Where session journals are written (and the dose ledger is read) "
+              "[default: $EMSCTL_STATE_DIR/journals or the user state dir].")
+@click.option("--pads", "pad_set", default="default", show_default=True,
+              help="The pad set in use; it must be the one calibrated with (HZ-14).")
+@click.option("--rescreen", is_flag=True, help="Answer the safety questionnaire again.")
+@click.option("--sim-profile", is_flag=True,
+              help="Simulator only: use your profile's 'sim' calibrations, not the synthetic "
+              "person.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="'json' prints the summary as data.")
 @limits_option
 def run(program: str, device_url: str, speed: str | None, intensity_pct: float, yes: bool,
-        expert: bool, faults_path: Path | None, journal_dir: Path | None, fmt: str,
-        limits_path: Path | None) -> None:
-    """Run PROGRAM (a built-in name or a .toml file); the default is 'relaxation'."""
+        expert: bool, faults_path: Path | None, journal_dir: Path | None, pad_set: str,
+        rescreen: bool, sim_profile: bool, fmt: str, limits_path: Path | None) -> None:
+    """Run PROGRAM (a built-in name or a .toml file); the default is 'relaxation'.
+
+    Before any output: the calibrated profile (real devices; the simulator uses a synthetic
+    person), the dose ledger (L20, real devices), cramp-training's gates, the safety
+    questionnaire, the checks before each session and the warnings (asked on real devices,
+    shown on the simulator).
+    """
     from ..devices import OpenOptions, parse_device_url  # noqa: PLC0415
     from ..errors import InputError  # noqa: PLC0415
+    from ..ledger import past_sessions  # noqa: PLC0415
     from ..loader import load_program  # noqa: PLC0415
-    from ..runner import execute, make_clock, prepare_run  # noqa: PLC0415
+    from ..profile import Profile  # noqa: PLC0415
+    from ..runner import execute, make_clock, preflight, prepare_run  # noqa: PLC0415
+    from .gates import pass_gates  # noqa: PLC0415
 
     url = parse_device_url(device_url)
     clock = make_clock(device_url, speed)
@@ -61,18 +80,33 @@ def run(program: str, device_url: str, speed: str | None, intensity_pct: float, 
         from ..simulator.faults import load_fault_plan  # noqa: PLC0415
 
         options.fault_plan = load_fault_plan(faults_path)
+    if sim_profile and not url.simulated:
+        raise InputError("--sim-profile only works with the simulator")
     loaded = load_program(program)
-    prepared = prepare_run(loaded, device_url, load_limits(limits_path), options=options,
-                           expert=expert)
+    limits = load_limits(limits_path)
+    now = datetime.now(UTC).astimezone()
+    # profile, CTF, cramp-training and dose refusals come first: no question asked, no port opened
+    checked = preflight(loaded, device_url, limits, expert=expert, pad_set=pad_set, now=now,
+                        past=None if url.simulated else past_sessions(journal_dir),
+                        sim_profile=sim_profile)
+    sites = [c.site for c in loaded.program.channels]
+    profile, answers = pass_gates(checked.profile or Profile(), sites, device_url,
+                                  interactive=sys.stdin.isatty(), rescreen=rescreen, now=now)
+    if checked.profile is not None:
+        version = checked.profile_version if checked.profile_version == "synthetic" \
+            else profile.version
+        checked = replace(checked, profile=profile, profile_version=version)
+    prepared = prepare_run(loaded, device_url, limits, options=options, expert=expert,
+                           now=now, session_checks=answers, checked=checked)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     _announce(prepared)
     if not url.simulated and not yes:
         if not interactive:
             raise InputError("a real device needs confirmation: run in a terminal or pass --yes")
         click.confirm("Pads placed as described, and ready to start at 0 mA?", abort=True)
-    sites = {c.id: c.site for c in loaded.program.channels}
+    site_map = {c.id: c.site for c in loaded.program.channels}
     if interactive and fmt == "text":
-        outcome = _run_live(prepared, clock, intensity_pct, journal_dir, sites, device_url)
+        outcome = _run_live(prepared, clock, intensity_pct, journal_dir, site_map, device_url)
     else:
         from .live import PlainView  # noqa: PLC0415
 
@@ -110,7 +144,7 @@ def _announce(prepared: Prepared) -> None:
         click.echo(f"Channel {channel.id}: {channel.site}, {channel.electrode_area_cm2:g} cm² "
                    f"pads, at most {cap:.1f} mA", file=out)
     click.echo(f"Placement: {program.placement}", file=out)
-    for note in prepared.plan.notes:
+    for note in [*prepared.notes, *prepared.plan.notes]:
         click.echo(f"Note: {note}", file=out)
     for warning in prepared.warnings:
         click.echo(f"Warning: {warning}", file=out)
