@@ -248,6 +248,8 @@ def _first_error(exc: ValidationError) -> str:
     for part in error["loc"]:
         where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
     message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "less_than_equal" and str(error["loc"][-1]).endswith("_ma"):
+        message += " mA (L3: no calibration goes above 40 mA)"
     shown = error.get("input")
     if isinstance(shown, int | float | str) and not isinstance(shown, bool):
         return f"{where or 'the file'} = {shown!r}: {message}"
