@@ -27,7 +27,8 @@ def test_relative_amplitudes_resolve_to_golden_values(text: object, expected_ma:
 
 
 def _peak(plan_channel_segments: np.ndarray) -> float:
-    return float(max(plan_channel_segments["amp0_ma"].max(), plan_channel_segments["amp1_ma"].max()))
+    segments = plan_channel_segments
+    return float(max(segments["amp0_ma"].max(), segments["amp1_ma"].max()))
 
 
 def test_relaxation_resolves_mt_plus_10_percent_from_the_profile() -> None:

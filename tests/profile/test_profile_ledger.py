@@ -1,0 +1,151 @@
+"""The dose ledger (L20, HZ-05): rolling days across midnight, per site, gaps, cramp-training."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from person_helpers import NOW, at, write_journal
+
+from emsctl.errors import EmsError
+from emsctl.journal import list_journals
+from emsctl.ledger import (
+    DoseLimitReached,
+    PastSession,
+    check_cramp_training,
+    check_dose,
+    from_summaries,
+    past_sessions,
+)
+from emsctl.limits import DEFAULTS, tighten
+from emsctl.screening import GateRefused
+
+CALVES = ("calf-left", "calf-right")
+MIN = 60.0
+
+
+def session(start: datetime, minutes: float = 16.0, sites: tuple[str, ...] = CALVES,
+            program: str = "relaxation") -> PastSession:
+    return PastSession(start, minutes * MIN, sites, program)
+
+
+def test_three_sessions_then_the_fourth_is_refused_until_the_first_leaves_24_hours() -> None:
+    past = [session(at(-6)), session(at(-4)), session(at(-2))]
+    with pytest.raises(DoseLimitReached) as caught:
+        check_dose(past, CALVES, 16 * MIN, NOW, DEFAULTS)
+    assert caught.value.next_allowed_utc == at(-6) + timedelta(hours=24)
+    assert caught.value.exit_code == 1 and "at most 3 a day (L20)" in str(caught.value)
+    check_dose(past, CALVES, 16 * MIN, at(18), DEFAULTS)
+
+
+def test_midnight_resets_nothing_the_day_is_rolling() -> None:
+    evening = datetime(2026, 3, 10, 20, 0, tzinfo=UTC)
+    past = [session(evening), session(evening + timedelta(hours=1.5)),
+            session(evening + timedelta(hours=3))]
+    after_midnight = datetime(2026, 3, 11, 0, 30, tzinfo=UTC)
+    with pytest.raises(DoseLimitReached) as caught:
+        check_dose(past, CALVES, 16 * MIN, after_midnight, DEFAULTS)
+    assert caught.value.next_allowed_utc == evening + timedelta(hours=24)
+
+
+def test_sessions_need_an_hour_from_the_end_of_the_last() -> None:
+    past = [session(at(-1), minutes=16)]
+    with pytest.raises(DoseLimitReached, match="need 60 min between them") as caught:
+        check_dose(past, CALVES, 16 * MIN, NOW, DEFAULTS)
+    assert caught.value.next_allowed_utc == at(-1) + timedelta(minutes=16 + 60)
+    check_dose(past, CALVES, 16 * MIN, at(-1) + timedelta(minutes=76), DEFAULTS)
+
+
+def test_minutes_per_day_count_the_planned_session_too() -> None:
+    past = [session(at(-10), 30), session(at(-8), 30)]  # 60 min; + 31 > 90
+    with pytest.raises(DoseLimitReached, match="over 90 min a day"):
+        check_dose(past, CALVES, 31 * MIN, NOW, DEFAULTS)
+    check_dose(past, CALVES, 30 * MIN, NOW, DEFAULTS)
+
+
+def test_limits_are_per_site() -> None:
+    past = [session(at(-6), sites=("calf-left",)), session(at(-4), sites=("calf-left",)),
+            session(at(-2), sites=("calf-left",))]
+    check_dose(past, ("thigh-front-left",), 16 * MIN, NOW, DEFAULTS)
+    with pytest.raises(DoseLimitReached, match="on calf-left"):
+        check_dose(past, ("calf-right", "calf-left"), 16 * MIN, NOW, DEFAULTS)
+
+
+def test_a_tighter_limits_file_tightens_the_ledger() -> None:
+    limits = tighten(DEFAULTS, sessions_per_day=1)
+    with pytest.raises(DoseLimitReached, match="at most 1 a day"):
+        check_dose([session(at(-5))], CALVES, 16 * MIN, NOW, limits)
+
+
+def test_journals_count_only_real_devices_and_corrupt_ones_count_everywhere(tmp_path: Path
+                                                                            ) -> None:
+    write_journal(tmp_path, at(-5), 960)
+    write_journal(tmp_path, at(-4), 960, device_url="sim")
+    write_journal(tmp_path, at(-3.5), 960, device_url="sim+sciencemode2")
+    write_journal(tmp_path, at(-3), 120, program="calibrate")
+    corrupt = tmp_path / f"{at(-2):%Y%m%dT%H%M%SZ}-relaxation-deadbeef.jsonl"
+    corrupt.write_text("garbage\nmore garbage\n")
+    past = past_sessions(tmp_path)
+    assert [(p.started_utc, p.sites) for p in past] == [(at(-5), CALVES), (at(-2), None)]
+    assert past[0].duration_s == 960
+    with pytest.raises(DoseLimitReached, match="thigh-back-left"):  # the corrupt one, anywhere
+        check_dose(past, ("thigh-back-left",), 16 * MIN, at(-1.5), DEFAULTS)
+    assert len(from_summaries(list_journals(tmp_path))) == 2
+
+
+def test_a_refusal_says_when_and_is_an_ems_error() -> None:
+    with pytest.raises(EmsError, match="next session allowed from"):
+        check_dose([session(at(-0.5))], CALVES, 16 * MIN, NOW, DEFAULTS)
+
+
+# ----------------------------------------------------------------- cramp-training (P8, L20)
+
+LOCAL = timezone(timedelta(hours=1))
+
+
+def day(hour: int, minute: int = 0, days: int = 0) -> datetime:
+    return datetime(2026, 3, 10 + days, hour, minute, tzinfo=LOCAL)
+
+
+def cramp(start: datetime, sites: tuple[str, ...] = ("calf-left",)) -> PastSession:
+    return session(start, 14, sites, "cramp-training")
+
+
+@pytest.mark.parametrize(("hour", "minute", "allowed"), [
+    (7, 59, False), (8, 0, True), (12, 0, True), (19, 59, True), (20, 0, False), (23, 0, False),
+    (3, 0, False)])
+def test_cramp_training_runs_only_in_the_daytime(hour: int, minute: int, allowed: bool) -> None:
+    if allowed:
+        check_cramp_training([], ("calf-left",), day(hour, minute))
+    else:
+        with pytest.raises(GateRefused, match="only between 08:00 and 20:00"):
+            check_cramp_training([], ("calf-left",), day(hour, minute))
+
+
+def test_cramp_training_is_refused_within_3_hours_of_bedtime() -> None:
+    with pytest.raises(GateRefused, match="bedtime"):
+        check_cramp_training([], ("calf-left",), day(19, 30), bedtime_local=time(22, 0))
+    check_cramp_training([], ("calf-left",), day(18, 59), bedtime_local=time(22, 0))
+
+
+def test_cramp_training_needs_72_hours_between_sessions_on_a_leg() -> None:
+    past = [cramp(day(10))]
+    with pytest.raises(DoseLimitReached, match="72 h") as caught:
+        check_cramp_training(past, ("calf-left",), day(9, days=3))
+    assert caught.value.next_allowed_utc == day(10) + timedelta(hours=72)
+    check_cramp_training(past, ("calf-left",), day(10, days=3))
+    check_cramp_training(past, ("calf-right",), day(11))  # the other leg is its own ledger
+
+
+def test_cramp_training_at_most_twice_a_week_per_leg() -> None:
+    past = [cramp(day(10)), cramp(day(10, days=3))]
+    with pytest.raises(DoseLimitReached, match="at most 2 a week per leg") as caught:
+        check_cramp_training(past, ("calf-left",), day(11, days=6))
+    assert caught.value.next_allowed_utc == day(10) + timedelta(days=7)
+    check_cramp_training(past, ("calf-left",), day(10, 1, days=7))
+
+
+def test_other_programs_do_not_count_toward_cramp_training() -> None:
+    check_cramp_training([session(day(9)), session(day(9, days=1))], ("calf-left",),
+                         day(12, days=1))
