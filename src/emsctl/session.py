@@ -202,7 +202,9 @@ class Session:
         target = max(0.0, min(100.0, self.state.target_intensity_pct + delta_pct))
         self.state.target_intensity_pct = target
         # decreases act at once, never rate-limited (L17); increases follow the slew
-        self.state.intensity_pct = min(self.state.intensity_pct, target)
+        if target < self.state.intensity_pct:
+            self.state.intensity_pct = target
+            self._wake_up()  # now, not at the next tick: "-" is how a user says "too much"
         self._log("intensity", target_pct=target)
 
     # ------------------------------------------------------------------ run
@@ -303,6 +305,7 @@ class Session:
         caps = self.driver.capabilities
         out = [ZERO] * caps.channels
         if self.state.paused:
+            self._last_advance_s = now_s  # a pause is not time for the intensity to rise in
             return out
         if self._resume_pending:
             self._resume_pending, self._resume_at_s = False, now_s
