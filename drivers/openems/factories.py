@@ -68,7 +68,8 @@ def open_serial(url: DeviceUrl, options: OpenOptions) -> OpenEmsDriver:
 
 
 def open_ble(url: DeviceUrl, options: OpenOptions) -> OpenEmsDriver:
-    """``openems+ble://ADDRESS?ma_at_100=…&frequency_hz=…&pulse_width_us=…``.
+    """``openems+ble://ADDRESS?…`` or ``openems+ble://name=openEMSstim01?…`` (the declared
+    ``ma_at_100``, ``frequency_hz`` and ``pulse_width_us`` are required).
 
     Raises:
         InputError: no address, a bad parameter, or no BLE support in this installation.
@@ -85,7 +86,11 @@ def open_ble(url: DeviceUrl, options: OpenOptions) -> OpenEmsDriver:
     except (ImportError, AttributeError) as exc:
         raise InputError("openEMSstim over BLE needs emsctl's BLE link (bleak), which is not "
                          f"available in this installation: {exc}") from exc
-    link = link_class(url.target)
+    # §7: the board is found by the name its firmware was built with (the profile declares it)
+    if url.target.startswith("name="):
+        link = link_class(name=url.target.removeprefix("name="))
+    else:
+        link = link_class(address=url.target)
     return OpenEmsDriver(BleLines(link), declared, url=url.text, transport_name="BLE")
 
 

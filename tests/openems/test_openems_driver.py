@@ -124,6 +124,24 @@ def test_open_ble_without_the_ble_link_is_a_clear_input_error(monkeypatch) -> No
         open_device(f"openems+ble://00:11:22:33:44:55?{DECL}")
 
 
+@pytest.mark.parametrize(("target", "address", "name"), [
+    ("00:11:22:33:44:55", "00:11:22:33:44:55", None),
+    ("name=openEMSstim01", None, "openEMSstim01"),
+])
+def test_open_ble_uses_the_bleak_link_by_address_or_name(target: str, address: str | None,
+                                                         name: str | None) -> None:
+    from emsctl.drivers.links.ble import BleakGattLink
+    from emsctl.drivers.openems.driver import OpenEmsDriver
+    from emsctl.drivers.openems.transport import BleLines
+
+    driver = open_device(f"openems+ble://{target}?{DECL}")
+    assert isinstance(driver, OpenEmsDriver) and isinstance(driver.link, BleLines)
+    link = driver.link.link
+    assert isinstance(link, BleakGattLink)
+    assert (link.address, link.name) == (address, name)
+    assert "BLE" in driver.capabilities.model and not driver.capabilities.simulated
+
+
 def test_setpoints_at_another_frequency_are_refused_before_anything_is_sent() -> None:
     async def main() -> None:
         async with sim() as driver:
