@@ -129,6 +129,5 @@ def _pick(profile: Profile | None, key: str, channel: int, site: str, pad_set: s
                       "program's calibration settings")
     newest = at_settings[0]
     if newest.measured_utc < oldest:
-        return None, (f"calibration of {newest.measured_utc:%Y-%m-%d %H:%M} UTC has expired; "
-                      "recalibrate")
+        return None, f"calibration of {newest.measured_utc:%Y-%m-%d %H:%M} UTC has expired"
     return newest, ""
