@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import termios
 import tty
@@ -21,12 +22,15 @@ import click
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+    from rich.text import Text
 
     from ..session import Session, SessionState
 
 __all__ = ["KeyReader", "LiveView", "PlainView", "cbreak"]
 
 KEYS_HELP = "keys: + / - intensity   space pause/resume   q or Ctrl-C stop"
+#: Keys that stop the session (Escape too: a stray escape sequence errs on the safe side).
+STOP_KEYS = frozenset("qQ\x1b")
 
 
 def _clock(seconds: float) -> str:
@@ -91,13 +95,27 @@ class LiveView:
         intensity = f"intensity {state.intensity_pct:3.0f} %"
         if state.target_intensity_pct > state.intensity_pct + 0.5:
             intensity += f" → {state.target_intensity_pct:.0f} %"
-        parts: list[RenderableType] = [header, progress, table, Text(intensity)]
+        parts: list[RenderableType] = [header, progress, table, Text(intensity),
+                                       _device_status(state)]
         if state.phase_instructions:
             parts.append(Text(state.phase_instructions.strip(), style="cyan"))
         if state.message:
             parts.append(Text(state.message, style="bold red"))
         parts.append(Text(KEYS_HELP, style="dim"))
         return Group(*parts)
+
+
+def _device_status(state: SessionState) -> Text:
+    """HZ-16: what the device last said and how old that is; "stale" when it is too old."""
+    from rich.text import Text  # noqa: PLC0415
+
+    age = state.telemetry_age_s
+    if state.telemetry_stale:
+        shown = "no report yet" if age is None else f"no report for {age:.1f} s"
+        return Text(f"device: STALE ({shown}): '+' is refused", style="bold red")
+    if age is None:
+        return Text("device: waiting for its first report", style="dim")
+    return Text(f"device: ok (last report {age:.1f} s ago)", style="dim")
 
 
 class PlainView:
@@ -126,30 +144,44 @@ class PlainView:
 
 
 class KeyReader:
-    """Turns key presses on stdin into session controls (attached to the running loop)."""
+    """Turns key presses on stdin into session controls (attached to the running loop).
+
+    Reads the file descriptor itself: every key that arrived is handled at once. (Reading one
+    character from ``sys.stdin`` left the rest of a burst — a ``q`` typed right after a ``-`` —
+    in Python's buffer, unseen until the next key press.) A stop key anywhere in a burst wins.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self._fd = sys.stdin.fileno()
-        asyncio.get_running_loop().add_reader(self._fd, self._on_key)
+        asyncio.get_running_loop().add_reader(self._fd, self._on_keys)
 
-    def _on_key(self) -> None:
+    def _on_keys(self) -> None:
+        try:
+            data = os.read(self._fd, 256)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # end of input: no more keys will come
+            asyncio.get_running_loop().remove_reader(self._fd)
+            return
+        self.handle(data.decode("utf-8", errors="replace"))
+
+    def handle(self, keys: str) -> None:
+        """Apply a burst of keys in order; a stop key anywhere in it stops at once."""
         from ..session import INTENSITY_STEP_PCT  # noqa: PLC0415
 
-        try:
-            data = sys.stdin.read(1)
-        except (OSError, ValueError):
-            data = ""
-        if data in ("q", "Q", "\x1b"):
+        if STOP_KEYS.intersection(keys):
             self.session.stop("stopped", "stopped by the user")
-        elif data == " ":
-            self.session.toggle_pause()
-        elif data in ("+", "="):
-            self.session.change_intensity(INTENSITY_STEP_PCT)
-        elif data in ("-", "_"):
-            self.session.change_intensity(-INTENSITY_STEP_PCT)
-        elif data == "":
-            asyncio.get_running_loop().remove_reader(self._fd)
+            return
+        for key in keys:
+            if key == " ":
+                self.session.toggle_pause()
+            elif key in ("+", "="):
+                self.session.change_intensity(INTENSITY_STEP_PCT)
+            elif key in ("-", "_"):
+                self.session.change_intensity(-INTENSITY_STEP_PCT)
 
 
 @contextlib.contextmanager
