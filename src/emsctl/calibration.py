@@ -146,6 +146,11 @@ class CalibrationResult:
         return 0 if self.complete else 130 if self.outcome == "aborted" else 1
 
 
+def _resolve(wake: asyncio.Future[None]) -> None:
+    if not wake.done():
+        wake.set_result(None)
+
+
 class Calibration:
     """One calibration run on a connected driver. Call :meth:`press` from keys or a user model.
 
@@ -267,7 +272,7 @@ class Calibration:
             return
         wake: asyncio.Future[None] = loop.create_future()
         self._wake = wake
-        timer = loop.call_at(deadline_s, lambda: wake.done() or wake.set_result(None))
+        timer = loop.call_at(deadline_s, _resolve, wake)
         try:
             await wake
         finally:

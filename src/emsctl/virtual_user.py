@@ -49,8 +49,9 @@ class VirtualUser:
         said: set[Response] = set()
         while not calibration.finished:
             delivered_ma = device.output_now()[channel - 1].delivered_ma
-            for response, threshold in (("feel", self.st_ma), ("twitch", self.mt_ma),
-                                        ("too_much", self.tol_ma)):
+            answers: tuple[tuple[Response, float], ...] = (
+                ("feel", self.st_ma), ("twitch", self.mt_ma), ("too_much", self.tol_ma))
+            for response, threshold in answers:
                 if response not in said and delivered_ma >= threshold - 1e-9:
                     said.add(response)
                     if self.reaction_s > 0:

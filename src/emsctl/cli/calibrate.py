@@ -16,7 +16,7 @@ import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -120,7 +120,7 @@ def _settings(profile: Any, device_url: str, channel: int, site: str | None,
     from ..sites import check_channel_sites  # noqa: PLC0415
 
     ceiling_ma = min(CALIBRATION_CEILING_MA, limits.peak_ma)
-    mode = "ramp"
+    mode: Literal["ramp", "trains"] = "ramp"
     extra: dict[str, Any] = {}
     if program_name is not None:
         if frequency_hz is not None or pulse_width_us is not None:
@@ -243,7 +243,7 @@ def _zero_after_ms(driver: Any, channel: int, result: Any) -> float | None:
         if row["delivered_ma"] <= 0:
             break
         zero_at_s = max(zero_at_s, float(row["t1_s"]))
-    return (zero_at_s - pressed_s) * 1000.0
+    return float((zero_at_s - pressed_s) * 1000.0)
 
 
 class _LineView:

@@ -79,8 +79,8 @@ def pass_gates(profile: Profile, sites: Iterable[str], device_url: str, *, inter
             raise GateRefused("the safety questionnaire must be answered in a terminal before "
                               "a session on a real device (no flag answers it)")
         _err("Safety questionnaire (asked again every 30 days):")
-        answers = ask_questionnaire(_confirm, _ask_sites, now)
-        profile = save_profile(profile.model_copy(update={"screening": answers}), path)
+        screening = ask_questionnaire(_confirm, _ask_sites, now)
+        profile = save_profile(profile.model_copy(update={"screening": screening}), path)
     evaluate(profile.screening, sites, now)
     if not interactive:
         raise GateRefused("the checks before each session need a terminal on a real device")
