@@ -197,10 +197,18 @@ def ask_questionnaire(confirm: Callable[[str], bool], ask_sites: Callable[[str],
 
 
 def ask_session_checks(confirm: Callable[[str], bool], sites: Iterable[str]) -> dict[str, bool]:
-    """Ask the before-each-session checks that apply to ``sites`` (all three on leg sites)."""
+    """Ask the before-each-session checks that apply to ``sites`` (all three on leg sites).
+
+    Asking stops at the first "yes": that answer alone blocks the session.
+    """
     sites = list(sites)
     checks = SESSION_CHECKS if any(_is_leg(s) for s in sites) else SESSION_CHECKS[2:]
-    return {key: confirm(text) for key, text, _ in checks}
+    answers: dict[str, bool] = {}
+    for key, text, _ in checks:
+        answers[key] = confirm(text)
+        if answers[key]:
+            break
+    return answers
 
 
 def check_session_answers(answers: dict[str, bool]) -> None:

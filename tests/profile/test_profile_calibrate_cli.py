@@ -13,11 +13,13 @@ import subprocess
 import sys
 import termios
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from person_helpers import relaxation_profile
 
-from emsctl.profile import load_profile
+from emsctl.profile import load_profile, save_profile
 
 EMSCTL = Path(sys.executable).with_name("emsctl")
 BASE = ["calibrate", "--device", "sim", "--channel", "1", "--site", "calf-left"]
@@ -164,3 +166,43 @@ def test_calibrating_for_cramp_training_needs_expert_and_a_ctf(tmp_path: Path) -
     expert = subprocess.run([*args, "--expert"], env=env, capture_output=True, text=True,
                             timeout=60, check=False)
     assert expert.returncode == 2 and "cramp threshold frequency" in expert.stderr
+
+
+def _calibrated(data_dir: Path) -> None:
+    save_profile(relaxation_profile(datetime.now(UTC) - timedelta(hours=1), screened=False),
+                 data_dir / "profile.toml")
+
+
+REAL = ["run", "relaxation", "--device", "sciencemode2:///dev/null-does-not-exist", "--yes"]
+
+
+@pytest.mark.realtime
+def test_the_questionnaire_in_a_terminal_stores_a_hard_block(tmp_path: Path) -> None:
+    _calibrated(tmp_path)
+    term = Terminal(REAL, tmp_path)
+    term.read_until(r"pacemaker.*\[y/n\]")
+    term.type("y\n")
+    assert term.finish() == 2, term.text
+    assert "no override" in term.text and "18 years" not in term.text
+    screening = load_profile(tmp_path / "profile.toml").screening
+    assert screening is not None and screening.implanted_device
+
+
+@pytest.mark.realtime
+def test_a_calf_red_flag_in_a_terminal_blocks_the_session(tmp_path: Path) -> None:
+    _calibrated(tmp_path)
+    term = Terminal(REAL, tmp_path)
+    replies = [("pacemaker", "n"), ("18 years", "y"), ("pregnant", "n"), ("epilepsy", "n"),
+               ("heart disease", "n"), ("arterial disease", "n"), ("cancer", "n"),
+               ("surgery", "n")]
+    for question, reply in replies:
+        term.read_until(rf"{question}.*\[y/n\]")
+        term.type(f"{reply}\n")
+    term.read_until(r"reduced skin sensation")
+    term.type("\n")
+    term.read_until(r"one calf swollen.*\[y/n\]")
+    term.type("y\n")
+    assert term.finish() == 2, term.text
+    assert "medical care today" in term.text
+    screening = load_profile(tmp_path / "profile.toml").screening
+    assert screening is not None and screening.adult and not screening.implanted_device

@@ -124,9 +124,11 @@ def test_leg_sessions_ask_the_calf_red_flag_every_time() -> None:
 
 
 def test_a_red_flag_blocks_and_sends_to_a_doctor_today() -> None:
-    confirm, _ = scripted({"one calf swollen"})
+    confirm, asked = scripted({"one calf swollen"})
+    got = ask_session_checks(confirm, CALVES)
+    assert got == {"calf_red_flag": True} and len(asked) == 1  # nothing more is asked
     with pytest.raises(GateRefused, match="medical care today"):
-        check_session_answers(ask_session_checks(confirm, CALVES))
+        check_session_answers(got)
 
 
 @pytest.mark.parametrize(("key", "advice"), [("cramp_red_flag", "urgent medical care"),
