@@ -206,3 +206,24 @@ def test_a_calf_red_flag_in_a_terminal_blocks_the_session(tmp_path: Path) -> Non
     assert "medical care today" in term.text
     screening = load_profile(tmp_path / "profile.toml").screening
     assert screening is not None and screening.adult and not screening.implanted_device
+
+
+def test_cramp_training_calibrates_tol_in_trains_at_ctf_plus_30(tmp_path: Path) -> None:
+    from person_helpers import calibration, ctf
+
+    from emsctl.profile import Profile
+
+    base = calibration("calf-left", 1, device="sim", frequency_hz=8.0, pulse_width_us=150.0,
+                       when=datetime.now(UTC) - timedelta(hours=1))
+    save_profile(Profile(ctf=ctf(22.0), calibrations=[base]), tmp_path / "profile.toml")
+    proc = subprocess.run([str(EMSCTL), *BASE, "--program", "cramp-training", "--expert",
+                           "--virtual-user", "5,10,15", "--speed", "max", "--format", "json"],
+                          env={**os.environ, "EMSCTL_DATA_DIR": str(tmp_path)},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["frequency_hz"] == 52.0 and report["pulse_width_us"] == 150.0
+    assert 15.0 <= report["tol_ma"] <= 16.0 and report["output_zero_after_too_much_ms"] == 0.0
+    entry = next(c for c in load_profile(tmp_path / "profile.toml").calibrations
+                 if c.frequency_hz == 52.0)
+    assert entry.method == "trains" and (entry.st_ma, entry.mt_ma) == (5.0, 10.0)

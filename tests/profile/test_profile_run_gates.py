@@ -218,3 +218,18 @@ def test_cramp_training_on_the_simulator_uses_the_files_55_hz_and_no_clock_rules
     loaded = load_program("cramp-training")
     got = preflight(loaded, "sim", DEFAULTS, expert=True, now=DAYTIME.replace(hour=23))
     assert got.frequency_hz == 55.0 and got.profile_version == "synthetic"
+
+
+def test_sim_profile_runs_the_simulator_with_your_sim_calibrations(dirs: dict[str, Path]
+                                                                   ) -> None:
+    when = datetime.now(UTC) - timedelta(hours=1)
+    save_profile(Profile(calibrations=[
+        calibration(site, ch, when=when, device="sim", st_ma=4.0, mt_ma=8.0, tol_ma=14.0)
+        for site, ch in (("calf-left", 1), ("calf-right", 2))]), dirs["data"] / "profile.toml")
+    code, out, err = run("relaxation", "--sim-profile", "--speed", "max", "--format", "json")
+    assert code == 0, err
+    assert "at most 12.6 mA" in err  # 0.9 × TOL 14
+    peak = json.loads(out)["delivered"]["channels"]["1"]["peak_ma"]
+    assert peak == pytest.approx(8.8)  # MT+10 % of 8 mA
+    (summary,) = list_journals(dirs["journals"])
+    assert read_journal(summary.path).header["profile_version"] == "1.1"
