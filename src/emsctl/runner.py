@@ -35,8 +35,8 @@ from .session import Session, SessionResult, SessionState
 from .thresholds import PER_SESSION_MAX_AGE, resolve_thresholds
 from .verify import Violation, verify
 
-__all__ = ["SYNTHETIC_THRESHOLDS", "Preflight", "Prepared", "RunOutcome", "execute",
-           "make_clock", "preflight", "prepare_run"]
+__all__ = ["SYNTHETIC_THRESHOLDS", "TOL_CAP_FACTOR", "Preflight", "Prepared", "RunOutcome",
+           "execute", "make_clock", "preflight", "prepare_run"]
 
 #: cramp-training's frequency: the clinician-measured CTF + 30 Hz, capped at 80 Hz (P8).
 CTF_OFFSET_HZ, CTF_FREQUENCY_CAP_HZ = 30.0, 80.0
