@@ -65,6 +65,8 @@ class Guard:
         self._last = [0.0] * len(self.channels)
         self._last_checked: list[ChannelSetpoint] = [ZERO] * len(self.channels)
         self._last_t_s: float | None = None
+        self._last_result: tuple[ChannelSetpoint, ...] = tuple(self._last_checked)
+        self._last_on = False
         self.latched = False
         self.peak_ma = [0.0] * len(self.channels)
 
@@ -90,6 +92,13 @@ class Guard:
             if any(sp.amplitude_ma > 0 for sp in setpoints):
                 self._fail("output after stop: the stop latch holds until a new session (HZ-03)")
             return tuple(ZERO for _ in setpoints)
+        if self._unchanged(setpoints):
+            # the very objects checked last time: only the session cap can have changed (L19)
+            if self._last_on and stim_time_s > self.limits.session_max_s + _EPS:
+                self._fail(f"L19: stimulation time {stim_time_s:.0f} s is over "
+                           f"{self.limits.session_max_s:.0f} s")
+            self._last_t_s = t_s
+            return self._last_result
         dt_s = 0.0 if self._last_t_s is None else max(0.0, t_s - self._last_t_s)
         if any(sp.amplitude_ma > 0 for sp in setpoints) and stim_time_s > (
             self.limits.session_max_s + _EPS
@@ -101,10 +110,19 @@ class Guard:
                 self._check_channel(index + 1, self.channels[index], sp, self._last[index], dt_s)
         self._last = [sp.amplitude_ma for sp in setpoints]
         self._last_checked = list(setpoints)
+        self._last_result = tuple(setpoints)
+        self._last_on = any(sp.amplitude_ma > 0 for sp in setpoints)
         self.peak_ma = [max(p, sp.amplitude_ma) for p, sp in zip(self.peak_ma, setpoints,
                                                                   strict=True)]
         self._last_t_s = t_s
-        return tuple(setpoints)
+        return self._last_result
+
+    def _unchanged(self, setpoints: Sequence[ChannelSetpoint]) -> bool:
+        """True when ``setpoints`` are the same objects (identity) as the last ones checked."""
+        last = self._last_checked
+        if len(setpoints) != len(last):
+            return False
+        return all(now is before for now, before in zip(setpoints, last, strict=True))
 
     def _check_channel(self, channel: int, guard: ChannelGuard, sp: ChannelSetpoint,
                        last_ma: float, dt_s: float) -> None:

@@ -25,7 +25,7 @@ from .drivers.base import ZERO, ChannelSetpoint, Driver, Telemetry
 from .errors import EmsError, SafetyViolation
 from .guard import ChannelGuard, Guard
 from .limits import Limits
-from .plan import ChannelSampler, Plan
+from .plan import ChannelSampler, PhaseSpan, Plan
 
 __all__ = ["EndReason", "Session", "SessionResult", "SessionState"]
 
@@ -148,6 +148,11 @@ class Session:
         self._paused_at_s = 0.0
         self._paused_total_s = 0.0
         self._last_advance_s: float | None = None
+        # the last setpoint made per device channel: an unchanged sample reuses the object, so
+        # the guard and the heartbeat check see "unchanged" by identity (the 10–40 Hz hot path)
+        self._made: list[tuple[tuple[float, float, float, float, int], ChannelSetpoint]] = [
+            ((0.0, 0.0, 0.0, 0.0, 0), ZERO)] * caps.channels
+        self._stale_applies = "ack" in caps.telemetry
         self._events: list[str] = []
         self._stop_task: asyncio.Task[None] | None = None
         driver.add_listener(self._on_telemetry)
@@ -217,6 +222,7 @@ class Session:
             self._paused_at_s = start_s
         stim_time_s = 0.0
         current_phase = ""
+        span: PhaseSpan | None = None
         last_sent: tuple[ChannelSetpoint, ...] = ()
         last_sent_s = start_s
         heartbeat_s = min(self.limits.heartbeat_s, self.lease_s / 2)
@@ -231,7 +237,8 @@ class Session:
                     break
                 if stim_time_s >= self.plan.duration_s:
                     break
-                span = self.plan.phase_at(stim_time_s)
+                if span is None or not span.start_s <= stim_time_s < span.end_s:
+                    span = self.plan.phase_at(stim_time_s)
                 if span.name != current_phase:
                     current_phase = span.name
                     self._log("phase", name=span.name)
@@ -241,7 +248,8 @@ class Session:
                     break
                 # an unchanged command is re-sent only as the heartbeat (L21), which renews
                 # the lease long before the device's watchdog would silence it
-                if checked != last_sent or now_s - last_sent_s >= heartbeat_s:
+                if (checked is not last_sent and checked != last_sent) \
+                        or now_s - last_sent_s >= heartbeat_s:
                     await self.driver.apply(checked, self.lease_s)
                     last_sent, last_sent_s = checked, now_s
                     if self.journal is not None:
@@ -316,13 +324,20 @@ class Session:
             if resume_gain >= 1.0:
                 self._resume_at_s = None
         samples = [(sampler.at(stim_time_s), index) for sampler, index in self._samplers]
-        self._advance_intensity(max((sample[0] for sample, _ in samples), default=0.0), now_s)
+        planned_peak_ma = 0.0
+        for sample, _ in samples:
+            planned_peak_ma = max(planned_peak_ma, sample[0])
+        self._advance_intensity(planned_peak_ma, now_s)
         gain = resume_gain * self.state.intensity_pct / 100.0
+        made = self._made
         for (amp, freq, width, burst_rate, burst_pulses), index in samples:
             amplitude_ma = caps.quantize_ma(amp * gain)
             if amplitude_ma <= 0:
                 continue
-            out[index] = ChannelSetpoint(amplitude_ma, freq, width, burst_rate, burst_pulses)
+            key = (amplitude_ma, freq, width, burst_rate, burst_pulses)
+            if made[index][0] != key:
+                made[index] = (key, ChannelSetpoint(*key))
+            out[index] = made[index][1]
         return out
 
     def _advance_intensity(self, planned_peak_ma: float, now_s: float) -> None:
@@ -348,8 +363,9 @@ class Session:
         state.phase_instructions = instructions
         state.setpoints = setpoints
         last = state.last_telemetry_s
-        state.telemetry_age_s = None if last is None else t_s + self._start_s - last
-        state.telemetry_stale = self._telemetry_stale()
+        age_s = t_s if last is None else t_s + self._start_s - last
+        state.telemetry_age_s = None if last is None else age_s
+        state.telemetry_stale = self._stale_applies and age_s > STALE_AFTER_S  # HZ-16
         if self.on_tick is not None:
             self.on_tick(state)
 
