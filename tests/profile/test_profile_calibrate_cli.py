@@ -227,3 +227,15 @@ def test_cramp_training_calibrates_tol_in_trains_at_ctf_plus_30(tmp_path: Path) 
     entry = next(c for c in load_profile(tmp_path / "profile.toml").calibrations
                  if c.frequency_hz == 52.0)
     assert entry.method == "trains" and (entry.st_ma, entry.mt_ma) == (5.0, 10.0)
+
+
+@pytest.mark.realtime
+def test_a_burst_of_keys_is_read_whole_and_too_much_in_it_stops(tmp_path: Path) -> None:
+    term = Terminal([*BASE, "--speed", "4", "--format", "json"], tmp_path)
+    term.read_until(r"\r\s*4\.0 mA")
+    term.type("ft ")  # one write: feel, twitch and too much arrive together
+    assert term.finish() == 0, term.text
+    report = term.report()
+    assert report["st_ma"] == report["mt_ma"] == report["tol_ma"]
+    assert 4.0 <= float(report["tol_ma"]) <= 5.0  # type: ignore[arg-type]
+    assert report["output_zero_after_too_much_ms"] == 0.0

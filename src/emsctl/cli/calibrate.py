@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from dataclasses import asdict
@@ -219,15 +220,21 @@ class _nothing:
 
 
 def _on_key(cal: Any) -> None:
+    """Every key of a burst, read from the descriptor: a buffered read(1) could leave a "too
+    much" unseen until the next key. Keys act in order within this one callback, so a stop key
+    anywhere in the burst stops the output before the loop runs anything else."""
+    fd = sys.stdin.fileno()
     try:
-        key = sys.stdin.read(1)
-    except (OSError, ValueError):
-        key = ""
-    response = _KEYS.get(key.lower())
-    if response is not None:
-        cal.press(response)
-    elif key == "":
-        asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
+        data = os.read(fd, 64).decode(errors="replace")
+    except OSError:
+        data = ""
+    if not data:
+        asyncio.get_running_loop().remove_reader(fd)
+        return
+    for key in data:
+        response = _KEYS.get(key.lower())
+        if response is not None:
+            cal.press(response)
 
 
 def _zero_after_ms(driver: Any, channel: int, result: Any) -> float | None:
