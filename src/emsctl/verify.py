@@ -287,7 +287,11 @@ def _check_device(cplan: ChannelPlan, caps: Capabilities) -> list[Violation]:
         (np.minimum(s["freq0_hz"], s["freq1_hz"]).min(), caps.frequency_min_hz,
          caps.frequency_max_hz, "Hz"),
     )
+    reported: set[tuple[float, str]] = set()
     for value, lo, hi, unit in checks:
+        if (float(value), unit) in reported:
+            continue  # the same value found as both minimum and maximum
+        reported.add((float(value), unit))
         if not lo - _EPS <= float(value) <= hi + _EPS:
             out.append(Violation("device", ch, 0.0, float(value), hi if value > hi else lo,
                                  f"{value:g} {unit} is outside what {caps.model} can do "

@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import EmsError, InputError
 from .common import limits_option, load_limits
+
+if TYPE_CHECKING:
+    from ..drivers.base import Capabilities
 
 __all__ = ["validate"]
 
@@ -29,8 +33,9 @@ class FileResult:
     warnings: list[dict[str, object]] = field(default_factory=list)
 
 
-def check_file(path: Path, limits_path: Path | None) -> FileResult:
-    """Load, compile and verify one file; never raises for a bad file."""
+def check_file(path: Path, limits_path: Path | None,
+               capabilities: Capabilities | None = None) -> FileResult:
+    """Load, compile and verify one file (against a device when given); never raises."""
     from ..loader import load_program_file  # noqa: PLC0415 - keep start-up lazy
     from ..plan import compile_plan  # noqa: PLC0415
     from ..verify import verify  # noqa: PLC0415
@@ -40,7 +45,7 @@ def check_file(path: Path, limits_path: Path | None) -> FileResult:
     except EmsError as exc:
         return FileResult(str(path), "error", [{"limit": None, "message": str(exc)}])
     limits = load_limits(limits_path)
-    violations = verify(compile_plan(loaded.program), limits)
+    violations = verify(compile_plan(loaded.program), limits, capabilities)
     result = FileResult(str(path), "ok")
     for v in violations:
         entry: dict[str, object] = {"limit": v.limit_id, "channel": v.channel, "t_s": v.t_s,
@@ -55,12 +60,21 @@ def check_file(path: Path, limits_path: Path | None) -> FileResult:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
               show_default=True, help="Output format; 'github' prints workflow annotations.")
+@click.option("--device", "device_url", default=None, metavar="URL",
+              help="Also check that this device can express each program (nothing is sent; "
+              "the device is not opened).")
 @limits_option
-def validate(paths: tuple[str, ...], fmt: str, limits_path: Path | None) -> None:
+def validate(paths: tuple[str, ...], fmt: str, device_url: str | None,
+             limits_path: Path | None) -> None:
     """Check program files and folders (searched for *.toml) against every safety limit."""
     from ..loader import find_program_files  # noqa: PLC0415
 
     load_limits(limits_path)  # a bad limits file is bad input before anything else
+    capabilities = None
+    if device_url is not None:
+        from ..devices import open_device  # noqa: PLC0415 - only with --device
+
+        capabilities = open_device(device_url).capabilities  # made, never connected
     results: list[FileResult] = []
     for name in paths:
         if not name:  # an unset shell variable must not quietly mean "the current folder"
@@ -76,7 +90,7 @@ def validate(paths: tuple[str, ...], fmt: str, limits_path: Path | None) -> None
         if path.is_dir() and not files:
             results.append(FileResult(str(path), "error",
                                       [{"limit": None, "message": f"{path}: no .toml files"}]))
-        results.extend(check_file(f, limits_path) for f in files)
+        results.extend(check_file(f, limits_path, capabilities) for f in files)
     _report(results, fmt)
     if any(r.status == "error" for r in results):
         raise SystemExit(2)
@@ -103,6 +117,8 @@ def _report(results: list[FileResult], fmt: str) -> None:
         for p in r.problems:
             label = "invalid " if r.status == "error" else "FAIL    "
             limit = f"{p['limit']}: " if p["limit"] else ""
+            if p["limit"] == "device" and p.get("channel") is not None:
+                limit += f"channel {p['channel']}: "
             message = str(p["message"]).removeprefix(f"{r.path}: ")
             click.echo(f"{label} {r.path}: {limit}{message}", err=r.status == "error")
         for w in r.warnings:

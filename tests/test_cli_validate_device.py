@@ -1,0 +1,48 @@
+"""`emsctl validate --device URL`: a program the device cannot express fails before anything
+is sent (issue 4 item 6); the device is made but never opened."""
+
+from __future__ import annotations
+
+import pytest
+
+from emsctl.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", *args])
+    out = capsys.readouterr()
+    return int(exit_info.value.code or 0), out.out + out.err
+
+
+def test_a_program_within_the_device_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = _run(capsys, "programs/relaxation.toml", "--device", "sim+sciencemode2")
+    assert code == 0
+
+
+def test_a_frequency_the_device_cannot_make_fails_with_the_device_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, text = _run(capsys, "programs/tens.toml", "--device", "sim+sciencemode2")
+    assert code == 1
+    assert "80 Hz is outside what Hasomed RehaStim2" in text
+
+
+def test_bursts_on_a_device_that_cannot_time_them_fail(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, text = _run(capsys, "programs/tens-burst.toml", "--device", "sim+sciencemode2")
+    assert code == 1
+    assert "cannot time bursts" in text
+
+
+def test_a_real_port_is_not_opened_to_validate(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "openems:///dev/does-not-exist?ma_at_100=40&frequency_hz=80&pulse_width_us=180"
+    code, text = _run(capsys, "programs/tens.toml", "--device", url)
+    assert code == 0, text
+
+
+def test_an_unknown_device_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = _run(capsys, "programs/tens.toml", "--device", "bogus://x")
+    assert code == 2
+    assert "unknown device 'bogus'" in text
