@@ -259,7 +259,17 @@ class SimDriver(Driver):
         kind = _FORWARDED.get(event.kind)
         if kind is None or not self._link_up:
             return
-        self._emit(Telemetry(kind, self._now(), event.channel, event.value, event.message))
+        now_s = self._now()
+        self._emit(Telemetry(kind, now_s, event.channel, event.value, event.message))
+        if kind == "strength" and event.channel is not None and event.value is not None:
+            # HZ-01: the device is the source of truth; a strength above what the host asked
+            # for (someone turned the device's own knob) ends the session, as on the Coyote
+            asked_ma = self.last_applied[event.channel - 1].amplitude_ma \
+                if len(self.last_applied) >= event.channel else 0.0
+            if event.value > asked_ma + 1e-9:
+                self._emit(Telemetry("device_error", now_s, event.channel, event.value,
+                                     f"the device reports {event.value:g} mA on channel "
+                                     f"{event.channel}, above the {asked_ma:g} mA asked for"))
 
 
 # ---------------------------------------------------------------------- factory

@@ -254,6 +254,11 @@ def prepare_run(
     if blocks:
         raise ValidationFailed(f"'{program.name}' cannot run on {driver.capabilities.model}: "
                                + "; ".join(str(v) for v in blocks))
+    # a device that can hold its own limits gets the verified caps (Coyote: BF soft limits, so
+    # neither its wheel nor a stray frame can go past them; HZ-01)
+    set_caps = getattr(driver, "set_channel_caps_ma", None)
+    if set_caps is not None:
+        set_caps({c.channel: c.cap_ma for c in plan.channels})
     return Prepared(loaded, plan, driver, limits, device_url, checked.thresholds,
                     [v for v in found if v.severity == "warn"], checked.profile_version,
                     list(checked.notes))
@@ -305,6 +310,7 @@ async def _execute(
         sites={c.id: c.site for c in program.channels},
     )
     session: Session | None = None
+    result: SessionResult | None = None
     installed: list[int] = []
     try:
         await driver.connect()
@@ -326,11 +332,28 @@ async def _execute(
         try:
             await driver.close()
         except EmsError as exc:
-            result = SessionResult("fault", f"stop not confirmed: {exc}", 0.0, [], 1)
+            result = _unconfirmed(result, exc)
+    assert result is not None  # set by the session, its connect failure or the close
     delivered = _delivered(driver, result)
     journal.footer(result.end_reason, delivered)
     journal.close()
     return RunOutcome(result, path, delivered)
+
+
+def _unconfirmed(result: SessionResult | None, exc: EmsError) -> SessionResult:
+    """The session's own result with the failed stop confirmation added, never replacing it.
+
+    What the session ended with (its reason, message, stimulation time and peaks) is what the
+    user and the journal must see (HZ-22); the close's unconfirmed stop is one more fact, and it
+    makes the exit code 1 whatever the session's own reason was.
+    """
+    note = f"stop not confirmed: {exc}"
+    if result is None:
+        return SessionResult("fault", note, 0.0, [], 1, [note])
+    events = [*result.events, note] if note not in result.events else list(result.events)
+    message = result.message if note in result.message else f"{result.message}; {note}"
+    reason = result.end_reason if result.end_reason in ("fault", "guard") else "fault"
+    return SessionResult(reason, message, result.stim_time_s, list(result.peak_ma), 1, events)
 
 
 def _delivered(driver: Driver, result: SessionResult) -> dict[str, Any]:

@@ -128,8 +128,8 @@ def test_a_dropped_link_ends_with_zero_output_and_a_clear_message(scheme: str,
     outcome, t0 = run(prepared, tmp_path)
     result = outcome.result
     assert result.end_reason == "fault" and result.exit_code == 1
-    # the session's "link to the device lost" is replaced by the runner with the unconfirmed
-    # stop, which says the same and what happens next
+    # the session's "link to the device lost", then the runner's unconfirmed stop, which says
+    # what happens next
     assert "link lost" in result.message
     assert "on-time switches every channel off within 1000 ms" in result.message
     driver = driver_of(prepared)
