@@ -700,3 +700,87 @@ def test_energy_per_pulse_l11_finding_is_complete() -> None:
     found = [f for f in check_pulse(10000, 4000, 1, 1, 10**6, CEILINGS) if f.limit_id == "L11"]
     assert [(f.quantity, round(f.value, 3), f.relation, f.allowed, f.unit) for f in found] == [
         ("energy_per_pulse_mj", 400000.0, "≤", 300.0, "mJ")]
+
+
+# --- third batch: bursts, segment starts, train ends, later soft-start segments --------------
+
+
+def _burst_plan(rate_hz: float, pulses: int, amp: float = 40.0) -> Plan:
+    b = (rate_hz, pulses)
+    return plan_of([seg(0, 10, 0, amp, 100.0, 200.0, b), seg(10, 20, amp, amp, 100.0, 200.0, b)],
+                   area=100.0, sensory=True)
+
+
+def test_rms_of_bursts_counts_bursts_times_pulses_not_the_inner_rate() -> None:
+    # 40 mA, 200 µs: N = 2 × 10 = 20 pulses/s → I_rms² = 1600 · 0.008 = 12.8 (3.58 mA);
+    # at the inner 100 Hz it would be 64 (8 mA); at 2 / 10 = 0.2 it would be 0.128 (0.36 mA)
+    assert [b[3] for b in blocks(_burst_plan(2.0, 10), tighten(CEILINGS, rms_ma=3.5))
+            if b[0] == "L4"] == [3.577709]
+    assert [b for b in blocks(_burst_plan(2.0, 10), tighten(CEILINGS, rms_ma=3.6))
+            if b[0] == "L4"] == []
+
+
+def test_bursts_slower_than_one_per_second_are_still_bursts() -> None:
+    # 0.5 bursts/s × 10 pulses = 5 pulses/s: I_rms = 40 · √(2·200·5e-6) = 1.789 mA
+    assert [b for b in blocks(_burst_plan(0.5, 10), tighten(CEILINGS, rms_ma=1.8))
+            if b[0] == "L4"] == []
+    limits = limits_from_mapping({"soft_start_min_s": 2.0})
+    long_burst_train = plan_of([seg(0, 10, 0, 10, 100.0, 100.0, (0.5, 10)),
+                                seg(10, 60, 10, 10, 100.0, 100.0, (0.5, 10))])
+    assert [b for b in blocks(long_burst_train, limits) if b[0] == "L18"] == []  # 100 ms, 5 %
+
+
+def test_a_segment_that_starts_high_is_checked_at_its_start() -> None:
+    plan = plan_of([seg(0, 10, 40, 0, 10.0, 250.0)], area=100.0)  # 10 µC at t = 0, then less
+    assert [(b[0], b[3]) for b in blocks(plan, tighten(CEILINGS, phase_charge_uc=9.0))
+            if b[0] == "L8"] == [("L8", 10.0)]
+
+
+def test_a_rising_rate_inside_a_segment_is_checked_at_both_ends() -> None:
+    # frequency 10 → 100 Hz while 40 mA, 200 µs: I_rms at the end = 8 mA, at the start 2.53
+    plan = plan_of([seg(0, 10, 0, 40, 10.0, 200.0), seg(10, 20, 40, 40, (10.0, 100.0), 200.0)],
+                   area=100.0, sensory=True)
+    assert [b[3] for b in blocks(plan, tighten(CEILINGS, rms_ma=7.9)) if b[0] == "L4"] == [8.0]
+
+
+def test_the_last_train_of_a_plan_needs_no_off_time_after_the_end() -> None:
+    limits = limits_from_mapping({"soft_start_min_s": 2.0})
+    plan = plan_of([seg(0, 30, 0, 0, 30.0, 100.0), seg(30, 31, 0, 10, 30.0, 100.0),
+                    seg(31, 37, 10, 10, 30.0, 100.0), seg(37, 38, 10, 0, 30.0, 100.0)])
+    assert [b for b in blocks(plan, limits) if b[0] == "L18"] == []
+
+
+def test_l18_applies_from_exactly_the_tetanic_frequency() -> None:
+    limits = limits_from_mapping({"soft_start_min_s": 2.0})
+    assert [b[0] for b in blocks(plan_of(_train(30.0, 1.0, 1, hz=20.0)), limits)].count("L18") == 1
+
+
+def test_l18_checks_a_motor_train_after_a_sensory_one() -> None:
+    limits = limits_from_mapping({"soft_start_min_s": 2.0})
+    rows = [seg(0, 10, 0, 10, 5.0, 100.0), seg(10, 20, 10, 10, 5.0, 100.0),
+            seg(20, 30, 10, 0, 5.0, 100.0), seg(30, 40, 0, 0, 5.0, 100.0),
+            seg(40, 41, 0, 10, 30.0, 100.0), seg(41, 71, 10, 10, 30.0, 100.0),
+            seg(71, 72, 10, 0, 30.0, 100.0), seg(72, 110, 0, 0, 30.0, 100.0)]
+    assert [(b[0], b[2], b[3]) for b in blocks(plan_of(rows), limits) if b[0] == "L18"] == [
+        ("L18", 40.0, 32.0)]
+
+
+def test_l15_finds_a_soft_start_breach_in_a_later_segment_after_a_silent_start() -> None:
+    # output starts at 3 s; peak 10 mA: 1 mA after 1 s is fine, 6 mA after 2 s is not (> 4)
+    plan = plan_of([seg(0, 3, 0, 0), seg(3, 4, 0, 1), seg(4, 5, 1, 6), seg(5, 10, 6, 10),
+                    seg(10, 20, 10, 10)])
+    assert [(b[0], b[2], b[3]) for b in blocks(plan) if b[0] == "L15"] == [("L15", 5.0, 6.0)]
+
+
+def test_l15_applies_to_small_peaks_too() -> None:
+    plan = plan_of([seg(0, 0.5, 0, 0.8), seg(0.5, 20, 0.8, 0.8)])  # 0 → 0.8 mA in 0.5 s
+    assert [b[0] for b in blocks(plan, tighten(DEFAULTS, ramp_min_s=1.0))].count("L15") == 1
+
+
+def test_a_global_frequency_is_compared_across_channels_at_each_time_only() -> None:
+    # both channels run 10 Hz, then both 40 Hz: never two rates at once
+    both = [seg(0, 10, 0, 5, 10.0), seg(10, 20, 5, 5, 40.0)]
+    assert _device(plan_of(both, both), caps(frequency_per_channel=False)) == []
+    silent = [seg(0, 20, 0, 0, 90.0)]
+    assert _device(plan_of(both, both, silent), caps(channels=3,
+                                                     frequency_per_channel=False)) == []
