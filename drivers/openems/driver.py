@@ -97,6 +97,7 @@ class OpenEmsDriver(Driver):
         self._lease_ms = 0
         self._intensity_cache: dict[float, int] = {}
         self._shutdown_task: asyncio.Future[None] | None = None
+        self._fault: DeviceError | None = None
 
     @property
     def link_up(self) -> bool:
@@ -118,6 +119,7 @@ class OpenEmsDriver(Driver):
         elif not self._link_up:
             raise LinkLostError("the link to openEMSstim is lost; open the device again")
         self._reset_seen = False
+        self._fault = None
         await self._write_now(SHUTDOWN)
         self._emit(Telemetry("connected", self._now(), message=self.link.description))
 
@@ -134,6 +136,8 @@ class OpenEmsDriver(Driver):
         if self._reset_seen:
             raise DeviceError("openEMSstim reset during the session; its outputs are off and "
                               "emsctl does not resume by itself")
+        if self._fault is not None:
+            raise self._fault
         on_time_ms = min(MAX_ON_TIME_MS, max(1, math.floor(lease_s * 1000)))
         for channel, setpoint in enumerate(setpoints):
             intensity_pct = self.intensity_pct(setpoint.amplitude_ma)
@@ -244,6 +248,19 @@ class OpenEmsDriver(Driver):
         self._emit(Telemetry("link_lost", self._now(),
                              message=f"{reason}; the board switches its outputs off within "
                                      f"its on-time ({self._lease_ms} ms)"))
+
+    def echo_mismatch(self, executed: bytes) -> None:
+        """The board echoed a command that was not sent: a line corrupted on the way (HZ-12).
+
+        The protocol has no checksum, so the echo is the only read-back: the board is shut
+        down at once (``C9G``), further updates are refused, and the session is told.
+        """
+        text = executed.decode("ascii", "replace")
+        self._fault = DeviceError(f"openEMSstim executed {text!r}, which was not sent (a "
+                                  "corrupted line; the protocol has no checksum)")
+        if self._link_up and (self._shutdown_task is None or self._shutdown_task.done()):
+            self._shutdown_task = asyncio.ensure_future(self._shutdown_after_reset())
+        self._emit(Telemetry("device_error", self._now(), message=str(self._fault)))
 
     def board_reset(self) -> None:
         """The board printed its setup banner mid-session: it reset and every channel is off.

@@ -64,6 +64,7 @@ def open_serial(url: DeviceUrl, options: OpenOptions) -> OpenEmsDriver:
     lines = SerialLines(SerialLink(url.target, baud=SERIAL_BAUDRATE, parity="N"), ready_s)
     driver = OpenEmsDriver(lines, declared, url=url.text)
     lines.on_reset = driver.board_reset
+    lines.on_mismatch = driver.echo_mismatch
     return driver
 
 
@@ -112,6 +113,7 @@ def open_simulated(url: DeviceUrl, options: OpenOptions) -> OpenEmsDriver:
     driver = SimulatedOpenEmsDriver(lines, declared, front, url=url.text,
                                     fault_plan=options.fault_plan)
     lines.on_reset = driver.board_reset
+    lines.on_mismatch = driver.echo_mismatch
     return driver
 
 

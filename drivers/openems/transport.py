@@ -4,7 +4,9 @@
   the port resets the board, so :meth:`SerialLines.open` waits for the setup banner or for the
   ready timeout (12 s: with debug off there is no banner, §7). Every line the board prints is
   kept as a diagnostic and never read as a reply (§10); a setup banner after that is a reset
-  mid-session, reported to the driver. Commands go out as ``WV,0018,<HEX>.\\n``.
+  mid-session, reported to the driver, and an echo of a command that was not sent (a line
+  corrupted on the way: there is no checksum) is reported too. Commands go out as
+  ``WV,0018,<HEX>.\\n``.
 * :class:`BleLines` — a :class:`~emsctl.drivers.links.base.GattLink`: the plain command as
   one write request to the EMS characteristic, waited for at most 500 ms (§7).
 
@@ -39,6 +41,8 @@ READY_TIMEOUT_S = 12.0  # §7: wait for the ready line, or 12 s with debug off
 BLE_WRITE_TIMEOUT_S = 0.5  # §7: each write request completes within 500 ms, as [AND] waits
 BLE_CONNECT_TIMEOUT_S = 10.0
 DEBUG_LOG_LINES = 500
+#: How many recent commands an echo is compared with (duplicates and late echoes included).
+ECHO_WINDOW = 16
 
 
 class CommandLink(Protocol):
@@ -69,14 +73,20 @@ class SerialLines:
         link: the serial link (19 200 8N1, opened by the caller's factory).
         ready_timeout_s: how long to wait for the setup banner after opening.
         on_reset: called when a setup banner arrives after the board was ready (§7.5).
+        on_mismatch: called with the command when the board echoes one that was not among the
+            last commands sent (HZ-12: the line was corrupted on its way; there is no checksum).
     """
 
     def __init__(self, link: ByteLink, ready_timeout_s: float = READY_TIMEOUT_S,
-                 on_reset: Callable[[], None] | None = None) -> None:
+                 on_reset: Callable[[], None] | None = None,
+                 on_mismatch: Callable[[bytes], None] | None = None) -> None:
         self.link = link
         self.description = link.description
         self.ready_timeout_s = ready_timeout_s
         self.on_reset = on_reset
+        self.on_mismatch = on_mismatch
+        #: The plain form of the last commands written, for comparing the board's echoes.
+        self._sent: deque[bytes] = deque(maxlen=ECHO_WINDOW)
         #: The latest lines the board printed (diagnostics only, never acknowledgements).
         self.debug_lines: deque[DebugLine] = deque(maxlen=DEBUG_LOG_LINES)
         self.banner_seen = False
@@ -103,6 +113,7 @@ class SerialLines:
         Raises:
             LinkLostError: the port is closed or gone.
         """
+        self._sent.append(encode_ble(command))
         await self.link.write(encode_serial(command))
 
     async def backstop(self) -> None:
@@ -124,6 +135,13 @@ class SerialLines:
     def _received(self, data: bytes) -> None:
         for line in self._parser.feed(data):
             self.debug_lines.append(line)
+            if line.kind is DebugKind.HEX_ECHO and line.payload is not None:
+                # an echo is never required (§7), but one that differs from every command
+                # sent is proof that the board executed a corrupted line (HZ-12)
+                if self._sent and line.payload not in self._sent \
+                        and self.on_mismatch is not None:
+                    self.on_mismatch(line.payload)
+                continue
             if line.kind is not DebugKind.SETUP_DONE:
                 continue
             self.banner_seen = True
