@@ -136,6 +136,8 @@ class Driver(ABC):
         self._connected = False
         self._closed = False
         self._stop_task: asyncio.Task[None] | None = None
+        #: How many times stop() was called (a stop during connect() must stay latched).
+        self._stops = 0
         self.last_applied: tuple[ChannelSetpoint, ...] = ()
 
     # ------------------------------------------------------------------ public API
@@ -143,14 +145,19 @@ class Driver(ABC):
     async def connect(self) -> None:
         """Open the link, handshake, and arm the driver with all outputs at zero.
 
+        A ``stop()`` while this runs wins: the driver comes up stopped (outputs at zero).
+
         Raises:
             DeviceError: the device could not be reached or refused the handshake.
         """
         if self._closed:
             raise DeviceError("this driver was closed; open the device again")
+        stops_before = self._stops
         await self._connect_internal()
         self._connected = True
-        self._stopped = False
+        # HZ-03: a stop() that came while the handshake ran wins over the re-arm; the device
+        # is at zero (the handshake leaves it so) and stays latched until the next connect()
+        self._stopped = self._stops != stops_before
         self.last_applied = (ZERO,) * self.capabilities.channels
 
     async def apply(self, setpoints: Sequence[ChannelSetpoint], lease_s: float) -> None:
@@ -187,13 +194,27 @@ class Driver(ABC):
             DeviceError: the stop could not be confirmed (the device watchdog still silences
                 the output, L21).
         """
+        task = self.request_stop()
+        if task is not None:
+            await asyncio.shield(task)
+
+    def request_stop(self) -> asyncio.Future[None] | None:
+        """Latch the stop now, synchronously, and start putting it on the wire.
+
+        For callers that cannot wait (a key handler, a signal handler): from the moment this
+        returns, ``apply`` refuses output, even if the stop task has not run yet (HZ-03).
+
+        Returns:
+            The stop in progress (await it for confirmation), or None when not connected.
+        """
         self._stopped = True
+        self._stops += 1
         self.last_applied = (ZERO,) * self.capabilities.channels
         if not self._connected:
-            return
+            return None
         if self._stop_task is None or self._stop_task.done():
             self._stop_task = asyncio.ensure_future(self._stop_internal())
-        await asyncio.shield(self._stop_task)
+        return self._stop_task
 
     async def close(self) -> None:
         """Stop, then release the link. Idempotent.

@@ -154,7 +154,7 @@ class Session:
             ((0.0, 0.0, 0.0, 0.0, 0), ZERO)] * caps.channels
         self._stale_applies = "ack" in caps.telemetry
         self._events: list[str] = []
-        self._stop_task: asyncio.Task[None] | None = None
+        self._stop_task: asyncio.Future[None] | None = None
         driver.add_listener(self._on_telemetry)
 
     # ------------------------------------------------------------------ controls
@@ -167,7 +167,7 @@ class Session:
         self.guard.latch()
         self.state.status = "stopping"
         if self._stop_task is None:
-            self._stop_task = asyncio.ensure_future(self.driver.stop())
+            self._stop_task = self.driver.request_stop()
         self._wake_up()
 
     def pause(self) -> None:
@@ -372,9 +372,10 @@ class Session:
     async def _final_stop(self, t_s: float) -> None:
         self.guard.latch()
         if self._stop_task is None:
-            self._stop_task = asyncio.ensure_future(self.driver.stop())
+            self._stop_task = self.driver.request_stop()
         try:
-            await asyncio.shield(self._stop_task)
+            if self._stop_task is not None:
+                await asyncio.shield(self._stop_task)
         except EmsError as exc:
             self._events.append(f"stop not confirmed: {exc}")
             if self._stop_reason in (None, "completed"):

@@ -251,3 +251,29 @@ def test_sim_driver_runs_on_the_real_clock() -> None:
             assert driver.device.output_now()[0] == OFF   # its watchdog, in real time
 
     RealClock().run(main())
+
+
+def test_request_stop_latches_before_the_stop_task_runs() -> None:
+    """HZ-03: a key or signal handler's stop holds from the instant it returns."""
+    from emsctl.clock import VirtualClock
+    from emsctl.drivers.base import ChannelSetpoint, DriverStoppedError
+    from emsctl.drivers.sim import SimDriver
+
+    async def main() -> None:
+        driver = SimDriver()
+        await driver.connect()
+        on = [ChannelSetpoint(5.0, 10.0, 200.0)] + [ChannelSetpoint(0, 0, 0)] * 3
+        await driver.apply(on, 0.5)
+        task = driver.request_stop()  # no await: the stop task has not run yet
+        assert task is not None and not task.done()
+        try:
+            await driver.apply(on, 0.5)
+        except DriverStoppedError:
+            pass
+        else:
+            raise AssertionError("output accepted after request_stop()")
+        await task
+        assert all(out.amplitude_ma == 0 for out in driver.device.output_now())
+        await driver.close()
+
+    VirtualClock().run(main())
