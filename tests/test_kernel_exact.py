@@ -741,6 +741,9 @@ def test_a_rising_rate_inside_a_segment_is_checked_at_both_ends() -> None:
     plan = plan_of([seg(0, 10, 0, 40, 10.0, 200.0), seg(10, 20, 40, 40, (10.0, 100.0), 200.0)],
                    area=100.0, sensory=True)
     assert [b[3] for b in blocks(plan, tighten(CEILINGS, rms_ma=7.9)) if b[0] == "L4"] == [8.0]
+    falling = plan_of([seg(0, 10, 0, 40, 10.0, 200.0), seg(10, 20, 40, 40, (100.0, 10.0), 200.0)],
+                      area=100.0, sensory=True)
+    assert [b[3] for b in blocks(falling, tighten(CEILINGS, rms_ma=7.9)) if b[0] == "L4"] == [8.0]
 
 
 def test_the_last_train_of_a_plan_needs_no_off_time_after_the_end() -> None:
@@ -784,3 +787,52 @@ def test_a_global_frequency_is_compared_across_channels_at_each_time_only() -> N
     silent = [seg(0, 20, 0, 0, 90.0)]
     assert _device(plan_of(both, both, silent), caps(channels=3,
                                                      frequency_per_channel=False)) == []
+
+
+def test_a_global_frequency_that_changes_for_both_channels_together_is_fine() -> None:
+    both = [seg(0, 10, 0, 5, 10.0), seg(10, 15, 5, 5, 10.0), seg(15, 20, 5, 5, 40.0)]
+    assert _device(plan_of(both, both), caps(frequency_per_channel=False)) == []
+
+
+def test_at_least_as_tight_compares_every_field_in_its_own_direction() -> None:
+    from emsctl.limits import at_least_as_tight
+
+    assert at_least_as_tight(DEFAULTS, CEILINGS)
+    assert not at_least_as_tight(CEILINGS, DEFAULTS)
+    assert not at_least_as_tight(tighten(DEFAULTS, peak_ma=30.0), tighten(DEFAULTS, rms_ma=10))
+
+
+def test_check_train_refuses_a_negative_off_time() -> None:
+    with pytest.raises(ValueError, match="positive period"):
+        check_train(30, 5, -1, DEFAULTS)
+
+
+def test_guard_checks_a_one_milliampere_setpoint_like_any_other() -> None:
+    g = guard()
+    g.check(0.0, 0.0, [ChannelSetpoint(0.0, 10.0, 200.0)])
+    with pytest.raises(SafetyViolation, match="L6"):
+        g.check(1.0, 1.0, [ChannelSetpoint(1.0, 10.0, 350.0)])
+
+
+@pytest.mark.parametrize(
+    ("limits", "area", "start", "hair"),
+    [(tighten(CEILINGS, shannon_k=1.0), 10.0, ChannelSetpoint(40.0, 10.0, 250.0),
+      ChannelSetpoint(40.000001, 10.0, 250.0)),  # Q = 10 µC on 10 cm²: k = 1 exactly
+     (CEILINGS, 4.0, ChannelSetpoint(40.0, 100.0, 200.0),
+      ChannelSetpoint(40.000001, 100.0, 200.0))],  # W5: J = 2.0 exactly
+)
+def test_guard_decides_k_and_density_a_hair_above_the_limit_exactly(
+    limits: object, area: float, start: ChannelSetpoint, hair: ChannelSetpoint
+) -> None:
+    g = guard(limits, cap_ma=80.0, area=area)
+    t = ramp(g, 40.0, hz=start.frequency_hz, us=start.pulse_width_us)
+    assert g.check(t + 1.0, t, [start])
+    with pytest.raises(SafetyViolation):
+        g.check(t + 2.0, t, [hair])
+
+
+def test_slow_bursts_on_a_device_that_cannot_time_bursts_are_reported() -> None:
+    burst = plan_of([seg(0, 10, 0, 5, 50.0, 200.0, (0.5, 5)), seg(10, 20, 5, 5, 50.0, 200.0,
+                                                                 (0.5, 5))])
+    assert [m[-1] for m in _device(burst, caps())] == [
+        "Dev cannot time bursts; this program needs them"]
