@@ -476,9 +476,9 @@ def test_file_at_the_size_limit_is_read(tmp_path: Path) -> None:
 
 
 def test_missing_file_is_a_program_error(tmp_path: Path) -> None:
-    with pytest.raises(ProgramError, match="missing.toml: no such file$"):
+    with pytest.raises(ProgramError, match=r"missing\.toml: no such file$"):
         load_program_file(tmp_path / "missing.toml")
-    with pytest.raises(ProgramError, match="missing.toml: no such file$"):
+    with pytest.raises(ProgramError, match=r"missing\.toml: no such file$"):
         load_program(str(tmp_path / "missing.toml"))
 
 

@@ -17,7 +17,7 @@ import pytest
 from emsctl import datafile
 from emsctl import limits as lim
 from emsctl.cli import COMMANDS, main
-from emsctl.cli.common import load_limits
+from emsctl.cli.common import FiniteFloat, load_limits
 from emsctl.errors import InputError, LimitsFileError, ProgramError
 from emsctl.loader import MAX_FILE_BYTES, builtin_names, load_program, load_program_file
 
@@ -241,7 +241,8 @@ def _numeric_flags() -> set[tuple[str, str]]:
             if not isinstance(param, click.Option):
                 continue
             flag = max(param.opts, key=len)
-            numeric = isinstance(param.type, click.types.FloatParamType | click.types.IntParamType)
+            numeric = isinstance(param.type, click.types.FloatParamType | click.types.IntParamType
+                                 | FiniteFloat)
             texty = isinstance(param.type, click.types.StringParamType)
             if numeric or (texty and _NUMBER_WORDS.search(flag)):
                 found.add((command, flag))
@@ -261,8 +262,6 @@ def test_intensity_above_100_percent_or_below_0_is_refused(
     assert code == 2 and "--intensity" in text and "Traceback" not in text
 
 
-@pytest.mark.xfail(strict=True, reason="bug for cli/run.py: click.FloatRange lets NaN through; "
-                   "the journal then fails with a traceback (no output was sent)")
 def test_intensity_nan_is_refused_as_bad_input(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -279,8 +278,6 @@ def test_speed_is_refused_for_a_real_device(speed: str) -> None:
         make_clock("sciencemode2:///dev/ttyUSB0", speed)
 
 
-@pytest.mark.xfail(strict=True, reason="bug for runner.py: make_clock returns a VirtualClock "
-                   "for --speed 1 or 1.0 on a real device instead of refusing")
 @pytest.mark.parametrize("speed", ["1", "1.0"])
 def test_speed_one_is_refused_for_a_real_device_too(speed: str) -> None:
     from emsctl.runner import make_clock
@@ -304,8 +301,6 @@ def test_calibration_flags_beyond_a_limit_are_refused(
     assert code == 2 and f"breaks {limit}" in text
 
 
-@pytest.mark.xfail(strict=True, reason="bug for cli/calibrate.py: NaN, inf or a negative value "
-                   "ends in a ValueError traceback from check_pulse (before any output)")
 @pytest.mark.parametrize("flag", ["--frequency-hz", "--pulse-width-us", "--electrode-area-cm2"])
 def test_calibration_flags_that_are_not_finite_positive_numbers_are_bad_input(
     flag: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,

@@ -88,8 +88,8 @@ def make_clock(device_url: str, speed: str | None) -> Clock:
     Raises:
         InputError: a speed for a real device, or a speed that is not a number or "max".
     """
-    if speed is None or speed in ("1", "1.0"):
-        return RealClock() if speed is None else VirtualClock(1.0)
+    if speed is None:
+        return RealClock()
     if not parse_device_url(device_url).simulated:
         raise InputError("--speed only works with the simulator; real devices run in real time")
     if speed == "max":

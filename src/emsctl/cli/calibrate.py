@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import click
 
-from .common import limits_option, load_limits
+from .common import FiniteFloat, limits_option, load_limits
 
 __all__ = ["calibrate"]
 
@@ -41,9 +41,11 @@ CTF_OFFSET_HZ, CTF_FREQUENCY_CAP_HZ = 30.0, 80.0
               "program's site for this channel).")
 @click.option("--program", "program_name", default=None,
               help="Calibrate at this program's calibration frequency and pulse width.")
-@click.option("--frequency-hz", type=float, default=None, help="Frequency (default 8 Hz).")
-@click.option("--pulse-width-us", type=float, default=None, help="Pulse width (default 250 µs).")
-@click.option("--electrode-area-cm2", type=float, default=None,
+@click.option("--frequency-hz", type=FiniteFloat(0, low_open=True), default=None,
+              help="Frequency (default 8 Hz).")
+@click.option("--pulse-width-us", type=FiniteFloat(0, low_open=True), default=None,
+              help="Pulse width (default 250 µs).")
+@click.option("--electrode-area-cm2", type=FiniteFloat(0, low_open=True), default=None,
               help="Smallest pad area (default: the program's, else 4 cm², L13).")
 @click.option("--pads", "pad_set", default="default", show_default=True,
               help="Name of the pad set; sessions must use the same one (HZ-14).")

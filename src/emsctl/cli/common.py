@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -12,9 +13,38 @@ import click
 if TYPE_CHECKING:
     from ..limits import Limits
 
-__all__ = ["limits_option", "load_limits"]
+__all__ = ["FiniteFloat", "limits_option", "load_limits"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FiniteFloat(click.ParamType):
+    """A finite number within a range: click's FloatRange lets NaN through (NaN compares false).
+
+    Args:
+        low: smallest allowed value. high: largest allowed value (None: no upper bound).
+        low_open: ``low`` itself is not allowed (for "must be positive").
+    """
+
+    name = "number"
+
+    def __init__(self, low: float, high: float | None = None, *, low_open: bool = False) -> None:
+        self.low, self.high, self.low_open = low, high, low_open
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not a number", param, ctx)
+        too_low = number <= self.low if self.low_open else number < self.low
+        if math.isnan(number) or math.isinf(number) or too_low or (
+                self.high is not None and number > self.high):
+            bound = f"{'above' if self.low_open else 'at least'} {self.low:g}"
+            if self.high is not None:
+                bound += f" and at most {self.high:g}"
+            self.fail(f"{value} is not a finite number {bound}", param, ctx)
+        return number
 
 
 def limits_option(func: F) -> F:

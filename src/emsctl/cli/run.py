@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import limits_option, load_limits
+from .common import FiniteFloat, limits_option, load_limits
 
 if TYPE_CHECKING:
     from ..runner import Prepared, RunOutcome
@@ -35,7 +35,7 @@ __all__ = ["run"]
               "sciencemode2:///dev/ttyUSB0.")
 @click.option("--speed", default=None, metavar="N|max",
               help="Simulator only: run N× faster than real time, or 'max' as fast as possible.")
-@click.option("--intensity", "intensity_pct", type=click.FloatRange(0, 100), default=100.0,
+@click.option("--intensity", "intensity_pct", type=FiniteFloat(0, 100), default=100.0,
               show_default=True, help="Start at this percentage of the program's amplitude.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (real devices).")
 @click.option("--expert", is_flag=True, help="Allow expert programs (cramp-training).")
