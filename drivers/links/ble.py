@@ -272,6 +272,12 @@ class BleakGattLink:
             if device is None:
                 raise DeviceError(f"no device with address {self.address} is advertising; is "
                                   "it switched on and in range?")
+            found_address = str(getattr(device, "address", ""))
+            if found_address.upper() != self.address.upper():
+                # HZ-11: only the named unit, even if a backend hands back another one
+                raise DeviceError(f"asked for {self.address} but the scan returned "
+                                  f"{found_address or 'a device without an address'}; "
+                                  "not connecting to it")
             return device
         found = await scanner.discover(timeout=min(timeout_s, SCAN_TIMEOUT_DEFAULT_S),
                                        return_adv=True)

@@ -15,6 +15,7 @@ no watchdog setting of its own: each command's on-time is its lease.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from ...drivers.openems.protocol import Firmware
@@ -25,6 +26,8 @@ from .openems import BOOT_S, ExternalStimulator, OpenEmsBoard, OpenEmsConfig
 
 __all__ = ["OpenEmsPtyDevice", "pty_device"]
 
+#: How often the output is looked at for the log (the on-time ends it with no input).
+_WATCH_S = 0.001
 _EXTRAS = {"ma_at_100": "40", "frequency_hz": "80", "pulse_width_us": "180",
            "boot_s": str(BOOT_S), "firmware": "current", "debug": "1"}
 
@@ -46,16 +49,37 @@ class OpenEmsPtyDevice:
         self._trace = trace
         self._log = log
         self._unsafe_seen = 0
+        self._shown = ""
+        self._watch: asyncio.TimerHandle | None = None
         board.usb_writer = self._out
 
     def power_on(self) -> None:
         """Reset the board: setup runs and the banner follows after ``boot_s``."""
         self.board.reset()
         self._log(f"openEMSstim booting ({self.board.config.boot_s:g} s)")
+        self._watch_outputs()
 
     def power_off(self) -> None:
         """Every output to zero at once (the relays open)."""
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         self.board.power_off()
+        self._show()
+
+    def _watch_outputs(self) -> None:
+        # the board's on-time ends output without any input, so changes are looked for
+        # every millisecond and logged like the other emulations ("output …", "output zero")
+        self._show()
+        self._watch = asyncio.get_running_loop().call_later(_WATCH_S, self._watch_outputs)
+
+    def _show(self) -> None:
+        outputs = self.board.device.output_now()
+        shown = ", ".join(f"ch{c} {o.amplitude_ma:.2f} mA" for c, o in enumerate(outputs, 1)
+                          if o.amplitude_ma > 0)
+        if shown != self._shown:
+            self._shown = shown
+            self._log(f"output {shown or 'zero'}")
 
     def receive(self, data: bytes) -> None:
         """Bytes from the client, as on the board's USB serial port."""

@@ -37,9 +37,12 @@ __all__ = ["simulate"]
               show_default=True, help="How tolerant the device is of clients in the field.")
 @click.option("--impedance-ohm", type=click.FloatRange(1.0, 1e6), default=1000.0,
               show_default=True, help="Electrode–skin impedance on every channel.")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
+              help="An emulation setting, repeatable (openems: ma_at_100, frequency_hz, "
+                   "pulse_width_us, boot_s, firmware, debug).")
 def simulate(device_name: str, use_pty: bool, trace_path: Path | None, watchdog: str | None,
-             profile: str, impedance_ohm: float) -> None:
-    """Serve an emulated DEVICE (sciencemode2) on a pty until Ctrl-C or SIGTERM."""
+             profile: str, impedance_ohm: float, settings: tuple[str, ...]) -> None:
+    """Serve an emulated DEVICE (sciencemode2, openems) on a pty until Ctrl-C or SIGTERM."""
     from ..errors import InputError  # noqa: PLC0415
     from ..simulator.pty import PTY_DEVICES, PtyDeviceOptions  # noqa: PLC0415
 
@@ -48,8 +51,14 @@ def simulate(device_name: str, use_pty: bool, trace_path: Path | None, watchdog:
     if device_name not in PTY_DEVICES:
         raise InputError(f"no emulation called '{device_name}'; known: "
                          f"{', '.join(sorted(PTY_DEVICES))}")
+    extras: dict[str, str] = {}
+    for item in settings:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            raise InputError(f"--set takes NAME=VALUE, not {item!r}")
+        extras[name] = value
     options = PtyDeviceOptions(watchdog_s=_watchdog(watchdog), profile=profile,
-                               impedance_ohm=impedance_ohm)
+                               impedance_ohm=impedance_ohm, extras=extras)
     trace_file: TextIO | None = None
     try:
         if trace_path is not None:
