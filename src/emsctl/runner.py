@@ -31,7 +31,7 @@ from .loader import LoadedProgram
 from .plan import Plan, compile_plan
 from .profile import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR, Profile, ProfileError, load_profile
 from .screening import GateRefused, check_session_answers, evaluate
-from .session import Session, SessionResult, SessionState
+from .session import PAUSE_LIMIT_S, Session, SessionResult, SessionState
 from .thresholds import PER_SESSION_MAX_AGE, resolve_thresholds
 from .verify import Violation, verify
 
@@ -273,11 +273,13 @@ def execute(
     on_start: Callable[[Session], None] | None = None,
     on_tick: Callable[[SessionState], None] | None = None,
     handle_signals: bool = True,
+    pause_limit_s: float = PAUSE_LIMIT_S,
 ) -> RunOutcome:
     """Connect, run the session to its end, stop, close. The device is left at zero.
 
     ``on_start`` receives the session once it exists (for key handling); SIGINT, SIGTERM and
-    SIGHUP stop the session immediately when ``handle_signals``.
+    SIGHUP stop the session immediately when ``handle_signals``. A pause longer than
+    ``pause_limit_s`` ends the session (0: at once, for runs where nobody can resume).
 
     Raises:
         EmsError: the device could not be connected or the journal could not be written.
@@ -285,7 +287,7 @@ def execute(
     from .journal import Journal  # noqa: PLC0415 - only sessions write journals
 
     return clock.run(_execute(prepared, intensity_pct, journal_dir, on_start, on_tick,
-                              handle_signals, Journal))
+                              handle_signals, Journal, pause_limit_s))
 
 
 async def _execute(
@@ -296,6 +298,7 @@ async def _execute(
     on_tick: Callable[[SessionState], None] | None,
     handle_signals: bool,
     journal_cls: Any,
+    pause_limit_s: float,
 ) -> RunOutcome:
     loop = asyncio.get_running_loop()
     driver = prepared.driver
@@ -315,7 +318,7 @@ async def _execute(
     try:
         await driver.connect()
         session = Session(prepared.plan, driver, prepared.limits, intensity_pct=intensity_pct,
-                          journal=journal, on_tick=on_tick)
+                          journal=journal, on_tick=on_tick, pause_limit_s=pause_limit_s)
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.add_signal_handler(sig, session.stop, "signal",

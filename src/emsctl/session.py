@@ -232,8 +232,11 @@ class Session:
                 now_s = loop.time()
                 stim_time_s = self._stim_time(now_s)
                 if self.state.paused and now_s - self._paused_at_s >= self.pause_limit_s:
-                    self.stop("fault", f"paused for more than {self.pause_limit_s / 60:g} min: "
-                              "session ended; start a new session to continue")
+                    if self.pause_limit_s > 0:
+                        why = f"paused for more than {self.pause_limit_s / 60:g} min"
+                    else:  # nobody can resume: no keys (a pipe), so a pause ends the session
+                        why = "paused with no terminal to resume"
+                    self.stop("fault", f"{why}: session ended; start a new session to continue")
                     break
                 if stim_time_s >= self.plan.duration_s:
                     break

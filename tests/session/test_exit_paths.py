@@ -199,12 +199,10 @@ def test_electrode_off_pauses_tells_the_user_and_holds_zero_until_resumed(
     assert kinds.index(("telemetry", "electrode_off")) < kinds.index(("event", "pause"))
 
 
-def test_electrode_off_in_a_pipe_prints_the_pause_and_ends_after_the_pause_limit(
+def test_electrode_off_in_a_pipe_prints_the_pause_and_ends_the_session_at_once(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # Nobody can resume a session whose output is a pipe: it must not wait for ever (it used
-    # to spin through virtual time until killed). Virtual time: the 10-minute limit is instant.
-    from emsctl.session import PAUSE_LIMIT_S
-
+    # Nobody can press space to resume a session whose output is a pipe: the pause ends it
+    # at once, at zero, as a fault (it used to spin through virtual time until killed).
     faults = tmp_path / "faults.toml"
     faults.write_text(f'[[faults]]\nkind = "electrode_off"\nat_s = {IN_PHASE_A_S}\nchannel = 2\n')
     with pytest.raises(SystemExit) as exit_info:
@@ -214,9 +212,34 @@ def test_electrode_off_in_a_pipe_prints_the_pause_and_ends_after_the_pause_limit
     assert "electrode off on channel 2" in out
     assert "] paused" in out
     assert exit_info.value.code == 1, out + err
-    assert f"paused for more than {PAUSE_LIMIT_S / 60:g} min" in out
+    assert "paused with no terminal to resume" in out
     [journal] = list(tmp_path.glob("*.jsonl"))
     records, footer = journal_tail(journal)
     assert records[-1]["type"] == "stop" and footer is not None
     assert footer["end_reason"] == "fault"
-    assert footer["t_s"] == pytest.approx(IN_PHASE_A_S + PAUSE_LIMIT_S, abs=0.5)
+    assert footer["t_s"] == pytest.approx(IN_PHASE_A_S, abs=0.5)
+
+
+def test_a_pause_nobody_resumes_ends_the_session_after_the_pause_limit(
+        tmp_path: Path) -> None:
+    # With a terminal, a forgotten pause must not wait for ever either (10 min, virtual time).
+    from emsctl.clock import VirtualClock
+    from emsctl.limits import DEFAULTS
+    from emsctl.loader import load_program
+    from emsctl.runner import execute, prepare_run
+    from emsctl.session import PAUSE_LIMIT_S, Session
+
+    ready = prepare_run(load_program("relaxation"), "sim", DEFAULTS)
+
+    def pause_in_phase_a(session: Session) -> None:
+        asyncio.get_running_loop().call_later(IN_PHASE_A_S, session.pause)
+
+    outcome = execute(ready, VirtualClock(), journal_dir=tmp_path, on_start=pause_in_phase_a,
+                      handle_signals=False)
+    assert outcome.result.end_reason == "fault"
+    assert f"paused for more than {PAUSE_LIMIT_S / 60:g} min" in outcome.result.message
+    device = ready.driver.device  # type: ignore[attr-defined]
+    end_s = max(float(device.intervals(ch)["t1_s"][-1]) for ch in (1, 2))
+    assert all_zero(device.outputs_at(end_s))
+    # the pause began in phase A and lasted the limit; nothing was sent after it
+    assert end_s <= IN_PHASE_A_S + PAUSE_LIMIT_S + 1.0

@@ -111,8 +111,9 @@ def run(program: str, device_url: str, speed: str | None, intensity_pct: float, 
         from .live import PlainView  # noqa: PLC0415
 
         view = PlainView(sys.stderr if fmt == "json" else None)
+        # without a terminal nobody can press space to resume: a pause ends the session
         outcome = execute(prepared, clock, intensity_pct=intensity_pct, journal_dir=journal_dir,
-                          on_tick=view.update)
+                          on_tick=view.update, pause_limit_s=0.0)
     _summarize(outcome, fmt)
     sys.exit(outcome.result.exit_code)
 
@@ -165,6 +166,8 @@ def _summarize(outcome: RunOutcome, fmt: str) -> None:
                f"Stimulation time {result.stim_time_s / 60:.1f} min.")
     channels = outcome.delivered.get("channels", {})
     for channel, figures in channels.items():
+        if not figures.get("pulse_count"):
+            continue  # a device channel the program does not use
         with contextlib.suppress(KeyError, TypeError):
             click.echo(f"  channel {channel}: peak {figures['peak_ma']:.1f} mA, "
                        f"{int(figures['pulse_count'])} pulses, "
