@@ -249,6 +249,11 @@ def prepare_run(
     plan = compile_plan(program, checked.thresholds, profile_caps_ma=checked.caps_ma,
                         frequency_hz=checked.frequency_hz)
     driver = open_device(device_url, options)
+    if not driver.capabilities.has_output_watchdog:
+        raise InputError(  # HZ-04: without a device watchdog a host crash leaves output on
+            f"{driver.capabilities.model} has no output watchdog, so emsctl cannot guarantee "
+            "that output stops if this computer fails; it does not run sessions on it "
+            "(use the device's own presets and its stop button)")
     found = verify(plan, limits, driver.capabilities)
     blocks = [v for v in found if v.severity == "block"]
     if blocks:
