@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from emsctl import limits as lim
@@ -156,9 +156,29 @@ def _plan_maxima_within_ceilings(plan: Any) -> None:
         assert (peak / 1000).max() <= lim.PHASE_CHARGE_CEILING_UC + 1e-6
 
 
+def _has_a_phase_of_no_length(document: dict[str, Any]) -> bool:
+    start = 0.0
+    for phase in document.get("phases", []):
+        duration = phase.get("duration_s")
+        if not isinstance(duration, int | float) or isinstance(duration, bool):
+            return False
+        try:
+            end = start + float(duration)
+        except OverflowError:
+            return False
+        if duration > 0 and end == start:
+            return True
+        start = end
+    return False
+
+
 def check_program_document(document: dict[str, Any]) -> str:
     """Load → compile → verify; returns the outcome for the statistics."""
     CASES["program"] += 1
+    # Known bug, pinned by test_a_phase_too_short_to_have_length_is_refused_cleanly (strict
+    # xfail): a phase too short to move the float clock crashes compile_plan. Drop this
+    # assumption when that test starts passing.
+    assume(not _has_a_phase_of_no_length(document))
     try:
         program = parse_program_text(toml_text(document), "fuzz.toml")
     except ProgramError as exc:
@@ -220,7 +240,8 @@ def check_limits_mapping(data: dict[str, Any]) -> None:
         return
     assert at_least_as_tight(result, CEILINGS)
     for name, value in data.items():  # what the file said is what is in force
-        assert getattr(result, name) == value
+        in_force = getattr(result, name)
+        assert in_force == (float(value) if isinstance(in_force, float) else value)
 
 
 @FAST
@@ -304,18 +325,51 @@ def test_every_accepted_amplitude_is_finite_and_bounded(value: object) -> None:
 # --- long runs (pytest -m slow) ---------------------------------------------------------------
 
 
+def _program(document: dict[str, Any]) -> None:
+    check_program_document(document)
+
+
+_LONG_RUNS = {
+    "program": LONG(given(near_valid_programs())(_program)),
+    "limits mapping": LONG(given(st.dictionaries(_LIMIT_KEYS, _LIMIT_VALUES, max_size=8))(
+        check_limits_mapping)),
+    "limits file": LONG(given(_LIMITS_TEXT)(check_limits_text)),
+    "amplitude": LONG(given(_AMPLITUDE_TEXT | _NUMBERS)(check_amplitude)),
+}
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings(_OVERFLOW)
-def test_long_fuzz_of_every_loader(capsys: pytest.CaptureFixture[str]) -> None:
-    before = CASES.copy()
-    LONG(given(near_valid_programs())(check_program_document))()
-    LONG(given(st.dictionaries(_LIMIT_KEYS, _LIMIT_VALUES, max_size=8))(check_limits_mapping))()
-    LONG(given(_LIMITS_TEXT)(check_limits_text))()
-    LONG(given(_AMPLITUDE_TEXT | _NUMBERS)(check_amplitude))()
-    with capsys.disabled():
-        print("\nfuzz cases run:", dict(CASES - before))
-    assert all(CASES[k] - before[k] >= 1000 for k in
-               ("program", "limits mapping", "limits file", "amplitude"))
+@pytest.mark.parametrize("target", sorted(_LONG_RUNS))
+def test_long_fuzz_of_every_loader(target: str, capsys: pytest.CaptureFixture[str]) -> None:
+    before = CASES[target]
+    try:
+        _LONG_RUNS[target]()
+    finally:
+        with capsys.disabled():
+            print(f"\nfuzz cases run for {target}: {CASES[target] - before}")
+    assert CASES[target] - before >= 1000
+
+
+@pytest.mark.xfail(strict=True, raises=IndexError,
+                   reason="bug for program.py/plan.py, found by the long fuzz run: a phase of "
+                   "1e-300 s after a 1 s phase has zero length in floats (1.0 + 1e-300 == 1.0); "
+                   "compile_plan then indexes an empty segment table; validate, show and run "
+                   "end in a traceback (no output is sent)")
+def test_a_phase_too_short_to_have_length_is_refused_cleanly() -> None:
+    document = {
+        "name": "fuzz", "title": "Fuzz", "purpose": "massage", "evidence": "none",
+        "description": "fuzz", "placement": "calf", "calibration_frequency_hz": 8,
+        "calibration_pulse_width_us": 250,
+        "channels": [{"id": 1, "site": "calf-left", "electrode_area_cm2": 20,
+                      "max_amplitude_ma": 30}],
+        "phases": [{"name": "a", "duration_s": 1.0, "frequency_hz": 8, "pulse_width_us": 250,
+                    "amplitude": "MT"},
+                   {"name": "b", "duration_s": 1e-300, "frequency_hz": 8, "pulse_width_us": 250,
+                    "amplitude": "MT"}],
+    }
+    program = parse_program_text(toml_text(document), "fuzz.toml")
+    verify(compile_plan(program), CEILINGS)
 
 
 def test_toml_writer_round_trips_what_the_fuzzers_build() -> None:
