@@ -220,21 +220,66 @@ class FrameDecoder:
         Never raises on any input: malformed bytes become :class:`BadFrame` items.
         """
         out: list[Frame | BadFrame] = []
-        # A stack of byte iterators: bytes to re-scan go on top and are consumed before the
-        # rest of the input resumes where it stopped. Each re-scan is shorter than the frame it
-        # came from, so this ends, and long garbage costs no copying.
-        stack: list[Iterator[int]] = [iter(bytes(data))]
-        while stack:
-            for byte in stack[-1]:
-                replay = self._step(byte, out)
-                if replay:
-                    stack.append(iter(replay))
-                    break
-            else:
-                stack.pop()
+        data = bytes(data)
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._buffer:  # inside a frame: byte by byte until it ends
+                pos = self._walk(data, pos, out)
+                continue
+            start = data.find(START, pos)  # hunting: skip to the next start byte in C
+            if start < 0:
+                self.discarded_bytes += end - pos
+                break
+            self.discarded_bytes += start - pos
+            pos = self._whole_frame(data, start, out)
+            if pos < 0:  # anything unusual: the byte-by-byte walk decides, exactly as ever
+                pos = self._walk(data, start, out)
         self.frames += sum(isinstance(item, Frame) for item in out)
         self.bad_frames += sum(isinstance(item, BadFrame) for item in out)
         return out
+
+    @staticmethod
+    def _whole_frame(data: bytes, start: int, out: list[Frame | BadFrame]) -> int:
+        """Fast path for the common case; return the position after the frame, or -1.
+
+        Accepts only a complete, valid frame whose stuffed body holds no escape, start or stop
+        byte: for those bytes the walk in :meth:`_step` would append every byte, end at the
+        first stop byte after the header and return this very :class:`Frame`. Everything
+        else (escapes in the body, split or bad frames) returns -1 for the walk. Profiled: the
+        walk cost ~10 µs a frame, a third of a 20-minute ``sim+sciencemode2`` session's codec.
+        """
+        stop = data.find(STOP, start + _HEADER_LEN, start + _HEADER_LEN + MAX_STUFFED_PAYLOAD_LEN)
+        if (stop < 0 or data[start + 1] != ESCAPE or data[start + 3] != ESCAPE
+                or data.find(START, start + _HEADER_LEN, stop) >= 0
+                or data.find(ESCAPE, start + _HEADER_LEN, stop) >= 0):
+            return -1
+        body = data[start + _HEADER_LEN:stop]
+        if (len(body) < MIN_PAYLOAD_LEN or len(body) != data[start + 4] ^ ESCAPE_KEY
+                or crc8(body) != data[start + 2] ^ ESCAPE_KEY):
+            return -1
+        out.append(Frame(body, data[start:stop + 1]))  # no escapes: the payload is the body
+        return stop + 1
+
+    def _walk(self, data: bytes, pos: int, out: list[Frame | BadFrame]) -> int:
+        """Step byte by byte from ``data[pos]`` until the frame in progress has ended and no
+        dropped bytes wait for a re-scan; return the position of the next unread byte."""
+        # Bytes to re-scan go on a stack of iterators and are consumed before the input
+        # resumes. Each re-scan is shorter than the frame it came from, so this ends.
+        while pos < len(data):
+            replay = self._step(data[pos], out)
+            pos += 1
+            stack: list[Iterator[int]] = [iter(replay)] if replay else []
+            while stack:
+                for byte in stack[-1]:
+                    again = self._step(byte, out)
+                    if again:
+                        stack.append(iter(again))
+                        break
+                else:
+                    stack.pop()
+            if not self._buffer:
+                break
+        return pos
 
     def _step(self, byte: int, out: list[Frame | BadFrame]) -> bytes:
         """Process one byte; return bytes to re-scan (non-empty only after a failed frame)."""
