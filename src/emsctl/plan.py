@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from .amplitude import AmplitudeExpr, Thresholds
 from .program import AmplitudeRamp, Channel, Phase, Program, Ramp, Sweep
-from .pulses import expand_channel
+from .pulses import expand_channels
 
 __all__ = ["SEGMENT_DTYPE", "ChannelPlan", "ChannelSampler", "PhaseSpan", "Plan", "Setpoints",
            "compile_plan"]
@@ -134,15 +134,7 @@ class Plan:
 
     def expand_pulses(self) -> npt.NDArray[np.void]:
         """Every pulse of the plan: time, channel, amplitude and width, sorted by time."""
-        parts = [expand_channel(p.channel, p.segments) for p in self.channels]
-        if len(parts) == 1:
-            return parts[0]
-        times = np.concatenate([part["t_s"] for part in parts])
-        order = np.argsort(times, kind="stable")
-        out = np.empty(times.size, parts[0].dtype)
-        for name in out.dtype.names or ():
-            out[name] = np.concatenate([part[name] for part in parts])[order]
-        return out
+        return expand_channels([(p.channel, p.segments) for p in self.channels])
 
 
 class ChannelSampler:
