@@ -67,7 +67,9 @@ FAMILIES: dict[str, Family] = {f.key: f for f in (
     Family("coyote3", "Coyote V3", "sim+coyote3?ma_per_step=0.2&us_per_intensity=3", 0.1,
            "100 ms B0 frame expiry"),
     Family("openems", "openEMSstim", "sim+openems?ma_at_100=40&frequency_hz=40"
-           "&pulse_width_us=180", 1.0, "1.0 s on-time of each command"),
+           "&pulse_width_us=180", 1.05,
+           "1.0 s on-time of each command, checked at the firmware's next loop pass (≤ 50 ms "
+           "late while it blocks in a deactivation or a line read)"),
 )}
 
 FAULTS: dict[str, tuple[str, Fault]] = {
