@@ -18,7 +18,7 @@ __all__ = ["FiniteFloat", "limits_option", "load_limits"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class FiniteFloat(click.ParamType):
+class FiniteFloat(click.ParamType):  # type: ignore[type-arg]  # generic only from click 8.2
     """A finite number within a range: click's FloatRange lets NaN through (NaN compares false).
 
     Args:
