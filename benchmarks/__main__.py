@@ -1,4 +1,6 @@
-"""``python -m benchmarks [--smoke] [--only NAME…] [--repeat N] [--no-write] [--list]``."""
+"""``python -m benchmarks [--smoke] [--only NAME…] [--repeat N] [--no-write] [--list]``
+
+and ``--summary``: the README table from the last results.json."""
 
 from __future__ import annotations
 
@@ -24,10 +26,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; write no reports")
     parser.add_argument("--write", action="store_true", help="write reports even with --smoke")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument("--summary", action="store_true",
+                        help="print the README's short table from results.json and exit")
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
+    if args.summary:
+        results, info, command, date = harness.results_from_json(harness.HERE / "results.json")
+        print(f"Measured {date} with `{command}`; load average at start "
+              f"{info.get('load_average_start')}, at end {info.get('load_average_end')}.\n")
+        print(harness.render_summary(results))
+        return 0
     registry = harness.discover()
     if args.list:
         for bench in registry.values():
@@ -40,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                               echo=lambda line: print(line, file=sys.stderr, flush=True))
     except KeyError as exc:
         parser.error(str(exc.args[0]))
+    info["load_average_end"] = harness.load_average()  # the machine is shared: say how busy
     print()
     print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
     print(harness.render_table(results))

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .harness import Figure, Size, benchmark, figure
+from .harness import Figure, Size, benchmark, figure, real_time_figure
 from .harness import repeats as _repeats
 
 URL = "sim+coyote3?ma_per_step=0.2&us_per_intensity=2"
@@ -158,4 +158,5 @@ def bench_coyote3_program(size: Size, repeat: int | None = None) -> list[Figure]
     label = "20-min program" if size == "full" else "15-s program (smoke)"
     return [figure(f"{label} through sim+coyote3, virtual time", coyote, "ms",
                    baseline=("same program on the plain sim driver", sim), max_value=3000.0,
-                   note="ratio = the protocol path's cost over the session's")]
+                   note="ratio = the protocol path's cost over the session's"),
+            real_time_figure(f"{label} through sim+coyote3: speed", coyote, duration_s * 1000.0)]

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
@@ -38,12 +38,16 @@ __all__ = [
     "discover",
     "emsctl_command",
     "figure",
+    "load_average",
     "machine",
     "measure",
     "measure_pair",
+    "real_time_figure",
     "render_markdown",
+    "render_summary",
     "render_table",
     "repeats",
+    "results_from_json",
     "run",
     "stats",
     "wall_times",
@@ -291,7 +295,30 @@ def figure(name: str, samples: Sequence[float], unit: str, *,
                   target if target is not None else "; ".join(texts), met, note)
 
 
+def real_time_figure(name: str, samples_ms: Sequence[float], real_ms: float,
+                     min_ratio: float = 400.0, note: str = "") -> Figure:
+    """How many times faster than real time a session of ``real_ms`` ran (samples in ms).
+
+    The baseline is the program's own length (what the session takes on a real clock); the
+    ratio is real time / median run time, judged against ``min_ratio`` (issue 7: ≥ 400× for
+    a 20-minute session through a ``sim+<protocol>`` driver, ≥ 2,000× on the plain simulator).
+    """
+    span = f"{real_ms / 60_000:g} min" if real_ms >= 60_000 else f"{real_ms / 1000:g} s"
+    return figure(name, samples_ms, "ms", baseline=(f"real time ({span})", [real_ms]), speedup=True,
+                  min_ratio=min_ratio, target=f"≥ {min_ratio:,.0f}× real time",
+                  note=note or "ratio = real time / median wall time of the whole session")
+
+
 # --------------------------------------------------------------------------- machine
+
+
+def load_average() -> list[float]:
+    """The 1-, 5- and 15-minute load averages (empty where the OS has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
 
 
 def machine() -> dict[str, object]:
@@ -310,15 +337,11 @@ def machine() -> dict[str, object]:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count() or 0
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = []
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "usable_cores": usable,
-        "load_average": load,
+        "load_average_start": load_average(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "numpy": numpy.__version__,
@@ -405,6 +428,38 @@ def render_table(results: Sequence[RunResult]) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = [f"  {r.name} / {f.name}: {f.note}" for r in results for f in r.figures if f.note]
     return "\n".join(lines + (["", "notes:", *notes] if notes else []))
+
+
+SUMMARY_HEADER = ["figure", "median", "p99", "baseline (same run)", "ratio", "target", "result"]
+
+
+def render_summary(results: Sequence[RunResult]) -> str:
+    """The short table for the README: judged figures only (those with a target)."""
+    rows = []
+    for r in results:
+        for f in r.figures:
+            if f.met is None:
+                continue
+            base = (f"{f.baseline_name}: {_num(f.baseline_value, f.unit)}"
+                    if f.baseline_name else "—")
+            ratio = f"{f.ratio:,.2f}×" if f.ratio is not None else "—"
+            rows.append([f.name, _num(f.median, f.unit), _num(f.p99, f.unit), base, ratio,
+                         f.target or "—", f.verdict])
+    return "\n".join(["| " + " | ".join(SUMMARY_HEADER) + " |",
+                      "|" + "---|" * len(SUMMARY_HEADER),
+                      *("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+                        for row in rows)])
+
+
+def results_from_json(path: Path) -> tuple[list[RunResult], dict[str, object], str, str]:
+    """Read ``results.json`` back: (results, machine, command, date)."""
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    names = {f.name for f in fields(Figure)}
+    results = [RunResult(b["name"], b["description"],
+                         [Figure(**{k: v for k, v in f.items() if k in names})
+                          for f in b["figures"]], b["error"], b["seconds"])
+               for b in payload["benchmarks"]]
+    return results, payload["machine"], payload["command"], payload["date"]
 
 
 def render_markdown(results: Sequence[RunResult], info: dict[str, object], command: str,
