@@ -39,6 +39,9 @@ __all__ = [
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
+#: Shortest phase: anything shorter is no phase a person could feel, and a phase too short to
+#: move the float clock (1.0 + 1e-300 == 1.0) would have no segments at all.
+MIN_PHASE_S = 1.0
 #: Longest program the model accepts; L19 (60 min) is enforced by verify with the limits in force.
 MAX_PROGRAM_S = 4 * 3600.0
 
@@ -149,7 +152,7 @@ class Phase(BaseModel):
     model_config = _STRICT
     name: str = Field(min_length=1, max_length=60)
     kind: Literal["stim", "guide"] = "stim"
-    duration_s: float = Field(gt=0, le=MAX_PROGRAM_S)
+    duration_s: float = Field(ge=MIN_PHASE_S, le=MAX_PROGRAM_S)
     instructions: str | None = Field(default=None, max_length=2000)
     frequency_hz: FrequencyHz | Ramp | Sweep | None = None
     pulse_width_us: PulseWidthUs | Ramp | Sweep | None = None
