@@ -51,7 +51,8 @@ def limits_option(func: F) -> F:
     """``--limits FILE``: a limits file that may only tighten the shipped defaults."""
     option = click.option(
         "--limits", "limits_path", type=click.Path(path_type=Path), envvar="EMSCTL_LIMITS",
-        default=None, help="Limits file (TOML) that tightens the shipped defaults.",
+        default=None, help="Limits file (TOML): moves shipped defaults within their ceilings; "
+        "a ceiling can never be raised.",
     )
     return option(func)
 
