@@ -120,7 +120,7 @@ def _continuous_times(seg: npt.NDArray[np.void]) -> npt.NDArray[np.float64]:
             disc = np.sqrt(np.maximum(b_on * b_on + 4 * a * target_on, 0.0))
             tau[on] = 2 * target_on / (b_on + disc)
     tau += np.repeat(seg["t0_s"], counts)
-    return tau
+    return np.asarray(tau, dtype=np.float64)  # already float64: no copy
 
 
 def _burst_times(seg: npt.NDArray[np.void]) -> npt.NDArray[np.float64]:
