@@ -271,8 +271,8 @@ class Driver(ABC):
         if sp.amplitude_ma > caps.amplitude_max_ma:
             raise InputError(f"channel {channel}: {sp.amplitude_ma:g} mA is over the device "
                              f"maximum of {caps.amplitude_max_ma:g} mA")
-        if sp.amplitude_ma == 0:
-            return replace(sp, amplitude_ma=0.0)
+        if sp.amplitude_ma == 0:  # off; only a -0.0 needs a copy
+            return sp if math.copysign(1.0, sp.amplitude_ma) > 0 else replace(sp, amplitude_ma=0.0)
         if sp.burst_rate_hz > 0 and not caps.bursts:
             raise InputError(f"channel {channel}: {caps.model} cannot time bursts")
         if not caps.frequency_min_hz <= sp.frequency_hz <= caps.frequency_max_hz:
@@ -281,7 +281,9 @@ class Driver(ABC):
         if not caps.pulse_width_min_us <= sp.pulse_width_us <= caps.pulse_width_max_us:
             raise InputError(f"channel {channel}: {sp.pulse_width_us:g} µs is outside "
                              f"{caps.pulse_width_min_us:g}–{caps.pulse_width_max_us:g} µs")
-        return replace(sp, amplitude_ma=caps.quantize_ma(sp.amplitude_ma))
+        amplitude_ma = caps.quantize_ma(sp.amplitude_ma)
+        # the session already sends device steps: keep its object rather than copying it
+        return sp if amplitude_ma == sp.amplitude_ma else replace(sp, amplitude_ma=amplitude_ma)
 
     @abstractmethod
     async def _connect_internal(self) -> None:

@@ -172,6 +172,17 @@ class ChannelSampler:
         amp = a0 + frac * (a1 - a0) if 0.0 <= t_s < self._duration_s else 0.0
         return amp, f0 + frac * (f1 - f0), w0 + frac * (w1 - w0), rate, int(pulses)
 
+    def steady_until(self, t_s: float) -> float:
+        """Until when (plan time) the setpoint stays exactly what it is at ``t_s``.
+
+        ``t_s`` itself when the current segment changes (a ramp or a sweep); the segment's end
+        when amplitude, frequency and width are all constant on it. Call :meth:`at` first.
+        """
+        a0, a1, f0, f1, w0, w1, _, _ = self._rows[self._cursor]
+        if a0 == a1 and f0 == f1 and w0 == w1:
+            return min(self._t1[self._cursor], self._duration_s)
+        return t_s
+
 
 # --------------------------------------------------------------------------- compilation
 

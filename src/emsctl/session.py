@@ -210,6 +210,10 @@ class Session:
         if target < self.state.intensity_pct:
             self.state.intensity_pct = target
             self._wake_up()  # now, not at the next tick: "-" is how a user says "too much"
+        elif target > self.state.intensity_pct:
+            # the rise is paced from this moment (L17), and the loop leaves a steady stretch
+            self._last_advance_s = asyncio.get_running_loop().time()
+            self._wake_up()
         self._log("intensity", target_pct=target)
 
     # ------------------------------------------------------------------ run
@@ -260,7 +264,10 @@ class Session:
                                              self.state.intensity_pct)
                 self._update_state(now_s - start_s, stim_time_s, span.name, span.instructions,
                                    checked)
-                await self._sleep_until(start_s, now_s)
+                # while every channel's plan is flat and nothing ramps, only the heartbeat (or
+                # the end of the flat stretch) needs a tick; any control wakes the loop at once
+                wake_s = min(last_sent_s + heartbeat_s, now_s + self._steady_for(stim_time_s))
+                await self._sleep_until(start_s, now_s, wake_s)
             if self._stop_reason is None:
                 self._stop_reason, self._stop_message = "completed", "program completed"
         except SafetyViolation as exc:
@@ -291,11 +298,22 @@ class Session:
             paused_s += now_s - self._paused_at_s
         return now_s - self._start_s - paused_s
 
-    async def _sleep_until(self, start_s: float, now_s: float) -> None:
+    def _steady_for(self, stim_time_s: float) -> float:
+        """How long (s) the commanded setpoints cannot change by themselves from now on."""
+        state = self.state
+        if (state.paused or self._resume_at_s is not None or self._resume_pending
+                or state.intensity_pct != state.target_intensity_pct):
+            return 0.0
+        until_s = min(sampler.steady_until(stim_time_s) for sampler, _ in self._samplers)
+        return max(0.0, until_s - stim_time_s)
+
+    async def _sleep_until(self, start_s: float, now_s: float, wake_s: float = 0.0) -> None:
         loop = asyncio.get_running_loop()
-        # absolute schedule: tick k at start + k·period, so lateness never accumulates
+        # absolute schedule: tick k at start + k·period, so lateness never accumulates; a
+        # steady stretch skips to the last tick before ``wake_s`` (never past it)
         ticks_done = int((now_s - start_s) / self.period_s + 1e-9) + 1
-        deadline_s = start_s + ticks_done * self.period_s
+        ticks_steady = int((wake_s - start_s) / self.period_s + 1e-9)
+        deadline_s = start_s + max(ticks_done, ticks_steady) * self.period_s
         if deadline_s <= loop.time():
             return
         wake: asyncio.Future[None] = loop.create_future()
