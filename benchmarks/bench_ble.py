@@ -19,44 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from .harness import Figure, Size, benchmark, figure, real_time_figure
+from .bench_core import program_text
+from .harness import Figure, Size, benchmark, figure, program_ms, real_time_figure
 from .harness import repeats as _repeats
 
 URL = "sim+coyote3?ma_per_step=0.2&us_per_intensity=2"
 
-_PROGRAM = """\
-name = "bench-coyote3"
-title = "Benchmark: Coyote V3"
-purpose = "tens"
-evidence = "benchmark input, not a program for people"
-description = "A 2-channel TENS-like program for the Coyote benchmark."
-placement = "Lower back, one channel on each side of the spine."
-calibration_frequency_hz = 80
-calibration_pulse_width_us = 180
-soft_start_s = 5
-transition_s = 5
-end_ramp_s = 3
-
-[[channels]]
-id = 1
-site = "lower-back-left"
-electrode_area_cm2 = 16
-max_amplitude_ma = 40
-
-[[channels]]
-id = 2
-site = "lower-back-right"
-electrode_area_cm2 = 16
-max_amplitude_ma = 40
-
-[[phases]]
-name = "1"
-duration_s = {duration_s}
-frequency_hz = 80
-pulse_width_us = 180
-amplitude = "MT-10%"
-amplitude_cap = "MT"
-"""
 
 
 def _is_stop_frame(data: bytes) -> bool:
@@ -128,33 +96,18 @@ def bench_coyote3_stop(size: Size, repeat: int | None = None) -> list[Figure]:
     ]
 
 
-def _program_ms(url: str, program: str, folder: Path) -> float:
-    from emsctl.clock import VirtualClock
-    from emsctl.limits import DEFAULTS
-    from emsctl.loader import load_program
-    from emsctl.runner import execute, prepare_run
-
-    prepared = prepare_run(load_program(program), url, DEFAULTS)
-    t0 = time.perf_counter()
-    outcome = execute(prepared, VirtualClock(), journal_dir=folder, handle_signals=False)
-    elapsed_ms = (time.perf_counter() - t0) * 1000
-    if outcome.result.end_reason != "completed":
-        raise RuntimeError(f"{url}: {outcome.result.message}")
-    return elapsed_ms
-
-
 @benchmark("coyote3_program_virtual", "20-min program through sim+coyote3, virtual time")
 def bench_coyote3_program(size: Size, repeat: int | None = None) -> list[Figure]:
     n = _repeats(size, repeat, full=5, smoke=1)
     duration_s = 1200 if size == "full" else 15
     with tempfile.TemporaryDirectory() as folder:
         program = str(Path(folder) / "bench-coyote3.toml")
-        Path(program).write_text(_PROGRAM.format(duration_s=duration_s))
+        Path(program).write_text(program_text("continuous", duration_s))
         coyote: list[float] = []
         sim: list[float] = []
         for _ in range(n):  # interleaved, so machine noise hits both alike
-            coyote.append(_program_ms(URL, program, Path(folder)))
-            sim.append(_program_ms("sim", program, Path(folder)))
+            coyote.append(program_ms(URL, program, Path(folder)))
+            sim.append(program_ms("sim", program, Path(folder)))
     label = "20-min program" if size == "full" else "15-s program (smoke)"
     return [figure(f"{label} through sim+coyote3, virtual time", coyote, "ms",
                    baseline=("same program on the plain sim driver", sim), max_value=3000.0,

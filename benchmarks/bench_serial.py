@@ -27,7 +27,15 @@ import time
 import tty
 from pathlib import Path
 
-from .harness import Figure, Size, benchmark, emsctl_command, figure, real_time_figure
+from .harness import (
+    Figure,
+    Size,
+    benchmark,
+    emsctl_command,
+    figure,
+    program_ms,
+    real_time_figure,
+)
 from .harness import repeats as _repeats
 
 STOP_FRAME_BYTES = 8  # F0 81 CRC 81 LEN pn 22 0F
@@ -192,21 +200,6 @@ amplitude = "MT"
 """
 
 
-def _program_ms(url: str, program: str, folder: Path) -> float:
-    from emsctl.clock import VirtualClock
-    from emsctl.limits import DEFAULTS
-    from emsctl.loader import load_program
-    from emsctl.runner import execute, prepare_run
-
-    prepared = prepare_run(load_program(program), url, DEFAULTS)
-    t0 = time.perf_counter()
-    outcome = execute(prepared, VirtualClock(), journal_dir=folder, handle_signals=False)
-    elapsed_ms = (time.perf_counter() - t0) * 1000
-    if outcome.result.end_reason != "completed":
-        raise RuntimeError(f"{url}: {outcome.result.message}")
-    return elapsed_ms
-
-
 @benchmark("sm2_program_virtual", "20-min program through sim+sciencemode2 in virtual time")
 def bench_sm2_program(size: Size, repeat: int | None = None) -> list[Figure]:
     n = _repeats(size, repeat, full=5, smoke=1)
@@ -218,8 +211,8 @@ def bench_sm2_program(size: Size, repeat: int | None = None) -> list[Figure]:
         sm2: list[float] = []
         sim: list[float] = []
         for _ in range(n):
-            sm2.append(_program_ms("sim+sciencemode2", program, Path(folder)))
-            sim.append(_program_ms("sim", program, Path(folder)))
+            sm2.append(program_ms("sim+sciencemode2", program, Path(folder)))
+            sim.append(program_ms("sim", program, Path(folder)))
     name = "20-min circulation" if size == "full" else "20-s program (smoke)"
     real_ms = (1200.0 if size == "full" else 20.0) * 1000.0
     return [figure(f"{name} through sim+sciencemode2, virtual time", sm2, "ms",

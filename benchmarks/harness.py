@@ -516,3 +516,23 @@ def write_reports(results: Sequence[RunResult], info: dict[str, object], command
     }
     js.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return md, js
+
+
+def program_ms(url: str, program: str, folder: Path) -> float:
+    """Wall time (ms) of one whole session of ``program`` on ``url`` in virtual time.
+
+    Raises:
+        RuntimeError: the session did not complete.
+    """
+    from emsctl.clock import VirtualClock
+    from emsctl.limits import DEFAULTS
+    from emsctl.loader import load_program
+    from emsctl.runner import execute, prepare_run
+
+    prepared = prepare_run(load_program(program), url, DEFAULTS)
+    t0 = time.perf_counter()
+    outcome = execute(prepared, VirtualClock(), journal_dir=folder, handle_signals=False)
+    elapsed_ms = (time.perf_counter() - t0) * 1000
+    if outcome.result.end_reason != "completed":
+        raise RuntimeError(f"{url}: {outcome.result.message}")
+    return elapsed_ms
