@@ -6,11 +6,11 @@ guard, session, driver, in-memory GATT link and emulated device all take part.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from pathlib import Path
 
 import pytest
+from virtual_run import run
 
 from emsctl.clock import VirtualClock
 from emsctl.devices import OpenOptions
@@ -20,8 +20,7 @@ from emsctl.errors import ValidationFailed
 from emsctl.limits import DEFAULTS
 from emsctl.loader import builtin_names, load_program
 from emsctl.plan import ChannelSampler
-from emsctl.runner import Prepared, RunOutcome, execute, prepare_run
-from emsctl.session import Session
+from emsctl.runner import Prepared, execute, prepare_run
 from emsctl.simulator.faults import Fault, FaultPlan
 from emsctl.simulator.model import OFF
 
@@ -34,25 +33,9 @@ RUNNABLE = [n for n in builtin_names() if n != "tens-burst"]  # the Coyote canno
 def prepare(name: str, *faults: Fault, url: str = URL) -> Prepared:
     options = OpenOptions(fault_plan=FaultPlan(faults) if faults else None)
     prepared = prepare_run(load_program(name), url, DEFAULTS, options=options, expert=True)
-    driver = prepared.driver
-    assert isinstance(driver, SimulatedCoyoteDriver)
-    # BF = min(program cap, profile cap): the cap the plan was compiled with, per channel
-    driver.set_channel_caps_ma({c.channel: c.cap_ma for c in prepared.plan.channels})
+    # prepare_run gives the driver the verified caps (BF = min(program cap, profile cap))
+    assert isinstance(prepared.driver, SimulatedCoyoteDriver)
     return prepared
-
-
-def run(prepared: Prepared, tmp_path: Path, *, stop_at_s: float | None = None
-        ) -> tuple[RunOutcome, float]:
-    started: list[float] = []
-
-    def on_start(session: Session) -> None:
-        loop = asyncio.get_running_loop()
-        started.append(loop.time())
-        if stop_at_s is not None:
-            loop.call_later(stop_at_s, session.stop)
-    outcome = execute(prepared, VirtualClock(), journal_dir=tmp_path, on_start=on_start,
-                      handle_signals=False)
-    return outcome, started[0]
 
 
 def driver_of(prepared: Prepared) -> SimulatedCoyoteDriver:

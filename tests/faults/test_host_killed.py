@@ -15,7 +15,6 @@ output follows the plan over the pty; this file is the same kill for both serial
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -26,13 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pty_lines import OUTPUT, lines_until
 
 pytestmark = pytest.mark.realtime
 
 EMSCTL = str(Path(sys.executable).with_name("emsctl"))
 PROGRAM = str(Path(__file__).resolve().parent / "fault-matrix.toml")
-LINE = re.compile(r"^t=(?P<t>[0-9.]+) (?P<text>.*)$")
-OUTPUT = re.compile(r"ch1 (?P<ma>[0-9.]+) mA")
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[SerialFamily, subpr
     assert path.startswith("/dev/"), path + (proc.stderr.read() if proc.poll() else "")
     try:
         if family.name == "openems":
-            _lines_until(proc, "booting", 5.0)
+            lines_until(proc, "booting", 5.0)
             time.sleep(0.3)  # the 0.2 s setup: the banner is out before the host opens
         yield family, proc, path
     finally:
@@ -126,21 +124,6 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[SerialFamily, subpr
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-def _lines_until(proc: subprocess.Popen[str], pattern: str, timeout_s: float
-                 ) -> list[tuple[float, str]]:
-    """Read the emulator's plain lines until one contains ``pattern``."""
-    assert proc.stdout is not None
-    seen: list[tuple[float, str]] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        match = LINE.match(proc.stdout.readline().strip())
-        if match:
-            seen.append((float(match["t"]), match["text"]))
-            if pattern in match["text"]:
-                return seen
-    raise AssertionError(f"no {pattern!r} within {timeout_s} s; saw {seen[-5:]}")
 
 
 def _start_host(family: SerialFamily, path: str) -> tuple[subprocess.Popen[str], float]:
@@ -157,7 +140,7 @@ def test_a_killed_host_leaves_the_device_at_zero_within_its_own_watchdog(
     family, proc, path = served
     host, _start_s = _start_host(family, path)
     try:
-        _lines_until(proc, "output ch", 4.0)  # output is on (the soft start has begun)
+        lines_until(proc, "output ch", 4.0)  # output is on (the soft start has begun)
         time.sleep(1.5)
         host.send_signal(signal.SIGKILL)
         kill_s = time.monotonic()
@@ -166,7 +149,7 @@ def test_a_killed_host_leaves_the_device_at_zero_within_its_own_watchdog(
         if host.poll() is None:
             host.kill()
     assert host.returncode == -signal.SIGKILL
-    lines = _lines_until(proc, "output zero", timeout_s=family.holds_s + 2.0)
+    lines = lines_until(proc, "output zero", timeout_s=family.holds_s + 2.0)
     on_before_kill = [float(m["ma"]) for t, text in lines
                       if t < kill_s and (m := OUTPUT.search(text))]
     assert on_before_kill and max(on_before_kill) > 0

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import numpy as np
 import pytest
+from virtual_run import run
 
 from emsctl.clock import VirtualClock
 from emsctl.devices import OpenOptions
@@ -14,8 +14,7 @@ from emsctl.drivers.openems.simulated import SimulatedOpenEmsDriver
 from emsctl.errors import ValidationFailed
 from emsctl.limits import DEFAULTS
 from emsctl.loader import builtin_names, load_program
-from emsctl.runner import Prepared, RunOutcome, execute, prepare_run
-from emsctl.session import Session
+from emsctl.runner import Prepared, execute, prepare_run
 from emsctl.simulator.faults import Fault, FaultPlan
 
 DECL = "ma_at_100=40&frequency_hz={f:g}&pulse_width_us={pw:g}"
@@ -34,21 +33,6 @@ def prepare(scheme: str, name: str, *faults: Fault) -> Prepared:
     options = OpenOptions(fault_plan=FaultPlan(faults) if faults else None)
     return prepare_run(load_program(name), url_for(scheme, name), DEFAULTS, options=options,
                        expert=True)
-
-
-def run(prepared: Prepared, tmp_path: Path, stop_at_s: float | None = None
-        ) -> tuple[RunOutcome, float]:
-    started: list[float] = []
-
-    def on_start(session: Session) -> None:
-        loop = asyncio.get_running_loop()
-        started.append(loop.time())
-        if stop_at_s is not None:
-            loop.call_later(stop_at_s, session.stop)
-
-    outcome = execute(prepared, VirtualClock(), journal_dir=tmp_path, on_start=on_start,
-                      handle_signals=False)
-    return outcome, started[0]
 
 
 def driver_of(prepared: Prepared) -> SimulatedOpenEmsDriver:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pty_lines import OUTPUT, lines_until
 
 from emsctl.amplitude import Thresholds
 from emsctl.drivers.links.serial import SerialLink
@@ -25,8 +25,6 @@ from emsctl.loader import load_program
 from emsctl.plan import ChannelSampler, compile_plan
 
 EMSCTL = str(Path(sys.executable).with_name("emsctl"))
-LINE = re.compile(r"^t=(?P<t>[0-9.]+) (?P<text>.*)$")
-OUTPUT = re.compile(r"ch1 (?P<ma>[0-9.]+) mA")
 THRESHOLDS = {1: Thresholds(6.0, 12.0, 25.0), 2: Thresholds(6.0, 12.0, 25.0)}
 
 # The host: the circulation program's plan, the real driver on the pty, a Session in real time.
@@ -69,22 +67,6 @@ def emulator(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]
         proc.kill()
 
 
-def _lines_until(proc: subprocess.Popen[str], pattern: str, timeout_s: float
-                 ) -> list[tuple[float, str]]:
-    """Read the emulator's plain lines until one contains ``pattern``."""
-    assert proc.stdout is not None
-    seen: list[tuple[float, str]] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        match = LINE.match(line.strip())
-        if match:
-            seen.append((float(match["t"]), match["text"]))
-            if pattern in match["text"]:
-                return seen
-    raise AssertionError(f"no {pattern!r} within {timeout_s} s; saw {seen[-5:]}")
-
-
 @pytest.mark.realtime
 def test_session_over_a_real_pty_matches_the_plan_and_sigkill_ends_output_by_the_watchdog(
         emulator: tuple[subprocess.Popen[str], str, Path]) -> None:
@@ -103,7 +85,7 @@ def test_session_over_a_real_pty_matches_the_plan_and_sigkill_ends_output_by_the
     finally:
         if host.poll() is None:
             host.kill()
-    lines = _lines_until(proc, "watchdog", timeout_s=4.0)
+    lines = lines_until(proc, "watchdog", timeout_s=4.0)
     plan = compile_plan(load_program("circulation").program, THRESHOLDS,
                         profile_caps_ma={1: 22.5, 2: 22.5})
     sampler = ChannelSampler(plan.channel(1), plan.duration_s)
