@@ -34,9 +34,9 @@ def _is_stop_frame(data: bytes) -> bool:
 
 
 async def _stop_once(rng: random.Random) -> tuple[float, float, float]:
+    from emsctl.contract import ChannelSetpoint
     from emsctl.devices import open_device
-    from emsctl.drivers.base import ChannelSetpoint
-    from emsctl.drivers.coyote3.simulated import SimulatedCoyoteDriver
+    from emsctl.simulator.drivers.coyote3 import SimulatedCoyoteDriver
 
     driver = open_device(URL)
     assert isinstance(driver, SimulatedCoyoteDriver)

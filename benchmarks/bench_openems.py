@@ -30,9 +30,9 @@ URLS = {"serial": f"sim+openems?{DECL}&boot_s=0",
 
 
 async def _stop_once(url: str, rng: random.Random) -> tuple[float, float]:
+    from emsctl.contract import ChannelSetpoint
     from emsctl.devices import open_device
-    from emsctl.drivers.base import ChannelSetpoint
-    from emsctl.drivers.openems.simulated import SimulatedOpenEmsDriver
+    from emsctl.simulator.drivers.openems import SimulatedOpenEmsDriver
 
     driver = open_device(url)
     assert isinstance(driver, SimulatedOpenEmsDriver)

@@ -114,8 +114,8 @@ class _Floor:
 
 async def _pty_samples(emulator: _Emulator, floor: _Floor, n: int
                        ) -> tuple[list[float], list[float], list[float]]:
+    from emsctl.contract import ZERO, ChannelSetpoint
     from emsctl.devices import open_device
-    from emsctl.drivers.base import ZERO, ChannelSetpoint
 
     driver = open_device(f"sciencemode2://{emulator.path}")
     on = [ChannelSetpoint(10.0, 20.0, 200.0)] + [ZERO] * 7

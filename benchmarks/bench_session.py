@@ -37,8 +37,8 @@ from .harness import Figure, Size, benchmark, emsctl_command, figure, stats, wal
 from .harness import repeats as _repeats
 
 if TYPE_CHECKING:
-    from emsctl.drivers.sim import SimDriver
     from emsctl.plan import Plan
+    from emsctl.simulator.drivers.sim import SimDriver
 
 TWENTY_MIN_S = 1200.0
 FAST_PERIOD_S = 0.025
@@ -123,7 +123,7 @@ def _plan() -> Plan:
 
 
 def _fast_driver(period_s: float = FAST_PERIOD_S) -> SimDriver:
-    from emsctl.drivers.sim import SimDriver
+    from emsctl.simulator.drivers.sim import SimDriver
 
     driver = SimDriver()
     driver.capabilities = replace(driver.capabilities, update_period_s=period_s)
@@ -222,9 +222,9 @@ def bench_session_tick_lateness(size: Size, repeat: int | None = None) -> list[F
 
 async def _one_stop(plan: Plan, rng: random.Random) -> float:
     """Real-time seconds from ``Session.stop()`` to the simulated device's outputs at zero."""
-    from emsctl.drivers.sim import SimDriver
     from emsctl.limits import DEFAULTS
     from emsctl.session import Session
+    from emsctl.simulator.drivers.sim import SimDriver
 
     driver = SimDriver()
     device = driver.device
@@ -296,13 +296,13 @@ def _memory_run(kind: str, duration_s: float, sample: Callable[[], None],
     first tick and every 500 ticks. Without ``record`` the driver acks without a simulated
     device, so nothing keeps a record of the output. Returns (output changes kept, ticks)."""
     from emsctl.clock import VirtualClock
-    from emsctl.drivers.base import ChannelSetpoint, Telemetry
-    from emsctl.drivers.sim import SimDriver
+    from emsctl.contract import ChannelSetpoint, Telemetry
     from emsctl.journal import Journal
     from emsctl.limits import limits_from_mapping
     from emsctl.loader import parse_program_text
     from emsctl.plan import compile_plan
     from emsctl.session import Session, SessionState
+    from emsctl.simulator.drivers.sim import SimDriver
 
     from .bench_core import program_text
 

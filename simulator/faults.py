@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, cast, get_args
 from ..errors import InputError
 
 if TYPE_CHECKING:
+    from ..devices import OpenOptions
     from .model import SimulatedStimulator
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "FaultPlan",
     "FaultTarget",
     "load_fault_plan",
+    "simulated_fault_plan",
 ]
 
 FaultKind = Literal["disconnect", "electrode_off", "electrode_on", "impedance", "drop_acks",
@@ -259,6 +261,18 @@ class FaultPlan:
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"{source}: not valid TOML: {exc}") from exc
         return _parse(data, source)
+
+
+def simulated_fault_plan(options: OpenOptions) -> FaultPlan | None:
+    """The fault plan carried opaquely by a driver's open options, checked to be one.
+
+    Raises:
+        InputError: something other than a :class:`FaultPlan` was passed.
+    """
+    plan = options.fault_plan
+    if plan is not None and not isinstance(plan, FaultPlan):
+        raise InputError(f"fault_plan must be a FaultPlan, got {type(plan).__name__}")
+    return plan
 
 
 def load_fault_plan(path: str | Path) -> FaultPlan:

@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from ..drivers.base import ChannelSetpoint
+from ..contract import ChannelSetpoint
 from ..errors import InputError, LinkLostError
 from .body import BodyModel
 

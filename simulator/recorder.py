@@ -49,6 +49,24 @@ class Recorder:
     def __init__(self, device: SimulatedStimulator) -> None:
         self.device = device
 
+    # ------------------------------------------------------------------ now
+
+    def delivered_now_ma(self, channel: int) -> float:
+        """The current ``channel`` (1-based) delivers at the device's present time."""
+        return self.device.output_now()[channel - 1].delivered_ma
+
+    def zero_after_s(self, channel: int, t_s: float) -> float | None:
+        """When ``channel``'s output was next zero from ``t_s`` on (``t_s`` if it already was);
+        None while it is still on at the end of the record."""
+        zero_at_s = t_s
+        for row in self.intervals(channel):
+            if row["t1_s"] <= t_s:
+                continue
+            if row["delivered_ma"] <= 0:
+                return zero_at_s
+            zero_at_s = max(zero_at_s, float(row["t1_s"]))
+        return zero_at_s
+
     # ------------------------------------------------------------------ arrays
 
     def intervals(self, channel: int, until_s: float | None = None) -> npt.NDArray[np.void]:

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from emsctl.cli import cli, main
-from emsctl.drivers.base import ZERO, ChannelSetpoint, Telemetry
+from emsctl.contract import ZERO, ChannelSetpoint, Telemetry
 from emsctl.journal import INCOMPLETE, Journal
 
 START = datetime(2025, 3, 4, 21, 30, 5, tzinfo=UTC)
@@ -176,7 +176,7 @@ def test_show_of_a_cut_journal_says_incomplete(tmp_path: Path) -> None:
 
 WRITER = textwrap.dedent("""
     import sys
-    from emsctl.drivers.base import ChannelSetpoint
+    from emsctl.contract import ChannelSetpoint
     from emsctl.journal import Journal
     journal = Journal(sys.argv[1], session_id="dead0000" + "1" * 24)
     journal.header(program="relaxation", program_sha256="0" * 64, program_source="builtin",

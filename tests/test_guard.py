@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emsctl.drivers.base import ZERO, ChannelSetpoint
+from emsctl.contract import ZERO, ChannelSetpoint
 from emsctl.errors import SafetyViolation
 from emsctl.guard import ChannelGuard, Guard
 from emsctl.limits import DEFAULTS

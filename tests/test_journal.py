@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from emsctl.drivers.base import ZERO, ChannelSetpoint, Telemetry
+from emsctl.contract import ZERO, ChannelSetpoint, Telemetry
 from emsctl.errors import InputError
 from emsctl.journal import (
     INCOMPLETE,
@@ -364,7 +364,7 @@ def test_find_journal_by_prefix_path_and_refuses_unknown_or_ambiguous(tmp_path: 
 WRITER = textwrap.dedent("""
     import sys
     from datetime import datetime, timezone
-    from emsctl.drivers.base import ChannelSetpoint, Telemetry
+    from emsctl.contract import ChannelSetpoint, Telemetry
     from emsctl.journal import Journal
     journal = Journal(sys.argv[1], session_id="dead0000" + "1" * 24)
     journal.header(program="relaxation", program_sha256="0" * 64, program_source="builtin",

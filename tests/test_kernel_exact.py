@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emsctl.drivers.base import Capabilities, ChannelSetpoint
+from emsctl.contract import Capabilities, ChannelSetpoint
 from emsctl.errors import SafetyViolation
 from emsctl.guard import ChannelGuard, Guard
 from emsctl.limits import (
@@ -283,7 +283,7 @@ def caps(**changes: object) -> Capabilities:
         model="Dev", channels=2, amplitude_max_ma=50.0, amplitude_step_ma=0.0,
         pulse_width_min_us=100.0, pulse_width_max_us=300.0, frequency_min_hz=2.0,
         frequency_max_hz=100.0, frequency_per_channel=True, update_period_s=0.1, max_lease_s=1.0,
-        has_output_watchdog=True, simulated=True, bursts=False)
+        has_output_watchdog=True, bursts=False)
     base.update(changes)
     return Capabilities(**base)  # type: ignore[arg-type]
 

@@ -7,12 +7,12 @@ from dataclasses import replace
 import pytest
 
 from emsctl import runner
+from emsctl.contract import Driver, _mark_simulated
 from emsctl.devices import OpenOptions
-from emsctl.drivers.base import Driver
-from emsctl.drivers.sim import SimDriver
 from emsctl.errors import InputError
 from emsctl.limits import DEFAULTS
 from emsctl.loader import load_program
+from emsctl.simulator.drivers.sim import SimDriver
 
 
 def test_a_device_without_an_output_watchdog_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -20,6 +20,7 @@ def test_a_device_without_an_output_watchdog_is_refused(monkeypatch: pytest.Monk
 
     def no_watchdog(url: str, options: OpenOptions | None = None) -> Driver:
         driver = SimDriver()
+        _mark_simulated(driver)  # as the device table does for its own simulator entries
         driver.capabilities = replace(driver.capabilities, has_output_watchdog=False)
         made.append(driver)
         return driver

@@ -272,18 +272,20 @@ def test_intensity_nan_is_refused_as_bad_input(
 
 @pytest.mark.parametrize("speed", ["2", "max", "0.5", "1000000"])
 def test_speed_is_refused_for_a_real_device(speed: str) -> None:
+    from emsctl.devices import open_device
     from emsctl.runner import make_clock
 
     with pytest.raises(InputError, match="only works with the simulator"):
-        make_clock("sciencemode2:///dev/ttyUSB0", speed)
+        make_clock(open_device("sciencemode2:///dev/ttyUSB0"), speed)
 
 
 @pytest.mark.parametrize("speed", ["1", "1.0"])
 def test_speed_one_is_refused_for_a_real_device_too(speed: str) -> None:
+    from emsctl.devices import open_device
     from emsctl.runner import make_clock
 
     with pytest.raises(InputError):
-        make_clock("sciencemode2:///dev/ttyUSB0", speed)
+        make_clock(open_device("sciencemode2:///dev/ttyUSB0"), speed)
 
 
 @pytest.mark.parametrize(

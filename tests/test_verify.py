@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emsctl import formulas
-from emsctl.drivers.base import Capabilities
+from emsctl.contract import Capabilities
 from emsctl.limits import CEILINGS, DEFAULTS, Limits
 from emsctl.loader import builtin_names, load_program, parse_program_text
 from emsctl.plan import Plan, compile_plan
@@ -120,8 +120,7 @@ def test_device_capabilities_are_checked() -> None:
     caps = Capabilities("two-channel 20 mA box", channels=1, amplitude_max_ma=20,
                         amplitude_step_ma=1, pulse_width_min_us=50, pulse_width_max_us=200,
                         frequency_min_hz=1, frequency_max_hz=50, frequency_per_channel=False,
-                        update_period_s=0.1, max_lease_s=1, has_output_watchdog=True,
-                        simulated=True)
+                        update_period_s=0.1, max_lease_s=1, has_output_watchdog=True)
     plan = compile_plan(load_program("relaxation").program)
     messages = [v.message for v in verify(plan, DEFAULTS, caps) if v.limit_id == "device"]
     assert any("only 1 channels" in m for m in messages)

@@ -24,9 +24,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pydantic import Field
+
+from ...contract import Capabilities
+from ...device_params import DeviceParams, P, parse_params
 from ...errors import InputError
 from ...limits import PEAK_CEILING_MA, PULSE_WIDTH_MAX_CEILING_US, WATCHDOG_CEILING_S
-from ..base import Capabilities
 from .frames import BALANCE_MAX, FRAME_DURATION_MS, INTENSITY_MAX, STRENGTH_STEPS_MAX
 from .frequency import FREQUENCY_HZ_MAX, FREQUENCY_HZ_MIN
 
@@ -34,8 +37,9 @@ __all__ = [
     "COYOTE_MODEL",
     "COYOTE_TELEMETRY",
     "CoyoteConfig",
+    "CoyoteParams",
     "capabilities_for",
-    "config_from_params",
+    "parse_coyote_params",
 ]
 
 COYOTE_MODEL = "DG-LAB Coyote V3"
@@ -51,13 +55,6 @@ CONNECT_TIMEOUT_DEFAULT_S = 10.0
 #: The synthetic profile of the simulator declares these balances (no vendor default exists).
 SIMULATED_BALANCE = 128
 
-_PARAMS: dict[str, str] = {
-    "ma_per_step": "mA per strength step, required (the Coyote counts steps, not mA)",
-    "us_per_intensity": "µs of pulse width per waveform-intensity unit (default 1, uncalibrated)",
-    "frequency_balance": "BF frequency balance 0–255 (required for hardware)",
-    "intensity_balance": "BF intensity balance 0–255 (required for hardware)",
-    "connect_timeout_s": "how long to try to connect, 1–60 s (default 10)",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +126,7 @@ class CoyoteConfig:
         return intensity
 
 
-def capabilities_for(config: CoyoteConfig, *, simulated: bool) -> Capabilities:
+def capabilities_for(config: CoyoteConfig) -> Capabilities:
     """What a Coyote V3 driven with ``config`` can do.
 
     The device's own dead-man is 100 ms per frame; the host streams frames only while a lease
@@ -149,44 +146,55 @@ def capabilities_for(config: CoyoteConfig, *, simulated: bool) -> Capabilities:
         update_period_s=FRAME_DURATION_MS / 1000.0,
         max_lease_s=WATCHDOG_CEILING_S,
         has_output_watchdog=True,
-        simulated=simulated,
         telemetry=COYOTE_TELEMETRY,
         ma_per_step=step_ma,
         bursts=False,
     )
 
 
-def config_from_params(params: Mapping[str, str], *, simulated: bool) -> CoyoteConfig:
-    """Build a :class:`CoyoteConfig` from URL parameters (strict: unknown keys are refused).
+class CoyoteParams(DeviceParams):
+    """``coyote3://ADDRESS?…`` parameters: the declared calibration and the BF balances."""
 
-    Args:
-        params: the ``?key=value`` parameters of the device URL.
-        simulated: True for ``sim+coyote3``, whose synthetic profile declares the balances.
+    ma_per_step: float = Field(ge=MA_PER_STEP_MIN, le=MA_PER_STEP_MAX, description=(
+        "mA per strength step, required (the Coyote counts steps, not mA)"))
+    us_per_intensity: float | None = Field(
+        None, ge=US_PER_INTENSITY_MIN, le=US_PER_INTENSITY_MAX, description=(
+            "µs of pulse width per waveform-intensity unit (default 1, uncalibrated)"))
+    frequency_balance: int = Field(ge=0, le=BALANCE_MAX, description=(
+        "BF frequency balance 0–255 (required for hardware)"))
+    intensity_balance: int = Field(ge=0, le=BALANCE_MAX, description=(
+        "BF intensity balance 0–255 (required for hardware)"))
+    connect_timeout_s: float = Field(CONNECT_TIMEOUT_DEFAULT_S, ge=1.0, le=60.0, description=(
+        "how long to try to connect, 1–60 s (default 10)"))
+
+    def config(self) -> CoyoteConfig:
+        """The driver's settings these parameters declare."""
+        return CoyoteConfig(
+            ma_per_step=self.ma_per_step,
+            us_per_intensity=self.us_per_intensity or 1.0,
+            pulse_width_calibrated=self.us_per_intensity is not None,
+            frequency_balance=self.frequency_balance,
+            intensity_balance=self.intensity_balance,
+            connect_timeout_s=self.connect_timeout_s,
+        )
+
+
+def parse_coyote_params(model: type[P], params: Mapping[str, str], scheme: str) -> P:
+    """Parse Coyote URL parameters, first saying plainly what a missing declaration means.
 
     Raises:
-        InputError: a missing ``ma_per_step`` (or balance, for hardware), an unknown key, or a
-            value that is not a number or out of range.
+        InputError: a missing ``ma_per_step`` or (for a model that requires them) balance, an
+            unknown key, or a value that is not a number or out of range.
     """
-    unknown = set(params) - set(_PARAMS)
-    if unknown:
-        known = "; ".join(f"{k}: {v}" for k, v in _PARAMS.items())
-        raise InputError(f"unknown coyote3 parameter(s) {', '.join(sorted(unknown))}; "
-                         f"known: {known}")
     if "ma_per_step" not in params:
         raise InputError("the Coyote V3 counts strength in steps, not mA: declare your "
                          "calibration with '?ma_per_step=…' in the device URL")
-    missing = [k for k in ("frequency_balance", "intensity_balance") if k not in params]
-    if missing and not simulated:
+    missing = [k for k in ("frequency_balance", "intensity_balance")
+               if k not in params and model.model_fields[k].is_required()]
+    if missing:
         raise InputError(f"the Coyote V3 has no documented default for {' and '.join(missing)}; "
                          "declare it in the device URL (e.g. '&frequency_balance=128')")
-    return CoyoteConfig(
-        ma_per_step=_number(params, "ma_per_step"),
-        us_per_intensity=_number(params, "us_per_intensity", 1.0),
-        pulse_width_calibrated="us_per_intensity" in params,
-        frequency_balance=_byte(params, "frequency_balance"),
-        intensity_balance=_byte(params, "intensity_balance"),
-        connect_timeout_s=_number(params, "connect_timeout_s", CONNECT_TIMEOUT_DEFAULT_S),
-    )
+    return parse_params(model, params, scheme)
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
@@ -194,24 +202,3 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
             or not (math.isfinite(value) and low <= value <= high):
         raise InputError(f"coyote3 parameter {name} must be within {low:g}–{high:g}, "
                          f"got {value!r}")
-
-
-def _number(params: Mapping[str, str], key: str, default: float | None = None) -> float:
-    if key not in params:
-        assert default is not None
-        return default
-    try:
-        return float(params[key])
-    except ValueError:
-        raise InputError(f"coyote3 parameter {key}={params[key]!r} is not a number: "
-                         f"{_PARAMS[key]}") from None
-
-
-def _byte(params: Mapping[str, str], key: str) -> int:
-    if key not in params:
-        return SIMULATED_BALANCE
-    try:
-        return int(params[key])
-    except ValueError:
-        raise InputError(f"coyote3 parameter {key}={params[key]!r} is not an integer: "
-                         f"{_PARAMS[key]}") from None

@@ -24,11 +24,11 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 
+from ...contract import ChannelSetpoint, Driver, Telemetry
 from ...devices import DeviceUrl, OpenOptions
 from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError, ProtocolError
-from ..base import ChannelSetpoint, Driver, Telemetry
 from ..links.base import GattLink
-from .config import CoyoteConfig, capabilities_for, config_from_params
+from .config import CoyoteConfig, CoyoteParams, capabilities_for, parse_coyote_params
 from .frames import (
     BATTERY_CHARACTERISTIC_UUID,
     FRAME_DURATION_MS,
@@ -42,7 +42,7 @@ from .rules import check_host_bf
 from .stream import ChannelWave, b0_bytes, slots_before
 from .strength import ACK_TIMEOUT_S, StrengthTracker
 
-__all__ = ["BATTERY_MIN_START_PCT", "CoyoteDriver", "open_ble", "open_simulated"]
+__all__ = ["BATTERY_MIN_START_PCT", "CoyoteDriver", "open_ble"]
 
 FRAME_PERIOD_S = FRAME_DURATION_MS / 1000.0
 #: HZ-17: refuse to start a session on a device this empty [E]; the session stops at 10 %.
@@ -61,17 +61,16 @@ class CoyoteDriver(Driver):
     Args:
         link: a GATT link to the device (not yet connected).
         config: calibration factors and BF balances.
-        simulated: True when the link leads to the bundled emulator.
         url: the URL the driver was opened from, for the journal.
     """
 
-    def __init__(self, link: GattLink, config: CoyoteConfig, *, simulated: bool = False,
+    def __init__(self, link: GattLink, config: CoyoteConfig, *,
                  url: str = "coyote3") -> None:
         super().__init__()
         self.link = link
         self.config = config
         self.url = url
-        self.capabilities = capabilities_for(config, simulated=simulated)
+        self.capabilities = capabilities_for(config)
         self.tracker = StrengthTracker()
         self.battery_pct: int | None = None
         self._caps_steps: tuple[int, int] = (config.max_steps, config.max_steps)
@@ -406,7 +405,7 @@ def open_ble(url: DeviceUrl, options: OpenOptions) -> CoyoteDriver:
 
     if options.fault_plan is not None:
         raise InputError("fault plans only apply to simulated devices (sim+coyote3)")
-    config = config_from_params(url.params, simulated=False)
+    config = parse_coyote_params(CoyoteParams, url.params, url.scheme).config()
     target = url.target.strip("/")
     if not target:
         raise InputError("name the Coyote: 'coyote3://AA:BB:CC:DD:EE:FF?ma_per_step=…' or "
@@ -416,18 +415,4 @@ def open_ble(url: DeviceUrl, options: OpenOptions) -> CoyoteDriver:
         link = BleakGattLink(name=target.removeprefix("name="))
     else:
         link = BleakGattLink(address=target)
-    return CoyoteDriver(link, config, simulated=False, url=url.text)
-
-
-def open_simulated(url: DeviceUrl, options: OpenOptions) -> CoyoteDriver:
-    """Make a driver wired to an emulated Coyote: ``sim+coyote3?ma_per_step=0.2``.
-
-    The driver has ``.device`` (the simulated stimulator), ``.emulator`` and ``.recorder``;
-    ``options.fault_plan`` is armed against the emulated device on the first connect.
-
-    Raises:
-        InputError: a target, bad parameters, or a fault plan the emulator cannot carry out.
-    """
-    from .simulated import open_simulated_coyote  # noqa: PLC0415 - simulator only when asked
-
-    return open_simulated_coyote(url, options)
+    return CoyoteDriver(link, config, url=url.text)

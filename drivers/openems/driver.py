@@ -1,7 +1,7 @@
-"""The openEMSstim driver: the :class:`~emsctl.drivers.base.Driver` contract over serial or BLE.
+"""The openEMSstim driver: the :class:`~emsctl.contract.Driver` contract over serial or BLE.
 
 The board attenuates a separate stimulator (spec §12): frequency and pulse width are declared
-and fixed, so :class:`~emsctl.drivers.base.Capabilities` pins both to the declared values and
+and fixed, so :class:`~emsctl.contract.Capabilities` pins both to the declared values and
 verification refuses any plan that needs another; the amplitude is ``I`` percent of a declared
 ``ma_at_100`` (linearity assumed explicitly, across the wiper levels the firmware's §4.2 mapping
 gives), rounded down — the board never gets more than asked — and never above 100.
@@ -25,9 +25,8 @@ import asyncio
 import contextlib
 import math
 
-from ...devices import DeviceUrl, OpenOptions
+from ...contract import Capabilities, ChannelSetpoint, Driver, Telemetry
 from ...errors import DeviceError, LinkLostError
-from ..base import Capabilities, ChannelSetpoint, Driver, Telemetry
 from .params import DeclaredStimulator
 from .protocol import (
     MAX_INTENSITY_PCT,
@@ -39,8 +38,7 @@ from .protocol import (
 )
 from .transport import CommandLink
 
-__all__ = ["LINE_SPACING_S", "MAX_LEASE_S", "OpenEmsDriver", "open_ble", "open_serial",
-           "open_simulated", "open_simulated_ble"]
+__all__ = ["LINE_SPACING_S", "MAX_LEASE_S", "OpenEmsDriver"]
 
 LINE_SPACING_S = 0.050  # §6 [emsctl rule]: commands at least 50 ms apart
 MAX_LEASE_S = 1.0  # §9 [emsctl rule]: T ≤ 1000 ms by default (the board accepts up to 5 s)
@@ -60,12 +58,11 @@ class OpenEmsDriver(Driver):
         link: the transport to the board.
         declared: the external stimulator's declared rate, width and mA at I = 100.
         url: the device URL, for the journal.
-        simulated: True for the emulated board.
         transport_name: "serial" or "BLE", for the model name.
     """
 
     def __init__(self, link: CommandLink, declared: DeclaredStimulator, *, url: str = "",
-                 simulated: bool = False, transport_name: str = "serial") -> None:
+                 transport_name: str = "serial") -> None:
         super().__init__()
         self.link = link
         self.declared = declared
@@ -85,7 +82,6 @@ class OpenEmsDriver(Driver):
             update_period_s=UPDATE_PERIOD_S,
             max_lease_s=MAX_LEASE_S,
             has_output_watchdog=True,  # the on-time: the board switches off by itself
-            simulated=simulated,
             telemetry=TELEMETRY,
             ma_per_step=declared.ma_per_pct,
         )
@@ -274,49 +270,3 @@ class OpenEmsDriver(Driver):
         self._emit(Telemetry("device_reset", self._now(),
                              message="openEMSstim reset (setup banner mid-session); outputs "
                                      "are off and are not resumed"))
-
-
-# The device table (emsctl.devices) names these; the factories live in their own module so that
-# importing the driver never imports a link, the simulator or pyserial.
-def open_serial(url: DeviceUrl, options: OpenOptions) -> OpenEmsDriver:
-    """``openems:///dev/ttyUSB0?…`` (see :func:`.factories.open_serial`).
-
-    Raises:
-        InputError: a bad URL or a missing declaration.
-    """
-    from .factories import open_serial as factory  # noqa: PLC0415
-
-    return factory(url, options)
-
-
-def open_ble(url: DeviceUrl, options: OpenOptions) -> OpenEmsDriver:
-    """``openems+ble://ADDRESS?…`` (see :func:`.factories.open_ble`).
-
-    Raises:
-        InputError: a bad URL, a missing declaration, or no BLE support installed.
-    """
-    from .factories import open_ble as factory  # noqa: PLC0415
-
-    return factory(url, options)
-
-
-def open_simulated(url: DeviceUrl, options: OpenOptions) -> OpenEmsDriver:
-    """``sim+openems?…`` (see :func:`.factories.open_simulated`).
-
-    Raises:
-        InputError: a bad URL, a missing declaration, or an impossible fault plan.
-    """
-    from .factories import open_simulated as factory  # noqa: PLC0415
-
-    return factory(url, options)
-
-
-def open_simulated_ble(url: DeviceUrl, options: OpenOptions) -> OpenEmsDriver:
-    """``sim+openems+ble?…`` (see :func:`.factories.open_simulated_ble`).
-
-    Raises:
-        InputError: a bad URL, a missing declaration, or an impossible fault plan.
-    """
-    from .factories import open_simulated_ble as factory  # noqa: PLC0415
-
-    return factory(url, options)

@@ -9,9 +9,13 @@ known ones. Pure: no I/O.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
+from pydantic import Field
+
+from ...device_params import DeviceParams, parse_params
 from ...errors import InputError
 from ...limits import (
     FREQUENCY_MAX_CEILING_HZ,
@@ -27,8 +31,9 @@ from .intensity import (
     CalibrationWindow,
     intensity_pct_to_wiper_steps,
 )
+from .transport import READY_TIMEOUT_S
 
-__all__ = ["DeclaredStimulator", "float_param", "parse_declared", "refuse_unknown"]
+__all__ = ["DeclaredParams", "DeclaredStimulator", "SerialParams", "parse_openems_params"]
 
 DECLARED_KEYS: dict[str, str] = {
     "ma_at_100": "mA the external stimulator delivers through the board at I = 100 (required)",
@@ -87,45 +92,41 @@ def _level(intensity_pct: int, window: CalibrationWindow) -> int:
     return WIPER_MAX_STEPS - intensity_pct_to_wiper_steps(intensity_pct, window)
 
 
-def refuse_unknown(params: dict[str, str], known: dict[str, str], scheme: str) -> None:
-    """Refuse keys that are not in ``known``.
+class DeclaredParams(DeviceParams):
+    """The declaration every openEMSstim URL carries: the external stimulator behind the board.
 
-    Raises:
-        InputError: an unknown key; the message lists the known ones.
+    Ranges: the rate and width within the ceilings of limits L6/L7 (a declared setting outside
+    them could never run a plan), the current within the L3 peak ceiling.
     """
-    unknown = set(params) - set(known)
-    if unknown:
-        listing = "; ".join(f"{k}: {v}" for k, v in known.items())
-        raise InputError(f"unknown {scheme} parameter(s) {', '.join(sorted(unknown))}; "
-                         f"known: {listing}")
+
+    ma_at_100: float = Field(ge=0.1, le=PEAK_CEILING_MA, description=DECLARED_KEYS["ma_at_100"])
+    frequency_hz: float = Field(ge=FREQUENCY_MIN_CEILING_HZ, le=FREQUENCY_MAX_CEILING_HZ,
+                                description=DECLARED_KEYS["frequency_hz"])
+    pulse_width_us: float = Field(ge=PULSE_WIDTH_MIN_CEILING_US, le=PULSE_WIDTH_MAX_CEILING_US,
+                                  description=DECLARED_KEYS["pulse_width_us"])
+
+    def declared(self) -> DeclaredStimulator:
+        """The declared external stimulator."""
+        return DeclaredStimulator(frequency_hz=self.frequency_hz,
+                                  pulse_width_us=self.pulse_width_us, ma_at_100=self.ma_at_100)
 
 
-def float_param(params: dict[str, str], key: str, default: float | None, low: float,
-                high: float) -> float:
-    """A number from the URL within [low, high].
+class SerialParams(DeclaredParams):
+    """``openems://PORT?…`` parameters."""
 
-    Raises:
-        InputError: missing without a default, not a number, or out of range.
-    """
-    if key not in params:
-        if default is None:
-            raise InputError(f"openEMSstim needs '{key}' in the device URL")
-        return default
-    try:
-        value = float(params[key])
-    except ValueError as exc:
-        raise InputError(f"openEMSstim parameter {key}={params[key]!r} is not a number") from exc
-    if not (math.isfinite(value) and low <= value <= high):
-        raise InputError(f"openEMSstim parameter {key}={value:g} is outside {low:g}–{high:g}")
-    return value
+    ready_timeout_s: float = Field(READY_TIMEOUT_S, ge=0.0, le=60.0, description=(
+        "how long to wait for the setup banner after opening (default 12)"))
 
 
-def parse_declared(params: dict[str, str]) -> DeclaredStimulator:
-    """Read the declared external stimulator from URL parameters.
+P = TypeVar("P", bound=DeclaredParams)
+
+
+def parse_openems_params(model: type[P], params: Mapping[str, str], scheme: str) -> P:
+    """Parse openEMSstim URL parameters, first saying plainly why the declaration is needed.
 
     Raises:
-        InputError: a required parameter is missing (the message names all three and why),
-            or a value is malformed or out of range.
+        InputError: a missing declaration (the message names all three and why), an unknown
+            key, or a value that is malformed or out of range.
     """
     missing = [k for k in DECLARED_KEYS if k not in params]
     if missing:
@@ -134,12 +135,4 @@ def parse_declared(params: dict[str, str]) -> DeclaredStimulator:
             f"{', '.join(missing)} (e.g. '?ma_at_100=40&frequency_hz=80&pulse_width_us=180'): "
             "the board cannot set rate or width, and its intensity is a percentage that "
             "becomes mA only through your measured ma_at_100")
-    return DeclaredStimulator(
-        # L6, L7: a declared setting outside the ceilings could never run a plan
-        frequency_hz=float_param(params, "frequency_hz", None, FREQUENCY_MIN_CEILING_HZ,
-                                 FREQUENCY_MAX_CEILING_HZ),
-        pulse_width_us=float_param(params, "pulse_width_us", None, PULSE_WIDTH_MIN_CEILING_US,
-                                   PULSE_WIDTH_MAX_CEILING_US),
-        # L3: a declaration above the peak ceiling could never be used safely at I = 100
-        ma_at_100=float_param(params, "ma_at_100", None, 0.1, PEAK_CEILING_MA),
-    )
+    return parse_params(model, params, scheme)

@@ -25,15 +25,18 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from pydantic import Field
+
+from ...contract import ChannelSetpoint, Driver, Telemetry, TelemetryKind
+from ...device_params import DeviceParams, parse_params
 from ...devices import DeviceUrl, OpenOptions
 from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError, ProtocolError
-from ..base import ChannelSetpoint, Driver, Telemetry, TelemetryKind
 from ..links.base import ByteLink
 from . import mapping
 from . import protocol as p
 
-__all__ = ["ACK_TIMEOUT_S", "INIT_WAIT_S", "KEEPALIVE_S", "ScienceModeDriver", "open_serial",
-           "open_simulated"]
+__all__ = ["ACK_TIMEOUT_S", "INIT_WAIT_S", "KEEPALIVE_S", "ScienceModeDriver",
+           "ScienceModeParams", "open_serial"]
 
 #: [emsctl rule] 250 ms rather than the spec's 100 ms, for OS latency (§7).
 ACK_TIMEOUT_S = 0.25
@@ -70,14 +73,13 @@ class ScienceModeDriver(Driver):
     Args:
         link: the serial port, pty or in-memory pipe (opened by :meth:`connect`).
         url: the URL the driver was opened from, for the journal.
-        simulated: True when the link leads to the bundled emulator.
         ack_timeout_s: how long to wait for each ack.
 
     Raises:
         InputError: a non-positive ack timeout.
     """
 
-    def __init__(self, link: ByteLink, *, url: str = "", simulated: bool = False,
+    def __init__(self, link: ByteLink, *, url: str = "",
                  ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
         super().__init__()
         if not ack_timeout_s > 0:
@@ -85,7 +87,7 @@ class ScienceModeDriver(Driver):
         self.link = link
         self.url = url
         self.ack_timeout_s = ack_timeout_s
-        self.capabilities = mapping.capabilities(simulated)
+        self.capabilities = mapping.capabilities()
         self.protocol_version: int | None = None
         self.bad_frames = 0
         self._decoder = p.FrameDecoder()
@@ -494,7 +496,12 @@ def _ignore_result(task: asyncio.Future[None]) -> None:
 
 # ---------------------------------------------------------------------- factories
 
-_SERIAL_PARAMS = {"ack_timeout_s": "how long to wait for each ack (default 0.25)"}
+
+class ScienceModeParams(DeviceParams):
+    """``sciencemode2://PORT?…`` parameters."""
+
+    ack_timeout_s: float = Field(ACK_TIMEOUT_S, ge=0.01, le=10.0, description=(
+        "how long to wait for each ack (default 0.25)"))
 
 
 def open_serial(url: DeviceUrl, options: OpenOptions) -> ScienceModeDriver:
@@ -510,42 +517,6 @@ def open_serial(url: DeviceUrl, options: OpenOptions) -> ScienceModeDriver:
                          "'emsctl devices' to list serial ports")
     if options.fault_plan is not None:
         raise InputError("fault plans only work with the simulator (sim+sciencemode2)")
-    ack_timeout_s = float_param(url, _SERIAL_PARAMS, "ack_timeout_s", ACK_TIMEOUT_S, 0.01, 10.0)
+    params = parse_params(ScienceModeParams, url.params, url.scheme)
     link = SerialLink(url.target, baud=460800, parity="E", bytesize=8, stopbits=1)
-    return ScienceModeDriver(link, url=url.text, ack_timeout_s=ack_timeout_s)
-
-
-def open_simulated(url: DeviceUrl, options: OpenOptions) -> ScienceModeDriver:
-    """The real driver against the emulated RehaStim2 over an in-memory serial cable.
-
-    Raises:
-        InputError: a target, an unknown or bad parameter, or a fault plan it cannot inject.
-    """
-    from .simulated import open_emulated  # noqa: PLC0415 - the simulator only when asked for
-
-    return open_emulated(url, options)
-
-
-def float_param(url: DeviceUrl, known: dict[str, str], key: str, default: float, low: float,
-                high: float) -> float:
-    """A strict ``?key=value`` number from a device URL.
-
-    Raises:
-        InputError: an unknown key in the URL, a value that is not a number, or out of range.
-    """
-    unknown = set(url.params) - set(known)
-    if unknown:
-        shown = "; ".join(f"{k}: {v}" for k, v in known.items())
-        raise InputError(f"unknown {url.scheme} parameter(s) {', '.join(sorted(unknown))}; "
-                         f"known: {shown}")
-    if key not in url.params:
-        return default
-    try:
-        value = float(url.params[key])
-    except ValueError as exc:
-        raise InputError(f"{url.scheme} parameter {key}={url.params[key]!r} is not a number"
-                         ) from exc
-    if not low <= value <= high:
-        raise InputError(f"{url.scheme} parameter {key}={value:g} is outside {low:g}–{high:g}: "
-                         f"{known[key]}")
-    return value
+    return ScienceModeDriver(link, url=url.text, ack_timeout_s=params.ack_timeout_s)

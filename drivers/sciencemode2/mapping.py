@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ...contract import Capabilities, ChannelSetpoint
 from ...errors import InputError, ProtocolError
-from ..base import Capabilities, ChannelSetpoint
 from . import protocol as p
 
 __all__ = [
@@ -43,7 +43,7 @@ TELEMETRY = frozenset({"connected", "ack", "stopped", "device_error", "device_re
 _TINY = 1e-9
 
 
-def capabilities(simulated: bool) -> Capabilities:
+def capabilities() -> Capabilities:
     """What a RehaStim2 can do through ScienceMode2 (spec §2, §4, §6, §12)."""
     return Capabilities(
         model="Hasomed RehaStim2 (ScienceMode2)", channels=p.CHANNEL_COUNT,
@@ -51,7 +51,7 @@ def capabilities(simulated: bool) -> Capabilities:
         pulse_width_min_us=20.0, pulse_width_max_us=float(p.MAX_PULSE_WIDTH_US),
         frequency_min_hz=FREQUENCY_MIN_HZ, frequency_max_hz=FREQUENCY_MAX_HZ,
         frequency_per_channel=False, update_period_s=UPDATE_PERIOD_S, max_lease_s=MAX_LEASE_S,
-        has_output_watchdog=True, simulated=simulated, telemetry=TELEMETRY, bursts=False,
+        has_output_watchdog=True, telemetry=TELEMETRY, bursts=False,
     )
 
 

@@ -28,7 +28,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...drivers.base import ZERO, ChannelSetpoint
+from ...contract import ZERO, ChannelSetpoint
 from ...drivers.coyote3.frames import (
     ADVERTISED_NAME,
     BATTERY_CHARACTERISTIC_UUID,

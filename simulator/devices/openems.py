@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ...drivers.base import ChannelSetpoint
+from ...contract import ChannelSetpoint
 from ...drivers.openems.protocol import (
     DEFAULT_WINDOW,
     MAX_INTENSITY_PCT,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
-from ...drivers.base import ZERO, ChannelSetpoint
+from ...contract import ZERO, ChannelSetpoint
 from ...drivers.sciencemode2 import protocol as p
 from ...errors import InputError
 from ..body import BodyModel

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .drivers.base import ZERO, ChannelSetpoint, Driver, Telemetry
+from .contract import ZERO, ChannelSetpoint, Driver, Telemetry
 from .errors import EmsError, InputError, SafetyViolation
 from .guard import ChannelGuard, Guard
 from .limits import Level, Limits, check_pulse

@@ -12,27 +12,25 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .contract import Driver, _mark_simulated
 from .errors import InputError
 
-if TYPE_CHECKING:
-    from .drivers.base import Driver
-
-__all__ = ["BUILTIN_DRIVERS", "DeviceUrl", "OpenOptions", "known_schemes", "open_device",
-           "parse_device_url"]
+__all__ = ["BUILTIN_DRIVERS", "DeviceUrl", "OpenOptions", "is_simulator_url", "known_schemes",
+           "open_device", "parse_device_url", "reserved_scheme"]
 
 #: scheme → "module:factory"; each factory is ``(DeviceUrl, OpenOptions) -> Driver``.
 BUILTIN_DRIVERS: dict[str, str] = {
-    "sim": "emsctl.drivers.sim:open_sim",
-    "sim+sciencemode2": "emsctl.drivers.sciencemode2.driver:open_simulated",
+    "sim": "emsctl.simulator.drivers.sim:open_sim",
+    "sim+sciencemode2": "emsctl.simulator.drivers.sciencemode2:open_emulated",
     "sciencemode2": "emsctl.drivers.sciencemode2.driver:open_serial",
-    "sim+coyote3": "emsctl.drivers.coyote3.driver:open_simulated",
+    "sim+coyote3": "emsctl.simulator.drivers.coyote3:open_simulated_coyote",
     "coyote3": "emsctl.drivers.coyote3.driver:open_ble",
-    "sim+openems": "emsctl.drivers.openems.driver:open_simulated",
-    "sim+openems+ble": "emsctl.drivers.openems.driver:open_simulated_ble",
-    "openems": "emsctl.drivers.openems.driver:open_serial",
-    "openems+ble": "emsctl.drivers.openems.driver:open_ble",
+    "sim+openems": "emsctl.simulator.drivers.openems:open_simulated",
+    "sim+openems+ble": "emsctl.simulator.drivers.openems:open_simulated_ble",
+    "openems": "emsctl.drivers.openems.factories:open_serial",
+    "openems+ble": "emsctl.drivers.openems.factories:open_ble",
 }
 ENTRY_POINT_GROUP = "emsctl.drivers"
 
@@ -46,10 +44,6 @@ class DeviceUrl:
     target: str
     params: dict[str, str]
 
-    @property
-    def simulated(self) -> bool:
-        """True for the bundled simulator and its protocol emulations."""
-        return self.scheme == "sim" or self.scheme.startswith("sim+")
 
 
 @dataclass
@@ -85,16 +79,33 @@ def parse_device_url(url: str) -> DeviceUrl:
             key, eq, value = item.partition("=")
             if not eq or not key:
                 raise InputError(f"device URL parameter '{item}' is not key=value")
+            if key in params:
+                raise InputError(f"device URL parameter '{key}' is given twice; give it once")
             params[key] = value
     return DeviceUrl(text, scheme.lower(), target, params)
 
 
+def reserved_scheme(scheme: str) -> bool:
+    """True for the names only the bundled simulator may use: ``sim`` and ``sim+…``."""
+    return scheme == "sim" or scheme.startswith("sim+")
+
+
+def is_simulator_url(url: str) -> bool:
+    """Whether a device URL names the bundled simulator.
+
+    Only for reading old journals, whose header has no ``simulated`` flag; everything else
+    reads :attr:`emsctl.contract.Driver.simulated` from the opened driver.
+    """
+    return reserved_scheme(url.strip().partition("://")[0].partition("?")[0].lower())
+
+
 def known_schemes() -> dict[str, str]:
-    """Built-in schemes plus those of installed plugins (which never shadow a built-in)."""
+    """Built-in schemes plus those of installed plugins, which never shadow a built-in and
+    never use the simulator's reserved names (``sim``, ``sim+…``)."""
     table = dict(BUILTIN_DRIVERS)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in BUILTIN_DRIVERS:
-            table[ep.name] = ep.value
+        if ep.name.lower() not in BUILTIN_DRIVERS and not reserved_scheme(ep.name.lower()):
+            table[ep.name.lower()] = ep.value
     return table
 
 
@@ -116,4 +127,8 @@ def open_device(url: str, options: OpenOptions | None = None) -> Driver:
     except ImportError as exc:
         raise InputError(f"the driver for '{parsed.scheme}' is not available: {exc}") from exc
     factory: Callable[[DeviceUrl, OpenOptions], Driver] = getattr(module, attr)
-    return factory(parsed, options or OpenOptions())
+    driver = factory(parsed, options or OpenOptions())
+    if reserved_scheme(parsed.scheme) and BUILTIN_DRIVERS.get(parsed.scheme) == table[
+            parsed.scheme]:
+        _mark_simulated(driver)
+    return driver

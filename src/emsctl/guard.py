@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import formulas
-from .drivers.base import ZERO, ChannelSetpoint
+from .contract import ZERO, ChannelSetpoint
 from .errors import SafetyViolation
 from .limits import POWER_DENSITY_CEILING_W_CM2, Limits
 

@@ -37,7 +37,8 @@ from typing import Literal, Self, TypeAlias
 import platformdirs
 
 from . import __version__
-from .drivers.base import ChannelSetpoint, Telemetry
+from .contract import ChannelSetpoint, Telemetry
+from .devices import is_simulator_url
 from .errors import EmsError, InputError
 
 __all__ = [
@@ -146,6 +147,7 @@ class Journal:
         intensity_pct: float,
         sites: Mapping[int, str] | None = None,
         started_utc: datetime | None = None,
+        simulated: bool | None = None,
     ) -> Path:
         """Create the journal file (0600, never an existing one) and write its header.
 
@@ -156,6 +158,8 @@ class Journal:
             limits: the effective limits, JSON-serialisable. profile_version: or None.
             intensity_pct: the starting user intensity. sites: channel → electrode site.
             started_utc: the session's start (now by default).
+            simulated: the driver's own flag (the dose ledger skips simulated sessions); None
+                leaves it out, and readers then go by the URL, as for old journals.
 
         Returns:
             The journal's path.
@@ -176,8 +180,9 @@ class Journal:
             os.fchmod(self._fd, 0o600)  # the umask may only have narrowed it; make it exact
         except OSError as exc:
             raise JournalWriteError(f"cannot create journal {self.path}: {exc.strerror}") from exc
+        flag = {} if simulated is None else {"simulated": simulated}
         self._write({
-            "type": "header", "t_s": 0.0, "schema": SCHEMA_VERSION,
+            "type": "header", "t_s": 0.0, "schema": SCHEMA_VERSION, **flag,
             "session_id": self.session_id, "started_utc": started.isoformat(),
             "program": program, "program_sha256": program_sha256,
             "program_source": program_source, "device_url": device_url,
@@ -411,6 +416,8 @@ class SessionSummary:
     program: str
     device_url: str
     device_model: str
+    #: From the header's flag; journals written before it existed tell by their URL.
+    simulated: bool
     sites: tuple[str, ...]
     duration_s: float
     end_reason: str
@@ -437,6 +444,13 @@ def _timestamp(text: str) -> datetime | None:
     return stamp.astimezone(UTC) if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
+def header_simulated(header: Record) -> bool:
+    """Whether a journal's session ran on the simulator: the header's flag, or for journals
+    written before it existed, their URL."""
+    flag = header.get("simulated")
+    return flag if isinstance(flag, bool) else is_simulator_url(_text(header, "device_url"))
+
+
 def summarize(journal: JournalRecord) -> SessionSummary:
     """The figures ``emsctl history`` lists for one journal (peak mA from its commands)."""
     header, footer = journal.header, journal.footer
@@ -450,14 +464,16 @@ def summarize(journal: JournalRecord) -> SessionSummary:
                 if isinstance(sp, dict):
                     peak_ma = max(peak_ma, _number(sp, "amplitude_ma") or 0.0)
     sites = header.get("sites")
+    device_url = _text(header, "device_url", "?")
     footer_t_s = None if footer is None else _number(footer, "t_s")
     return SessionSummary(
         session_id=_text(header, "session_id", journal.path.stem),
         path=journal.path,
         started_utc=_timestamp(_text(header, "started_utc")),
         program=_text(header, "program", "?"),
-        device_url=_text(header, "device_url", "?"),
+        device_url=device_url,
         device_model=_text(header, "device_model"),
+        simulated=header_simulated(header),
         sites=tuple(s for s in sites.values() if isinstance(s, str))
         if isinstance(sites, dict) else (),
         duration_s=footer_t_s if footer_t_s is not None else last_t_s,
@@ -475,8 +491,8 @@ def _unreadable(path: Path, problem: str) -> SessionSummary:
     return SessionSummary(
         session_id=match["short"] if match else path.stem, path=path, started_utc=started,
         program=match["program"] if match else "?", device_url="?", device_model="",
-        sites=(), duration_s=0.0, end_reason="corrupt", peak_ma=0.0, complete=False,
-        problem=problem,
+        simulated=False, sites=(), duration_s=0.0, end_reason="corrupt", peak_ma=0.0,
+        complete=False, problem=problem,
     )
 
 

@@ -80,11 +80,6 @@ class PastSession:
         return self.sites is None or site in self.sites
 
 
-def _simulated(device_url: str) -> bool:
-    scheme = device_url.partition("://")[0].partition("?")[0].lower()
-    return scheme == "sim" or scheme.startswith("sim+")
-
-
 def from_summaries(summaries: Iterable[SessionSummary]) -> list[PastSession]:
     """The sessions the ledger counts: real devices, not calibrations; corrupt ones everywhere."""
     out: list[PastSession] = []
@@ -94,7 +89,7 @@ def from_summaries(summaries: Iterable[SessionSummary]) -> list[PastSession]:
         if s.problem is not None:
             out.append(PastSession(s.started_utc, 0.0, None, s.program))
             continue
-        if _simulated(s.device_url) or s.program == CALIBRATION_PROGRAM:
+        if s.simulated or s.program == CALIBRATION_PROGRAM:
             continue
         out.append(PastSession(s.started_utc, max(0.0, s.duration_s), s.sites, s.program))
     return out

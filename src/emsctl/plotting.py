@@ -495,7 +495,7 @@ def session_plan(journal: JournalRecord) -> tuple[Plan | None, str]:
         when the program or the thresholds cannot be recovered (the picture then shows only
         what was commanded).
     """
-    from .devices import parse_device_url  # noqa: PLC0415 - heavy imports, only for plots
+    from .journal import header_simulated  # noqa: PLC0415 - heavy imports, only for plots
     from .loader import load_program  # noqa: PLC0415
     from .profile import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR  # noqa: PLC0415
 
@@ -510,11 +510,7 @@ def session_plan(journal: JournalRecord) -> tuple[Plan | None, str]:
     thresholds = _recorded_thresholds(header.get("thresholds"))
     basis = "recorded thresholds"
     if thresholds is None:
-        try:
-            simulated = parse_device_url(str(header.get("device_url", ""))).simulated
-        except InputError:
-            simulated = False
-        if not simulated or header.get("profile_version") not in (None, "synthetic"):
+        if not header_simulated(header) or header.get("profile_version") not in (None, "synthetic"):
             return None, "plan not shown: the journal does not record the thresholds used"
         thresholds = {c.id: SYNTHETIC_THRESHOLDS for c in loaded.program.channels}
         basis = "the simulator's synthetic thresholds"

@@ -22,8 +22,8 @@ from typing import Any
 
 from .amplitude import Thresholds
 from .clock import Clock, RealClock, VirtualClock
-from .devices import OpenOptions, open_device, parse_device_url
-from .drivers.base import Driver
+from .contract import Driver
+from .devices import OpenOptions, open_device
 from .errors import EmsError, InputError, ValidationFailed
 from .ledger import PastSession, check_cramp_training, check_dose, past_sessions
 from .limits import Limits
@@ -36,7 +36,7 @@ from .thresholds import PER_SESSION_MAX_AGE, resolve_thresholds
 from .verify import Violation, verify
 
 __all__ = ["SYNTHETIC_THRESHOLDS", "TOL_CAP_FACTOR", "Preflight", "Prepared", "RunOutcome",
-           "execute", "make_clock", "preflight", "prepare_run"]
+           "execute", "make_clock", "open_driver", "preflight", "prepare_run"]
 
 #: cramp-training's frequency: the clinician-measured CTF + 30 Hz, capped at 80 Hz (P8).
 CTF_OFFSET_HZ, CTF_FREQUENCY_CAP_HZ = 30.0, 80.0
@@ -82,7 +82,16 @@ class RunOutcome:
     delivered: dict[str, Any]
 
 
-def make_clock(device_url: str, speed: str | None) -> Clock:
+def open_driver(device: str | Driver, options: OpenOptions | None = None) -> Driver:
+    """``device`` itself when it is an opened driver, else the driver its URL names.
+
+    Raises:
+        InputError: see :func:`emsctl.devices.open_device`.
+    """
+    return device if isinstance(device, Driver) else open_device(device, options)
+
+
+def make_clock(driver: Driver, speed: str | None) -> Clock:
     """The clock for ``--speed``: real time unless a simulated device asks for more.
 
     Raises:
@@ -90,7 +99,7 @@ def make_clock(device_url: str, speed: str | None) -> Clock:
     """
     if speed is None:
         return RealClock()
-    if not parse_device_url(device_url).simulated:
+    if not driver.simulated:
         raise InputError("--speed only works with the simulator; real devices run in real time")
     if speed == "max":
         return VirtualClock(None)
@@ -105,7 +114,7 @@ def make_clock(device_url: str, speed: str | None) -> Clock:
 
 def preflight(
     loaded: LoadedProgram,
-    device_url: str,
+    device: str | Driver,
     limits: Limits,
     *,
     profile: Profile | None = None,
@@ -124,7 +133,8 @@ def preflight(
     simulator never blocks here: it falls back to the synthetic person and is not in the ledger.
 
     Args:
-        loaded: the program. device_url: where it runs. limits: the effective limits.
+        loaded: the program. device: the driver it runs on (or its URL). limits: the
+            effective limits.
         profile: the user's profile (read from the data directory when None).
         thresholds: explicit thresholds per channel (API and tests); skips the profile lookup.
         frequency_hz: replaces every stim frequency (default for cramp-training: CTF + 30 Hz).
@@ -141,7 +151,8 @@ def preflight(
     program = loaded.program
     if program.expert and not expert:
         raise InputError(f"'{program.name}' is an expert program; it needs --expert")
-    simulated = parse_device_url(device_url).simulated
+    driver = open_driver(device)
+    simulated = driver.simulated
     now = now or datetime.now(UTC).astimezone()
     if simulated and not sim_profile:
         profile = None  # the shipped synthetic person; the user's files play no part
@@ -154,7 +165,7 @@ def preflight(
         frequency_hz = _training_frequency_hz(profile, simulated, now, notes)
     if thresholds is None:
         resolved = resolve_thresholds(
-            profile, program, device_url, now=now, peak_limit_ma=limits.peak_ma,
+            profile, program, driver, now=now, peak_limit_ma=limits.peak_ma,
             pad_set=pad_set, frequency_hz=frequency_hz if training else None,
             max_age=PER_SESSION_MAX_AGE if training else None)
         thresholds, caps, synthetic = resolved.thresholds, resolved.caps_ma, resolved.synthetic
@@ -207,7 +218,7 @@ def _training_frequency_hz(profile: Profile | None, simulated: bool, now: dateti
 
 def prepare_run(
     loaded: LoadedProgram,
-    device_url: str,
+    device: str | Driver,
     limits: Limits,
     *,
     options: OpenOptions | None = None,
@@ -234,11 +245,14 @@ def prepare_run(
         ValidationFailed: the plan breaks a limit or the device's capabilities.
     """
     program = loaded.program
+    driver = open_driver(device, options)
+    if options is not None and options.fault_plan is not None and not driver.simulated:
+        raise InputError("fault plans only work with the simulator")
     if checked is None:
-        checked = preflight(loaded, device_url, limits, profile=profile, thresholds=thresholds,
+        checked = preflight(loaded, driver, limits, profile=profile, thresholds=thresholds,
                             frequency_hz=frequency_hz, expert=expert, pad_set=pad_set, now=now,
                             past=past)
-    if not parse_device_url(device_url).simulated:
+    if not driver.simulated:
         sites = [c.site for c in program.channels]
         now = now or datetime.now(UTC)
         evaluate(checked.profile.screening if checked.profile else None, sites, now)
@@ -248,7 +262,6 @@ def prepare_run(
         check_session_answers(dict(session_checks))
     plan = compile_plan(program, checked.thresholds, profile_caps_ma=checked.caps_ma,
                         frequency_hz=checked.frequency_hz)
-    driver = open_device(device_url, options)
     if not driver.capabilities.has_output_watchdog:
         raise InputError(  # HZ-04: without a device watchdog a host crash leaves output on
             f"{driver.capabilities.model} has no output watchdog, so emsctl cannot guarantee "
@@ -261,10 +274,8 @@ def prepare_run(
                                + "; ".join(str(v) for v in blocks))
     # a device that can hold its own limits gets the verified caps (Coyote: BF soft limits, so
     # neither its wheel nor a stray frame can go past them; HZ-01)
-    set_caps = getattr(driver, "set_channel_caps_ma", None)
-    if set_caps is not None:
-        set_caps({c.channel: c.cap_ma for c in plan.channels})
-    return Prepared(loaded, plan, driver, limits, device_url, checked.thresholds,
+    driver.set_channel_caps_ma({c.channel: c.cap_ma for c in plan.channels})
+    return Prepared(loaded, plan, driver, limits, driver.url, checked.thresholds,
                     [v for v in found if v.severity == "warn"], checked.profile_version,
                     list(checked.notes))
 
@@ -313,6 +324,7 @@ async def _execute(
         program=program.name, program_sha256=prepared.loaded.sha256,
         program_source="builtin" if prepared.loaded.builtin else prepared.loaded.source,
         device_url=prepared.device_url, device_model=driver.capabilities.model,
+        simulated=driver.simulated,
         limits=asdict(prepared.limits), profile_version=prepared.profile_version,
         intensity_pct=intensity_pct,
         sites={c.id: c.site for c in program.channels},
@@ -366,7 +378,7 @@ def _unconfirmed(result: SessionResult | None, exc: EmsError) -> SessionResult:
 
 def _delivered(driver: Driver, result: SessionResult) -> dict[str, Any]:
     """What was delivered: from the simulator's recorder, else from what the session sent."""
-    recorder = getattr(driver, "recorder", None)
+    recorder = driver.recorder
     figures: dict[str, Any] = {"stim_time_s": result.stim_time_s, "source": "commands",
                                "peak_ma_commanded": result.peak_ma}
     if recorder is not None:

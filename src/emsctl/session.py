@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from .drivers.base import ZERO, ChannelSetpoint, Driver, Telemetry
+from .contract import ZERO, ChannelSetpoint, Driver, Telemetry
 from .errors import EmsError, SafetyViolation
 from .guard import ChannelGuard, Guard
 from .limits import Limits

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .amplitude import Thresholds
-from .devices import parse_device_url
+from .contract import Driver
 from .profile import (
     CALIBRATION_MAX_AGE,
     SYNTHETIC_THRESHOLDS,
@@ -45,20 +45,16 @@ class Resolved:
     notes: list[str] = field(default_factory=list)
 
 
-def device_key(device_url: str) -> str:
-    """The profile's device key: the URL scheme; every simulator URL is ``sim``.
-
-    Raises:
-        InputError: the URL is malformed.
-    """
-    scheme = parse_device_url(device_url).scheme
-    return "sim" if scheme.startswith("sim") else scheme
+def device_key(driver: Driver) -> str:
+    """The profile's device key: the driver's calibration key; every simulated device is
+    ``sim``."""
+    return "sim" if driver.simulated else driver.calibration_key
 
 
 def resolve_thresholds(
     profile: Profile | None,
     program: Program,
-    device_url: str,
+    driver: Driver,
     *,
     now: datetime,
     peak_limit_ma: float,
@@ -71,7 +67,7 @@ def resolve_thresholds(
     Args:
         profile: the user's profile, or None when it could not be loaded (simulator only).
         program: the program to run.
-        device_url: where it runs; simulated URLs never fail.
+        driver: the driver it runs on; simulated devices never fail.
         now: the current time (aware).
         peak_limit_ma: the L3 limit in force (``limits.peak_ma``).
         pad_set: the pad set in use.
@@ -85,8 +81,8 @@ def resolve_thresholds(
     Raises:
         ProfileError: a real device and a channel without a valid, unexpired calibration.
     """
-    simulated = parse_device_url(device_url).simulated
-    key = device_key(device_url)
+    simulated = driver.simulated
+    key = device_key(driver)
     freq = program.calibration_frequency_hz if frequency_hz is None else frequency_hz
     width = program.calibration_pulse_width_us
     oldest = now - (max_age or CALIBRATION_MAX_AGE)
@@ -104,7 +100,7 @@ def resolve_thresholds(
         if not simulated:
             raise ProfileError(
                 f"channel {channel.id} ({channel.site}) {problem}; run 'emsctl calibrate "
-                f"--device {device_url} --channel {channel.id} --site {channel.site}"
+                f"--device {driver.url} --channel {channel.id} --site {channel.site}"
                 + ("" if pad_set == "default" else f" --pads {pad_set}")
                 + f" --program {program.name}" + (" --expert" if program.expert else "") + "'")
         synthetic = True

@@ -21,7 +21,7 @@ from .limits import POWER_DENSITY_CEILING_W_CM2, Limits
 from .plan import ChannelPlan, Plan
 
 if TYPE_CHECKING:
-    from .drivers.base import Capabilities
+    from .contract import Capabilities
 
 __all__ = ["Violation", "verify"]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from .calibration import Calibration, Response
 from .errors import InputError
@@ -42,13 +41,13 @@ class VirtualUser:
         Raises:
             InputError: the calibration's driver is not a simulated device.
         """
-        device: Any = getattr(calibration.driver, "device", None)
-        if device is None or not hasattr(device, "output_now"):
+        recorder = calibration.driver.recorder
+        if recorder is None or not calibration.driver.simulated:
             raise InputError("a virtual user needs the simulator (--device sim)")
         channel = calibration.settings.channel
         said: set[Response] = set()
         while not calibration.finished:
-            delivered_ma = device.output_now()[channel - 1].delivered_ma
+            delivered_ma = recorder.delivered_now_ma(channel)
             answers: tuple[tuple[Response, float], ...] = (
                 ("feel", self.st_ma), ("twitch", self.mt_ma), ("too_much", self.tol_ma))
             for response, threshold in answers:

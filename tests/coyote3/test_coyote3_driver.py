@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from emsctl.clock import VirtualClock
+from emsctl.contract import ZERO, ChannelSetpoint, DriverStoppedError, Telemetry
 from emsctl.devices import OpenOptions, open_device
-from emsctl.drivers.base import ZERO, ChannelSetpoint, DriverStoppedError, Telemetry
-from emsctl.drivers.coyote3.simulated import SimulatedCoyoteDriver
 from emsctl.errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError
+from emsctl.simulator.drivers.coyote3 import SimulatedCoyoteDriver
 from emsctl.simulator.faults import Fault, FaultPlan
 from emsctl.simulator.model import OFF
 
@@ -85,7 +85,7 @@ def test_hardware_urls_pick_address_or_name_without_touching_the_radio() -> None
     by_name = open_device("coyote3://name=47L121000" + tail)
     assert by_address.link.address == "AA:BB:CC:DD:EE:FF"  # type: ignore[attr-defined]
     assert by_name.link.name == "47L121000"  # type: ignore[attr-defined]
-    assert not by_address.capabilities.simulated
+    assert not by_address.simulated
     with pytest.raises(InputError, match="simulated"):
         open_device("coyote3://AA:BB:CC:DD:EE:FF" + tail,
                     OpenOptions(fault_plan=FaultPlan([Fault("disconnect", 1.0)])))

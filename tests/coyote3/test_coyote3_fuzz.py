@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emsctl.clock import VirtualClock
-from emsctl.drivers.base import ChannelSetpoint
+from emsctl.contract import ChannelSetpoint
 from emsctl.drivers.coyote3.config import CoyoteConfig
 from emsctl.drivers.coyote3.driver import CoyoteDriver
 from emsctl.drivers.coyote3.protocol import (

@@ -15,12 +15,12 @@ from virtual_run import run
 from emsctl.clock import VirtualClock
 from emsctl.devices import OpenOptions
 from emsctl.drivers.coyote3.frequency import frequency_code_from_hz, frequency_hz_from_code
-from emsctl.drivers.coyote3.simulated import SimulatedCoyoteDriver
 from emsctl.errors import ValidationFailed
 from emsctl.limits import DEFAULTS
 from emsctl.loader import builtin_names, load_program
 from emsctl.plan import ChannelSampler
 from emsctl.runner import Prepared, execute, prepare_run
+from emsctl.simulator.drivers.coyote3 import SimulatedCoyoteDriver
 from emsctl.simulator.faults import Fault, FaultPlan
 from emsctl.simulator.model import OFF
 

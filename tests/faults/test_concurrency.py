@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 
 from emsctl.clock import VirtualClock
-from emsctl.drivers.base import ChannelSetpoint, Driver, Telemetry
+from emsctl.contract import ChannelSetpoint, Driver, Telemetry
 from emsctl.drivers.coyote3.frames import B0Frame
 from emsctl.drivers.coyote3.protocol import decode_command
 from emsctl.drivers.sciencemode2.channel_list import SinglePulse, StartChannelListMode

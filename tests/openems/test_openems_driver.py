@@ -10,12 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from emsctl.clock import VirtualClock
+from emsctl.contract import ZERO, ChannelSetpoint, DriverStoppedError, Telemetry
 from emsctl.devices import OpenOptions, open_device
-from emsctl.drivers.base import ZERO, ChannelSetpoint, DriverStoppedError, Telemetry
 from emsctl.drivers.openems.driver import LINE_SPACING_S
 from emsctl.drivers.openems.params import DeclaredStimulator
-from emsctl.drivers.openems.simulated import SimulatedOpenEmsDriver
 from emsctl.errors import DeviceError, InputError, LinkLostError
+from emsctl.simulator.drivers.openems import SimulatedOpenEmsDriver
 from emsctl.simulator.faults import Fault, FaultPlan
 
 DECL = "ma_at_100=40&frequency_hz=80&pulse_width_us=180"
@@ -103,11 +103,12 @@ def test_bad_urls_are_input_errors(url: str) -> None:
 
 
 def test_frequency_and_pulse_width_are_the_declared_fixed_values() -> None:
-    caps = sim().capabilities
+    driver = sim()
+    caps = driver.capabilities
     assert (caps.frequency_min_hz, caps.frequency_max_hz) == (80.0, 80.0)
     assert (caps.pulse_width_min_us, caps.pulse_width_max_us) == (180.0, 180.0)
     assert (caps.amplitude_max_ma, caps.amplitude_step_ma, caps.channels) == (40.0, 0.4, 2)
-    assert caps.has_output_watchdog and caps.max_lease_s == 1.0 and caps.simulated
+    assert caps.has_output_watchdog and caps.max_lease_s == 1.0 and driver.simulated
     assert "ack" not in caps.telemetry  # the board never answers
 
 
@@ -139,7 +140,7 @@ def test_open_ble_uses_the_bleak_link_by_address_or_name(target: str, address: s
     link = driver.link.link
     assert isinstance(link, BleakGattLink)
     assert (link.address, link.name) == (address, name)
-    assert "BLE" in driver.capabilities.model and not driver.capabilities.simulated
+    assert "BLE" in driver.capabilities.model and not driver.simulated
 
 
 def test_setpoints_at_another_frequency_are_refused_before_anything_is_sent() -> None:

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from emsctl.contract import ZERO, ChannelSetpoint, Telemetry
 from emsctl.devices import open_device
-from emsctl.drivers.base import ZERO, ChannelSetpoint, Telemetry
 from emsctl.drivers.openems.driver import OpenEmsDriver
 from emsctl.simulator.devices.openems_pty import OpenEmsPtyDevice
 from emsctl.simulator.pty import PtyDeviceOptions, PtyServer

@@ -10,11 +10,11 @@ from virtual_run import run
 
 from emsctl.clock import VirtualClock
 from emsctl.devices import OpenOptions
-from emsctl.drivers.openems.simulated import SimulatedOpenEmsDriver
 from emsctl.errors import ValidationFailed
 from emsctl.limits import DEFAULTS
 from emsctl.loader import builtin_names, load_program
 from emsctl.runner import Prepared, execute, prepare_run
+from emsctl.simulator.drivers.openems import SimulatedOpenEmsDriver
 from emsctl.simulator.faults import Fault, FaultPlan
 
 DECL = "ma_at_100=40&frequency_hz={f:g}&pulse_width_us={pw:g}"

@@ -101,7 +101,7 @@ def test_a_changed_program_draws_only_the_commands(tmp_path: Path, run_main,
     journal.header(program="relaxation", program_sha256="00" * 32, program_source="builtin",
                    device_url="sim", device_model="sim", limits={}, profile_version=None,
                    intensity_pct=100.0, sites={1: "calf-left"})
-    from emsctl.drivers.base import ZERO, ChannelSetpoint
+    from emsctl.contract import ZERO, ChannelSetpoint
 
     for tick in range(50):
         journal.command(tick * 1.0, [ChannelSetpoint(tick * 0.2, 6.0, 250.0)], 1.0, 100.0)

@@ -9,10 +9,13 @@ import pytest
 from person_helpers import NOW, REAL_URL, calibration, relaxation_profile
 
 from emsctl.amplitude import Thresholds, parse_amplitude
+from emsctl.devices import open_device
 from emsctl.loader import load_program
 from emsctl.plan import compile_plan
 from emsctl.profile import SYNTHETIC_THRESHOLDS, Profile, ProfileError
 from emsctl.thresholds import PER_SESSION_MAX_AGE, device_key, resolve_thresholds
+
+REAL = open_device(REAL_URL)  # made, never connected: no port is opened
 
 PERSON = Thresholds(st_ma=5.0, mt_ma=10.0, tol_ma=20.0)
 
@@ -33,7 +36,7 @@ def _peak(plan_channel_segments: np.ndarray) -> float:
 
 def test_relaxation_resolves_mt_plus_10_percent_from_the_profile() -> None:
     program = load_program("relaxation").program
-    got = resolve_thresholds(relaxation_profile(), program, REAL_URL, now=NOW,
+    got = resolve_thresholds(relaxation_profile(), program, REAL, now=NOW,
                              peak_limit_ma=40.0)
     assert got.thresholds == {1: PERSON, 2: PERSON} and not got.synthetic
     assert got.caps_ma == {1: pytest.approx(18.0), 2: pytest.approx(18.0)}
@@ -45,7 +48,7 @@ def test_relaxation_resolves_mt_plus_10_percent_from_the_profile() -> None:
 def test_an_amplitude_above_the_cap_is_limited_to_it_and_the_user_is_told() -> None:
     program = load_program("relaxation").program
     profile = relaxation_profile(st_ma=5.0, mt_ma=11.0, tol_ma=12.0)  # cap 10.8 < MT+10 % 12.1
-    got = resolve_thresholds(profile, program, REAL_URL, now=NOW, peak_limit_ma=40.0)
+    got = resolve_thresholds(profile, program, REAL, now=NOW, peak_limit_ma=40.0)
     plan = compile_plan(program, got.thresholds, profile_caps_ma=got.caps_ma)
     assert _peak(plan.channel(1).segments) == pytest.approx(10.8)
     assert any("limited to the cap of 10.8 mA" in note for note in plan.notes)
@@ -55,7 +58,7 @@ def test_an_amplitude_above_the_cap_is_limited_to_it_and_the_user_is_told() -> N
 def test_an_expired_calibration_blocks_a_real_device_naming_the_command(age: timedelta) -> None:
     program = load_program("relaxation").program
     with pytest.raises(ProfileError) as caught:
-        resolve_thresholds(relaxation_profile(NOW - age), program, REAL_URL, now=NOW,
+        resolve_thresholds(relaxation_profile(NOW - age), program, REAL, now=NOW,
                            peak_limit_ma=40.0)
     assert "expired" in str(caught.value)
     assert f"emsctl calibrate --device {REAL_URL} --channel 1 --site calf-left" in str(
@@ -64,7 +67,7 @@ def test_an_expired_calibration_blocks_a_real_device_naming_the_command(age: tim
 
 def test_seven_days_old_is_still_valid() -> None:
     program = load_program("relaxation").program
-    got = resolve_thresholds(relaxation_profile(NOW - timedelta(days=7)), program, REAL_URL,
+    got = resolve_thresholds(relaxation_profile(NOW - timedelta(days=7)), program, REAL,
                              now=NOW, peak_limit_ma=40.0)
     assert got.thresholds[1] == PERSON
 
@@ -85,14 +88,14 @@ def test_a_missing_or_unbound_calibration_blocks_a_real_device(profile: Profile 
                                                                reason: str) -> None:
     program = load_program("relaxation").program
     with pytest.raises(ProfileError, match=reason):
-        resolve_thresholds(profile, program, REAL_URL, now=NOW, peak_limit_ma=40.0)
+        resolve_thresholds(profile, program, REAL, now=NOW, peak_limit_ma=40.0)
 
 
 @pytest.mark.parametrize("profile", [None, Profile(), relaxation_profile(NOW - timedelta(days=60))])
 def test_the_simulator_is_never_blocked_and_uses_the_synthetic_person(profile: Profile | None
                                                                      ) -> None:
     program = load_program("relaxation").program
-    got = resolve_thresholds(profile, program, "sim", now=NOW, peak_limit_ma=40.0)
+    got = resolve_thresholds(profile, program, open_device("sim"), now=NOW, peak_limit_ma=40.0)
     assert got.synthetic and got.thresholds == {1: SYNTHETIC_THRESHOLDS, 2: SYNTHETIC_THRESHOLDS}
     assert got.caps_ma[1] == pytest.approx(22.5)
     assert got.notes
@@ -104,15 +107,16 @@ def test_cramp_training_needs_a_calibration_from_this_session() -> None:
         return Profile(calibrations=[
             calibration(site, ch, when=when, frequency_hz=52.0, pulse_width_us=150.0)  # type: ignore[arg-type]
             for site, ch in (("calf-left", 1), ("calf-right", 2))])
-    fresh = resolve_thresholds(entries(NOW - timedelta(minutes=10)), program, REAL_URL, now=NOW,
+    fresh = resolve_thresholds(entries(NOW - timedelta(minutes=10)), program, REAL, now=NOW,
                                peak_limit_ma=40.0, frequency_hz=52.0,
                                max_age=PER_SESSION_MAX_AGE)
     assert fresh.thresholds[1].tol_ma == 20.0
     with pytest.raises(ProfileError, match="expired"):
-        resolve_thresholds(entries(NOW - timedelta(minutes=31)), program, REAL_URL, now=NOW,
+        resolve_thresholds(entries(NOW - timedelta(minutes=31)), program, REAL, now=NOW,
                            peak_limit_ma=40.0, frequency_hz=52.0, max_age=PER_SESSION_MAX_AGE)
 
 
 def test_device_keys_are_schemes_and_every_simulator_is_sim() -> None:
-    assert device_key(REAL_URL) == "sciencemode2"
-    assert device_key("sim+sciencemode2") == "sim" and device_key("sim?channels=2") == "sim"
+    assert device_key(REAL) == "sciencemode2"
+    assert device_key(open_device("sim+sciencemode2")) == "sim"
+    assert device_key(open_device("sim?channels=2")) == "sim"

@@ -54,8 +54,8 @@ def no_port(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         raise AssertionError(f"a port was opened for {url}")
     import serial
 
+    # making a driver object is not opening its port: only serial_for_url touches the port
     monkeypatch.setattr(serial, "serial_for_url", tripwire)
-    monkeypatch.setattr("emsctl.runner.open_device", tripwire)
     return opened
 
 

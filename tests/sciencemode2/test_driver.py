@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from emsctl.clock import VirtualClock
+from emsctl.contract import ZERO, ChannelSetpoint, Telemetry
 from emsctl.devices import OpenOptions, open_device
-from emsctl.drivers.base import ZERO, ChannelSetpoint, Telemetry
 from emsctl.drivers.sciencemode2 import protocol as p
-from emsctl.drivers.sciencemode2.simulated import SimulatedScienceModeDriver
 from emsctl.errors import DeviceError, InputError, LinkLostError
+from emsctl.simulator.drivers.sciencemode2 import SimulatedScienceModeDriver
 from emsctl.simulator.faults import Fault, FaultPlan
 
 Body = Callable[[SimulatedScienceModeDriver, list[Telemetry], list[tuple[float, str, bytes]]],
@@ -71,11 +71,12 @@ def test_connect_answers_init_and_confirms_mode_0_with_stop() -> None:
 
 
 def test_capabilities_declare_one_global_frequency_and_the_2_ma_step() -> None:
-    caps = open_device("sim+sciencemode2").capabilities
+    driver = open_device("sim+sciencemode2")
+    caps = driver.capabilities
     assert (caps.channels, caps.amplitude_max_ma, caps.amplitude_step_ma) == (8, 130.0, 2.0)
     assert (caps.pulse_width_min_us, caps.pulse_width_max_us) == (20.0, 500.0)
     assert caps.frequency_per_channel is False and caps.max_lease_s <= 1.0  # L21
-    assert caps.has_output_watchdog and caps.simulated and not caps.bursts
+    assert caps.has_output_watchdog and driver.simulated and not caps.bursts
 
 
 def test_current_is_floored_to_the_2_ma_step_and_never_exceeds_the_request() -> None:

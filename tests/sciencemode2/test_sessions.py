@@ -12,11 +12,11 @@ import pytest
 
 from emsctl.clock import VirtualClock
 from emsctl.devices import OpenOptions
-from emsctl.drivers.sciencemode2.simulated import SimulatedScienceModeDriver
 from emsctl.limits import DEFAULTS
 from emsctl.loader import load_program
 from emsctl.plan import ChannelSampler
 from emsctl.runner import RunOutcome, execute, prepare_run
+from emsctl.simulator.drivers.sciencemode2 import SimulatedScienceModeDriver
 from emsctl.simulator.faults import Fault, FaultPlan
 
 

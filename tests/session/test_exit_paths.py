@@ -16,10 +16,10 @@ import pytest
 from session_helpers import all_zero, prepared, run_virtual
 
 from emsctl.cli import main
-from emsctl.drivers.base import ChannelSetpoint
-from emsctl.drivers.sim import SimDriver
+from emsctl.contract import ChannelSetpoint
 from emsctl.errors import DeviceError
 from emsctl.journal import read_journal
+from emsctl.simulator.drivers.sim import SimDriver
 from emsctl.simulator.faults import Fault
 
 #: relaxation: 180 s of guided stretching (no output), then phase A from 180 s
@@ -99,7 +99,9 @@ class ExplodingDriver(SimDriver):
 def _cli_with(driver: SimDriver, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
               capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     import emsctl.runner
+    from emsctl.contract import _mark_simulated
 
+    _mark_simulated(driver)  # as the device table does for its own simulator entries
     monkeypatch.setattr(emsctl.runner, "open_device", lambda url, options=None: driver)
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "relaxation", "--speed", "max", "--journal-dir", str(tmp_path), *args])

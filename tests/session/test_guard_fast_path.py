@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from emsctl.drivers.base import ZERO, ChannelSetpoint
+from emsctl.contract import ZERO, ChannelSetpoint
 from emsctl.errors import SafetyViolation
 from emsctl.guard import ChannelGuard, Guard
 from emsctl.limits import DEFAULTS

@@ -25,12 +25,12 @@ from functools import cache
 from session_helpers import prepared
 
 from emsctl.clock import VirtualClock
-from emsctl.drivers.base import ChannelSetpoint, Telemetry
-from emsctl.drivers.sim import SimDriver
+from emsctl.contract import ChannelSetpoint, Telemetry
 from emsctl.errors import DeviceTimeoutError, LinkLostError
 from emsctl.limits import DEFAULTS
 from emsctl.plan import Plan
 from emsctl.session import Session
+from emsctl.simulator.drivers.sim import SimDriver
 from emsctl.simulator.faults import Fault, FaultPlan
 
 CASES = 2000

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from emsctl.clock import VirtualClock
-from emsctl.drivers.base import ChannelSetpoint
+from emsctl.contract import ChannelSetpoint
 from emsctl.errors import InputError
 from emsctl.simulator.body import BodyModel, ElectrodeLoad
 from emsctl.simulator.model import DeviceEvent, DeviceSpec, SimulatedStimulator

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from emsctl.clock import RealClock, VirtualClock
-from emsctl.drivers.base import ZERO, ChannelSetpoint
+from emsctl.contract import ZERO, ChannelSetpoint
 from emsctl.errors import InputError, LinkLostError
 from emsctl.simulator.model import OFF, DeviceEvent, DeviceSpec, SimulatedStimulator
 

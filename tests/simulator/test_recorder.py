@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from emsctl.clock import VirtualClock
-from emsctl.drivers.base import ZERO, ChannelSetpoint
+from emsctl.contract import ZERO, ChannelSetpoint
 from emsctl.simulator.model import DeviceSpec, SimulatedStimulator
 from emsctl.simulator.recorder import Recorder
 

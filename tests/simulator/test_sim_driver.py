@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from emsctl.clock import RealClock, VirtualClock
+from emsctl.contract import ZERO, ChannelSetpoint, Telemetry
 from emsctl.devices import OpenOptions, open_device
-from emsctl.drivers.base import ZERO, ChannelSetpoint, Telemetry
-from emsctl.drivers.sim import SimDriver
 from emsctl.errors import DeviceTimeoutError, InputError, LinkLostError
+from emsctl.simulator.drivers.sim import SimDriver
 from emsctl.simulator.faults import Fault, FaultPlan
 from emsctl.simulator.model import OFF
 
@@ -30,12 +30,13 @@ def heard(driver: SimDriver) -> list[Telemetry]:
 
 
 def test_capabilities_of_the_default_simulator() -> None:
-    caps = sim().capabilities
+    driver = sim()
+    caps = driver.capabilities
     assert (caps.model, caps.channels, caps.amplitude_max_ma, caps.amplitude_step_ma) == \
         ("emsctl simulator", 4, 100.0, 0.1)
     assert (caps.pulse_width_min_us, caps.pulse_width_max_us) == (20.0, 1000.0)
     assert (caps.frequency_min_hz, caps.frequency_max_hz) == (1.0, 200.0)
-    assert caps.frequency_per_channel and caps.has_output_watchdog and caps.simulated
+    assert caps.frequency_per_channel and caps.has_output_watchdog and driver.simulated
     assert (caps.update_period_s, caps.max_lease_s) == (0.1, 1.0)
     assert caps.telemetry >= {"ack", "electrode_off", "electrode_ok", "battery",
                               "device_error", "device_reset", "link_lost"}
@@ -256,8 +257,8 @@ def test_sim_driver_runs_on_the_real_clock() -> None:
 def test_request_stop_latches_before_the_stop_task_runs() -> None:
     """HZ-03: a key or signal handler's stop holds from the instant it returns."""
     from emsctl.clock import VirtualClock
-    from emsctl.drivers.base import ChannelSetpoint, DriverStoppedError
-    from emsctl.drivers.sim import SimDriver
+    from emsctl.contract import ChannelSetpoint, DriverStoppedError
+    from emsctl.simulator.drivers.sim import SimDriver
 
     async def main() -> None:
         driver = SimDriver()

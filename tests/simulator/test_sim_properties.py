@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from emsctl.clock import VirtualClock
-from emsctl.drivers.base import ChannelSetpoint
-from emsctl.drivers.sim import SimDriver
+from emsctl.contract import ChannelSetpoint
 from emsctl.errors import DeviceError
+from emsctl.simulator.drivers.sim import SimDriver
 from emsctl.simulator.faults import Fault
 from emsctl.simulator.model import OFF
 

@@ -17,11 +17,14 @@ import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
 from .common import FiniteFloat, limits_option, load_limits
+
+if TYPE_CHECKING:
+    from ..contract import Driver
 
 __all__ = ["calibrate"]
 
@@ -63,16 +66,16 @@ def calibrate(device_url: str, channel: int, site: str | None, program_name: str
               virtual_user: str | None, speed: str | None, rescreen: bool, fmt: str,
               limits_path: Path | None) -> None:
     """Find the sensory (ST), motor (MT) and tolerance (TOL) thresholds of one channel."""
-    from ..devices import parse_device_url  # noqa: PLC0415
+    from ..devices import open_device  # noqa: PLC0415
     from ..errors import InputError  # noqa: PLC0415
     from ..profile import load_profile, profile_path  # noqa: PLC0415
     from ..runner import make_clock  # noqa: PLC0415
     from ..virtual_user import parse_virtual_user  # noqa: PLC0415
     from .gates import pass_gates  # noqa: PLC0415
 
-    url = parse_device_url(device_url)
-    clock = make_clock(device_url, speed)
-    if virtual_user is not None and not url.simulated:
+    driver = open_device(device_url)
+    clock = make_clock(driver, speed)
+    if virtual_user is not None and not driver.simulated:
         raise InputError("--virtual-user only works with the simulator")
     user = parse_virtual_user(virtual_user) if virtual_user is not None else None
     interactive = sys.stdin.isatty()
@@ -83,18 +86,18 @@ def calibrate(device_url: str, channel: int, site: str | None, program_name: str
     path = profile_path()
     profile = load_profile(path)
     now = datetime.now(UTC)
-    settings, site = _settings(profile, device_url, channel, site, program_name, frequency_hz,
+    settings, site = _settings(profile, driver, channel, site, program_name, frequency_hz,
                                pulse_width_us, electrode_area_cm2, pad_set, expert, limits, now)
     settings.check(limits)
-    profile, _ = pass_gates(profile, [site], device_url, interactive=interactive,
+    profile, _ = pass_gates(profile, [site], driver.simulated, interactive=interactive,
                          rescreen=rescreen, now=now, path=path)
     _err(f"Calibrating channel {channel} ({site}, pads '{pad_set}') at "
          f"{settings.frequency_hz:g} Hz / {settings.pulse_width_us:g} µs, {settings.mode} "
          f"mode, at most {settings.ceiling_ma:g} mA.")
-    if not url.simulated:
+    if not driver.simulated:
         click.confirm("Pads placed, sitting or lying down, and ready to start at 0 mA?",
                       abort=True, err=True)
-    result, zero_ms = clock.run(_run(device_url, settings, limits, user, interactive))
+    result, zero_ms = clock.run(_run(driver, settings, limits, user, interactive))
     data: dict[str, Any] = {**asdict(result), "complete": result.complete, "site": site,
                             "channel": channel, "pad_set": pad_set,
                             "frequency_hz": settings.frequency_hz,
@@ -102,7 +105,7 @@ def calibrate(device_url: str, channel: int, site: str | None, program_name: str
                             "output_zero_after_too_much_ms": zero_ms, "saved_to": None}
     if result.complete:
         data["saved_to"], data["profile_version"] = _save(
-            path, device_url, channel, site, pad_set, settings, result)
+            path, driver, channel, site, pad_set, settings, result)
     _report(data, fmt)
     sys.exit(result.exit_code)
 
@@ -111,12 +114,11 @@ def _err(text: str) -> None:
     click.echo(text, err=True)
 
 
-def _settings(profile: Any, device_url: str, channel: int, site: str | None,
+def _settings(profile: Any, driver: Driver, channel: int, site: str | None,
               program_name: str | None, frequency_hz: float | None,
               pulse_width_us: float | None, area_cm2: float | None, pad_set: str, expert: bool,
               limits: Any, now: datetime) -> tuple[Any, str]:
     from ..calibration import CalibrationSettings  # noqa: PLC0415
-    from ..devices import open_device  # noqa: PLC0415
     from ..errors import InputError  # noqa: PLC0415
     from ..loader import load_program  # noqa: PLC0415
     from ..profile import CALIBRATION_CEILING_MA  # noqa: PLC0415
@@ -147,7 +149,7 @@ def _settings(profile: Any, device_url: str, channel: int, site: str | None,
                 raise InputError(f"'{program.name}' needs a cramp threshold frequency measured "
                                  "by a clinician in your profile (section [ctf])")
             frequency_hz = min(profile.ctf.frequency_hz + CTF_OFFSET_HZ, CTF_FREQUENCY_CAP_HZ)
-            base = _base_calibration(profile, device_url, channel, site, pad_set, limits, now)
+            base = _base_calibration(profile, driver, channel, site, pad_set, limits, now)
             mode = "trains"
             extra = {"start_ma": base.mt_ma, "known_st_ma": base.st_ma,
                      "known_mt_ma": base.mt_ma, "max_duration_s": 300.0}
@@ -159,35 +161,33 @@ def _settings(profile: Any, device_url: str, channel: int, site: str | None,
         raise InputError(str(exc)) from None
     frequency_hz = 8.0 if frequency_hz is None else frequency_hz
     pulse_width_us = 250.0 if pulse_width_us is None else pulse_width_us
-    ceiling_ma = min(ceiling_ma, open_device(device_url).capabilities.amplitude_max_ma)
+    ceiling_ma = min(ceiling_ma, driver.capabilities.amplitude_max_ma)
     return CalibrationSettings(channel, frequency_hz, pulse_width_us, area_cm2 or 4.0,
                                ceiling_ma, mode=mode, **extra), site
 
 
-def _base_calibration(profile: Any, device_url: str, channel: int, site: str, pad_set: str,
+def _base_calibration(profile: Any, driver: Driver, channel: int, site: str, pad_set: str,
                       limits: Any, now: datetime) -> Any:
     from ..errors import InputError  # noqa: PLC0415
     from ..profile import CALIBRATION_MAX_AGE  # noqa: PLC0415
     from ..thresholds import device_key  # noqa: PLC0415
 
-    for entry in profile.find(device_key(device_url), channel, site, pad_set):
+    for entry in profile.find(device_key(driver), channel, site, pad_set):
         if (entry.measured_at(BASE_FREQUENCY_HZ, BASE_PULSE_WIDTH_US)
                 and now - entry.measured_utc <= CALIBRATION_MAX_AGE):
             return entry
     raise InputError(
         f"train-mode calibration starts from the MT at 8 Hz / 150 µs; first run 'emsctl "
-        f"calibrate --device {device_url} --channel {channel} --site {site} --frequency-hz 8 "
+        f"calibrate --device {driver.url} --channel {channel} --site {site} --frequency-hz 8 "
         f"--pulse-width-us 150'")
 
 
-async def _run(device_url: str, settings: Any, limits: Any, user: Any, interactive: bool
+async def _run(driver: Driver, settings: Any, limits: Any, user: Any, interactive: bool
                ) -> tuple[Any, float | None]:
     from ..calibration import Calibration  # noqa: PLC0415
-    from ..devices import open_device  # noqa: PLC0415
     from .live import cbreak  # noqa: PLC0415
 
     loop = asyncio.get_running_loop()
-    driver = open_device(device_url)
     view = _LineView(sys.stderr.isatty())
     await driver.connect()
     try:
@@ -239,20 +239,13 @@ def _on_key(cal: Any) -> None:
             cal.press(response)
 
 
-def _zero_after_ms(driver: Any, channel: int, result: Any) -> float | None:
+def _zero_after_ms(driver: Driver, channel: int, result: Any) -> float | None:
     """From the simulator's record: ms from "too much" until the channel's output was zero."""
-    device = getattr(driver, "device", None)
-    if device is None or result.too_much_at_s is None:
+    if driver.recorder is None or result.too_much_at_s is None:
         return None
     pressed_s = result.loop_start_s + result.too_much_at_s
-    zero_at_s = pressed_s
-    for row in device.intervals(channel):
-        if row["t1_s"] <= pressed_s:
-            continue
-        if row["delivered_ma"] <= 0:
-            break
-        zero_at_s = max(zero_at_s, float(row["t1_s"]))
-    return float((zero_at_s - pressed_s) * 1000.0)
+    zero_at_s = driver.recorder.zero_after_s(channel, pressed_s)
+    return None if zero_at_s is None else (zero_at_s - pressed_s) * 1000.0
 
 
 class _LineView:
@@ -283,12 +276,12 @@ class _LineView:
             _err("")
 
 
-def _save(path: Path, device_url: str, channel: int, site: str, pad_set: str, settings: Any,
+def _save(path: Path, driver: Driver, channel: int, site: str, pad_set: str, settings: Any,
           result: Any) -> tuple[str, str]:
     from ..profile import Calibration, load_profile, save_profile  # noqa: PLC0415
     from ..thresholds import device_key  # noqa: PLC0415
 
-    entry = Calibration(device=device_key(device_url), channel=channel, site=site,
+    entry = Calibration(device=device_key(driver), channel=channel, site=site,
                         pad_set=pad_set, st_ma=result.st_ma, mt_ma=result.mt_ma,
                         tol_ma=result.tol_ma, frequency_hz=settings.frequency_hz,
                         pulse_width_us=settings.pulse_width_us,

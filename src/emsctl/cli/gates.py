@@ -15,7 +15,6 @@ from pathlib import Path
 
 import click
 
-from ..devices import parse_device_url
 from ..profile import Profile, save_profile
 from ..screening import (
     QUESTIONS,
@@ -51,7 +50,7 @@ def _ask_sites(text: str) -> str:
     return str(click.prompt(text, default="", show_default=False, err=True))
 
 
-def pass_gates(profile: Profile, sites: Iterable[str], device_url: str, *, interactive: bool,
+def pass_gates(profile: Profile, sites: Iterable[str], simulated: bool, *, interactive: bool,
                rescreen: bool, now: datetime, path: Path | None = None
                ) -> tuple[Profile, dict[str, bool]]:
     """Screen, gate, check and warn.
@@ -66,7 +65,7 @@ def pass_gates(profile: Profile, sites: Iterable[str], device_url: str, *, inter
         ProfileError: the answers could not be saved.
     """
     sites = list(sites)
-    if parse_device_url(device_url).simulated:
+    if simulated:
         _err("Simulator: the safety questions are shown, not asked, and never block.")
         for question in QUESTIONS:
             _err(f"  ? {question.text}")

@@ -63,44 +63,45 @@ def run(program: str, device_url: str, speed: str | None, intensity_pct: float, 
     questionnaire, the checks before each session and the warnings (asked on real devices,
     shown on the simulator).
     """
-    from ..devices import OpenOptions, parse_device_url  # noqa: PLC0415
+    from ..devices import OpenOptions  # noqa: PLC0415
     from ..errors import InputError  # noqa: PLC0415
     from ..ledger import past_sessions  # noqa: PLC0415
     from ..loader import load_program  # noqa: PLC0415
     from ..profile import Profile  # noqa: PLC0415
-    from ..runner import execute, make_clock, preflight, prepare_run  # noqa: PLC0415
+    from ..runner import execute, make_clock, open_driver, preflight, prepare_run  # noqa: PLC0415
     from .gates import pass_gates  # noqa: PLC0415
 
-    url = parse_device_url(device_url)
-    clock = make_clock(device_url, speed)
     options = OpenOptions()
     if faults_path is not None:
-        if not url.simulated:
-            raise InputError("--faults only works with the simulator")
         from ..simulator.faults import load_fault_plan  # noqa: PLC0415
 
         options.fault_plan = load_fault_plan(faults_path)
-    if sim_profile and not url.simulated:
+    driver = open_driver(device_url, options)
+    simulated = driver.simulated
+    if faults_path is not None and not simulated:
+        raise InputError("--faults only works with the simulator")
+    clock = make_clock(driver, speed)
+    if sim_profile and not simulated:
         raise InputError("--sim-profile only works with the simulator")
     loaded = load_program(program)
     limits = load_limits(limits_path)
     now = datetime.now(UTC).astimezone()
     # profile, CTF, cramp-training and dose refusals come first: no question asked, no port opened
-    checked = preflight(loaded, device_url, limits, expert=expert, pad_set=pad_set, now=now,
-                        past=None if url.simulated else past_sessions(journal_dir),
+    checked = preflight(loaded, driver, limits, expert=expert, pad_set=pad_set, now=now,
+                        past=None if simulated else past_sessions(journal_dir),
                         sim_profile=sim_profile)
     sites = [c.site for c in loaded.program.channels]
-    profile, answers = pass_gates(checked.profile or Profile(), sites, device_url,
+    profile, answers = pass_gates(checked.profile or Profile(), sites, simulated,
                                   interactive=sys.stdin.isatty(), rescreen=rescreen, now=now)
     if checked.profile is not None:
         version = checked.profile_version if checked.profile_version == "synthetic" \
             else profile.version
         checked = replace(checked, profile=profile, profile_version=version)
-    prepared = prepare_run(loaded, device_url, limits, options=options, expert=expert,
+    prepared = prepare_run(loaded, driver, limits, expert=expert,
                            now=now, session_checks=answers, checked=checked)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     _announce(prepared)
-    if not url.simulated and not yes:
+    if not simulated and not yes:
         if not interactive:
             raise InputError("a real device needs confirmation: run in a terminal or pass --yes")
         click.confirm("Pads placed as described, and ready to start at 0 mA?", abort=True)

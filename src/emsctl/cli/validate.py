@@ -18,7 +18,7 @@ from ..errors import EmsError, InputError
 from .common import limits_option, load_limits
 
 if TYPE_CHECKING:
-    from ..drivers.base import Capabilities
+    from ..contract import Capabilities
 
 __all__ = ["validate"]
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Protocol, Self, final
 
-from ..errors import DeviceError, InputError
+from .errors import DeviceError, InputError
 
 __all__ = [
     "ZERO",
@@ -31,6 +32,7 @@ __all__ = [
     "ChannelSetpoint",
     "Driver",
     "DriverStoppedError",
+    "OutputRecord",
     "Telemetry",
     "TelemetryKind",
 ]
@@ -52,7 +54,6 @@ class Capabilities:
     update_period_s: float
     max_lease_s: float
     has_output_watchdog: bool
-    simulated: bool
     telemetry: frozenset[str] = field(default_factory=frozenset)
     #: Devices that count in steps declare how many mA one step is; mA devices leave None.
     ma_per_step: float | None = None
@@ -116,6 +117,33 @@ class Telemetry:
     message: str = ""
 
 
+class OutputRecord(Protocol):
+    """What a simulated device actually delivered, as the core reads it (the simulator's
+    recorder implements it; real devices have none)."""
+
+    def summary(self, until_s: float | None = None) -> dict[int, dict[str, float]]:
+        """Per device channel: peak and rms mA, phase charge, pulse count, net DC."""
+        ...
+
+    def delivered_now_ma(self, channel: int) -> float:
+        """The current the device delivers on ``channel`` (1-based) right now."""
+        ...
+
+    def zero_after_s(self, channel: int, t_s: float) -> float | None:
+        """The first time at or after ``t_s`` when ``channel`` delivered zero (None: never)."""
+        ...
+
+
+#: Drivers opened from the reserved built-in ``sim`` / ``sim+*`` entries of the device table.
+#: Only :func:`emsctl.devices.open_device` adds to it; nothing else can make a driver simulated.
+_SIMULATED: weakref.WeakSet[Driver] = weakref.WeakSet()
+
+
+def _mark_simulated(driver: Driver) -> None:
+    """For the device table only: ``driver`` was opened from a reserved simulator entry."""
+    _SIMULATED.add(driver)
+
+
 class DriverStoppedError(DeviceError):
     """``apply`` was called with output after ``stop()``; nothing was sent."""
 
@@ -129,6 +157,14 @@ class Driver(ABC):
     capabilities: Capabilities
     #: The URL the driver was opened from (for the journal).
     url: str = ""
+    #: What the device delivered, where a simulated device can tell (None on hardware).
+    recorder: OutputRecord | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "simulated" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} may not define 'simulated': only the device table "
+                            "marks a driver as simulated")
 
     def __init__(self) -> None:
         self._listeners: list[Callable[[Telemetry], None]] = []
@@ -231,6 +267,28 @@ class Driver(ABC):
             if self._connected:
                 self._connected = False
                 await self._close_internal()
+
+    @property
+    def calibration_key(self) -> str:
+        """What a person's calibration on this device is stored under: the URL's scheme.
+
+        A driver whose mA depend on a declared scaling adds every declared value that changes
+        them, so that a different declaration needs a new calibration.
+        """
+        return self.url.partition("://")[0].partition("?")[0].lower() or type(self).__name__
+
+    @final
+    @property
+    def simulated(self) -> bool:
+        """True only for drivers opened from the built-in ``sim`` / ``sim+*`` device entries."""
+        return self in _SIMULATED
+
+    def set_channel_caps_ma(self, caps_ma: Mapping[int, float]) -> None:  # noqa: B027 - optional
+        """Hand the verified per-channel caps to a device that can hold limits of its own.
+
+        The default does nothing: most devices cannot. Keys are program channel ids, which are
+        the device channel numbers.
+        """
 
     @property
     def stopped(self) -> bool:

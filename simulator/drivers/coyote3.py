@@ -13,26 +13,28 @@ lenient mode, 0–50, default 0). This module never imports bleak.
 from __future__ import annotations
 
 import asyncio
-import math
+
+from pydantic import Field
 
 from ...devices import DeviceUrl, OpenOptions
+from ...drivers.coyote3.config import (
+    SIMULATED_BALANCE,
+    CoyoteConfig,
+    CoyoteParams,
+    parse_coyote_params,
+)
+from ...drivers.coyote3.driver import CoyoteDriver
+from ...drivers.coyote3.frames import BALANCE_MAX
 from ...errors import InputError
-from ...simulator.body import BodyModel
-from ...simulator.devices.coyote3 import EmulatedCoyote, coyote_device_spec
-from ...simulator.faults import ArmedFaultPlan, FaultPlan
-from ...simulator.model import SimulatedStimulator
-from ...simulator.recorder import Recorder
-from ...simulator.transports import MemoryGattLink
-from .config import CoyoteConfig, config_from_params
-from .driver import CoyoteDriver
+from ..body import BodyModel
+from ..devices.coyote3 import EmulatedCoyote, coyote_device_spec
+from ..faults import ArmedFaultPlan, FaultPlan, simulated_fault_plan
+from ..model import SimulatedStimulator
+from ..recorder import Recorder
+from ..transports import MemoryGattLink
 
 __all__ = ["SimulatedCoyoteDriver", "open_simulated_coyote"]
 
-_SIM_PARAMS: dict[str, tuple[float, float, float]] = {
-    "battery_pct": (100.0, 0.0, 100.0),
-    "impedance_ohm": (1000.0, 1.0, 1e6),
-    "frame_grace_ms": (0.0, 0.0, 50.0),
-}
 
 
 class SimulatedCoyoteDriver(CoyoteDriver):
@@ -50,7 +52,7 @@ class SimulatedCoyoteDriver(CoyoteDriver):
 
     def __init__(self, emulator: EmulatedCoyote, config: CoyoteConfig, *,
                  fault_plan: FaultPlan | None = None, url: str = "sim+coyote3") -> None:
-        super().__init__(MemoryGattLink(emulator.server), config, simulated=True, url=url)
+        super().__init__(MemoryGattLink(emulator.server), config, url=url)
         if fault_plan is not None:
             fault_plan.check(emulator.supported_fault_kinds, emulator.fault_channels)
         self.emulator = emulator
@@ -76,6 +78,22 @@ class SimulatedCoyoteDriver(CoyoteDriver):
         await super()._close_internal()
 
 
+class SimCoyoteParams(CoyoteParams):
+    """``sim+coyote3?…`` parameters: the Coyote's own, with the synthetic profile's balances,
+    plus the emulation's."""
+
+    frequency_balance: int = Field(SIMULATED_BALANCE, ge=0, le=BALANCE_MAX, description=(
+        "BF frequency balance 0–255 (default 128, the synthetic profile)"))
+    intensity_balance: int = Field(SIMULATED_BALANCE, ge=0, le=BALANCE_MAX, description=(
+        "BF intensity balance 0–255 (default 128, the synthetic profile)"))
+    battery_pct: float = Field(100.0, ge=0.0, le=100.0, description=(
+        "initial battery level (default 100)"))
+    impedance_ohm: float = Field(1000.0, ge=1.0, le=1e6, description=(
+        "load on both channels (default 1000)"))
+    frame_grace_ms: float = Field(0.0, ge=0.0, le=50.0, description=(
+        "the emulator's lenient frame timing, 0–50 ms (default 0)"))
+
+
 def open_simulated_coyote(url: DeviceUrl, options: OpenOptions) -> SimulatedCoyoteDriver:
     """Make a driver wired to a fresh emulated Coyote from ``sim+coyote3?ma_per_step=…``.
 
@@ -86,27 +104,12 @@ def open_simulated_coyote(url: DeviceUrl, options: OpenOptions) -> SimulatedCoyo
     if url.target:
         raise InputError(f"sim+coyote3 takes no target, got '{url.target}'; use e.g. "
                          "'sim+coyote3?ma_per_step=0.2'")
-    params = dict(url.params)
-    sim = {key: _float(params.pop(key), key, *limits[1:]) if key in params else limits[0]
-           for key, limits in _SIM_PARAMS.items()}
-    config = config_from_params(params, simulated=True)
-    plan = options.fault_plan
-    if plan is not None and not isinstance(plan, FaultPlan):
-        raise InputError(f"fault_plan must be a FaultPlan, got {type(plan).__name__}")
+    p = parse_coyote_params(SimCoyoteParams, url.params, url.scheme)
+    config = p.config()
+    plan = simulated_fault_plan(options)
     spec = coyote_device_spec(config.ma_per_step, config.us_per_intensity)
-    device = SimulatedStimulator(spec, BodyModel(2, sim["impedance_ohm"]),
-                                 battery_pct=sim["battery_pct"])
+    device = SimulatedStimulator(spec, BodyModel(2, p.impedance_ohm), battery_pct=p.battery_pct)
     emulator = EmulatedCoyote(ma_per_step=config.ma_per_step,
                               us_per_intensity=config.us_per_intensity, device=device,
-                              frame_grace_ms=sim["frame_grace_ms"], seed=options.seed)
+                              frame_grace_ms=p.frame_grace_ms, seed=options.seed)
     return SimulatedCoyoteDriver(emulator, config, fault_plan=plan, url=url.text)
-
-
-def _float(raw: str, key: str, low: float, high: float) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InputError(f"sim+coyote3 parameter {key}={raw!r} is not a number") from None
-    if not (math.isfinite(value) and low <= value <= high):
-        raise InputError(f"sim+coyote3 parameter {key}={value:g} is outside {low:g}–{high:g}")
-    return value

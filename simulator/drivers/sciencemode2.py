@@ -18,17 +18,21 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from typing import Literal
 
+from pydantic import Field, field_validator
+
+from ...device_params import DeviceParams, parse_params
 from ...devices import DeviceUrl, OpenOptions
+from ...drivers.links.base import LinkLostHandler, ReceiveHandler
+from ...drivers.sciencemode2.driver import ACK_TIMEOUT_S, ScienceModeDriver
 from ...errors import InputError
-from ...simulator.body import BodyModel
-from ...simulator.devices.sciencemode2 import RehaStim2, RehaStim2Config, rehastim2_spec
-from ...simulator.faults import ArmedFaultPlan, DeviceFaultInjector, Fault, FaultPlan
-from ...simulator.model import SimulatedStimulator
-from ...simulator.recorder import Recorder
-from ...simulator.transports import Direction, MemorySerialPipe
-from ..links.base import LinkLostHandler, ReceiveHandler
-from .driver import ACK_TIMEOUT_S, ScienceModeDriver, float_param
+from ..body import BodyModel
+from ..devices.sciencemode2 import RehaStim2, RehaStim2Config, rehastim2_spec
+from ..faults import ArmedFaultPlan, DeviceFaultInjector, Fault, FaultPlan, simulated_fault_plan
+from ..model import SimulatedStimulator
+from ..recorder import Recorder
+from ..transports import Direction, MemorySerialPipe
 
 __all__ = ["SM2_FAULT_KINDS", "EmulatedLink", "SimulatedScienceModeDriver", "open_emulated"]
 
@@ -169,19 +173,32 @@ class SimulatedScienceModeDriver(ScienceModeDriver):
     """
 
     def __init__(self, link: EmulatedLink, *, url: str, ack_timeout_s: float) -> None:
-        super().__init__(link, url=url, simulated=True, ack_timeout_s=ack_timeout_s)
+        super().__init__(link, url=url, ack_timeout_s=ack_timeout_s)
         self.emulator = link.emulator
         self.device = link.emulator.device
         self.recorder = Recorder(self.device)
 
 
-_PARAMS = {
-    "profile": "emulator profile: strict (default) or lenient (§10)",
-    "watchdog_s": "device watchdog in s, or 'log_only' (default 1.2; lenient 2.0)",
-    "impedance_ohm": "electrode–skin impedance on every channel (default 1000)",
-    "latency_s": "execution latency of stimulation commands (default 0.015)",
-    "ack_timeout_s": "how long the driver waits for each ack (default 0.25)",
-}
+class SimScienceModeParams(DeviceParams):
+    """``sim+sciencemode2?…`` parameters."""
+
+    profile: Literal["strict", "lenient"] = Field("strict", description=(
+        "emulator profile: strict (default) or lenient"))
+    watchdog_s: float | Literal["log_only"] | None = Field(None, description=(
+        "device watchdog in s (0–60), or 'log_only' (default 1.2; lenient 2.0)"))
+    impedance_ohm: float = Field(1000.0, ge=1.0, le=1e6, description=(
+        "electrode–skin impedance on every channel (default 1000)"))
+    latency_s: float = Field(0.015, ge=0.0, le=0.1, description=(
+        "execution latency of stimulation commands (default 0.015)"))
+    ack_timeout_s: float = Field(ACK_TIMEOUT_S, ge=0.01, le=10.0, description=(
+        "how long the driver waits for each ack (default 0.25)"))
+
+    @field_validator("watchdog_s")
+    @classmethod
+    def _watchdog_range(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, float) and not 0 < value <= 60:
+            raise ValueError("the watchdog must be within 0–60 s")
+        return value
 
 
 def open_emulated(url: DeviceUrl, options: OpenOptions) -> SimulatedScienceModeDriver:
@@ -196,43 +213,13 @@ def open_emulated(url: DeviceUrl, options: OpenOptions) -> SimulatedScienceModeD
     """
     if url.target:
         raise InputError(f"sim+sciencemode2 takes no target, got '{url.target}'")
-    params = dict(url.params)
-    profile = params.pop("profile", "strict")
-    if profile not in ("strict", "lenient"):
-        raise InputError(f"sim+sciencemode2 profile must be strict or lenient, not {profile!r}")
-    watchdog_text = params.pop("watchdog_s", None)
-    numeric = DeviceUrl(url.text, url.scheme, url.target, params)
-    impedance_ohm = float_param(numeric, _PARAMS, "impedance_ohm", 1000.0, 1.0, 1e6)
-    latency_s = float_param(numeric, _PARAMS, "latency_s", 0.015, 0.0, 0.1)
-    ack_timeout_s = float_param(numeric, _PARAMS, "ack_timeout_s", ACK_TIMEOUT_S, 0.01, 10.0)
-    watchdog_s = parse_watchdog(watchdog_text)
-    plan = options.fault_plan
-    if plan is not None and not isinstance(plan, FaultPlan):
-        raise InputError(f"fault_plan must be a FaultPlan, got {type(plan).__name__}")
-    config = RehaStim2Config(profile="lenient" if profile == "lenient" else "strict",
-                             watchdog_s=watchdog_s, execution_latency_s=latency_s)
-    device = SimulatedStimulator(rehastim2_spec(config),
-                                 BodyModel(8, impedance_ohm))
+    p = parse_params(SimScienceModeParams, url.params, url.scheme)
+    plan = simulated_fault_plan(options)
+    watchdog_s = math.inf if p.watchdog_s == "log_only" else p.watchdog_s
+    config = RehaStim2Config(profile=p.profile, watchdog_s=watchdog_s,
+                             execution_latency_s=p.latency_s)
+    device = SimulatedStimulator(rehastim2_spec(config), BodyModel(8, p.impedance_ohm))
     pipe = MemorySerialPipe(baud=460800, bits_per_byte=11, description="memory serial 460800 8E1")
     emulator = RehaStim2(device, pipe.device_write, config)
     link = EmulatedLink(emulator, pipe, plan, options.seed)
-    return SimulatedScienceModeDriver(link, url=url.text, ack_timeout_s=ack_timeout_s)
-
-
-def parse_watchdog(text: str | None) -> float | None:
-    """``None`` (profile default), a number of seconds, or ``log_only`` (``math.inf``).
-
-    Raises:
-        InputError: anything else, or a watchdog that is not positive.
-    """
-    if text is None:
-        return None
-    if text.replace("-", "_") == "log_only":
-        return math.inf
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"watchdog must be seconds or 'log_only', not {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= 60):
-        raise InputError(f"watchdog must be within 0–60 s, got {text}")
-    return value
+    return SimulatedScienceModeDriver(link, url=url.text, ack_timeout_s=p.ack_timeout_s)

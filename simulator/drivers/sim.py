@@ -18,19 +18,23 @@ import asyncio
 import math
 from functools import partial
 
-from ..devices import DeviceUrl, OpenOptions
-from ..errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError
-from ..simulator.body import BodyModel
-from ..simulator.faults import (
+from pydantic import Field
+
+from ...contract import Capabilities, ChannelSetpoint, Driver, Telemetry, TelemetryKind
+from ...device_params import DeviceParams, parse_params
+from ...devices import DeviceUrl, OpenOptions
+from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError
+from ..body import BodyModel
+from ..faults import (
     DEVICE_FAULT_KINDS,
     ArmedFaultPlan,
     DeviceFaultInjector,
     Fault,
     FaultPlan,
+    simulated_fault_plan,
 )
-from ..simulator.model import DeviceEvent, DeviceSpec, SimulatedStimulator
-from ..simulator.recorder import Recorder
-from .base import Capabilities, ChannelSetpoint, Driver, Telemetry, TelemetryKind
+from ..model import DeviceEvent, DeviceSpec, SimulatedStimulator
+from ..recorder import Recorder
 
 __all__ = ["SIM_FAULT_KINDS", "SimDriver", "open_sim"]
 
@@ -88,7 +92,6 @@ class SimDriver(Driver):
             update_period_s=0.1,
             max_lease_s=spec.watchdog_s,
             has_output_watchdog=True,
-            simulated=True,
             telemetry=_TELEMETRY,
             bursts=True,
         )
@@ -274,14 +277,20 @@ class SimDriver(Driver):
 
 # ---------------------------------------------------------------------- factory
 
-_PARAMS: dict[str, str] = {
-    "channels": "number of channels, 1–8 (default 4)",
-    "impedance_ohm": "electrode–skin impedance on every channel (default 1000)",
-    "compliance_v": "compliance voltage, ≤ 150 V (default 100, L5)",
-    "watchdog_s": "device watchdog = longest lease, ≤ 1.0 s (default 1.0, L21)",
-    "ack_timeout_s": "how long the driver waits for each ack (default 0.3)",
-    "battery_pct": "initial battery charge (default 100)",
-}
+class SimParams(DeviceParams):
+    """``sim?…`` parameters."""
+
+    channels: int = Field(4, ge=1, le=8, description="number of channels, 1–8 (default 4)")
+    impedance_ohm: float = Field(1000.0, ge=1.0, le=1e6, description=(
+        "electrode–skin impedance on every channel (default 1000)"))
+    compliance_v: float = Field(100.0, ge=1.0, le=150.0, description=(
+        "compliance voltage, ≤ 150 V (default 100, limit L5)"))
+    watchdog_s: float = Field(1.0, ge=0.01, le=1.0, description=(
+        "device watchdog = longest lease, ≤ 1.0 s (default 1.0, limit L21)"))
+    ack_timeout_s: float = Field(DEFAULT_ACK_TIMEOUT_S, ge=0.001, le=10.0, description=(
+        "how long the driver waits for each ack (default 0.3)"))
+    battery_pct: float = Field(100.0, ge=0.0, le=100.0, description=(
+        "initial battery charge (default 100)"))
 
 
 def open_sim(url: DeviceUrl, options: OpenOptions) -> SimDriver:
@@ -294,48 +303,10 @@ def open_sim(url: DeviceUrl, options: OpenOptions) -> SimDriver:
     if url.target:
         raise InputError(f"the simulator takes no target, got '{url.target}'; use e.g. "
                          "'sim?channels=2'")
-    unknown = set(url.params) - set(_PARAMS)
-    if unknown:
-        known = "; ".join(f"{k}: {v}" for k, v in _PARAMS.items())
-        raise InputError(f"unknown sim parameter(s) {', '.join(sorted(unknown))}; known: {known}")
-    p = url.params
-    channels = _int_param(p, "channels", 4, 1, 8)
-    impedance_ohm = _float_param(p, "impedance_ohm", 1000.0, 1.0, 1e6)
-    compliance_v = _float_param(p, "compliance_v", 100.0, 1.0, 150.0)
-    watchdog_s = _float_param(p, "watchdog_s", 1.0, 0.01, 1.0)
-    ack_timeout_s = _float_param(p, "ack_timeout_s", DEFAULT_ACK_TIMEOUT_S, 0.001, 10.0)
-    battery_pct = _float_param(p, "battery_pct", 100.0, 0.0, 100.0)
-    plan = options.fault_plan
-    if plan is not None and not isinstance(plan, FaultPlan):
-        raise InputError(f"fault_plan must be a FaultPlan, got {type(plan).__name__}")
-    spec = DeviceSpec(channels=channels, watchdog_s=watchdog_s, compliance_v=compliance_v,
+    p = parse_params(SimParams, url.params, "sim")
+    plan = simulated_fault_plan(options)
+    spec = DeviceSpec(channels=p.channels, watchdog_s=p.watchdog_s, compliance_v=p.compliance_v,
                       zero_on_disconnect=False)
-    device = SimulatedStimulator(spec, BodyModel(channels, impedance_ohm),
-                                 battery_pct=battery_pct)
-    return SimDriver(device, fault_plan=plan, ack_timeout_s=ack_timeout_s, url=url.text)
-
-
-def _float_param(params: dict[str, str], key: str, default: float, low: float,
-                 high: float) -> float:
-    if key not in params:
-        return default
-    try:
-        value = float(params[key])
-    except ValueError as exc:
-        raise InputError(f"sim parameter {key}={params[key]!r} is not a number") from exc
-    if not (math.isfinite(value) and low <= value <= high):
-        raise InputError(f"sim parameter {key}={value:g} is outside {low:g}–{high:g}: "
-                         f"{_PARAMS[key]}")
-    return value
-
-
-def _int_param(params: dict[str, str], key: str, default: int, low: int, high: int) -> int:
-    if key not in params:
-        return default
-    try:
-        value = int(params[key])
-    except ValueError as exc:
-        raise InputError(f"sim parameter {key}={params[key]!r} is not an integer") from exc
-    if not low <= value <= high:
-        raise InputError(f"sim parameter {key}={value} is outside {low}–{high}: {_PARAMS[key]}")
-    return value
+    device = SimulatedStimulator(spec, BodyModel(p.channels, p.impedance_ohm),
+                                 battery_pct=p.battery_pct)
+    return SimDriver(device, fault_plan=plan, ack_timeout_s=p.ack_timeout_s, url=url.text)

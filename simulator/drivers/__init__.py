@@ -1,0 +1,1 @@
+"""Simulated drivers: ``sim`` and every ``sim+<protocol>``, registered in the device table."""
