@@ -94,6 +94,12 @@ class Plan:
                 return plan
         raise KeyError(channel_id)
 
+    def stimulation_s(self, t_s: float) -> float:
+        """Time spent in stimulation phases (guide phases have no output) by program time
+        ``t_s``: what the session-length limit L19 and the summary count."""
+        return sum(max(0.0, min(t_s, span.end_s) - span.start_s)
+                   for span in self.phases if span.kind == "stim")
+
     def phase_at(self, t_s: float) -> PhaseSpan:
         """The phase running at time ``t_s`` (the last one at or after the end)."""
         for span in self.phases:

@@ -250,7 +250,9 @@ class Session:
                     current_phase = span.name
                     self._log("phase", name=span.name)
                 setpoints = self._setpoints(now_s, stim_time_s)
-                checked = self.guard.check(now_s, stim_time_s, setpoints)
+                # L19 counts time with output: guide phases have none (as verify counts)
+                checked = self.guard.check(now_s, self.plan.stimulation_s(stim_time_s),
+                                           setpoints)
                 if self._stop_reason is not None:
                     break
                 # an unchanged command is re-sent only as the heartbeat (L21), which renews
@@ -411,7 +413,9 @@ class Session:
     def _result(self, stim_time_s: float) -> SessionResult:
         reason: EndReason = self._stop_reason or "stopped"
         exit_code = {"completed": 0, "stopped": 130, "signal": 130, "fault": 1, "guard": 1}[reason]
-        return SessionResult(reason, self._stop_message, min(stim_time_s, self.plan.duration_s),
+        # what the person had: time in stimulation phases, not the guidance before them
+        stimulation_s = self.plan.stimulation_s(min(stim_time_s, self.plan.duration_s))
+        return SessionResult(reason, self._stop_message, stimulation_s,
                              list(self.guard.peak_ma), exit_code, list(self._events))
 
     # ------------------------------------------------------------------ telemetry

@@ -41,7 +41,9 @@ def test_normal_end_completes_at_zero_with_a_full_journal(tmp_path: Path) -> Non
     run = run_virtual(prep, tmp_path)
     result = run.outcome.result
     assert (result.end_reason, result.exit_code) == ("completed", 0)
-    assert result.stim_time_s == pytest.approx(prep.plan.duration_s, abs=0.11)
+    # stimulation time counts the phases with output: relaxation has 3 min of guidance first
+    assert result.stim_time_s == pytest.approx(prep.plan.stimulation_s(prep.plan.duration_s),
+                                               abs=0.11)
     assert all_zero(run.outputs_at_stop)
     records, footer = journal_tail(run.outcome.journal_path)
     assert records[-1]["type"] == "stop" and records[-1]["reason"] == "completed"
@@ -66,7 +68,8 @@ def test_stop_key_mid_run_zeroes_at_once_and_exits_130(tmp_path: Path) -> None:
     result = run.outcome.result
     assert (result.end_reason, result.exit_code) == ("stopped", 130)
     assert result.message == "stopped by the user"
-    assert result.stim_time_s == pytest.approx(IN_PHASE_A_S, abs=0.11)
+    # stimulation time leaves out the 3 min of guidance before phase A
+    assert result.stim_time_s == pytest.approx(prep.plan.stimulation_s(IN_PHASE_A_S), abs=0.11)
     t_stop = seen["t"]
     assert on(seen["before"])  # type: ignore[arg-type]
     # zero in the same instant the stop was asked for, and nothing afterwards
@@ -194,7 +197,8 @@ def test_electrode_off_pauses_tells_the_user_and_holds_zero_until_resumed(
         inside = (iv["t1_s"] > t0 + t_off + 1e-6) & (iv["t0_s"] < t0 + t_resume)
         assert not (iv[inside]["amplitude_ma"] > 0).any()
     # the plan clock froze while paused: the session ran 60 s longer than its stimulation time
-    assert run.outcome.result.stim_time_s == pytest.approx(t_resume + 31 - 60, abs=0.25)
+    assert run.outcome.result.stim_time_s == pytest.approx(
+        run.session.plan.stimulation_s(t_resume + 31 - 60), abs=0.25)
     records, _ = journal_tail(run.outcome.journal_path)
     kinds = [(r["type"], r.get("kind")) for r in records]
     assert ("telemetry", "electrode_off") in kinds and ("event", "pause") in kinds

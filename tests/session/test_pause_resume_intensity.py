@@ -58,7 +58,8 @@ def test_pause_is_zero_at_once_and_resume_soft_starts_from_zero(tmp_path: Path) 
     elapsed = rise[:, 0] - (t0 + t_resume)
     assert np.all(rise[:, 1] <= PLAN_B_MA * (elapsed + 0.1) / soft_s + STEP_MA + 1e-9)
     # the program clock stood still while paused
-    assert run.outcome.result.stim_time_s == pytest.approx(t_resume + 20 - 30, abs=0.11)
+    assert run.outcome.result.stim_time_s == pytest.approx(
+        run.session.plan.stimulation_s(t_resume + 20 - 30), abs=0.11)
 
 
 def test_resume_after_a_pause_in_the_soft_start_also_starts_from_zero(tmp_path: Path) -> None:

@@ -56,7 +56,8 @@ def test_a_wall_clock_jump_changes_neither_duration_nor_commands(
     for a in (control, run):
         assert a.outcome.result.end_reason == "completed"
     duration_s = prep.plan.duration_s
-    assert run.outcome.result.stim_time_s == pytest.approx(duration_s, abs=0.11)
+    assert run.outcome.result.stim_time_s == pytest.approx(prep.plan.stimulation_s(duration_s),
+                                                           abs=0.11)
     assert run.outcome.result.stim_time_s == control.outcome.result.stim_time_s
     assert run.session.state.t_s == control.session.state.t_s
     # the device got the same commands at the same loop times
