@@ -90,6 +90,9 @@ class OpenEmsDriver(Driver):
         self._reset_seen = False
         self._last_write_s = -math.inf
         self._on_until_s = [-math.inf, -math.inf]
+        #: When each channel's last on-time surely ended on the board (no margin): a line that
+        #: would turn a channel on after that restarts it from zero, which is never done.
+        self._off_by_s = [math.inf, math.inf]
         self._lease_ms = 0
         self._intensity_cache: dict[float, int] = {}
         self._shutdown_task: asyncio.Future[None] | None = None
@@ -212,6 +215,12 @@ class OpenEmsDriver(Driver):
         await self._sleep_for_slot()
         if self.stopped or not self._link_up:
             return False
+        if isinstance(command, ActionCommand) and command.intensity_pct > 0 \
+                and self._now() >= self._off_by_s[command.channel]:
+            # the host stalled while this update waited for its slot and the board's on-time
+            # ran out: the channel is off, and output never restarts at a level from before
+            raise DeviceError(f"openEMSstim channel {command.channel + 1} switched off by its "
+                              "on-time while this computer stalled; the update was not sent")
         await self._write_now(command)
         return True
 
@@ -223,10 +232,13 @@ class OpenEmsDriver(Driver):
                 self._lease_ms = command.on_time_ms
                 self._on_until_s[command.channel] = (now + command.on_time_ms / 1000
                                                      + ACTIVE_MARGIN_S)
+                self._off_by_s[command.channel] = now + command.on_time_ms / 1000
             else:
                 self._on_until_s[command.channel] = -math.inf
+                self._off_by_s[command.channel] = math.inf
         else:
             self._on_until_s = [-math.inf, -math.inf]
+            self._off_by_s = [math.inf, math.inf]
         try:
             await self.link.send(command)
         except LinkLostError:

@@ -55,13 +55,17 @@ class Guard:
         limits: the effective limits (ceilings ∩ config ∩ program ∩ profile ∩ device).
         channels: per device channel (index 0 = channel 1); unused channels have cap 0.
         amplitude_step_ma: the device's step; rises may exceed the rate by one step.
+        period_s: the command period: a rise is allowed for at most this much time since the
+            last check, however long ago that was, so the allowance never accumulates over a
+            gap (a stalled host, a steady stretch) into one big step (L14, L16).
     """
 
     def __init__(self, limits: Limits, channels: Sequence[ChannelGuard],
-                 amplitude_step_ma: float = 0.0) -> None:
+                 amplitude_step_ma: float = 0.0, period_s: float = 0.1) -> None:
         self.limits = limits
         self.channels = tuple(channels)
         self._step_ma = amplitude_step_ma
+        self._period_s = period_s
         self._last = [0.0] * len(self.channels)
         self._last_checked: list[ChannelSetpoint] = [ZERO] * len(self.channels)
         self._last_t_s: float | None = None
@@ -69,6 +73,15 @@ class Guard:
         self._last_on = False
         self.latched = False
         self.peak_ma = [0.0] * len(self.channels)
+
+    def rise_ceiling_ma(self, index: int, t_s: float) -> float:
+        """The most device channel ``index`` (0-based) may be asked for at ``t_s``: the level
+        last passed plus the slew allowance of at most one command period, plus one step."""
+        dt_s = 0.0 if self._last_t_s is None else max(0.0, t_s - self._last_t_s)
+        return self._last[index] + self._allowed_rise_ma(dt_s)
+
+    def _allowed_rise_ma(self, dt_s: float) -> float:
+        return self.limits.plan_rise_ma_per_s * min(dt_s, self._period_s) + self._step_ma
 
     def latch(self) -> None:
         """From now on only zero passes (the stop latch)."""
@@ -138,7 +151,7 @@ class Guard:
         if amp > cap + _EPS:
             self._fail(f"L3: channel {channel} at {amp:.2f} mA is over its cap of {cap:.2f} mA")
         rise_ma = amp - last_ma
-        allowed_rise = lim.plan_rise_ma_per_s * dt_s + self._step_ma
+        allowed_rise = self._allowed_rise_ma(dt_s)
         if rise_ma > allowed_rise + _EPS:
             self._fail(f"L16/L17: channel {channel} rose {rise_ma:.2f} mA in {dt_s:.3f} s, "
                        f"more than {allowed_rise:.2f} mA")

@@ -130,7 +130,7 @@ class Session:
                 raise EmsError(f"program channel {cplan.channel} has no device channel "
                                f"({caps.model} has {caps.channels})")
             guards[device_channel - 1] = ChannelGuard(cplan.cap_ma, cplan.electrode_area_cm2)
-        self.guard = Guard(limits, guards, caps.amplitude_step_ma)
+        self.guard = Guard(limits, guards, caps.amplitude_step_ma, caps.update_period_s)
         self._samplers = [(ChannelSampler(c, plan.duration_s), self.channel_map[c.channel] - 1)
                           for c in plan.channels]
         self.period_s = caps.update_period_s
@@ -244,6 +244,12 @@ class Session:
                     break
                 if stim_time_s >= self.plan.duration_s:
                     break
+                if now_s - last_sent_s >= self.lease_s and any(
+                        sp.amplitude_ma > 0 for sp in last_sent):
+                    # the host stalled past the lease: the device has switched off by itself,
+                    # and output never comes back from a level nobody saw being delivered
+                    self.stop("fault", self._stall_message(now_s - last_sent_s))
+                    break
                 if span is None or not span.start_s <= stim_time_s < span.end_s:
                     span = self.plan.phase_at(stim_time_s)
                 if span.name != current_phase:
@@ -292,6 +298,12 @@ class Session:
         finally:
             await self._final_stop(loop.time() - start_s)
         return self._result(stim_time_s)
+
+    def _stall_message(self, gap_s: float) -> str:
+        return (f"the device went {gap_s:.1f} s without a command, longer than its "
+                f"{self.lease_s:g} s safety timeout (this computer stalled, or the device was "
+                "slow to answer), so it switched its output off; the session has ended and "
+                "will not resume: output is off")
 
     def _stim_time(self, now_s: float) -> float:
         """Program time: loop time since the start, less every pause (frozen while paused)."""
@@ -353,8 +365,10 @@ class Session:
         self._advance_intensity(planned_peak_ma, now_s)
         gain = resume_gain * self.state.intensity_pct / 100.0
         made = self._made
+        guard = self.guard
         for (amp, freq, width, burst_rate, burst_pulses), index in samples:
-            amplitude_ma = caps.quantize_ma(amp * gain)
+            # output rises only from what was last delivered, by at most one period's slew
+            amplitude_ma = caps.quantize_ma(min(amp * gain, guard.rise_ceiling_ma(index, now_s)))
             if amplitude_ma <= 0:
                 continue
             key = (amplitude_ma, freq, width, burst_rate, burst_pulses)
