@@ -117,7 +117,7 @@ def test_the_guards_rise_allowance_never_accumulates_over_a_gap() -> None:
     guard = Guard(DEFAULTS, [ChannelGuard(30.0, 20.0)], amplitude_step_ma=0.1, period_s=0.1)
     guard.check(0.0, 0.0, [ChannelSetpoint(0.0, 6.0, 250.0)])
     # five quiet seconds later, one big step is still one big step
-    with pytest.raises(SafetyViolation, match="rose 12.00 mA"):
+    with pytest.raises(SafetyViolation, match=r"rose 12\.00 mA"):
         guard.check(5.0, 5.0, [ChannelSetpoint(12.0, 6.0, 250.0)])
     fresh = Guard(DEFAULTS, [ChannelGuard(30.0, 20.0)], amplitude_step_ma=0.1, period_s=0.1)
     fresh.check(0.0, 0.0, [ChannelSetpoint(0.0, 6.0, 250.0)])
