@@ -53,6 +53,7 @@ from .low_level import (
     LlStopAck,
 )
 from .messages import (
+    DEVICE_ID_LEN,
     HOST_COMMANDS,
     AckBase,
     Command,
@@ -64,6 +65,7 @@ from .messages import (
     GetExtendedVersionAck,
     GetStimStatus,
     GetStimStatusAck,
+    MessageBase,
     Reset,
     ResetAck,
     UnknownCommand,
@@ -102,6 +104,7 @@ __all__ = [
     "CHANNEL_COUNT",
     "CURRENT_CODE_MAX",
     "CURRENT_CODE_ZERO",
+    "DEVICE_ID_LEN",
     "HIGH_VOLTAGE_150V",
     "HIGH_VOLTAGE_OFF",
     "HOST_COMMANDS",
@@ -139,6 +142,7 @@ __all__ = [
     "LlStopAck",
     "MeasurementType",
     "Message",
+    "MessageBase",
     "MessageDecodeError",
     "MlChannelConfig",
     "MlGetCurrentData",
@@ -170,6 +174,7 @@ __all__ = [
     "current_ma_from_code",
     "decode_frame",
     "decode_message",
+    "decode_request",
     "encode_frame",
     "encode_message",
     "encode_payload",
@@ -207,6 +212,8 @@ _DECODERS: dict[int, Callable[[int, bytes], Message]] = {
 }
 _DECODERS[Command.ML_GET_CURRENT_DATA_ACK] = decode_current_data_ack
 
+_REQUEST_TYPES = (GetStimStatus, GetDeviceId, GetExtendedVersion, Reset, MlInit, MlUpdate,
+                  MlGetCurrentData, MlStop, LlInit, LlChannelConfig, LlStop)
 _ACK_TYPES: dict[int, type[AckBase]] = {
     Command.GET_STIM_STATUS: GetStimStatusAck,
     Command.GET_DEVICE_ID: GetDeviceIdAck,
@@ -245,12 +252,12 @@ class UnknownCommandError(MessageDecodeError):
     """A command number this codec does not know: a device answers Unknown_cmd (67)."""
 
 
-def encode_payload(message: Message) -> bytes:
+def encode_payload(message: MessageBase) -> bytes:
     """The unstuffed payload of a message: the 2-byte command prefix, then its data."""
     return command_prefix(message.packet_number, message.command) + message.data()
 
 
-def encode_message(message: Message) -> bytes:
+def encode_message(message: MessageBase) -> bytes:
     """The complete wire frame of a message, start to stop byte.
 
     Raises:
@@ -280,6 +287,22 @@ def decode_frame(payload: bytes) -> Message:
     except ProtocolError as exc:
         name = Command(command).name
         raise MessageDecodeError(f"bad {name}: {exc}", packet_number, command) from exc
+
+
+def decode_request(payload: bytes) -> Request:
+    """Decode the payload of a good frame as a host → device request (a device's view).
+
+    Raises:
+        UnknownCommandError: a command number that is not a host command of §4 (acks sent by
+            a host included).
+        MessageDecodeError: fewer than two prefix bytes, a wrong data length, or a value out
+            of range.
+    """
+    message = decode_frame(payload)
+    if not isinstance(message, _REQUEST_TYPES):
+        raise UnknownCommandError(f"command {message.command} is not a request",
+                                  message.packet_number, message.command)
+    return message
 
 
 def decode_message(wire: bytes) -> Message:
