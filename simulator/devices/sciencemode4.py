@@ -30,17 +30,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...drivers.sciencemode4 import protocol as p
-from ...drivers.sciencemode4.mapping import DEVICE_MAX_CURRENT_MA, within_load_limit
+from ...drivers.sciencemode4.mapping import DEVICE_MAX_CURRENT_MA
 from ...errors import InputError
-from ..body import BodyModel
 from ..model import DeviceEvent, DeviceSpec, SimulatedStimulator
-from .sciencemode4_levels import LowLevel, MidLevel
+from .sciencemode4_levels import LowLevel, MidLevel, level_refusal, update_in_range
 
 if TYPE_CHECKING:
     from ..model import ChannelOutput
-    from ..pty import PtyDeviceOptions
 
-__all__ = ["ML_TIMEOUT_S", "P24", "P24Config", "p24_spec", "pty_device"]
+__all__ = ["ML_TIMEOUT_S", "P24", "P24Config", "p24_spec"]
 
 ML_TIMEOUT_S = 2.0
 """The device's fixed mid-level timeout [§9]."""
@@ -221,7 +219,7 @@ class P24:
             message = p.decode_request(frame.payload)
         except p.MessageDecodeError as exc:
             self._trace_frame("host→device", frame.wire, str(exc))
-            self._refuse_bad_data(command, pn, frame.data)
+            self._refuse_bad_data(command, pn)
             return
         self._trace_frame("host→device", frame.wire, type(message).__name__)
         if self.busy and command not in _NEVER_BUSY:
@@ -229,8 +227,8 @@ class P24:
             return
         self._dispatch(message)
 
-    def _refuse_bad_data(self, command: int, pn: int, data: bytes) -> None:
-        level = self._level_refusal(command)
+    def _refuse_bad_data(self, command: int, pn: int) -> None:
+        level = level_refusal(self.stim_status, command)
         if level is not None:
             self._send(p.refusal(command, pn, level))
         elif command in _NO_PARAMETER_ERROR:
@@ -238,24 +236,11 @@ class P24:
         else:
             self._send(p.refusal(command, pn, p.Result.PARAMETER_ERROR))
 
-    def _level_refusal(self, command: int) -> p.Result | None:
-        """Result 7 when ``command`` belongs to a level that is not active [§9], else None."""
-        status = self.stim_status
-        low, none = p.StimStatus.LOW_LEVEL, p.StimStatus.NONE
-        mid = status in (p.StimStatus.MID_LEVEL_INITIALISED, p.StimStatus.MID_LEVEL_RUNNING)
-        refused = (
-            (command in (p.Command.ML_INIT, p.Command.ML_STOP) and status == low)
-            or (command in (p.Command.ML_UPDATE, p.Command.ML_GET_CURRENT_DATA)
-                and status in (low, none))
-            or (command in (p.Command.LL_INIT, p.Command.LL_STOP) and mid)
-            or (command == p.Command.LL_CHANNEL_CONFIG and status != low))
-        return p.Result.NOT_INITIALISED if refused else None
-
     # ------------------------------------------------------------------ commands
 
     def _dispatch(self, message: p.Request) -> None:
         pn = message.packet_number
-        level = self._level_refusal(message.command)
+        level = level_refusal(self.stim_status, message.command)
         if level is not None:
             if isinstance(message, p.MlGetCurrentData):
                 self._send(self.mid.current_data(pn, message.data_selection, level))
@@ -285,7 +270,7 @@ class P24:
             self._ml_get_current_data(message)
         elif isinstance(message, p.MlStop):
             if self.stim_status != p.StimStatus.NONE:
-                self._leave_level("Ml_stop")
+                self._everything_off("Ml_stop")
             self._send(p.MlStopAck(packet_number=pn, result=p.Result.OK))
         elif isinstance(message, p.LlInit):
             result = self.low.init(message)
@@ -296,7 +281,7 @@ class P24:
             self.low.channel_config(message)
         else:  # LlStop
             if self.stim_status != p.StimStatus.NONE:
-                self._leave_level("Ll_stop")
+                self._everything_off("Ll_stop")
             self._send(p.LlStopAck(packet_number=pn, result=p.Result.OK))
 
     def _version_ack(self, pn: int) -> p.GetExtendedVersionAck:
@@ -317,7 +302,7 @@ class P24:
 
     def _ml_update(self, message: p.MlUpdate) -> None:
         pn = message.packet_number
-        if not _update_in_range(message):
+        if not update_in_range(message):
             self._send(p.MlUpdateAck(packet_number=pn, result=p.Result.PARAMETER_ERROR))
             return
         self._renew_keepalive()
@@ -331,13 +316,6 @@ class P24:
         if ack.result != p.Result.PARAMETER_ERROR:
             self._renew_keepalive()
         self._send(ack)
-
-    def _leave_level(self, why: str) -> None:
-        self.mid.stop()
-        self.low.stop()
-        self._stop_timeout()
-        self.stim_status = p.StimStatus.NONE
-        self._say(f"{why}: no level, high voltage off")
 
     def _everything_off(self, why: str) -> None:
         self.mid.stop()
@@ -426,36 +404,4 @@ class P24:
     def _say(self, text: str) -> None:
         if self._log is not None:
             self._log(text)
-
-
-def _update_in_range(message: p.MlUpdate) -> bool:
-    """The device's checks of an Ml_update [§8]: period code 1 up to 16383 ms, |I| ≤ 130 mA
-    (codes 40–560), and the load sum below 1000."""
-    configs = list(message.enabled.values())
-    for config in configs:
-        period = config.period
-        if period.code == 0 or period.period_ms > 16383:
-            return False
-        if any(not 40 <= point.current_code <= 560 for point in config.points):
-            return False
-    return within_load_limit(configs)
-
-
-def pty_device(options: PtyDeviceOptions, write: Callable[[bytes], None], trace: Trace,
-               log: Log) -> P24:
-    """A factory in the shape ``emsctl simulate … --pty`` expects (see :mod:`..pty`).
-
-    The P24's timeout is fixed, so a watchdog option is refused, and it has no profiles.
-
-    Raises:
-        InputError: a watchdog, a profile other than strict, or extra options.
-    """
-    if options.extras:
-        raise InputError(f"sciencemode4 takes no extra options, got {sorted(options.extras)}")
-    if options.watchdog_s is not None:
-        raise InputError(f"the P24's mid-level timeout is fixed at {ML_TIMEOUT_S:g} s")
-    if options.profile != "strict":
-        raise InputError(f"sciencemode4 has only the strict profile, not {options.profile!r}")
-    device = SimulatedStimulator(p24_spec(), BodyModel(p.CHANNEL_COUNT, options.impedance_ohm))
-    return P24(device, write, trace=trace, log=log)
 

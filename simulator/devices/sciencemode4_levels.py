@@ -24,10 +24,11 @@ from collections.abc import Callable, Mapping
 
 from ...drivers.base import ZERO, ChannelSetpoint
 from ...drivers.sciencemode4 import protocol as p
+from ...drivers.sciencemode4.mapping import within_load_limit
 from ..model import SimulatedStimulator
 from .sciencemode4_output import PulseTrains, executed_duration_s, pulse_setpoint
 
-__all__ = ["LOW_LEVEL_BUFFER", "LowLevel", "MidLevel"]
+__all__ = ["LOW_LEVEL_BUFFER", "LowLevel", "MidLevel", "level_refusal", "update_in_range"]
 
 LOW_LEVEL_BUFFER = 10
 """Channel configs the device buffers in low level [§7]."""
@@ -35,6 +36,32 @@ _MAX_HIGH_VOLTAGE_CODE = 6
 _DELIVERY_TOLERANCE_MA = 1e-6
 Say = Callable[[str], None]
 Send = Callable[[p.AckBase, float], None]
+
+
+def level_refusal(status: p.StimStatus, command: int) -> p.Result | None:
+    """Result 7 when ``command`` belongs to a level that is not active in ``status`` [§9]."""
+    low, none = p.StimStatus.LOW_LEVEL, p.StimStatus.NONE
+    mid = status in (p.StimStatus.MID_LEVEL_INITIALISED, p.StimStatus.MID_LEVEL_RUNNING)
+    refused = (
+        (command in (p.Command.ML_INIT, p.Command.ML_STOP) and status == low)
+        or (command in (p.Command.ML_UPDATE, p.Command.ML_GET_CURRENT_DATA)
+            and status in (low, none))
+        or (command in (p.Command.LL_INIT, p.Command.LL_STOP) and mid)
+        or (command == p.Command.LL_CHANNEL_CONFIG and status != low))
+    return p.Result.NOT_INITIALISED if refused else None
+
+
+def update_in_range(message: p.MlUpdate) -> bool:
+    """The device's checks of an Ml_update [§8]: period code from 1 up to 16383 ms, |I| ≤ 130 mA
+    (current codes 40–560), and the load sum below 1000."""
+    configs = list(message.enabled.values())
+    for config in configs:
+        period = config.period
+        if period.code == 0 or period.period_ms > 16383:
+            return False
+        if any(not 40 <= point.current_code <= 560 for point in config.points):
+            return False
+    return within_load_limit(configs)
 
 
 def _compliance_short(device: SimulatedStimulator, channel: int,

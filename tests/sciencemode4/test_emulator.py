@@ -751,3 +751,18 @@ def test_any_bytes_are_safe_and_every_reply_is_one_decodable_frame(chunks):
         assert len(wire) >= 13
         message = p.decode_message(wire)
         assert message.direction is p.Direction.DEVICE_TO_HOST
+
+
+def test_pty_factory_builds_a_p24_and_refuses_options_it_cannot_honour():
+    from emsctl.simulator.devices.sciencemode4_pty import pty_device
+    from emsctl.simulator.pty import PtyDeviceOptions
+
+    def nothing(*_: object) -> None:
+        return None
+
+    device = pty_device(PtyDeviceOptions(impedance_ohm=800.0), nothing, nothing, nothing)
+    assert isinstance(device, P24) and device.device.body.load(1).impedance_ohm == 800.0
+    for options in (PtyDeviceOptions(watchdog_s=1.0), PtyDeviceOptions(profile="lenient"),
+                    PtyDeviceOptions(extras={"x": "1"})):
+        with pytest.raises(InputError):
+            pty_device(options, nothing, nothing, nothing)
