@@ -1,0 +1,1 @@
+"""ScienceMode4 (Hasomed P24): the pure codec (framing, messages, setpoint mapping)."""

@@ -1,0 +1,155 @@
+"""ScienceMode4 framing: command prefix, byte stuffing, CRC-16/XMODEM, LEN, and the frame encoder.
+
+A frame on the wire is ``F0 81 LEN_hi^55 81 LEN_lo^55 81 CRC_hi^55 81 CRC_lo^55 <stuffed> 0F``
+(``docs/protocols/sciencemode4.md`` §3). The stuffed part is the 2-byte command prefix (6-bit
+packet number, 10-bit command) followed by the command data. LEN counts every wire byte of the
+frame, start and stop included; the CRC covers the stuffed prefix and data exactly as sent. The
+four header values are always sent as escaped pairs, so the header is always 9 bytes.
+
+The streaming receiver is in :mod:`.stream`. This module is pure: it must never do I/O, read a
+clock or keep state.
+"""
+
+from __future__ import annotations
+
+from ...errors import ProtocolError
+
+__all__ = [
+    "ESCAPE",
+    "ESCAPE_KEY",
+    "HEADER_LEN",
+    "MAX_COMMAND",
+    "MAX_FRAME_LEN",
+    "MAX_PACKET_NUMBER",
+    "MIN_FRAME_LEN",
+    "PREFIX_LEN",
+    "START",
+    "STOP",
+    "command_prefix",
+    "crc16_xmodem",
+    "encode_frame",
+    "split_prefix",
+    "stuff",
+    "unstuff",
+]
+
+START = 0xF0
+STOP = 0x0F
+ESCAPE = 0x81
+ESCAPE_KEY = 0x55
+SPECIAL_BYTES = frozenset({START, STOP, ESCAPE})
+
+HEADER_LEN = 9
+"""Start byte plus four escaped pairs (LEN high, LEN low, CRC high, CRC low)."""
+PREFIX_LEN = 2
+"""The command prefix: packet number and command number, before stuffing."""
+MIN_FRAME_LEN = HEADER_LEN + PREFIX_LEN + 1
+"""12 wire bytes: a command without data."""
+MAX_FRAME_LEN = 1200
+"""The longest frame the device accepts, in wire bytes after stuffing [§3]."""
+MAX_PACKET_NUMBER = 63
+"""Packet numbers are 6 bits."""
+MAX_COMMAND = 1023
+"""Command numbers are 10 bits."""
+
+
+def _make_crc_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC_TABLE = _make_crc_table()
+
+
+def crc16_xmodem(data: bytes) -> int:
+    """CRC-16/XMODEM: polynomial 0x1021, init 0, no reflection, xorout 0 ("123456789" → 0x31C3).
+
+    The vendor calls it "CRC-CCITT"; it is not CRC-16/CCITT-FALSE (init 0xFFFF). The frame
+    header carries each byte of this value ⊕ 0x55; that XOR is applied by the framing, not here.
+    """
+    crc = 0
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
+    return crc
+
+
+def stuff(raw: bytes) -> bytes:
+    """Escape F0, 0F and 81 as ``81, b ⊕ 0x55`` (``81 A5``, ``81 5A``, ``81 D4``); keep the rest."""
+    out = bytearray()
+    for byte in raw:
+        if byte in SPECIAL_BYTES:
+            out += bytes((ESCAPE, byte ^ ESCAPE_KEY))
+        else:
+            out.append(byte)
+    return bytes(out)
+
+
+def unstuff(stuffed: bytes) -> bytes:
+    """Undo :func:`stuff`, un-escaping *any* byte that follows 0x81 (the receiver rule of §3).
+
+    Raises:
+        ProtocolError: on a bare start or stop byte, or an escape byte with nothing after it.
+    """
+    out = bytearray()
+    escaped = False
+    for byte in stuffed:
+        if escaped:
+            out.append(byte ^ ESCAPE_KEY)
+            escaped = False
+        elif byte == ESCAPE:
+            escaped = True
+        elif byte in (START, STOP):
+            raise ProtocolError(f"bare 0x{byte:02X} inside stuffed bytes")
+        else:
+            out.append(byte)
+    if escaped:
+        raise ProtocolError("stuffed bytes end with a lone escape byte")
+    return bytes(out)
+
+
+def command_prefix(packet_number: int, command: int) -> bytes:
+    """The two prefix bytes: ``(pn << 2) | (cmd >> 8)`` and ``cmd & 0xFF``.
+
+    Raises:
+        ProtocolError: a packet number outside 0–63 or a command outside 0–1023.
+    """
+    if not 0 <= packet_number <= MAX_PACKET_NUMBER:
+        raise ProtocolError(f"packet number {packet_number} is outside 0–{MAX_PACKET_NUMBER}")
+    if not 0 <= command <= MAX_COMMAND:
+        raise ProtocolError(f"command {command} is outside 0–{MAX_COMMAND}")
+    return bytes(((packet_number << 2) | (command >> 8), command & 0xFF))
+
+
+def split_prefix(payload: bytes) -> tuple[int, int, bytes]:
+    """Split unstuffed prefix + data into (packet number, command, data).
+
+    Raises:
+        ProtocolError: fewer than two bytes.
+    """
+    if len(payload) < PREFIX_LEN:
+        raise ProtocolError(f"a frame needs a 2-byte command prefix, got {payload.hex(' ')!r}")
+    return payload[0] >> 2, ((payload[0] & 0x03) << 8) | payload[1], payload[2:]
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """Wrap unstuffed prefix + data into a complete wire frame, start to stop byte.
+
+    Raises:
+        ProtocolError: fewer than 2 bytes, or a frame longer than 1200 wire bytes.
+    """
+    if len(payload) < PREFIX_LEN:
+        raise ProtocolError(f"a frame needs a 2-byte command prefix, got {len(payload)} bytes")
+    body = stuff(payload)
+    length = HEADER_LEN + len(body) + 1
+    if length > MAX_FRAME_LEN:
+        raise ProtocolError(f"a frame of {length} wire bytes is over {MAX_FRAME_LEN}")
+    crc = crc16_xmodem(body)
+    header = bytearray((START,))
+    for value in (length >> 8, length & 0xFF, crc >> 8, crc & 0xFF):
+        header += bytes((ESCAPE, value ^ ESCAPE_KEY))  # always escaped, whatever the value
+    return bytes(header) + body + bytes((STOP,))
