@@ -320,7 +320,9 @@ class BumbleBleakClient(BaseBleakClient):
         except asyncio.CancelledError:
             task.cancel()
             raise
-        if not task.done():
+        if task.done() and not task.cancelled() and task.exception() is None:
+            return task.result()
+        if gone.done() or task.cancelled():  # bumble cancels what is pending on a drop
             task.cancel()
             raise BleakError(f"disconnected while {what}")
         try:
