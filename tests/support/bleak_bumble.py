@@ -26,7 +26,12 @@ from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback, BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
-from bleak.exc import BleakError, BleakGATTProtocolError
+from bleak.exc import BleakError
+
+try:  # bleak 3: ATT error responses have their own exception
+    from bleak.exc import BleakGATTProtocolError
+except ImportError:  # pragma: no cover - bleak < 3
+    BleakGATTProtocolError = None
 from bleak.uuids import normalize_uuid_str
 from bumble import core
 from bumble.att import ATT_Error
@@ -136,6 +141,14 @@ class BumbleBleakScanner(BaseBleakScanner):
             platform_data=(advertisement,))
         device = self.create_or_update_device(address, address, name, advertisement.address, adv)
         self.call_detection_callbacks(device, adv)
+
+
+def _att_failure(exc: ATT_Error) -> BleakError:
+    """An ATT error response as bleak reports it (its own exception since bleak 3)."""
+    if BleakGATTProtocolError is not None:
+        return BleakGATTProtocolError(int(exc.error_code))
+    reason = exc.error_name.replace("_", " ").title()  # e.g. "Write Not Permitted"
+    return BleakError(f"GATT Protocol Error: {reason}")
 
 
 def _text(value: Any) -> str | None:
@@ -328,6 +341,6 @@ class BumbleBleakClient(BaseBleakClient):
         try:
             return task.result()
         except ATT_Error as exc:
-            raise BleakGATTProtocolError(exc.error_code) from exc
+            raise _att_failure(exc) from exc
         except core.BaseBumbleError as exc:
             raise BleakError(f"{what}: {exc}") from exc

@@ -11,9 +11,16 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import bleak.exc
 import pytest
 from bleak import BleakClient, BleakScanner
-from support.ble_stack import BleStack, BridgedPeripheral, coyote_peripheral, rn4020_peripheral
+from support.ble_stack import (
+    BleStack,
+    BridgedPeripheral,
+    GattBreak,
+    coyote_peripheral,
+    rn4020_peripheral,
+)
 
 from emsctl.clock import VirtualClock
 from emsctl.drivers.coyote3 import frames as coyote
@@ -272,4 +279,20 @@ def test_a_connect_by_name_within_5_s_succeeds() -> None:
     async def main() -> None:
         _, _, stack = coyote_world()
         await stack.link(name="47L121000").connect(5.0)
+    run(main)
+
+
+@pytest.mark.xfail(hasattr(bleak.exc, "BleakGATTProtocolError"), strict=True,
+                   reason="translate_ble_error shows bleak 3's BleakGATTProtocolError as a "
+                   "tuple, e.g. \"(3, 'GATT Protocol Error: Write Not Permitted')\", not as "
+                   "one sentence")
+def test_a_write_the_device_refuses_is_one_clear_sentence() -> None:
+    async def main() -> None:
+        _, front, _ = openems_world()
+        stack = BleStack(rn4020_peripheral(front, breakage=GattBreak.NO_WRITE))
+        link = stack.link(name="openEMSstim01")
+        await link.connect(CONNECT_S)
+        with pytest.raises(DeviceError) as caught:
+            await link.write(openems.BLE_CHARACTERISTIC_UUID, b"C9G", response=True)
+        assert str(caught.value).endswith(": GATT Protocol Error: Write Not Permitted")
     run(main)
