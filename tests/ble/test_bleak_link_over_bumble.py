@@ -8,7 +8,7 @@ device. Time is virtual (VirtualClock) unless a test says otherwise.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import bleak.exc
@@ -61,8 +61,8 @@ def openems_world() -> tuple[OpenEmsBoard, Rn4020Front, BridgedPeripheral]:
     return board, front, rn4020_peripheral(front)
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
-    VirtualClock().run(main())  # type: ignore[arg-type]
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    VirtualClock().run(main())
 
 
 def test_scan_hears_both_devices_by_name_and_recognises_the_coyote() -> None:

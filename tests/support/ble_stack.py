@@ -18,7 +18,7 @@ with no adapter, no BlueZ and no root.
   a reset), the peripheral really disconnects.
 * :func:`coyote_peripheral` and :func:`rn4020_peripheral` give the GATT tables of the DG-LAB
   Coyote V3 (services 0x180C and 0x180A, see docs/protocols/coyote3.md) and of the
-  openEMSstim's RN4020 module (its private EMS service, see docs/protocols/openemsstim.md).
+  openEMSstim's RN4020 module (its private EMS service, properties 0x18).
 
 **Breaking switch (tests only).** ``breakage=`` (or, when not given, the environment variable
 ``EMSCTL_TEST_BLE_BREAK``) makes a peripheral misbehave, to prove that the BLE tests notice:
@@ -37,7 +37,7 @@ import asyncio
 import contextvars
 import os
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -153,7 +153,8 @@ def coyote_peripheral(emulator: EmulatedCoyote, *, breakage: GattBreak | None = 
     services = (
         ServiceSpec(coyote.SERVICE_UUID, (
             CharacteristicSpec(coyote.WRITE_CHARACTERISTIC_UUID,
-                               Props.WRITE_WITHOUT_RESPONSE | Props.WRITE, max_length=20),
+                               Props.WRITE_WITHOUT_RESPONSE | Props.WRITE,
+                               max_length=coyote.B0_LENGTH),
             CharacteristicSpec(coyote.NOTIFY_CHARACTERISTIC_UUID, Props.NOTIFY),
         )),
         ServiceSpec(coyote.BATTERY_SERVICE_UUID, (
@@ -202,35 +203,37 @@ def _device(link: LocalLink, name: str, address: str) -> Device:
                   host=Host(controller, AsyncPipeSink(controller)))
 
 
-@dataclass(eq=False)
 class BridgedPeripheral:
     """A bumble peripheral whose GATT server is an emulated device's :class:`GattServer`.
 
-    Attributes:
+    Args:
         server: the emulator's GATT server (name, address, callbacks).
         services: the GATT table to serve.
         breakage: see :class:`GattBreak`; None reads ``EMSCTL_TEST_BLE_BREAK``.
+
+    Attributes:
         writes: every ATT write received, in order.
         notified: every notification sent, as (characteristic UUID, value).
         connections: how many centrals have connected so far.
     """
 
-    server: GattServer
-    services: tuple[ServiceSpec, ...]
-    breakage: GattBreak | None = None
-    writes: list[AttWrite] = field(default_factory=list)
-    notified: list[tuple[str, bytes]] = field(default_factory=list)
-    connections: int = 0
-    _device: Device | None = None
-    _connection: Connection | None = None
-    _link: MemoryGattLink | None = None
-    _ready: asyncio.Task[None] | None = None
-    _characteristics: dict[str, Characteristic[Any]] = field(default_factory=dict)
-    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    def __init__(self, server: GattServer, services: tuple[ServiceSpec, ...], *,
+                 breakage: GattBreak | None = None) -> None:
+        self.server = server
+        self.services = services
+        self.breakage = break_from_env() if breakage is None else breakage
+        self.writes: list[AttWrite] = []
+        self.notified: list[tuple[str, bytes]] = []
+        self.connections = 0
+        self._device: Device | None = None
+        self._connection: Connection | None = None
+        self._link: MemoryGattLink | None = None
+        self._ready: asyncio.Task[None] | None = None
+        self._characteristics: dict[str, Characteristic[Any]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
 
-    def __post_init__(self) -> None:
-        if self.breakage is None:
-            self.breakage = break_from_env()
+    def __repr__(self) -> str:
+        return f"<BridgedPeripheral {self.name} {self.address} breakage={self.breakage}>"
 
     @property
     def name(self) -> str:
