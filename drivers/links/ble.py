@@ -292,7 +292,7 @@ class BleakGattLink:
     # ------------------------------------------------------------------ internals
 
     async def _find(self, timeout_s: float) -> Any:
-        scanner = self._scanner or _bleak_scanner(self._backend)
+        scanner = self._scanner or _default_scanner(self._backend)
         if self.address is not None:
             device = await scanner.find_device_by_address(self.address, timeout=timeout_s)
             if device is None:
@@ -354,13 +354,20 @@ class BleakGattLink:
         return error
 
 
-def _bleak_scanner(backend: BleakBackendClasses | None = None) -> ScannerLike:
+def _bleak_scanner() -> ScannerLike:
     from bleak import BleakScanner  # noqa: PLC0415 - bleak only when a radio is used
 
-    if backend is not None:
-        return _ScannerOnBackend(BleakScanner, backend.scanner)
     scanner: ScannerLike = BleakScanner  # type: ignore[assignment]
     return scanner
+
+
+def _default_scanner(backend: BleakBackendClasses | None) -> ScannerLike:
+    """``BleakScanner`` on the platform's backend, or on ``backend``."""
+    if backend is None:
+        return _bleak_scanner()
+    from bleak import BleakScanner  # noqa: PLC0415 - bleak only when a radio is used
+
+    return _ScannerOnBackend(BleakScanner, backend.scanner)
 
 
 class _ScannerOnBackend:
@@ -392,7 +399,7 @@ async def scan(timeout_s: float = SCAN_TIMEOUT_DEFAULT_S, *,
         BluetoothUnavailableError: this computer has no usable Bluetooth.
         DeviceError: the scan failed for another reason.
     """
-    scanner = scanner or _bleak_scanner(backend)
+    scanner = scanner or _default_scanner(backend)
     try:
         found = await scanner.discover(timeout=timeout_s, return_adv=True)
     except Exception as exc:
