@@ -2,7 +2,10 @@
 
 This is the only module of emsctl that imports bleak, and only inside functions, so that
 ``import emsctl`` and ``emsctl validate`` never load it. The client and the scanner are injected
-(``client_factory``, ``scanner``) so that tests run against fakes with bleak's signatures.
+(``client_factory``, ``scanner``) so that tests run against fakes with bleak's signatures; or a
+bleak backend other than the platform's is named (``backend``, a :class:`BleakBackendClasses`),
+which bleak's own ``BleakClient``/``BleakScanner`` then use, so that tests run the real bleak
+front end over an emulated Bluetooth stack.
 
 - **Connect** by address (``BleakScanner.find_device_by_address``) or by advertised name. A
   name is resolved by one scan and must match exactly one device: two units with the same name
@@ -30,8 +33,8 @@ from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError
 from ..coyote3.frames import ADVERTISED_NAME_PREFIX, SERVICE_UUID
 from .base import LinkLostHandler, NotifyHandler
 
-__all__ = ["BleakGattLink", "BluetoothUnavailableError", "ClientLike", "ScanResult",
-           "ScannerLike", "recognise", "scan", "translate_ble_error"]
+__all__ = ["BleakBackendClasses", "BleakGattLink", "BluetoothUnavailableError", "ClientLike",
+           "ScanResult", "ScannerLike", "recognise", "scan", "translate_ble_error"]
 
 SCAN_TIMEOUT_DEFAULT_S = 5.0
 
@@ -78,6 +81,22 @@ class ScannerLike(Protocol):
 
 #: (device or address, disconnected_callback) → client.
 ClientFactory = Callable[[Any, Callable[[Any], None]], ClientLike]
+
+
+@dataclass(frozen=True, slots=True)
+class BleakBackendClasses:
+    """A bleak backend to use instead of the platform's (BlueZ, CoreBluetooth, WinRT).
+
+    bleak's ``BleakClient`` and ``BleakScanner`` take such classes as ``backend=``; the adapter
+    still goes through those front ends, so only what lies under them changes.
+
+    Attributes:
+        client: a subclass of ``bleak.backends.client.BaseBleakClient``.
+        scanner: a subclass of ``bleak.backends.scanner.BaseBleakScanner``.
+    """
+
+    client: type[Any]
+    scanner: type[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,21 +174,28 @@ class BleakGattLink:
         name: the device's advertised name; it must match exactly one device in range.
         client_factory: makes the client; default ``bleak.BleakClient``.
         scanner: finds the device; default ``bleak.BleakScanner``.
+        backend: the bleak backend under ``bleak.BleakClient`` and ``bleak.BleakScanner``;
+            default the platform's. Not together with ``client_factory`` or ``scanner``.
 
     Raises:
-        InputError: neither or both of ``address`` and ``name``.
+        InputError: neither or both of ``address`` and ``name``, or ``backend`` together with
+            ``client_factory`` or ``scanner``.
     """
 
     def __init__(self, *, address: str | None = None, name: str | None = None,
                  client_factory: ClientFactory | None = None,
-                 scanner: ScannerLike | None = None) -> None:
+                 scanner: ScannerLike | None = None,
+                 backend: BleakBackendClasses | None = None) -> None:
         if (address is None) == (name is None) or not (address or name):
             raise InputError("name the device by exactly one of its address or its name")
+        if backend is not None and (client_factory is not None or scanner is not None):
+            raise InputError("give a bleak backend or a client factory and scanner, not both")
         self.address = address
         self.name = name
         self.description = f"BLE {address}" if address else f"BLE device named {name!r}"
         self._factory = client_factory
         self._scanner = scanner
+        self._backend = backend
         self._client: ClientLike | None = None
         self._lost: LinkLostHandler | None = None
         self._closing = False
@@ -266,7 +292,7 @@ class BleakGattLink:
     # ------------------------------------------------------------------ internals
 
     async def _find(self, timeout_s: float) -> Any:
-        scanner = self._scanner or _bleak_scanner()
+        scanner = self._scanner or _default_scanner(self._backend)
         if self.address is not None:
             device = await scanner.find_device_by_address(self.address, timeout=timeout_s)
             if device is None:
@@ -297,7 +323,9 @@ class BleakGattLink:
             return self._factory(device, self._on_disconnected)
         from bleak import BleakClient  # noqa: PLC0415 - bleak only when a radio is used
 
-        client: ClientLike = BleakClient(device, disconnected_callback=self._on_disconnected)
+        backend = None if self._backend is None else self._backend.client  # None: the platform's
+        client: ClientLike = BleakClient(device, disconnected_callback=self._on_disconnected,
+                                         backend=backend)
         return client
 
     def _on_disconnected(self, client: Any) -> None:
@@ -333,15 +361,45 @@ def _bleak_scanner() -> ScannerLike:
     return scanner
 
 
+def _default_scanner(backend: BleakBackendClasses | None) -> ScannerLike:
+    """``BleakScanner`` on the platform's backend, or on ``backend``."""
+    if backend is None:
+        return _bleak_scanner()
+    from bleak import BleakScanner  # noqa: PLC0415 - bleak only when a radio is used
+
+    return _ScannerOnBackend(BleakScanner, backend.scanner)
+
+
+class _ScannerOnBackend:
+    """``BleakScanner``'s class methods with ``backend=`` filled in."""
+
+    def __init__(self, front: Any, backend: type[Any]) -> None:
+        self._front = front
+        self._backend = backend
+
+    async def find_device_by_address(self, device_identifier: str, timeout: float = 10.0
+                                     ) -> Any:
+        return await self._front.find_device_by_address(device_identifier, timeout=timeout,
+                                                        backend=self._backend)
+
+    async def discover(self, timeout: float = 5.0, *, return_adv: bool = False) -> Any:
+        return await self._front.discover(timeout=timeout, return_adv=return_adv,
+                                          backend=self._backend)
+
+
 async def scan(timeout_s: float = SCAN_TIMEOUT_DEFAULT_S, *,
-               scanner: ScannerLike | None = None) -> list[ScanResult]:
+               scanner: ScannerLike | None = None,
+               backend: BleakBackendClasses | None = None) -> list[ScanResult]:
     """Listen for ``timeout_s`` and list the devices heard, recognised ones first.
+
+    ``backend`` names a bleak backend other than the platform's (as for :class:`BleakGattLink`);
+    ``scanner``, when given, is used instead.
 
     Raises:
         BluetoothUnavailableError: this computer has no usable Bluetooth.
         DeviceError: the scan failed for another reason.
     """
-    scanner = scanner or _bleak_scanner()
+    scanner = scanner or _default_scanner(backend)
     try:
         found = await scanner.discover(timeout=timeout_s, return_adv=True)
     except Exception as exc:
