@@ -110,10 +110,10 @@ def _from_bytes(data: bytes, source: str, *, builtin: bool) -> LoadedProgram:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        message = f"not UTF-8 text (byte {exc.start})"
         where = offset_position(data, exc.start)
-        raise ProgramError(f"{source}: {message}",
-                           [SourceProblem("Not UTF-8", message, *where)]) from exc
+        raise ProgramError(f"{source}: not UTF-8 text (byte {exc.start})",
+                           [SourceProblem("Not UTF-8 text", f"byte {exc.start} does not decode",
+                                          *where)]) from exc
     program = parse_program_text(text, source)
     return LoadedProgram(program, source, hashlib.sha256(data).hexdigest(), builtin, text)
 
@@ -132,8 +132,11 @@ def parse_program_text(text: str, source: str = "<text>") -> Program:
                            [SourceProblem("Invalid TOML", strip_toml_position(str(exc)),
                                           *where)]) from exc
     except ValueError as exc:  # int() refusing more than 4300 digits
+        digits = re.search(r"[0-9_]{4301,}", text)
+        where = offset_position(text, digits.start()) if digits else (None, None)
         raise ProgramError(f"{source}: invalid TOML: a number is too long",
-                           [SourceProblem("Invalid TOML", "a number is too long")]) from exc
+                           [SourceProblem("Invalid TOML", "a number is too long", *where)]
+                           ) from exc
     except RecursionError as exc:
         raise ProgramError(f"{source}: invalid TOML: nested too deeply",
                            [SourceProblem("Invalid TOML", "nested too deeply")]) from exc
@@ -145,37 +148,43 @@ def parse_program_text(text: str, source: str = "<text>") -> Program:
         # "should be a valid dictionary or instance of Ramp" branches only add noise there.
         paths = [_key_path(tuple(e.get("loc", ()))) for e in errors]
         source_map = SourceMap(text)
-        problems = [
+        described = [
             _describe(error, path, source_map)
             for error, path in zip(errors, paths, strict=True)
             if not (error.get("type") == "model_type" and paths.count(path) > 1)
         ]
-        problems = list(dict.fromkeys(problems))
-        sentence = "; ".join(dict.fromkeys(
-            (f"line {p.line}, " if p.line else "") + p.message for p in problems))
+        sentence = "; ".join(dict.fromkeys(part for part, _ in described))
+        problems = list(dict.fromkeys(problem for _, problem in described))
         raise ProgramError(f"{source}: {sentence}", problems) from exc
     except OverflowError as exc:  # a 400-digit integer amplitude: float() overflows in amplitude.py
         raise ProgramError(f"{source}: a number is too large ({exc})",
-                           [SourceProblem("Invalid value", f"a number is too large ({exc})")]
+                           [SourceProblem("Invalid number", f"a number is too large ({exc})")]
                            ) from exc
 
 
-_TITLES = {"extra_forbidden": "Unknown key", "missing": "Missing key"}
-
-
-def _describe(error: object, path: tuple[str | int, ...], source_map: SourceMap) -> SourceProblem:
+def _describe(error: object, path: tuple[str | int, ...], source_map: SourceMap
+              ) -> tuple[str, SourceProblem]:
+    """One pydantic error as a part of the sentence for people and as a located problem."""
     assert isinstance(error, dict)
     field = _dotted(path)
+    kind = str(error.get("type"))
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    if error.get("type") == "extra_forbidden":
+    if kind == "extra_forbidden":
         message = "unknown key (check its spelling and unit suffix)"
     value = error.get("input")
-    if error.get("type") == "float_type" and isinstance(value, int) and not isinstance(value, bool):
+    if kind == "float_type" and isinstance(value, int) and not isinstance(value, bool):
         message = "the number is too large"  # an int beyond any float, e.g. 400 digits
-    title = _TITLES.get(str(error.get("type")), "Invalid value" if field else "Invalid program")
     where = source_map.nearest(path)
     line, col = (where.line, where.col) if where else (None, None)
-    return SourceProblem(title, f"{field or 'program'}: {message}", line, col)
+    if kind == "extra_forbidden":
+        problem = SourceProblem(f"Unknown key {field}", "check its spelling and unit suffix",
+                                line, col)
+    elif kind == "missing":
+        problem = SourceProblem(f"Missing key {field}", "this key is required", line, col)
+    else:
+        problem = SourceProblem(f"Invalid {field}" if field else "Invalid program", message,
+                                line, col)
+    return (f"line {line}, " if line else "") + f"{field or 'program'}: {message}", problem
 
 
 def _key_path(loc: tuple[object, ...]) -> tuple[str | int, ...]:

@@ -17,6 +17,7 @@ Pure: no I/O, no imports from the rest of emsctl. Lines and columns count from 1
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import re
 from collections.abc import Sequence
@@ -50,14 +51,15 @@ def toml_error_position(message: str, text: str) -> Position | None:
     """The position a :class:`tomllib.TOMLDecodeError` message names, if any.
 
     ``"… (at line 3, column 6)"`` gives ``Position(3, 6)``; ``"… (at end of document)"`` gives
-    the position just after the last character of ``text``.
+    the position just after the last character that is not white space (where the document
+    stopped short), not a line past the end.
     """
     match = _TOML_AT.search(message)
     if match is None:
         return None
     if match.group(1) is not None:
         return Position(int(match.group(1)), int(match.group(2)))
-    return offset_position(text, len(text))
+    return offset_position(text, len(text.rstrip()))
 
 
 def strip_toml_position(message: str) -> str:
@@ -87,10 +89,9 @@ class SourceMap:
         self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
         self._found: dict[Path, Position] = {}
         self._arrays: dict[Path, int] = {}  # array-of-tables path → elements seen so far
-        try:
+        # on text tomllib would refuse, keep what was found before the scanner got lost
+        with contextlib.suppress(IndexError, ValueError, RecursionError):
             self._scan()
-        except (IndexError, ValueError, RecursionError):  # pragma: no cover - invalid TOML
-            pass  # keep what was found before the scanner got lost
 
     @classmethod
     def of(cls, text: str) -> SourceMap:
