@@ -17,9 +17,11 @@ Formats:
 
 - ``text``: ``ok       PATH``, ``FAIL     PATH:LINE:COL: TITLE: WHERE: WHAT`` for a broken
   limit, ``invalid  PATH:LINE:COL: …`` for a file that does not load, ``warning  …``, then
-  ``N of M program files valid``.
+  ``N of M program files valid``. The report after the location (title, where, what) is at
+  most 200 characters; a longer message is cut with "…" (JSON keeps it whole).
 - ``github``: the same, with every problem as a GitHub Actions workflow command
-  (``::error file=PATH,line=LINE,col=COL,title=TITLE::WHERE: WHAT``) so it shows on the line.
+  (``::error file=PATH,line=LINE,col=COL,title=TITLE::WHERE: WHAT``) so it shows on the line;
+  what GitHub shows of it, the title and the message, is at most 200 characters.
 - ``json``: ``{"files": [{"path", "status", "problems", "warnings"}], "valid", "summary"}``;
   each problem is :meth:`emsctl.reports.Report.as_dict`.
 
@@ -229,11 +231,8 @@ def _located(path: str, report: Report) -> str:
 
 
 def _line(label: str, path: str, report: Report) -> str:
-    """``FAIL     path:12:1: Title: where: what``, the report cut to fit about 200 characters."""
-    from ..reports import LINE_MAX  # noqa: PLC0415
-
-    head = f"{label} {_located(path, report)}: "
-    return head + report.summary(max(80, LINE_MAX - len(head)))
+    """``FAIL     path:12:1: Title: where: what``; the report itself is at most 200 characters."""
+    return f"{label} {_located(path, report)}: {report.summary()}"
 
 
 def _github(path: str, report: Report) -> str:
@@ -246,8 +245,9 @@ def _github(path: str, report: Report) -> str:
         if report.col is not None:
             props.append(f"col={report.col}")
     props.append(f"title={_escape_property(report.title)}")
-    head = f"::{report.severity} {','.join(props)}::"
-    return head + _escape_data(clip(report.detail, max(80, LINE_MAX - len(head))))
+    # what GitHub shows is the title and the message: together at most LINE_MAX characters
+    detail = clip(report.detail, max(40, LINE_MAX - len(report.title) - 2))
+    return f"::{report.severity} {','.join(props)}::{_escape_data(detail)}"
 
 
 def _escape_data(text: str) -> str:
