@@ -4,7 +4,8 @@ GitHub Actions workflow of docs/ci.md.
 The fast tests check the hook manifest (with pre-commit's own schema) and the workflow's steps.
 The slow ones (``-m slow``) install a fresh environment each: ``pre-commit try-repo`` on a
 temporary git repository of program files, and the workflow's install step (``pip install
-"emsctl @ git+…"``, here from a ``git+file://`` URL) followed by its validate step.
+"emsctl @ git+…"``, here from a ``git+file://`` URL of a copy of this checkout) followed by
+its validate step.
 """
 
 from __future__ import annotations
@@ -153,7 +154,8 @@ def test_the_documented_install_and_validate_steps_work_from_a_git_url(tmp_path:
     """The workflow's own two commands, with the URL pointing at a git copy of this checkout."""
     emsctl = _copy_of_the_checkout(tmp_path / "emsctl")
     install, check = _run_steps()
-    install = re.sub(r"git\+https://[^\"]+", f"git+{emsctl.as_uri()}", install)
+    # file://localhost/…: pip before 24.1 refuses a git+file:/// URL without a host
+    install = re.sub(r"git\+https://[^\"]+", f"git+file://localhost{emsctl}", install)
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"

@@ -199,7 +199,7 @@ def limit_reports(
         key = (v.limit_id, v.setting, v.phase.index if v.phase else None, v.value, v.allowed,
                v.message, v.severity)
         groups.setdefault(key, []).append(v)
-    source_map = SourceMap(text) if text else None
+    source_map = SourceMap(text) if text and groups else None
     reports = []
     for members in groups.values():
         first = members[0]
