@@ -63,8 +63,8 @@ _LIMIT_TITLES = {
 }
 #: Titles of rules that have no setting, by limit ID.
 _RULE_TITLES = {
-    "L14": "Output not starting from 0, limit",
-    "L17": "Amplitude step-up, limit",
+    "L14": "Step up from 0 against limit",
+    "L17": "Step up against limit",
 }
 #: Titles of what a device cannot do, by ``Capabilities`` field.
 _DEVICE_TITLES = {
