@@ -320,7 +320,7 @@ def test_a_device_range_violation_reports_value_and_the_bound(
 def test_bursts_on_a_device_that_cannot_time_them_are_reported() -> None:
     burst = plan_of([seg(0, 10, 0, 5, 50.0, 200.0, (2.0, 5)), seg(10, 20, 5, 5, 50.0, 200.0,
                                                                 (2.0, 5))])
-    assert _device(burst, caps()) == [(1, 0.0, 1.0, 0.0, "Dev cannot time bursts; this program "
+    assert _device(burst, caps()) == [(1, 0.0, 1.0, 0.0, "Dev cannot time bursts; this phase "
                                                           "needs them")]
     assert _device(burst, caps(bursts=True)) == []
 
@@ -835,4 +835,4 @@ def test_slow_bursts_on_a_device_that_cannot_time_bursts_are_reported() -> None:
     burst = plan_of([seg(0, 10, 0, 5, 50.0, 200.0, (0.5, 5)), seg(10, 20, 5, 5, 50.0, 200.0,
                                                                  (0.5, 5))])
     assert [m[-1] for m in _device(burst, caps())] == [
-        "Dev cannot time bursts; this program needs them"]
+        "Dev cannot time bursts; this phase needs them"]

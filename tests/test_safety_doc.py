@@ -38,3 +38,13 @@ def test_every_cited_test_exists() -> None:
         if not file.is_file() or not re.search(rf"def {name}\b", file.read_text()):
             missing.append(f"{path}::{name}")
     assert missing == []
+
+
+def test_every_limit_has_a_short_name_for_reports() -> None:
+    """Reports never show a bare limit ID: each of SAFETY.md's limits has a name in words."""
+    from emsctl.limits import LIMIT_NAMES, LIMIT_SPECS
+
+    table = re.findall(r"^\|\s*(L\d+)\s*\|", SAFETY, re.MULTILINE)
+    assert list(LIMIT_NAMES) == table == [f"L{n}" for n in range(1, 25)]
+    assert {spec.limit_id for spec in LIMIT_SPECS.values()} <= set(LIMIT_NAMES)
+    assert all(name and not re.search(r"\bL\d", name) for name in LIMIT_NAMES.values())

@@ -326,4 +326,5 @@ def test_a_limits_file_cannot_loosen_what_the_program_is_checked_against(
     assert lim.load_limits_file(loosest) == lim.CEILINGS
     code, text = _cli(["validate", "--limits", str(loosest),
                        str(CORPUS / "programs" / "cap-above-l3.toml")], capsys)
-    assert code == 1 and "L3: 90.0 mA is over 80 mA" in text
+    assert code == 1 and "Peak current above limit L3: channel 1, phase 'A' (starts 0:00): " \
+        "90.0 mA is over 80 mA" in text

@@ -99,8 +99,8 @@ def parse_amplitude(value: object) -> AmplitudeExpr:
     if match := _SCALED.match(text):
         return _relative(float(match.group(1)), match.group(2), value)
     raise ValueError(
-        f"'{value}' is not an amplitude: use mA (e.g. 12 or '12mA'), a threshold with a "
-        "percentage (e.g. 'MT+10%') or a multiple (e.g. '0.6*TOL')"
+        f"'{value}' is not an amplitude: use mA (12 or '12mA'), a threshold with a percentage "
+        "('MT+10%') or a multiple ('0.6*TOL')"
     )
 
 

@@ -20,6 +20,9 @@ Low-level errors (pyserial, bleak, OS) are translated at the link boundary with 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 __all__ = [
     "DeviceError",
     "DeviceTimeoutError",
@@ -31,6 +34,7 @@ __all__ = [
     "ProtocolError",
     "SafetyViolation",
     "SessionAborted",
+    "SourceProblem",
     "ValidationFailed",
 ]
 
@@ -47,8 +51,29 @@ class InputError(EmsError, ValueError):
     exit_code = 2
 
 
+class SourceProblem(NamedTuple):
+    """One problem of an input file: a short title, what is wrong, and where when known.
+
+    ``line`` and ``col`` count from 1; None when the problem has no place in the file (a
+    missing top-level key, an unreadable file).
+    """
+
+    title: str
+    message: str
+    line: int | None = None
+    col: int | None = None
+
+
 class ProgramError(InputError):
-    """A program file that cannot be loaded (syntax, unknown keys, bad values)."""
+    """A program file that cannot be loaded (syntax, unknown keys, bad values).
+
+    ``str()`` is the one sentence for people; ``problems`` has each problem on its own, with
+    its line and column where known (for CI annotations).
+    """
+
+    def __init__(self, message: str, problems: Sequence[SourceProblem] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[SourceProblem, ...] = tuple(problems)
 
 
 class LimitsFileError(InputError):

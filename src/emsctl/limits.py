@@ -46,6 +46,7 @@ __all__ = [
     "IMPEDANCE_MAX_OHM",
     "IMPEDANCE_RISE_MAX_FRACTION",
     "LIMITS_FILE_MAX_BYTES",
+    "LIMIT_NAMES",
     "LIMIT_SPECS",
     "MINUTES_PER_DAY_CEILING",
     "MIN_GAP_BETWEEN_SESSIONS_CEILING_S",
@@ -198,6 +199,37 @@ LIMIT_SPECS: Final[Mapping[str, LimitSpec]] = MappingProxyType(
     }
 )
 """Every :class:`Limits` field: limit ID, unit, direction of "tighter", ceiling and default."""
+
+#: Short human names of the limits L1–L24 (SAFETY.md "Limits as enforced"), for reports that
+#: must never show a bare limit ID.
+LIMIT_NAMES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "L1": "Waveform",
+        "L2": "Net charge per pulse",
+        "L3": "Peak current",
+        "L4": "rms current",
+        "L5": "Device compliance voltage",
+        "L6": "Pulse width",
+        "L7": "Pulse frequency",
+        "L8": "Phase charge and Shannon k",
+        "L9": "Current density",
+        "L10": "Power density",
+        "L11": "Energy per pulse",
+        "L12": "Load impedance",
+        "L13": "Electrode area",
+        "L14": "Start from zero",
+        "L15": "Soft start",
+        "L16": "Ramps",
+        "L17": "No step-ups",
+        "L18": "Motor trains",
+        "L19": "Session length",
+        "L20": "Dose per site",
+        "L21": "Heartbeat and watchdog",
+        "L22": "Stop latency",
+        "L23": "Electrode placement",
+        "L24": "Contraindications",
+    }
+)
 
 # Fields that may be negative: k = log10(Q²/A) is negative for small charges.
 _SIGNED_FIELDS: Final = frozenset({"shannon_k"})

@@ -12,14 +12,15 @@ import os
 import re
 import tomllib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from .datafile import DataFileRefused, read_data_file
-from .errors import ProgramError
+from .errors import ProgramError, SourceProblem
 from .program import Program
+from .source_lines import SourceMap, offset_position, strip_toml_position, toml_error_position
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -40,12 +41,16 @@ _BUILTIN_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 @dataclass(frozen=True)
 class LoadedProgram:
-    """A program with where it came from and the SHA-256 of its bytes (for the journal)."""
+    """A program with where it came from and the SHA-256 of its bytes (for the journal).
+
+    ``text`` is the file's text, for reports that point at a line of it.
+    """
 
     program: Program
     source: str
     sha256: str
     builtin: bool
+    text: str = field(default="", repr=False, compare=False)
 
 
 def builtin_names() -> list[str]:
@@ -96,7 +101,8 @@ def load_program_file(path: Path) -> LoadedProgram:
     try:
         data = read_data_file(path, MAX_FILE_BYTES)
     except DataFileRefused as exc:
-        raise ProgramError(f"{path}: {exc.reason}") from None
+        raise ProgramError(f"{path}: {exc.reason}",
+                           [SourceProblem("Unreadable file", exc.reason)]) from None
     return _from_bytes(data, str(path), builtin=False)
 
 
@@ -104,9 +110,12 @@ def _from_bytes(data: bytes, source: str, *, builtin: bool) -> LoadedProgram:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ProgramError(f"{source}: not UTF-8 text (byte {exc.start})") from exc
+        where = offset_position(data, exc.start)
+        raise ProgramError(f"{source}: not UTF-8 text (byte {exc.start})",
+                           [SourceProblem("Not UTF-8 text", f"byte {exc.start} does not decode",
+                                          *where)]) from exc
     program = parse_program_text(text, source)
-    return LoadedProgram(program, source, hashlib.sha256(data).hexdigest(), builtin)
+    return LoadedProgram(program, source, hashlib.sha256(data).hexdigest(), builtin, text)
 
 
 def parse_program_text(text: str, source: str = "<text>") -> Program:
@@ -118,81 +127,85 @@ def parse_program_text(text: str, source: str = "<text>") -> Program:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ProgramError(f"{source}: invalid TOML: {exc}") from exc
+        where = toml_error_position(str(exc), text) or (None, None)
+        raise ProgramError(f"{source}: invalid TOML: {exc}",
+                           [SourceProblem("Invalid TOML", strip_toml_position(str(exc)),
+                                          *where)]) from exc
     except ValueError as exc:  # int() refusing more than 4300 digits
-        raise ProgramError(f"{source}: invalid TOML: a number is too long") from exc
+        digits = re.search(r"[0-9_]{4301,}", text)
+        where = offset_position(text, digits.start()) if digits else (None, None)
+        raise ProgramError(f"{source}: invalid TOML: a number is too long",
+                           [SourceProblem("Invalid TOML", "a number is too long", *where)]
+                           ) from exc
     except RecursionError as exc:
-        raise ProgramError(f"{source}: invalid TOML: nested too deeply") from exc
+        raise ProgramError(f"{source}: invalid TOML: nested too deeply",
+                           [SourceProblem("Invalid TOML", "nested too deeply")]) from exc
     try:
         return Program.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         # A scalar given to a number-or-table field fails every branch of the union; the
         # "should be a valid dictionary or instance of Ramp" branches only add noise there.
-        fields = [_dotted(tuple(e.get("loc", ()))) for e in errors]
-        problems = [
-            _describe(error, text)
-            for error, field in zip(errors, fields, strict=True)
-            if not (error.get("type") == "model_type" and fields.count(field) > 1)
+        paths = [_key_path(tuple(e.get("loc", ()))) for e in errors]
+        source_map = SourceMap(text)
+        described = [
+            _describe(error, path, source_map)
+            for error, path in zip(errors, paths, strict=True)
+            if not (error.get("type") == "model_type" and paths.count(path) > 1)
         ]
-        raise ProgramError(f"{source}: " + "; ".join(dict.fromkeys(problems))) from exc
+        sentence = "; ".join(dict.fromkeys(part for part, _ in described))
+        problems = list(dict.fromkeys(problem for _, problem in described))
+        raise ProgramError(f"{source}: {sentence}", problems) from exc
     except OverflowError as exc:  # a 400-digit integer amplitude: float() overflows in amplitude.py
-        raise ProgramError(f"{source}: a number is too large ({exc})") from exc
+        raise ProgramError(f"{source}: a number is too large ({exc})",
+                           [SourceProblem("Invalid number", f"a number is too large ({exc})")]
+                           ) from exc
 
 
-def _describe(error: object, text: str) -> str:
+def _describe(error: object, path: tuple[str | int, ...], source_map: SourceMap
+              ) -> tuple[str, SourceProblem]:
+    """One pydantic error as a part of the sentence for people and as a located problem."""
     assert isinstance(error, dict)
-    loc = tuple(error.get("loc", ()))
-    field = _dotted(loc)
-    line = _line_of(loc, text)
-    where = f"line {line}, " if line else ""
+    field = _dotted(path)
+    kind = str(error.get("type"))
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    if error.get("type") == "extra_forbidden":
+    if kind == "extra_forbidden":
         message = "unknown key (check its spelling and unit suffix)"
     value = error.get("input")
-    if error.get("type") == "float_type" and isinstance(value, int) and not isinstance(value, bool):
+    if kind == "float_type" and isinstance(value, int) and not isinstance(value, bool):
         message = "the number is too large"  # an int beyond any float, e.g. 400 digits
-    return f"{where}{field or 'program'}: {message}"
+    where = source_map.nearest(path)
+    line, col = (where.line, where.col) if where else (None, None)
+    if kind == "extra_forbidden":
+        problem = SourceProblem(f"Unknown key {field}", "check its spelling and unit suffix",
+                                line, col)
+    elif kind == "missing":
+        problem = SourceProblem(f"Missing key {field}", "this key is required", line, col)
+    else:
+        problem = SourceProblem(f"Invalid {field}" if field else "Invalid program", message,
+                                line, col)
+    return (f"line {line}, " if line else "") + f"{field or 'program'}: {message}", problem
 
 
-def _dotted(loc: tuple[object, ...]) -> str:
-    parts: list[str] = []
+def _key_path(loc: tuple[object, ...]) -> tuple[str | int, ...]:
+    """The keys and indexes of the file in a pydantic ``loc``, without union branch names."""
+    path: list[str | int] = []
     for item in loc:
         if isinstance(item, int):
+            path.append(item)
+        elif not (str(item) in _UNION_TAGS or "[" in str(item) or "(" in str(item)):
+            path.append(str(item))
+    return tuple(path)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    parts: list[str] = []
+    for item in path:
+        if isinstance(item, int):
             parts.append(f"[{item + 1}]")
-        elif str(item) in _UNION_TAGS or "[" in str(item) or "(" in str(item):
-            continue  # union branch names from pydantic, not keys of the file
         else:
             parts.append(("." if parts else "") + str(item))
     return "".join(parts)
-
-
-def _line_of(loc: tuple[object, ...], text: str) -> int | None:
-    """Best-effort line number of the key at ``loc`` (tomllib keeps no positions)."""
-    lines = text.splitlines()
-    start = 0
-    keys = [k for k in loc if isinstance(k, str)]
-    if len(loc) >= 2 and isinstance(loc[0], str) and isinstance(loc[1], int):
-        header = re.compile(rf"^\s*\[\[\s*{re.escape(loc[0])}\s*\]\]")
-        seen = -1
-        for number, line in enumerate(lines):
-            if header.match(line):
-                seen += 1
-                if seen == loc[1]:
-                    start = number
-                    break
-        else:
-            return None
-        keys = keys[1:]
-    if not keys:
-        return start + 1 if start else None
-    key = re.compile(rf"^\s*{re.escape(keys[0])}\s*=")
-    for number in range(start, len(lines)):
-        if number > start and lines[number].lstrip().startswith("[["):
-            break
-        if key.match(lines[number]):
-            return number + 1
-    return start + 1 if start else None
 
 
 def find_program_files(paths: Iterable[Path]) -> Iterator[Path]:

@@ -32,6 +32,7 @@ from .program import Program, Ramp, Sweep
 __all__ = [
     "IMAGE_SUFFIXES",
     "INTERPHASE_US",
+    "PLOT_INSTALL_HINT",
     "AmplitudeBasis",
     "PlotExtraMissingError",
     "SessionSeries",
@@ -59,6 +60,10 @@ _GUTTER = 10  # "  30.0 mA┤"
 _NAN = np.array([np.nan])  # breaks a matplotlib line
 
 
+#: How to install the plot extra, from a package index and from a source checkout.
+PLOT_INSTALL_HINT = "pip install 'emsctl[plot]' (or pip install -e '.[plot]' in a checkout)"
+
+
 class PlotExtraMissingError(InputError):
     """matplotlib is not installed: images need the ``plot`` extra."""
 
@@ -74,7 +79,7 @@ def require_matplotlib() -> None:
     except ImportError as exc:
         raise PlotExtraMissingError(
             "drawing images needs matplotlib, which comes with the plot extra: "
-            "pip install 'emsctl[plot]' (or use --text for a text plot)") from exc
+            f"{PLOT_INSTALL_HINT} (or use --text for a text plot)") from exc
 
 
 def image_format(path: Path) -> str:

@@ -270,8 +270,10 @@ def prepare_run(
     found = verify(plan, limits, driver.capabilities)
     blocks = [v for v in found if v.severity == "block"]
     if blocks:
-        raise ValidationFailed(f"'{program.name}' cannot run on {driver.capabilities.model}: "
-                               + "; ".join(str(v) for v in blocks))
+        from .reports import limit_reports  # noqa: PLC0415 - only when refusing
+
+        raise ValidationFailed(f"'{program.name}' cannot run on {driver.capabilities.model}:\n"
+                               + "\n".join(f"  {r.summary()}" for r in limit_reports(blocks)))
     # a device that can hold its own limits gets the verified caps (Coyote: BF soft limits, so
     # neither its wheel nor a stray frame can go past them; HZ-01)
     driver.set_channel_caps_ma({c.channel: c.cap_ma for c in plan.channels})

@@ -4,21 +4,21 @@ It reads only the plan's segment tables (not the program that produced them), so
 bug cannot hide from it. Within a segment amplitude, width and frequency are linear; the
 checked quantities are products of them, so each maximum is found exactly: at the segment's
 ends or at an interior stationary point of the product polynomial. Every violation is
-returned — limit ID, channel, time, value and allowed value — not just the first.
-Pure: no I/O, no clock.
+returned — limit ID, channel, phase, time, value, allowed value and the setting it broke — not
+just the first. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.polynomial.polynomial as P
 import numpy.typing as npt
 
 from .limits import POWER_DENSITY_CEILING_W_CM2, Limits
-from .plan import ChannelPlan, Plan
+from .plan import ChannelPlan, PhaseSpan, Plan
 
 if TYPE_CHECKING:
     from .contract import Capabilities
@@ -31,7 +31,14 @@ _EPS = 1e-9
 
 @dataclass(frozen=True)
 class Violation:
-    """One broken limit. ``severity`` "warn" does not fail validation (e.g. L9 ≥ 1 mA/cm²)."""
+    """One broken limit. ``severity`` "warn" does not fail validation (e.g. L9 ≥ 1 mA/cm²).
+
+    ``limit_id`` is "L1"…"L24", or "device" for what the device cannot do. ``phase`` is the
+    phase the violation is in (None for whole-session and per-channel limits such as L19 and
+    L13). ``setting`` names what was broken: a :class:`~emsctl.limits.Limits` field (e.g.
+    ``"pulse_width_max_us"``) or, for "device", a ``Capabilities`` field (e.g. ``"bursts"``);
+    None for rules with no setting (L14, L17: never step up).
+    """
 
     limit_id: str
     channel: int | None
@@ -40,6 +47,8 @@ class Violation:
     allowed: float
     message: str
     severity: Literal["block", "warn"] = "block"
+    phase: PhaseSpan | None = None
+    setting: str | None = None
 
     def __str__(self) -> str:
         where = f"channel {self.channel}, " if self.channel is not None else ""
@@ -57,11 +66,11 @@ def verify(plan: Plan, limits: Limits, capabilities: Capabilities | None = None)
     if stim_s > limits.session_max_s + _EPS:
         found.append(Violation("L19", None, 0.0, stim_s, limits.session_max_s,
                                f"stimulation lasts {stim_s / 60:.1f} min, over "
-                               f"{limits.session_max_s / 60:.0f} min"))
+                               f"{limits.session_max_s / 60:.0f} min", setting="session_max_s"))
     for cplan in plan.channels:
         found += _check_channel(plan, cplan, limits)
         if capabilities is not None:
-            found += _check_device(cplan, capabilities)
+            found += _check_device(plan, cplan, capabilities)
     if capabilities is not None and not capabilities.frequency_per_channel:
         found += _check_global_frequency(plan)
     return found
@@ -73,22 +82,24 @@ def _check_channel(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violatio
     ch, area = cplan.channel, cplan.electrode_area_cm2
 
     def add(limit_id: str, index: int, value: float, allowed: float, message: str,
-            severity: Literal["block", "warn"] = "block") -> None:
+            setting: str, severity: Literal["block", "warn"] = "block") -> None:
         out.append(Violation(limit_id, ch, float(seg["t0_s"][index]), value, allowed, message,
-                             severity))
+                             severity, plan.phases[int(seg["phase"][index])], setting))
 
     if area < lim.electrode_area_min_cm2 - _EPS:
         out.append(Violation("L13", ch, 0.0, area, lim.electrode_area_min_cm2,
                              f"electrode area {area:g} cm² is under "
-                             f"{lim.electrode_area_min_cm2:g} cm²"))
+                             f"{lim.electrode_area_min_cm2:g} cm²",
+                             setting="electrode_area_min_cm2"))
     a0, a1 = seg["amp0_ma"], seg["amp1_ma"]
     live = (a0 > 0) | (a1 > 0)
     peak = np.maximum(a0, a1)
     for i in _first_each_phase(seg, live & (peak > lim.peak_ma + _EPS)):
-        add("L3", i, float(peak[i]), lim.peak_ma, f"{peak[i]:.1f} mA is over {lim.peak_ma:g} mA")
-    for name, lo_hi, unit, lid in (
-        ("pw", (lim.pulse_width_min_us, lim.pulse_width_max_us), "µs", "L6"),
-        ("freq", (lim.frequency_min_hz, lim.frequency_max_hz), "Hz", "L7"),
+        add("L3", i, float(peak[i]), lim.peak_ma, f"{peak[i]:.1f} mA is over {lim.peak_ma:g} mA",
+            "peak_ma")
+    for name, lo_hi, unit, lid, setting in (
+        ("pw", (lim.pulse_width_min_us, lim.pulse_width_max_us), "µs", "L6", "pulse_width"),
+        ("freq", (lim.frequency_min_hz, lim.frequency_max_hz), "Hz", "L7", "frequency"),
     ):
         unit_key = "us" if name == "pw" else "hz"
         v0, v1 = seg[f"{name}0_{unit_key}"], seg[f"{name}1_{unit_key}"]
@@ -96,39 +107,44 @@ def _check_channel(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violatio
         bad = live & ((np.minimum(v0, v1) < lo - _EPS) | (np.maximum(v0, v1) > hi + _EPS))
         for i in _first_each_phase(seg, bad):
             value = float(v0[i] if not lo - _EPS <= v0[i] <= hi + _EPS else v1[i])
+            side = "max" if value > hi else "min"
             add(lid, i, value, hi if value > hi else lo,
-                f"{value:g} {unit} is outside {lo:g}–{hi:g} {unit}")
+                f"{value:g} {unit} is outside {lo:g}–{hi:g} {unit}",
+                f"{setting}_{side}_{unit_key}")
 
     charge = _max_product(seg, powers=(1, 1, 0)) / 1000.0  # µC per phase
     for i in _first_each_phase(seg, live & (charge > lim.phase_charge_uc + _EPS)):
         add("L8", i, float(charge[i]), lim.phase_charge_uc,
-            f"phase charge {charge[i]:.2f} µC is over {lim.phase_charge_uc:g} µC")
+            f"phase charge {charge[i]:.2f} µC is over {lim.phase_charge_uc:g} µC",
+            "phase_charge_uc")
     k_bound = 10.0 ** lim.shannon_k * area  # k ≤ limit ⇔ Q² ≤ 10^k · A
     for i in _first_each_phase(seg, live & (charge**2 > k_bound * (1 + _EPS))):
         k = float(np.log10(charge[i] ** 2 / area))
         add("L8", i, k, lim.shannon_k, f"Shannon k {k:.2f} is over {lim.shannon_k:g} "
-            f"({charge[i]:.1f} µC on {area:g} cm²)")
+            f"({charge[i]:.1f} µC on {area:g} cm²)", "shannon_k")
     # I_rms² = I² · 2 · PW · N · 1e-6 (mA²); N from frequency or bursts
     rms_sq = _max_product(seg, powers=(2, 1, 1)) * 2e-6
     rms = np.sqrt(rms_sq)
     for i in _first_each_phase(seg, live & (rms > lim.rms_ma + _EPS)):
         add("L4", i, float(rms[i]), lim.rms_ma,
-            f"rms current {rms[i]:.2f} mA is over {lim.rms_ma:g} mA")
+            f"rms current {rms[i]:.2f} mA is over {lim.rms_ma:g} mA", "rms_ma")
     density = rms / area
     for i in _first_each_phase(seg, live & (density > lim.current_density_ma_cm2 + _EPS)):
         add("L9", i, float(density[i]), lim.current_density_ma_cm2,
-            f"current density {density[i]:.3f} mA/cm² is over {lim.current_density_ma_cm2:g}")
+            f"current density {density[i]:.3f} mA/cm² is over {lim.current_density_ma_cm2:g}",
+            "current_density_ma_cm2")
     warn = live & (density >= lim.current_density_warn_ma_cm2 - _EPS) & (
         density <= lim.current_density_ma_cm2 + _EPS)
     for i in _first_each_phase(seg, warn):
         add("L9", i, float(density[i]), lim.current_density_warn_ma_cm2,
             f"current density {density[i]:.3f} mA/cm² needs attention (≥ "
-            f"{lim.current_density_warn_ma_cm2:g})", "warn")
+            f"{lim.current_density_warn_ma_cm2:g})", "current_density_warn_ma_cm2", "warn")
     power = rms_sq * 1e-6 * 500.0 / area  # W/cm² at 500 Ω
     power_bad = (power > lim.power_density_w_cm2 + _EPS) | (power >= POWER_DENSITY_CEILING_W_CM2)
     for i in _first_each_phase(seg, live & power_bad):
         add("L10", i, float(power[i]), lim.power_density_w_cm2,
-            f"power density {power[i]:.4f} W/cm² is not under {lim.power_density_w_cm2:g}")
+            f"power density {power[i]:.4f} W/cm² is not under {lim.power_density_w_cm2:g}",
+            "power_density_w_cm2")
     out += _check_rises(plan, cplan, lim)
     out += _check_trains(plan, cplan, lim)
     return out
@@ -174,21 +190,26 @@ def _check_rises(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violation]
     ch = cplan.channel
     a0, a1, t0, t1 = seg["amp0_ma"], seg["amp1_ma"], seg["t0_s"], seg["t1_s"]
     dt = t1 - t0
+
+    def phase(i: int | np.integer[Any]) -> PhaseSpan:
+        return plan.phases[int(seg["phase"][i])]
+
     if len(seg) and a0[0] > _EPS:
         out.append(Violation("L14", ch, float(t0[0]), float(a0[0]), 0.0,
-                             f"output starts at {a0[0]:.1f} mA, not at 0"))
+                             f"output starts at {a0[0]:.1f} mA, not at 0", phase=phase(0)))
     steps = np.flatnonzero(a0[1:] > a1[:-1] + 1e-6) + 1
     for i in steps:
         from_zero = a1[i - 1] <= _EPS  # L14: output starts (and restarts) at 0, then ramps
         out.append(Violation("L14" if from_zero else "L17", ch, float(t0[i]),
                              float(a0[i] - a1[i - 1]), 0.0,
                              f"amplitude steps up by {a0[i] - a1[i - 1]:.2f} mA (never step up; "
-                             "ramp instead)"))
+                             "ramp instead)", phase=phase(i)))
     rate = np.where(dt > 0, (a1 - a0) / np.where(dt > 0, dt, 1.0), 0.0)
     for i in np.flatnonzero(rate > lim.plan_rise_ma_per_s + _EPS)[:20]:
         out.append(Violation("L16", ch, float(t0[i]), float(rate[i]), lim.plan_rise_ma_per_s,
                              f"amplitude rises at {rate[i]:.1f} mA/s, over "
-                             f"{lim.plan_rise_ma_per_s:g} mA/s"))
+                             f"{lim.plan_rise_ma_per_s:g} mA/s", phase=phase(i),
+                             setting="plan_rise_ma_per_s"))
     # ramps from zero must last at least the minimum ramp time (L16)
     rising = a1 > a0 + _EPS
     for i in np.flatnonzero((a0 <= _EPS) & rising):
@@ -199,7 +220,7 @@ def _check_rises(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violation]
         if ramp_s < lim.ramp_min_s - _EPS:
             out.append(Violation("L16", ch, float(t0[i]), ramp_s, lim.ramp_min_s,
                                  f"a ramp from 0 to {a1[j]:.1f} mA takes {ramp_s:.2f} s, under "
-                                 f"{lim.ramp_min_s:g} s"))
+                                 f"{lim.ramp_min_s:g} s", phase=phase(i), setting="ramp_min_s"))
             break
     # soft start: within the first soft_start_min_s of output, stay under a straight line
     # from 0 to the channel's peak (L15)
@@ -214,7 +235,8 @@ def _check_rises(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violation]
                 if elapsed < window - _EPS and a > peak * elapsed / window + 1e-6:
                     out.append(Violation("L15", ch, float(t), float(a), peak * elapsed / window,
                                          f"soft start reaches {a:.1f} mA after {elapsed:.1f} s; "
-                                         f"0 → peak must take ≥ {window:g} s"))
+                                         f"0 → peak must take ≥ {window:g} s", phase=phase(i),
+                                         setting="soft_start_min_s"))
                     break
             else:
                 if float(t0[i]) - start > window:
@@ -249,10 +271,13 @@ def _check_trains(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violation
         if not motor[i:j + 1].any():
             continue
         on_s = float(seg["t1_s"][j] - seg["t0_s"][i])
+        first_motor = i + int(np.argmax(motor[i:j + 1]))
+        phase = plan.phases[int(seg["phase"][first_motor])]
         if on_s > lim.train_on_max_s + _EPS:
             out.append(Violation("L18", ch, float(seg["t0_s"][i]), on_s, lim.train_on_max_s,
                                  f"a {on_s:.1f} s train at ≥ {lim.tetanic_frequency_hz:g} Hz is "
-                                 f"longer than {lim.train_on_max_s:g} s"))
+                                 f"longer than {lim.train_on_max_s:g} s", phase=phase,
+                                 setting="train_on_max_s"))
             continue
         next_start = (float(seg["t0_s"][on_runs[n + 1][0]]) if n + 1 < len(on_runs)
                       else plan.duration_s + lim.train_off_min_s + on_s)
@@ -261,45 +286,68 @@ def _check_trains(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violation
         if off_s < need - _EPS:
             out.append(Violation("L18", ch, float(seg["t1_s"][j]), off_s, need,
                                  f"only {off_s:.1f} s off after a {on_s:.1f} s train; needs "
-                                 f"≥ {need:.1f} s"))
+                                 f"≥ {need:.1f} s", phase=phase, setting="train_off_min_s"))
     return out
 
 
-def _check_device(cplan: ChannelPlan, caps: Capabilities) -> list[Violation]:
+def _check_device(plan: Plan, cplan: ChannelPlan, caps: Capabilities) -> list[Violation]:
+    """What ``caps`` cannot express, phase by phase (each report names its own phase)."""
     out: list[Violation] = []
     seg = cplan.segments
     ch = cplan.channel
+    name = _short_model(caps.model)
     if ch > caps.channels:
         return [Violation("device", ch, 0.0, ch, caps.channels,
-                          f"{caps.model} has only {caps.channels} channels")]
+                          f"{name} has only {caps.channels} channels", setting="channels")]
     live = np.maximum(seg["amp0_ma"], seg["amp1_ma"]) > _EPS
-    if not live.any():
-        return out
-    s = seg[live]
-    checks = (
-        (np.maximum(s["amp0_ma"], s["amp1_ma"]).max(), 0.0, caps.amplitude_max_ma, "mA"),
-        (np.maximum(s["pw0_us"], s["pw1_us"]).max(), caps.pulse_width_min_us,
-         caps.pulse_width_max_us, "µs"),
-        (np.minimum(s["pw0_us"], s["pw1_us"]).min(), caps.pulse_width_min_us,
-         caps.pulse_width_max_us, "µs"),
-        (np.maximum(s["freq0_hz"], s["freq1_hz"]).max(), caps.frequency_min_hz,
-         caps.frequency_max_hz, "Hz"),
-        (np.minimum(s["freq0_hz"], s["freq1_hz"]).min(), caps.frequency_min_hz,
-         caps.frequency_max_hz, "Hz"),
-    )
-    reported: set[tuple[float, str]] = set()
-    for value, lo, hi, unit in checks:
-        if (float(value), unit) in reported:
-            continue  # the same value found as both minimum and maximum
-        reported.add((float(value), unit))
-        if not lo - _EPS <= float(value) <= hi + _EPS:
-            out.append(Violation("device", ch, 0.0, float(value), hi if value > hi else lo,
-                                 f"{value:g} {unit} is outside what {caps.model} can do "
-                                 f"({lo:g}–{hi:g} {unit})"))
-    if (s["burst_rate_hz"] > 0).any() and not caps.bursts:
-        out.append(Violation("device", ch, 0.0, 1.0, 0.0,
-                             f"{caps.model} cannot time bursts; this program needs them"))
+    for index in _sorted_unique_ints(seg["phase"][live]):
+        s = seg[live & (seg["phase"] == index)]
+        span = plan.phases[index]
+        checks = (
+            (np.maximum(s["amp0_ma"], s["amp1_ma"]).max(), 0.0, caps.amplitude_max_ma, "mA",
+             "amplitude"),
+            (np.maximum(s["pw0_us"], s["pw1_us"]).max(), caps.pulse_width_min_us,
+             caps.pulse_width_max_us, "µs", "pulse_width"),
+            (np.minimum(s["pw0_us"], s["pw1_us"]).min(), caps.pulse_width_min_us,
+             caps.pulse_width_max_us, "µs", "pulse_width"),
+            (np.maximum(s["freq0_hz"], s["freq1_hz"]).max(), caps.frequency_min_hz,
+             caps.frequency_max_hz, "Hz", "frequency"),
+            (np.minimum(s["freq0_hz"], s["freq1_hz"]).min(), caps.frequency_min_hz,
+             caps.frequency_max_hz, "Hz", "frequency"),
+        )
+        reported: set[tuple[float, str]] = set()
+        for value, lo, hi, unit, quantity in checks:
+            if (float(value), unit) in reported:
+                continue  # the same value found as both minimum and maximum
+            reported.add((float(value), unit))
+            if not lo - _EPS <= float(value) <= hi + _EPS:
+                side, unit_key = ("max" if value > hi else "min"), _UNIT_KEYS[unit]
+                out.append(Violation("device", ch, span.start_s, float(value),
+                                     hi if value > hi else lo,
+                                     f"{value:g} {unit} is outside what {name} can do "
+                                     f"({_span(lo, hi, unit)})", phase=span,
+                                     setting=f"{quantity}_{side}_{unit_key}"))
+        if (s["burst_rate_hz"] > 0).any() and not caps.bursts:
+            out.append(Violation("device", ch, span.start_s, 1.0, 0.0,
+                                 f"{name} cannot time bursts; this phase needs them",
+                                 phase=span, setting="bursts"))
     return out
+
+
+_UNIT_KEYS = {"mA": "ma", "µs": "us", "Hz": "hz"}
+
+
+def _short_model(model: str) -> str:
+    """A device's name without the parenthesised details: "openEMSstim (serial; …)" → …"""
+    return model.split(" (", 1)[0] or model
+
+
+def _span(lo: float, hi: float, unit: str) -> str:
+    return f"only {lo:g} {unit}" if abs(hi - lo) <= _EPS else f"{lo:g}–{hi:g} {unit}"
+
+
+def _sorted_unique_ints(values: npt.NDArray[np.int32]) -> list[int]:
+    return sorted({int(v) for v in values.tolist()})
 
 
 def _check_global_frequency(plan: Plan) -> list[Violation]:
@@ -317,7 +365,8 @@ def _check_global_frequency(plan: Plan) -> list[Violation]:
     i = int(bad[0])
     return [Violation("device", None, float(times[i]), float(spread[i]), 0.0,
                       "the device has one frequency for all channels, but the plan runs "
-                      "channels at different frequencies at the same time")]
+                      "channels at different frequencies at the same time",
+                      phase=plan.phase_at(float(times[i])), setting="frequency_per_channel")]
 
 
 def _first_each_phase(seg: npt.NDArray[np.void], mask: npt.NDArray[np.bool_]) -> list[int]:

@@ -62,6 +62,7 @@ def test_missing_matplotlib_names_the_extra_and_exits_2(
     assert code == 2 and stdout == "" and not out.exists()
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "pip install 'emsctl[plot]'" in err and "matplotlib" in err
+    assert "pip install -e '.[plot]' in a checkout" in err  # works from a source tree too
     # the text plot needs no extra
     code, stdout, _ = run_main("plot", "relaxation", "--text")
     assert code == 0 and "stretch" in stdout

@@ -3,7 +3,9 @@
 Each command lives in its own module under ``emsctl.cli`` and is imported only when it runs,
 so ``emsctl --help`` and ``emsctl validate`` never import numpy-heavy, serial, BLE or plotting
 code they do not need. Exit codes: 0 ok, 1 validation failed or session aborted by a fault,
-2 bad usage or bad input, 130 stopped by the user. Errors are one sentence on stderr.
+2 bad usage or bad input, 130 stopped by the user. Errors are one sentence on stderr (a program
+a device cannot express: that sentence, then one line per problem). ``validate`` prints its
+results, failures included, on stdout.
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ _BASIS_NOTE = {
 @click.command("plot")
 @click.argument("program")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write an image here; .png or .svg picks the format (needs emsctl[plot]).")
+              help="Write an image here; .png or .svg picks the format (needs the plot extra: "
+              "pip install 'emsctl[plot]', or pip install -e '.[plot]' in a checkout).")
 @click.option("--text", "as_text", is_flag=True,
               help="Print a text plot (to FILE with -o), even when stdout is not a terminal.")
 @click.option("--amplitudes", "basis", type=click.Choice(["caps", "synthetic"]), default="caps",
