@@ -42,10 +42,13 @@ _SCHEME = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")
 _ID = r"(?:L\d{1,2}|HZ-\d\d|W\d{1,2}|P\d{1,2})"
 _REF = rf"(?:§\d+(?:\.\d+)*|\b{_ID}\b)"
 _SEP = r"\s*(?:,|/|–|—|-|\band\b|\bor\b|&)?\s*"
-#: ``docs/<path>.md`` followed by one or more section numbers or IDs (closing code or quote
-#: marks may sit between the path and the first one).
+_SECTIONS = rf"§\d+(?:\.\d+)*(?:{_SEP}§\d+(?:\.\d+)*)*"
+_IDS = rf"\b{_ID}\b(?:{_SEP}\b{_ID}\b)*"
+#: ``docs/<path>.md`` followed by section numbers, or by stable IDs (closing code or quote
+#: marks may sit between the path and the first one). An ID after a section (``§7, HZ-17``)
+#: is the reader's cross-reference, not a part of the citation.
 CITATION = re.compile(
-    rf"(?<![\w./-])docs/(?P<path>[\w./-]+?\.md)[`'\"*]*(?P<refs>[ \t]+{_REF}(?:{_SEP}{_REF})*)"
+    rf"(?<![\w./-])docs/(?P<path>[\w./-]+?\.md)[`'\"*]*(?P<refs>[ \t]+(?:{_SECTIONS}|{_IDS}))"
 )
 _ONE_REF = re.compile(_REF)
 
@@ -333,7 +336,7 @@ _D = "docs/"  # split so that this file's own scan does not read the examples as
 
 
 def test_the_citation_check_catches_a_missing_section_file_or_id(tmp_path: Path) -> None:
-    good = f"# {_D}a.md §1, §1.2 and {_D}a.md L7, W3\n"
+    good = f"# {_D}a.md §1, §1.2 and {_D}a.md L7, W3; {_D}a.md §1, HZ-17 (HZ-17 is not a.md's)\n"
     bad = f"x = 1  # {_D}a.md §2, {_D}a.md §1/§1.3, {_D}b.md §1, {_D}a.md L8, {_D}a.md §9\n"
     files = _repo(tmp_path, {"docs/a.md": _DOC, "good.py": good, "bad.py": bad})
     assert unresolved_citations(tmp_path, files[1:2]) == []
