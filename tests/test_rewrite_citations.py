@@ -62,7 +62,7 @@ def test_each_old_form_becomes_a_docs_citation() -> None:
         assert _rewrite(rel, old) == (new, []), old
 
 
-def test_the_device_named_nearby_decides_in_shared_files() -> None:
+def test_the_device_named_nearby_decides_in_files_about_every_device() -> None:
     text = '    ("openems", "corrupt_bytes"): Expect(\n        "no checksum (§9): a digit"'
     new, unresolved = _rewrite("tests/faults/matrix.py", text)
     assert "(docs/protocols/openemsstim.md §9)" in new and unresolved == []
