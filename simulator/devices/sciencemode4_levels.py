@@ -22,7 +22,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from ...drivers.base import ZERO, ChannelSetpoint
+from ...contract import ZERO, ChannelSetpoint
 from ...drivers.sciencemode4 import protocol as p
 from ...drivers.sciencemode4.mapping import within_load_limit
 from ..model import SimulatedStimulator

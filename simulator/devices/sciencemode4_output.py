@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ...drivers.base import ZERO, ChannelSetpoint
+from ...contract import ZERO, ChannelSetpoint
 from ...drivers.sciencemode4.protocol import MlChannelConfig, Point
 from ..model import SimulatedStimulator
 

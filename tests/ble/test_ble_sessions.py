@@ -24,9 +24,9 @@ from support.ble_stack import (
 
 from emsctl.clock import VirtualClock
 from emsctl.devices import OpenOptions
-from emsctl.drivers.base import Telemetry
-from emsctl.drivers.coyote3.simulated import SimulatedCoyoteDriver
-from emsctl.drivers.openems.simulated import SimulatedOpenEmsDriver
+from emsctl.contract import Telemetry
+from emsctl.simulator.drivers.coyote3 import SimulatedCoyoteDriver
+from emsctl.simulator.drivers.openems import SimulatedOpenEmsDriver
 from emsctl.drivers.openems.transport import BleLines
 from emsctl.limits import DEFAULTS
 from emsctl.loader import load_program
