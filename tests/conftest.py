@@ -1,5 +1,10 @@
 """Suite-wide pytest hooks.
 
+Every test gets its own emsctl state and data folders (``EMSCTL_STATE_DIR``,
+``EMSCTL_DATA_DIR``, inherited by the subprocesses it starts): a test never reads or writes the
+user's profile, journals or dose ledger, and real-device sessions run by one test never count
+toward another's dose. Tests that want particular folders set the variables themselves.
+
 ``slow`` tests (long fuzz runs, soaks) are opt-in: a plain ``pytest`` skips them, with the
 reason shown by ``-ra``. They run with ``--run-slow``, or when the marker expression names
 ``slow`` (``pytest -m slow``, ``-m "slow or realtime"``); ``-m "not slow"`` still excludes them.
@@ -7,7 +12,17 @@ reason shown by ``-ra``. They run with ``--run-slow``, or when the marker expres
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _private_emsctl_folders(tmp_path_factory: pytest.TempPathFactory,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path_factory.mktemp("emsctl-home")
+    monkeypatch.setenv("EMSCTL_STATE_DIR", str(Path(home, "state")))
+    monkeypatch.setenv("EMSCTL_DATA_DIR", str(Path(home, "data")))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -10,9 +10,10 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -24,12 +25,11 @@ from emsctl.journal import (
     Journal,
     JournalCorruptError,
     JournalWriteError,
-    dose_between,
+    SessionSummary,
     find_journal,
     journal_dir,
     list_journals,
     read_journal,
-    sessions_on,
     summarize,
 )
 
@@ -415,28 +415,20 @@ def test_a_writer_killed_mid_session_leaves_a_readable_incomplete_journal(
     assert summary.duration_s > 0 and summary.peak_ma == 29.0
 
 
-# ---------------------------------------------------------------------------- dose ledger (L20)
-
-
-def test_sessions_on_counts_sessions_and_minutes_per_day_site_and_program(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    day = date(2025, 3, 4)
-    write_session(tmp_path, started=datetime(2025, 3, 4, 8, 0, tzinfo=UTC))
-    write_session(tmp_path, started=datetime(2025, 3, 4, 20, 0, tzinfo=UTC),
-                  sites={1: "calf-right"})
-    write_session(tmp_path, started=datetime(2025, 3, 4, 23, 30, tzinfo=UTC),
-                  program="recovery", footer=False)  # killed: counts with its 60 s
-    write_session(tmp_path, started=datetime(2025, 3, 5, 0, 30, tzinfo=UTC))
-    monkeypatch.setenv("EMSCTL_STATE_DIR", str(tmp_path / "elsewhere"))
-    tally = sessions_on(day, directory=tmp_path)
-    assert (tally.sessions, tally.minutes) == (3, 3.0)
-    assert tally.last_started_utc == datetime(2025, 3, 4, 23, 30, tzinfo=UTC)
-    assert sessions_on(day, site="calf-left", directory=tmp_path).sessions == 2
-    assert sessions_on(day, program="recovery", directory=tmp_path).sessions == 1
-    # one hour east of UTC the 23:30 and 00:30 sessions fall on 5 March
-    plus_one = timezone(timedelta(hours=1))
-    assert sessions_on(day, tz=plus_one, directory=tmp_path).sessions == 2
-    assert sessions_on(date(2025, 3, 5), tz=plus_one, directory=tmp_path).sessions == 2
-    week = dose_between(list_journals(tmp_path), datetime(2025, 3, 1, tzinfo=UTC),
-                        datetime(2025, 3, 8, tzinfo=UTC), site="calf-left")
-    assert week.sessions == 3
+def test_a_fifo_named_like_a_journal_is_listed_as_unreadable_not_waited_on(
+        tmp_path: Path) -> None:
+    write_session(tmp_path)
+    fifo = tmp_path / "20250304T220000Z-relaxation-0badf1f0.jsonl"
+    os.mkfifo(fifo)
+    listed: list[object] = []
+    reader = threading.Thread(target=lambda: listed.extend(list_journals(tmp_path)),
+                              daemon=True)
+    reader.start()
+    reader.join(10)
+    assert not reader.is_alive(), "list_journals blocked on a FIFO"
+    fine, unreadable = (s for s in listed if isinstance(s, SessionSummary))
+    assert fine.complete and fine.problem is None
+    assert unreadable.path == fifo and unreadable.end_reason == "corrupt"
+    assert "not a regular file" in (unreadable.problem or "")
+    with pytest.raises(InputError, match="not a regular file"):
+        read_journal(fifo)

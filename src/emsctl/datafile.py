@@ -1,11 +1,13 @@
-"""Reading a user's data file (program, limits) safely: a regular file, bounded in size.
+"""Opening a user's data and state files safely: a regular file, bounded in size.
 
-Files given by users are hostile until proven otherwise (HZ-13). This module opens a path
+Files given by users are hostile until proven otherwise (HZ-13), and so are the files found in
+emsctl's own folders (a FIFO named like a journal or the dose ledger). This module opens a path
 without blocking (a FIFO or a terminal would hang a plain ``open``), refuses anything that is
-not a regular file, refuses a file larger than the caller's cap *before* reading it, and never
-reads more than the cap plus one byte even if the file grows meanwhile. It only reads bytes:
-parsing and validation belong to the callers, which turn :class:`DataFileRefused` into their
-own one-sentence error.
+not a regular file (``fstat`` on the opened descriptor), refuses a file larger than the
+caller's cap *before* reading it, and never reads more than the cap plus one byte even if the
+file grows meanwhile. :func:`open_regular` is the open alone, for callers that also write
+(the dose ledger). It only opens and reads bytes: parsing and validation belong to the
+callers, which turn :class:`DataFileRefused` into their own one-sentence error.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import errno
 import os
 import stat
 
-__all__ = ["DataFileRefused", "read_data_file"]
+__all__ = ["DataFileRefused", "open_regular", "read_data_file", "read_open_file"]
 
 _CHUNK_BYTES = 64 * 1024
 
@@ -45,26 +47,38 @@ def _open_reason(path: str, exc: OSError) -> str:
     return f"read error ({exc.strerror or exc})"
 
 
-def read_data_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
-    """Return the bytes of the regular file at ``path``, at most ``max_bytes`` of them.
+def open_regular(path: str | os.PathLike[str], flags: int = os.O_RDONLY, mode: int = 0o600
+                 ) -> tuple[int, os.stat_result]:
+    """Open ``path`` without blocking and only if it is a regular file; return the descriptor.
+
+    ``O_NONBLOCK``, ``O_CLOEXEC`` and ``O_NOCTTY`` are added to ``flags``, so a FIFO, a
+    terminal or a device never hangs the open; ``fstat`` on the opened descriptor then refuses
+    anything that is not a regular file (no race between a check and the open). The caller
+    owns the descriptor and closes it.
 
     Args:
         path: the file (symlinks to regular files are followed).
-        max_bytes: the size cap; larger files are refused without being read.
+        flags: ``os.O_RDONLY`` by default; e.g. ``os.O_RDWR | os.O_APPEND | os.O_CREAT``.
+        mode: the permissions of a file that ``os.O_CREAT`` creates.
+
+    Returns:
+        The open descriptor and its ``fstat``.
 
     Raises:
-        DataFileRefused: missing, a symlink loop, a directory, a FIFO/device/socket, unreadable,
-            or larger than ``max_bytes``.
+        DataFileRefused: missing, a symlink loop, a directory, a FIFO/device/socket, or
+            not openable (its ``reason`` says which).
     """
     name = os.fspath(path)
     if not name:
         raise DataFileRefused("an empty path")
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    flags |= os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
     try:
-        fd = os.open(name, flags)
+        fd = os.open(name, flags, mode)
     except ValueError:  # an embedded NUL byte
         raise DataFileRefused("not a valid path") from None
     except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a FIFO opened for writing with no reader
+            raise DataFileRefused("a FIFO, device or socket, not a regular file") from exc
         raise DataFileRefused(_open_reason(name, exc)) from exc
     try:
         info = os.fstat(fd)
@@ -72,8 +86,26 @@ def read_data_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
             raise DataFileRefused("a directory, not a file")
         if not stat.S_ISREG(info.st_mode):
             raise DataFileRefused("a FIFO, device or socket, not a regular file")
-        if info.st_size > max_bytes:
-            raise DataFileRefused(f"{info.st_size} bytes is over the {max_bytes}-byte limit",
+    except OSError as exc:
+        os.close(fd)
+        raise DataFileRefused(f"read error ({exc.strerror or exc})") from exc
+    except DataFileRefused:
+        os.close(fd)
+        raise
+    return fd, info
+
+
+def read_open_file(fd: int, max_bytes: int) -> bytes:
+    """Read what is left of the open regular file ``fd``, at most ``max_bytes`` bytes.
+
+    Raises:
+        DataFileRefused: larger than ``max_bytes`` (even if it grew while being read), or a
+            read error.
+    """
+    try:
+        size = os.fstat(fd).st_size - os.lseek(fd, 0, os.SEEK_CUR)
+        if size > max_bytes:
+            raise DataFileRefused(f"{size} bytes is over the {max_bytes}-byte limit",
                                   too_large=True)
         chunks: list[bytes] = []
         total = 0
@@ -85,8 +117,24 @@ def read_data_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
             total += len(chunk)
     except OSError as exc:
         raise DataFileRefused(f"read error ({exc.strerror or exc})") from exc
-    finally:
-        os.close(fd)
     if total > max_bytes:
         raise DataFileRefused(f"over the {max_bytes}-byte limit", too_large=True)
     return b"".join(chunks)
+
+
+def read_data_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """Return the bytes of the regular file at ``path``, at most ``max_bytes`` of them.
+
+    Args:
+        path: the file (symlinks to regular files are followed).
+        max_bytes: the size cap; larger files are refused without being read.
+
+    Raises:
+        DataFileRefused: missing, a symlink loop, a directory, a FIFO/device/socket, unreadable,
+            or larger than ``max_bytes``.
+    """
+    fd, _ = open_regular(path)
+    try:
+        return read_open_file(fd, max_bytes)
+    finally:
+        os.close(fd)

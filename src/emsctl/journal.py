@@ -16,8 +16,10 @@ only when its setpoints or intensity differ from the previous command, or when
 ``command_keepalive_s`` has passed since the last one written. That drops only exact repeats:
 every change — a drop to zero included — is written, and stops are never de-duplicated.
 
-This module must never rewrite or truncate a journal, and it decides nothing about safety:
-the dose helpers (L20) only count what the journals say.
+This module must never rewrite or truncate a journal, and it decides nothing about safety: the
+dose ledger (L20, :mod:`emsctl.ledger`) keeps its own file and reads journals only once, to
+import the ones written before it existed. Journals are opened only when they are regular
+files, without blocking (a FIFO named like a journal is reported as unreadable, never waited on).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self, TypeAlias
@@ -38,24 +40,24 @@ import platformdirs
 
 from . import __version__
 from .contract import ChannelSetpoint, Telemetry
+from .datafile import DataFileRefused, read_data_file
 from .devices import is_simulator_url
 from .errors import EmsError, InputError
 
 __all__ = [
     "INCOMPLETE",
-    "DoseTally",
     "Journal",
     "JournalCorruptError",
     "JournalRecord",
     "JournalWriteError",
     "JsonValue",
     "SessionSummary",
-    "dose_between",
     "find_journal",
     "journal_dir",
     "list_journals",
+    "make_private_dir",
     "read_journal",
-    "sessions_on",
+    "state_dir",
     "summarize",
 ]
 
@@ -70,6 +72,8 @@ INCOMPLETE = "killed/incomplete"
 COMMAND_KEEPALIVE_S = 10.0
 #: Telemetry that may come with every command: written only when it changes, like commands.
 _CHATTY_TELEMETRY = frozenset({"ack", "applied", "strength", "battery"})
+#: A journal larger than this is not read (an hour of every command at 40 Hz is ~30 MB).
+MAX_JOURNAL_BYTES = 256 * 1024 * 1024
 _NAME = re.compile(r"^(?P<stamp>\d{8}T\d{6}Z)-(?P<program>.+)-(?P<short>[0-9a-f]{8})$")
 
 
@@ -81,6 +85,16 @@ class JournalCorruptError(InputError):
     """A journal has a bad line before its last one, or no complete header."""
 
 
+def state_dir() -> Path:
+    """emsctl's state folder: ``$EMSCTL_STATE_DIR``, else the platform's user state directory.
+
+    It holds the default journal folder and the dose ledger; only the variable moves it (and
+    with it all of emsctl's state), never a run option.
+    """
+    state = os.environ.get("EMSCTL_STATE_DIR")
+    return Path(state) if state else Path(platformdirs.user_state_dir("emsctl"))
+
+
 def journal_dir(directory: str | os.PathLike[str] | None = None) -> Path:
     """The folder journals live in.
 
@@ -88,14 +102,11 @@ def journal_dir(directory: str | os.PathLike[str] | None = None) -> Path:
         directory: an explicit folder; wins over everything else.
 
     Returns:
-        ``directory``, else ``$EMSCTL_STATE_DIR/journals``, else the platform's user state
-        directory for emsctl plus ``journals``.
+        ``directory``, else :func:`state_dir` plus ``journals``.
     """
     if directory is not None:
         return Path(directory)
-    state = os.environ.get("EMSCTL_STATE_DIR")
-    base = Path(state) if state else Path(platformdirs.user_state_dir("emsctl"))
-    return base / "journals"
+    return state_dir() / "journals"
 
 
 class Journal:
@@ -175,7 +186,7 @@ class Journal:
         name = f"{started:%Y%m%dT%H%M%SZ}-{safe_program}-{self.session_id[:8]}.jsonl"
         self.path = self.directory / name
         try:
-            _make_private_dir(self.directory)
+            make_private_dir(self.directory)
             self._fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND, 0o600)
             os.fchmod(self._fd, 0o600)  # the umask may only have narrowed it; make it exact
         except OSError as exc:
@@ -322,7 +333,7 @@ class Journal:
             self._footer_written = record["type"] == "footer"
 
 
-def _make_private_dir(path: Path) -> None:
+def make_private_dir(path: Path) -> None:
     """Create ``path`` and missing parents as 0700; leave existing folders alone."""
     missing: list[Path] = []
     while not path.exists():
@@ -375,9 +386,9 @@ def read_journal(path: str | os.PathLike[str]) -> JournalRecord:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read journal {path}: {exc.strerror}") from exc
+        data = read_data_file(path, MAX_JOURNAL_BYTES)
+    except DataFileRefused as exc:
+        raise InputError(f"cannot read journal {path}: {exc.reason}") from exc
     lines = data.split(b"\n")
     truncated = lines[-1] != b""  # every record ends with a newline
     if not truncated:
@@ -533,43 +544,3 @@ def find_journal(ref: str, directory: str | os.PathLike[str] | None = None) -> P
     if len(matches) > 1:
         raise InputError(f"'{ref}' matches {len(matches)} sessions; give more of the id")
     return matches[0]
-
-
-# ---------------------------------------------------------------------------- dose (L20)
-
-
-@dataclass(frozen=True)
-class DoseTally:
-    """Sessions and minutes counted for the dose ledger (L20)."""
-
-    sessions: int
-    minutes: float
-    last_started_utc: datetime | None
-
-
-def dose_between(summaries: Iterable[SessionSummary], start_utc: datetime, end_utc: datetime,
-                 *, site: str | None = None, program: str | None = None) -> DoseTally:
-    """Count sessions that started in ``[start_utc, end_utc)``, optionally for one site/program.
-
-    Killed sessions count, with the time their journal reached. A corrupt journal counts as a
-    session of unknown length and unknown sites (it is never matched by ``site``).
-    """
-    chosen = [s for s in summaries
-              if s.started_utc is not None and start_utc <= s.started_utc < end_utc
-              and (site is None or site in s.sites)
-              and (program is None or s.program == program)]
-    starts = [s.started_utc for s in chosen if s.started_utc is not None]
-    return DoseTally(sessions=len(chosen), minutes=sum(s.duration_s for s in chosen) / 60.0,
-                     last_started_utc=max(starts, default=None))
-
-
-def sessions_on(day: date, *, site: str | None = None, program: str | None = None,
-                tz: tzinfo = UTC, directory: str | os.PathLike[str] | None = None) -> DoseTally:
-    """Sessions and minutes that started on calendar ``day`` in time zone ``tz`` (UTC default).
-
-    A session is counted whole on the day it started, even if it ran past midnight.
-    """
-    start = datetime.combine(day, time.min, tzinfo=tz)
-    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
-    return dose_between(list_journals(directory), start.astimezone(UTC), end.astimezone(UTC),
-                        site=site, program=program)

@@ -30,6 +30,7 @@ import platformdirs
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .amplitude import Thresholds
+from .datafile import DataFileRefused, read_data_file
 from .errors import InputError
 from .limits import FREQUENCY_MAX_CEILING_HZ
 from .sites import check_channel_sites
@@ -51,6 +52,8 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+#: A profile larger than this is not read (thousands of calibrations are well under 1 MB).
+PROFILE_MAX_BYTES = 16 * 1024 * 1024
 #: L3: no calibration goes above 40 mA (the cap while TOL is unknown), so no TOL can either.
 CALIBRATION_CEILING_MA = 40.0
 #: L3: a channel's cap is 0.9 × TOL.
@@ -225,11 +228,14 @@ def load_profile(path: Path | None = None) -> Profile:
     path = path or profile_path()
     try:
         info = path.stat()
-        data = path.read_bytes()
     except FileNotFoundError:
         return Profile()
     except OSError as exc:
         raise ProfileError(f"cannot read profile {path}: {exc.strerror}") from exc
+    try:  # a regular file only, opened without blocking (a FIFO must not hang a run)
+        data = read_data_file(path, PROFILE_MAX_BYTES)
+    except DataFileRefused as exc:
+        raise ProfileError(f"cannot read profile {path}: {exc.reason}") from exc
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ProfileError(f"profile {path} is writable by other users; run 'chmod 600 {path}'")
     try:

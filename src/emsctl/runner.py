@@ -8,14 +8,20 @@ compiles and verifies the plan against the effective limits and the device's cap
 refuses with one clear sentence when anything is wrong. ``execute`` then runs
 the session on the chosen clock with a journal, and returns what happened. The CLI is a thin
 shell around these two functions.
+
+The dose ledger (L20) is one file in the user's state directory (:mod:`emsctl.ledger`), never
+the journal folder: ``preflight`` reads it, and ``execute`` checks it again under its lock and
+records a real-device session as started before the device is connected, then its real length
+at the end — wherever the journal goes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +31,16 @@ from .clock import Clock, RealClock, VirtualClock
 from .contract import Driver
 from .devices import OpenOptions, open_device
 from .errors import EmsError, InputError, ValidationFailed
-from .ledger import PastSession, check_cramp_training, check_dose, past_sessions
+from .ledger import (
+    LedgerEntry,
+    LedgerError,
+    PastSession,
+    begin_session,
+    check_cramp_training,
+    check_dose,
+    end_session,
+    past_sessions,
+)
 from .limits import Limits
 from .loader import LoadedProgram
 from .plan import Plan, compile_plan
@@ -140,13 +155,14 @@ def preflight(
         frequency_hz: replaces every stim frequency (default for cramp-training: CTF + 30 Hz).
         expert: allow expert programs. pad_set: the pad set in use.
         now: the current time, aware (local time decides cramp-training's daytime rule).
-        past: counted sessions (read from the journals when None).
+        past: counted sessions (read from the dose ledger when None; tests give their own).
         sim_profile: on the simulator, use the profile instead of the synthetic person.
 
     Raises:
         InputError: an expert program without ``expert``; a real device without a valid
             profile (ProfileError) or a gate (GateRefused: no CTF, night-time).
         DoseLimitReached: a dose limit would be exceeded (exit 1), with the next allowed time.
+        LedgerError: a real device and a dose ledger that cannot be read or trusted (exit 2).
     """
     program = loaded.program
     if program.expert and not expert:
@@ -295,11 +311,16 @@ def execute(
 ) -> RunOutcome:
     """Connect, run the session to its end, stop, close. The device is left at zero.
 
+    A real device's session is first checked against the dose ledger again and recorded in it
+    as started (before the device is connected, so a killed session counts), and its real
+    length is recorded at the end; ``journal_dir`` moves only the journal, never the ledger.
     ``on_start`` receives the session once it exists (for key handling); SIGINT, SIGTERM and
     SIGHUP stop the session immediately when ``handle_signals``. A pause longer than
     ``pause_limit_s`` ends the session (0: at once, for runs where nobody can resume).
 
     Raises:
+        DoseLimitReached: a real device, and the ledger refuses the session now.
+        LedgerError: a real device, and the ledger cannot be read, trusted or written.
         EmsError: the device could not be connected or the journal could not be written.
     """
     from .journal import Journal  # noqa: PLC0415 - only sessions write journals
@@ -322,15 +343,28 @@ async def _execute(
     driver = prepared.driver
     program = prepared.loaded.program
     journal = journal_cls(journal_dir)
-    path = journal.header(
-        program=program.name, program_sha256=prepared.loaded.sha256,
-        program_source="builtin" if prepared.loaded.builtin else prepared.loaded.source,
-        device_url=prepared.device_url, device_model=driver.capabilities.model,
-        simulated=driver.simulated,
-        limits=asdict(prepared.limits), profile_version=prepared.profile_version,
-        intensity_pct=intensity_pct,
-        sites={c.id: c.site for c in program.channels},
-    )
+    entry: LedgerEntry | None = None
+    started_s = loop.time()
+    if not driver.simulated:  # counted whatever the journal folder: one ledger per person
+        entry = begin_session(session_id=journal.session_id, program=program.name,
+                              sites=[c.site for c in program.channels],
+                              planned_s=prepared.plan.duration_s, limits=prepared.limits,
+                              device_url=prepared.device_url)
+    try:
+        path = journal.header(
+            program=program.name, program_sha256=prepared.loaded.sha256,
+            program_source="builtin" if prepared.loaded.builtin else prepared.loaded.source,
+            device_url=prepared.device_url, device_model=driver.capabilities.model,
+            simulated=driver.simulated,
+            limits=asdict(prepared.limits), profile_version=prepared.profile_version,
+            intensity_pct=intensity_pct,
+            sites={c.id: c.site for c in program.channels},
+        )
+    except EmsError:
+        if entry is not None:  # nothing was delivered; the session still counts as one
+            with contextlib.suppress(LedgerError):  # else it counts with its planned length
+                end_session(entry, 0.0, "journal not written")
+        raise
     session: Session | None = None
     result: SessionResult | None = None
     installed: list[int] = []
@@ -359,6 +393,13 @@ async def _execute(
     delivered = _delivered(driver, result)
     journal.footer(result.end_reason, delivered)
     journal.close()
+    if entry is not None:
+        try:
+            end_session(entry, loop.time() - started_s, result.end_reason, path)
+        except LedgerError as exc:  # the start record stays: it counts with its planned length
+            note = f"the session's length was not recorded: {exc}"
+            result = replace(result, message=f"{result.message}; {note}",
+                             exit_code=max(result.exit_code, 1), events=[*result.events, note])
     return RunOutcome(result, path, delivered)
 
 

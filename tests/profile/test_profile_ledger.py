@@ -6,10 +6,11 @@ from datetime import UTC, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from person_helpers import NOW, at, write_journal
+from person_helpers import NOW, REAL_URL, at, write_journal
 
+from emsctl.contract import ChannelSetpoint
 from emsctl.errors import EmsError
-from emsctl.journal import list_journals
+from emsctl.journal import Journal, list_journals
 from emsctl.ledger import (
     DoseLimitReached,
     PastSession,
@@ -86,12 +87,59 @@ def test_journals_count_only_real_devices_and_corrupt_ones_count_everywhere(tmp_
     write_journal(tmp_path, at(-3), 120, program="calibrate")
     corrupt = tmp_path / f"{at(-2):%Y%m%dT%H%M%SZ}-relaxation-deadbeef.jsonl"
     corrupt.write_text("garbage\nmore garbage\n")
-    past = past_sessions(tmp_path)
+    past = from_summaries(list_journals(tmp_path))
     assert [(p.started_utc, p.sites) for p in past] == [(at(-5), CALVES), (at(-2), None)]
     assert past[0].duration_s == 960
     with pytest.raises(DoseLimitReached, match="thigh-back-left"):  # the corrupt one, anywhere
         check_dose(past, ("thigh-back-left",), 16 * MIN, at(-1.5), DEFAULTS)
-    assert len(from_summaries(list_journals(tmp_path))) == 2
+
+
+
+def test_the_ledger_counts_killed_sessions_with_their_time_per_site_and_program(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the journal module's own day counter was tested for, now on the one ledger."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("EMSCTL_STATE_DIR", str(state))
+    journals = state / "journals"  # imported into the ledger on its first use
+    write_journal(journals, at(-30), 14 * MIN, program="cramp-training",
+                  sites={1: "calf-left"})
+    write_journal(journals, at(-20), 16 * MIN, sites={1: "calf-left"})
+    write_journal(journals, at(-12), 16 * MIN, sites={1: "calf-right"})
+    killed = Journal(journals)
+    killed.header(program="recovery", program_sha256="0" * 64, program_source="builtin",
+                  device_url=REAL_URL, device_model="test", limits={}, profile_version="1.1",
+                  intensity_pct=100.0, sites={1: "calf-left"}, started_utc=at(-2))
+    killed.command(60.0, [ChannelSetpoint(10.0, 6.0, 250.0)], 0.5, 100.0)
+    killed.close()  # SIGKILL: no footer
+    past = past_sessions()
+    assert [(p.program, p.sites, p.duration_s) for p in past] == [
+        ("cramp-training", ("calf-left",), 14 * MIN), ("relaxation", ("calf-left",), 16 * MIN),
+        ("relaxation", ("calf-right",), 16 * MIN), ("recovery", ("calf-left",), 60.0)]
+    two_a_day = tighten(DEFAULTS, sessions_per_day=2)
+    with pytest.raises(DoseLimitReached, match="2 sessions on calf-left in the last 24 h"):
+        check_dose(past, ("calf-left",), 16 * MIN, NOW, two_a_day)
+    check_dose(past, ("calf-right",), 16 * MIN, NOW, two_a_day)
+    # the killed session counts with the minute it reached: 16 + 1, plus 16 planned, is over 32
+    with pytest.raises(DoseLimitReached, match="17 min on calf-left"):
+        check_dose(past, ("calf-left",), 16 * MIN, NOW, tighten(DEFAULTS, minutes_per_day=32))
+    check_dose(past, ("calf-left",), 15 * MIN, NOW, tighten(DEFAULTS, minutes_per_day=32))
+    # per program: only the cramp-training session counts toward cramp-training's 72 h
+    with pytest.raises(DoseLimitReached, match="72 h"):
+        check_cramp_training(past, ("calf-left",), NOW)
+    check_cramp_training(past, ("calf-right",), NOW)
+
+
+def test_a_session_dated_in_the_future_counts_and_the_refusal_says_so() -> None:
+    ahead = session(at(3), sites=("thigh-front-left",))
+    with pytest.raises(DoseLimitReached, match="dated in the future") as caught:
+        check_dose([ahead], ("thigh-front-left",), 16 * MIN, NOW, DEFAULTS)
+    assert caught.value.next_allowed_utc == ahead.ended_utc + timedelta(hours=1)
+    one_a_day = tighten(DEFAULTS, sessions_per_day=1)
+    with pytest.raises(DoseLimitReached, match="1 sessions on thigh-front-left"):
+        check_dose([ahead], ("thigh-front-left",), 16 * MIN, NOW, one_a_day)
+    check_dose([ahead], ("calf-left",), 16 * MIN, NOW, DEFAULTS)  # another site
+    with pytest.raises(DoseLimitReached, match="dated in the future"):
+        check_cramp_training([cramp(at(30))], ("calf-left",), NOW)
 
 
 def test_a_refusal_says_when_and_is_an_ems_error() -> None:

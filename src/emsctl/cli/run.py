@@ -4,7 +4,8 @@ Shows what will run (program, duration, placement, device), asks for confirmatio
 devices (``--yes`` skips it), runs with a live view in a terminal or plain lines in a pipe, and
 ends with a summary of what was delivered and the journal's path. Exit codes: 0 completed,
 1 aborted by a fault or refused by a limit (plan or dose ledger), 2 bad input or a gate
-(profile, screening, red flag, cramp-training rules), 130 stopped by the user.
+(profile, screening, red flag, cramp-training rules, a dose ledger that cannot be read),
+130 stopped by the user.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ __all__ = ["run"]
 @click.option("--faults", "faults_path", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Simulator only: a fault plan (TOML) to inject.")
 @click.option("--journal-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Where session journals are written (and the dose ledger is read) "
-              "[default: $EMSCTL_STATE_DIR/journals or the user state dir].")
+              help="Where this session's journal is written [default: $EMSCTL_STATE_DIR/"
+              "journals or the user state dir]. It does not move the dose ledger.")
 @click.option("--pads", "pad_set", default="default", show_default=True,
               help="The pad set in use; it must be the one calibrated with (HZ-14).")
 @click.option("--rescreen", is_flag=True, help="Answer the safety questionnaire again.")
@@ -65,7 +66,6 @@ def run(program: str, device_url: str, speed: str | None, intensity_pct: float, 
     """
     from ..devices import OpenOptions  # noqa: PLC0415
     from ..errors import InputError  # noqa: PLC0415
-    from ..ledger import past_sessions  # noqa: PLC0415
     from ..loader import load_program  # noqa: PLC0415
     from ..profile import Profile  # noqa: PLC0415
     from ..runner import execute, make_clock, open_driver, preflight, prepare_run  # noqa: PLC0415
@@ -87,8 +87,9 @@ def run(program: str, device_url: str, speed: str | None, intensity_pct: float, 
     limits = load_limits(limits_path)
     now = datetime.now(UTC).astimezone()
     # profile, CTF, cramp-training and dose refusals come first: no question asked, no port opened
+    # the dose ledger is the user's one file (read when past is None): --journal-dir moves only
+    # the journal
     checked = preflight(loaded, driver, limits, expert=expert, pad_set=pad_set, now=now,
-                        past=None if simulated else past_sessions(journal_dir),
                         sim_profile=sim_profile)
     sites = [c.site for c in loaded.program.channels]
     profile, answers = pass_gates(checked.profile or Profile(), sites, simulated,
