@@ -23,15 +23,15 @@ from support.ble_stack import (
 )
 
 from emsctl.clock import VirtualClock
-from emsctl.devices import OpenOptions
 from emsctl.contract import Telemetry
-from emsctl.simulator.drivers.coyote3 import SimulatedCoyoteDriver
-from emsctl.simulator.drivers.openems import SimulatedOpenEmsDriver
+from emsctl.devices import OpenOptions
 from emsctl.drivers.openems.transport import BleLines
 from emsctl.limits import DEFAULTS
 from emsctl.loader import load_program
 from emsctl.runner import Prepared, RunOutcome, execute, prepare_run
 from emsctl.session import Session
+from emsctl.simulator.drivers.coyote3 import SimulatedCoyoteDriver
+from emsctl.simulator.drivers.openems import SimulatedOpenEmsDriver
 from emsctl.simulator.faults import Fault, FaultPlan
 from emsctl.simulator.model import OFF
 
