@@ -46,7 +46,7 @@ from .loader import LoadedProgram
 from .plan import Plan, compile_plan
 from .profile import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR, Profile, ProfileError, load_profile
 from .screening import GateRefused, check_session_answers, evaluate
-from .session import PAUSE_LIMIT_S, Session, SessionResult, SessionState
+from .session import PAUSE_LIMIT_S, Session, SessionResult, SessionState, session_lease_s
 from .thresholds import PER_SESSION_MAX_AGE, resolve_thresholds
 from .verify import Violation, verify
 
@@ -264,6 +264,7 @@ def prepare_run(
     driver = open_driver(device, options)
     if options is not None and options.fault_plan is not None and not driver.simulated:
         raise InputError("fault plans only work with the simulator")
+    session_lease_s(driver.capabilities, limits)  # a lease the device can keep, before all else
     if checked is None:
         checked = preflight(loaded, driver, limits, profile=profile, thresholds=thresholds,
                             frequency_hz=frequency_hz, expert=expert, pad_set=pad_set, now=now,

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from .contract import ZERO, ChannelSetpoint, Driver, Telemetry
-from .errors import EmsError, SafetyViolation
+from .contract import ZERO, Capabilities, ChannelSetpoint, Driver, Telemetry
+from .errors import EmsError, InputError, SafetyViolation
 from .guard import ChannelGuard, Guard
 from .limits import Limits
 from .plan import ChannelSampler, PhaseSpan, Plan
 
-__all__ = ["EndReason", "Session", "SessionResult", "SessionState"]
+__all__ = ["EndReason", "Session", "SessionResult", "SessionState", "session_lease_s"]
 
 EndReason = Literal["completed", "stopped", "signal", "fault", "guard"]
 
@@ -38,6 +38,25 @@ STALE_AFTER_S = 1.0
 #: A pause longer than this ends the session: nobody may be there to resume it (a pipe, a user
 #: who left), and a session must not run on without bound at zero (L19: sessions are finite).
 PAUSE_LIMIT_S = 600.0
+
+
+def session_lease_s(capabilities: Capabilities, limits: Limits) -> float:
+    """The lease every command carries: the device's longest, within the watchdog limit (L21).
+
+    Raises:
+        InputError: the lease is shorter than two command periods, so the device would switch
+            its output off between commands (a device whose output runs in self-expiring
+            frames, like the Coyote's 100 ms frames, is bounded after a host loss by its frame,
+            but its host still renews the lease once a period).
+    """
+    lease_s = min(capabilities.max_lease_s, limits.watchdog_s)
+    period_s = capabilities.update_period_s
+    if lease_s < 2 * period_s - 1e-9:
+        raise InputError(
+            f"the device's safety timeout would be {lease_s:g} s, shorter than two of its "
+            f"{period_s:g} s command periods, so its output would switch off between "
+            f"commands; use a watchdog of at least {2 * period_s:g} s")
+    return lease_s
 
 
 class JournalLike(Protocol):
@@ -134,7 +153,7 @@ class Session:
         self._samplers = [(ChannelSampler(c, plan.duration_s), self.channel_map[c.channel] - 1)
                           for c in plan.channels]
         self.period_s = caps.update_period_s
-        self.lease_s = min(caps.max_lease_s, limits.watchdog_s)
+        self.lease_s = session_lease_s(caps, limits)
         self.state = SessionState(duration_s=plan.duration_s,
                                   intensity_pct=max(0.0, min(100.0, intensity_pct)),
                                   target_intensity_pct=max(0.0, min(100.0, intensity_pct)))
