@@ -61,7 +61,7 @@ class DeclaredStimulator:
     def full_scale_ma(self) -> float:
         """The current at wiper 0, where the board passes the external stimulator unattenuated.
 
-        Any ``I`` of 150 or more opens the wiper fully (§4.2) and the firmware does not clamp
+        Every ``I`` from 126 to 205 opens the wiper fully (§4.2) and the firmware does not clamp
         ``I``, so a corrupted line can reach this level: it is the board's real bound, not
         ``ma_at_100``. The declared linear calibration extrapolated to wiper 0 gives
         ``ma_at_100 × (255 − level(0)) / (level(100) − level(0))``, 1.26 × ``ma_at_100`` for the

@@ -200,9 +200,12 @@ CELLS: dict[tuple[str, str], Expect] = {
                                       "cable pulled: each channel's on-time ends output"),
     ("openems", "corrupt_bytes"): Expect(
         "stop-later", "which was not sent",
-        "no checksum (§9): a flipped digit changes I or T; the board's debug echo differs from "
-        "every command sent, so the driver shuts it down (C9G) and the session ends (serial "
-        "only: BLE has no echo)"),
+        "no checksum (§9): a flipped digit changes I or T, or leaves a field without digits or "
+        "merges two fields, which the emulated firmware parses as it does (16-bit values, −1 "
+        "for no digits); the board's debug echo differs from every command sent, so the "
+        "driver shuts it down (C9G) and the session ends (serial only: BLE has no echo); "
+        "whatever the intensity, the output stays within the cap, as the driver refuses an "
+        "external stimulator whose full scale is above it"),
     ("openems", "duplicate_frames"): Expect("tolerated", note="a repeated line renews the same "
                                             "action"),
     ("openems", "drop_frames"): Expect("tolerated",

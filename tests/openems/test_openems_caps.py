@@ -1,10 +1,12 @@
 """The openEMSstim and the person's cap: the board only attenuates an external stimulator, so
 its full scale (wiper 0, which a corrupted line can reach) must be within the cap (HZ-01, HZ-12).
 
-The protocol has no checksum: a flipped digit once ran as ``I264`` — wiper 0, 50.6 mA from a
-stimulator declared at ``ma_at_100=40`` — for ~32 ms against a 12 mA plan before the echo check
-shut the board down. The driver therefore drives nothing until it holds the session's verified
-caps, and refuses caps below what the external stimulator gives at full scale.
+The protocol has no checksum: a flipped digit once ran as ``I264`` on the emulated board —
+wiper 0, 50.6 mA from a stimulator declared at ``ma_at_100=40`` — for ~32 ms against a 12 mA
+plan before the echo check shut the board down. (The firmware's 16-bit arithmetic actually makes
+I264 wiper 255; but every I from 126 to 205, such as a flipped digit of I100, opens the wiper
+fully.) The driver therefore drives nothing until it holds the session's verified caps, and
+refuses caps below what the external stimulator gives at full scale.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ def prepare(ma_at_100: float) -> Prepared:
 
 def test_full_scale_is_what_the_board_passes_at_wiper_0() -> None:
     declared = DeclaredStimulator(40.0, 180.0, 40.0)
-    # I ≥ 150 opens the wiper fully (§4.2); the declared linear calibration then gives
+    # I 126–205 open the wiper fully (§4.2); the declared linear calibration then gives
     # 40 × (255 − 54) / (213 − 54) = 50.57 mA, the figure of the incident
-    assert intensity_pct_to_wiper_steps(264) == 0
+    assert [intensity_pct_to_wiper_steps(i) for i in (125, 126, 190, 205)] == [2, 0, 0, 0]
     assert declared.full_scale_ma == pytest.approx(50.566, abs=1e-3)
     board = sim(40.0).emulator
     assert board.level_ma(0, 0) == pytest.approx(declared.full_scale_ma)
@@ -126,7 +128,8 @@ def test_prepare_run_refuses_a_stimulator_whose_full_scale_is_above_the_cap() ->
 
 
 def test_the_corrupted_line_of_the_incident_now_stays_within_the_cap(tmp_path: Path) -> None:
-    """The line ``C0I264T1000G`` (a corrupted intensity) reaches the board mid-session."""
+    """A corrupted intensity that opens the wiper fully (``C0I190T1000G``: the firmware makes
+    the incident's I264 wiper 255, but I190 wiper 0) reaches the board mid-session."""
     with pytest.raises(ValidationFailed):
         prepare(40.0)  # the incident's declaration: 50.6 mA at full scale is refused
     prepared = prepare(16.0)
@@ -134,7 +137,7 @@ def test_the_corrupted_line_of_the_incident_now_stays_within_the_cap(tmp_path: P
     assert isinstance(driver, SimulatedOpenEmsDriver)
     pipe = driver.front.pipe  # type: ignore[union-attr]
     original = pipe.tamper
-    corrupted = b"WV,0018," + b"C0I264T1000G".hex().upper().encode() + b".\n"
+    corrupted = b"WV,0018," + b"C0I190T1000G".hex().upper().encode() + b".\n"
     done: list[float] = []
 
     def corrupt_once(direction: str, data: bytes) -> list[tuple[float, bytes]]:
