@@ -23,7 +23,9 @@ from .bench_core import program_text
 from .harness import Figure, Size, benchmark, figure, program_ms, real_time_figure
 from .harness import repeats as _repeats
 
-DECL = "ma_at_100=40&frequency_hz=80&pulse_width_us=180"
+#: 16 mA at I = 100: 20.2 mA at full scale, within the synthetic person's 22.5 mA cap (the driver
+#: refuses caps below its full scale)
+DECL = "ma_at_100=16&frequency_hz=80&pulse_width_us=180"
 URLS = {"serial": f"sim+openems?{DECL}&boot_s=0",
         "BLE": f"sim+openems+ble?{DECL}"}
 
@@ -36,8 +38,9 @@ async def _stop_once(url: str, rng: random.Random) -> tuple[float, float]:
 
     driver = open_device(url)
     assert isinstance(driver, SimulatedOpenEmsDriver)
-    on = ChannelSetpoint(20.0, 80.0, 180.0)
+    on = ChannelSetpoint(8.0, 80.0, 180.0)
     loop = asyncio.get_running_loop()
+    driver.set_channel_caps_ma({1: 22.5, 2: 22.5})
     await driver.connect()
     await driver.apply([on, on], 1.0)
     await asyncio.sleep(rng.uniform(0.0, 0.3))

@@ -2,7 +2,10 @@
 
 Host side: :class:`ActionCommand` and :data:`SHUTDOWN`, encoded in the plain form (the BLE
 characteristic value) or the serial WV form; the stop sequence of §8. Device side:
-:func:`parse_command` returns what the firmware makes of a decoded command, raw values included.
+:func:`parse_command` returns what the firmware makes of a decoded command, quirks included: a
+field letter without digits is −1 (and the firmware uses it), values are 16-bit integers that
+wrap (``T40000`` is −25536, ``C65536`` is channel 0), option values are read like C's ``atol``
+(``OMA[0, 80]`` works), and the firmware's string searches stop at a NUL byte.
 
 Pure: no I/O, no clock. The device-side parser must never raise on received bytes; only host
 values out of range raise :class:`~emsctl.errors.ProtocolError`.
@@ -11,11 +14,14 @@ values out of range raise :class:`~emsctl.errors.ProtocolError`.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from emsctl.drivers.openems.intensity import MAX_INTENSITY_PCT, option_pct_to_window_steps
+from emsctl.drivers.openems.intensity import (
+    MAX_INTENSITY_PCT,
+    firmware_option_steps,
+    to_int16,
+)
 from emsctl.errors import ProtocolError
 
 __all__ = [
@@ -29,6 +35,7 @@ __all__ = [
     "CalibrationOption",
     "Command",
     "HostCommand",
+    "InertOption",
     "ParsedAction",
     "ShutdownCommand",
     "UnknownCommand",
@@ -45,9 +52,7 @@ SHUTDOWN_CHANNEL = 9  # any channel outside 0-1 shuts down all; §8 uses 9
 MAX_ON_TIME_MS = 5_000  # the firmware clamps T to this
 INITIAL_ON_TIME_MS = 1  # a channel's on-time before any T was received
 HOST_WV_HANDLE = b"0018"  # [emsctl rule] the handle of the official Python example
-# [emsctl rule] The spec does not define integer overflow; digit runs saturate at int32 max,
-# which gives the same device effect as the exact value (C shuts down, T clamps, I maxes out).
-_INT32_MAX = 2**31 - 1
+NO_DIGITS = -1  # what the firmware's number parser returns for a letter without digits
 
 
 def _check_int(name: str, value: int, low: int, high: int) -> None:
@@ -136,9 +141,13 @@ def stop_sequence(active_channels: Iterable[int]) -> tuple[HostCommand, ...]:
 
 @dataclass(frozen=True, slots=True)
 class ParsedAction:
-    """An action as the firmware parses it; ``None`` is the firmware's −1 (field absent).
+    """An action as the firmware parses it.
 
-    Values are raw: ``intensity_pct`` may exceed 100 and ``on_time_ms`` 5000.
+    ``None``: the letter is absent, so the firmware leaves that setting alone (and ``C`` is then
+    −1). A letter without digits is −1 (:data:`NO_DIGITS`), which the firmware *uses*: ``I``
+    −1 sets wiper 202, ``T`` −1 an on-time that has already run out. Values are the board's
+    16-bit ``int``: ``intensity_pct`` may exceed 100 or be negative, ``on_time_ms`` exceed 5000
+    or be negative (``T40000`` is −25536).
     """
 
     channel: int | None
@@ -152,7 +161,8 @@ class ParsedAction:
 
     @property
     def effective_on_time_ms(self) -> int | None:
-        """The on-time the firmware stores: T clamped to 5000, or None if T is absent."""
+        """The on-time the firmware stores: T capped at 5000 (a negative T passes the cap), or
+        None if T is absent."""
         return None if self.on_time_ms is None else min(self.on_time_ms, MAX_ON_TIME_MS)
 
     @property
@@ -165,6 +175,13 @@ class ParsedAction:
     def exceeds_intensity_limit(self) -> bool:
         """True if I > 100: the firmware follows the formula; an emulator logs it as unsafe."""
         return self.intensity_pct is not None and self.intensity_pct > MAX_INTENSITY_PCT
+
+    @property
+    def negative_values(self) -> tuple[str, ...]:
+        """The fields whose value is negative (no digits, or a wrapped int16): the host never
+        sends these, and the firmware uses them."""
+        fields = (("C", self.channel), ("I", self.intensity_pct), ("T", self.on_time_ms))
+        return tuple(name for name, value in fields if value is not None and value < 0)
 
     def to_command(self) -> HostCommand:
         """Return the host command this is the canonical parse of.
@@ -192,7 +209,8 @@ class WindowBound(enum.Enum):
 class CalibrationOption:
     """``OMA[<ch>,<pct>]`` or ``OMI[<ch>,<pct>]`` (§4.3); effective only as legacy plain text.
 
-    Values are raw; an emulator decides what an out-of-range channel or percentage does.
+    As the firmware reads it: the channel (0 or 1; any other makes the line an
+    :class:`InertOption`) and the percentage as 16-bit integers.
     """
 
     bound: WindowBound
@@ -201,8 +219,18 @@ class CalibrationOption:
 
     @property
     def window_steps(self) -> int:
-        """The bound in potentiometer steps, trunc(255·pct/100 + 0.5) (may exceed 255)."""
-        return option_pct_to_window_steps(self.pct)
+        """The bound the firmware stores: trunc(255·pct/100 + 0.5) with a 16-bit product, so
+        it may exceed 255 or, from pct 129, wrap negative (:func:`.firmware_option_steps`)."""
+        return firmware_option_steps(self.pct)
+
+
+@dataclass(frozen=True, slots=True)
+class InertOption:
+    """A command that starts with ``O`` and has no ``G``, but sets nothing: another option
+    letter, no ``[``/``,``/``]`` in order, or a channel other than 0 or 1. The firmware's
+    option handler ignores it without printing anything."""
+
+    text: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,44 +241,80 @@ class UnknownCommand:
     text: bytes
 
 
-Command = ParsedAction | CalibrationOption | UnknownCommand
+Command = ParsedAction | CalibrationOption | InertOption | UnknownCommand
 
-_OPTION_RE = re.compile(rb"OM([AI])\[(\d+),(\d+)\]")
+_C_SPACE = b" \t\n\v\f\r"  # what C's isspace() skips before a number
 
 
-def _digits_value(digits: bytes) -> int:
-    """The value of a non-empty decimal digit run, saturated at int32 max."""
-    significant = digits.lstrip(b"0")
-    if len(significant) > len(str(_INT32_MAX)):
-        return _INT32_MAX  # also keeps int() away from Python's 4300-digit conversion limit
-    return min(int(significant or b"0"), _INT32_MAX)
+def _digit_run_int16(digits: bytes) -> int:
+    """A decimal digit run as the firmware's ``(int) String::toInt()`` gives it.
+
+    ``toInt`` is ``atol``, which accumulates in 32 bits without an overflow check, and the cast
+    keeps the low 16 bits: both wraps together are the exact value modulo 2^16. Computed digit
+    by digit, so a run of any length costs no big-number conversion.
+    """
+    value = 0
+    for digit in digits:
+        value = (value * 10 + digit - 0x30) & 0xFFFF
+    return to_int16(value)
+
+
+def _atol_int16(text: bytes) -> int:
+    """``(int) atol(text)``: C spaces skipped, an optional sign, the digits that follow (none:
+    0), wrapped to 16 bits."""
+    rest = text.lstrip(_C_SPACE)
+    sign = -1 if rest[:1] == b"-" else 1
+    if rest[:1] in (b"-", b"+"):
+        rest = rest[1:]
+    end = 0
+    while end < len(rest) and 0x30 <= rest[end] <= 0x39:
+        end += 1
+    return to_int16(sign * _digit_run_int16(rest[:end]))
 
 
 def _field(text: bytes, letter: bytes) -> int | None:
-    """The digit run after the first ``letter``; None (the firmware's −1) if absent or empty."""
+    """The value after the first ``letter``: None if the letter is absent, −1 if no digit
+    follows it, else the digit run as a 16-bit ``int``."""
     start = text.find(letter)
     if start < 0:
         return None
     end = start + 1
     while end < len(text) and 0x30 <= text[end] <= 0x39:
         end += 1
-    return None if end == start + 1 else _digits_value(text[start + 1 : end])
+    return NO_DIGITS if end == start + 1 else _digit_run_int16(text[start + 1 : end])
+
+
+def _option(text: bytes) -> CalibrationOption | InertOption:
+    """What the firmware's option handler makes of a command that starts with ``O``."""
+    kind = text[1:3]
+    if kind not in (b"MA", b"MI"):
+        return InertOption(text)
+    left, right = text.find(b"["), text.rfind(b"]")
+    separator = text.find(b",", left + 1)
+    if not (left != -1 and right != -1 and separator != -1 and left < separator < right):
+        return InertOption(text)
+    channel = _atol_int16(text[left + 1 : separator])
+    if channel not in CHANNELS:
+        return InertOption(text)
+    bound = WindowBound.MAX if kind == b"MA" else WindowBound.MIN
+    return CalibrationOption(bound, channel, _atol_int16(text[separator + 1 : right]))
 
 
 def parse_command(text: bytes) -> Command:
     """Parse a command as the firmware does (§4); never raises on any input.
 
-    Any text containing ``G`` is an action; each field is found by the first occurrence of its
-    letter. Otherwise an exact ``OMA[<ch>,<pct>]``/``OMI[...]`` is an option; anything else is
-    unknown.
+    The firmware keeps the command in an Arduino ``String`` and searches it with ``strchr``,
+    so nothing after a NUL byte is seen. Any text containing ``G`` is an action; each field is
+    found by the first occurrence of its letter. Otherwise text starting with ``O`` goes to the
+    option handler, which reads ``[<ch>,<pct>]`` with ``atol`` (spaces and a sign allowed) and
+    ignores anything it cannot use without a word; anything else is unknown.
     """
-    if b"G" in text:
-        return ParsedAction(_field(text, b"C"), _field(text, b"I"), _field(text, b"T"))
-    match = _OPTION_RE.fullmatch(text)
-    if match is None:
-        return UnknownCommand(text)
-    bound = WindowBound.MAX if match[1] == b"A" else WindowBound.MIN
-    return CalibrationOption(bound, _digits_value(match[2]), _digits_value(match[3]))
+    seen = text.split(b"\0", 1)[0]
+    if b"G" in seen:
+        return ParsedAction(_field(seen, b"C"), _field(seen, b"I"), _field(seen, b"T"))
+    if seen[:1] == b"O":
+        return _option(seen)
+    return UnknownCommand(text)
 
 
 def encode_option_plain(option: CalibrationOption) -> bytes:

@@ -6,6 +6,13 @@ verification refuses any plan that needs another; the amplitude is ``I`` percent
 ``ma_at_100`` (linearity assumed explicitly, across the wiper levels the firmware's §4.2 mapping
 gives), rounded down — the board never gets more than asked — and never above 100.
 
+The board holds no limit of its own and the protocol has no checksum: a corrupted digit can
+make the firmware open the wiper fully, and then the external stimulator's whole output flows
+(its full scale, 1.26 × ``ma_at_100``). So the driver sends no output until it holds the
+session's verified per-channel caps (:meth:`OpenEmsDriver.set_channel_caps_ma`, which
+``prepare_run`` calls), and it refuses caps below that full scale: whatever a corrupted line
+makes of the intensity, the current stays within the person's cap (HZ-01, HZ-12).
+
 Each active channel gets ``C<ch>I<pct>T<lease ms>G``; the on-time is the lease and the board
 switches the channel off by itself when it runs out (the output watchdog, L21), so the session's
 heartbeat renews it at ≤ 0.5·T. A channel going to zero gets the stop idiom ``C<ch>I0T0G``
@@ -24,9 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import Mapping
 
 from ...contract import Capabilities, ChannelSetpoint, Driver, Telemetry
-from ...errors import DeviceError, LinkLostError
+from ...errors import DeviceError, InputError, LinkLostError, ValidationFailed
 from .params import DeclaredStimulator
 from .protocol import (
     MAX_INTENSITY_PCT,
@@ -97,11 +105,50 @@ class OpenEmsDriver(Driver):
         self._intensity_cache: dict[float, int] = {}
         self._shutdown_task: asyncio.Future[None] | None = None
         self._fault: DeviceError | None = None
+        #: The session's verified caps per channel (1, 2); a channel without one gets no output.
+        self._caps_ma: dict[int, float] = {}
 
     @property
     def link_up(self) -> bool:
         """True between a successful open and a lost link or ``close()``."""
         return self._link_up
+
+    # ------------------------------------------------------------------ configuration
+
+    def set_channel_caps_ma(self, caps_ma: Mapping[int, float]) -> None:
+        """Take the session's verified per-channel caps; output goes only to channels named.
+
+        The board cannot hold a limit, and a corrupted line can open its wiper fully, so each
+        cap must be at least the external stimulator's full scale
+        (:attr:`~.params.DeclaredStimulator.full_scale_ma`). The caps replace any earlier ones;
+        a refusal leaves the driver with none, so nothing but zero can be applied.
+
+        Raises:
+            InputError: a channel other than 1 or 2, or a cap that is not a positive figure.
+            ValidationFailed: the full scale is above a cap (the sentence says to turn the
+                external stimulator down and re-measure ``ma_at_100``).
+        """
+        self._caps_ma = {}
+        for channel, cap_ma in caps_ma.items():
+            if channel not in (1, 2):
+                raise InputError(f"openEMSstim has channels 1 and 2, not {channel}")
+            if not (math.isfinite(cap_ma) and cap_ma > 0):
+                raise InputError(f"channel {channel}: a cap must be a positive figure in mA, "
+                                 f"got {cap_ma}")
+        if not caps_ma:
+            return
+        channel, cap_ma = min(caps_ma.items(), key=lambda item: (item[1], item[0]))
+        declared = self.declared
+        if declared.full_scale_ma > cap_ma + 1e-9:
+            most = math.floor(declared.largest_ma_at_100_within(cap_ma) * 10) / 10
+            raise ValidationFailed(
+                f"openEMSstim holds no limit of its own and a corrupted command can open it to "
+                f"full scale, where your external stimulator gives "
+                f"{declared.full_scale_ma:.1f} mA (ma_at_100={declared.ma_at_100:g}), above "
+                f"this session's {cap_ma:g} mA cap on channel {channel}: turn the external "
+                f"stimulator down, re-measure ma_at_100 and declare the new value (at most "
+                f"{most:g} mA).")
+        self._caps_ma = dict(caps_ma)
 
     # ------------------------------------------------------------------ driver hooks
 
@@ -126,10 +173,17 @@ class OpenEmsDriver(Driver):
         """Send one action per channel that is on or must go off, ≥ 50 ms apart.
 
         Raises:
+            ValidationFailed: output on a channel without a verified cap (nothing is sent).
             LinkLostError: the link is gone.
             DeviceError: the board reset mid-session (nothing is resumed automatically).
             DeviceTimeoutError: a BLE write did not complete within 500 ms.
         """
+        for channel, setpoint in enumerate(setpoints, start=1):
+            if setpoint.amplitude_ma > 0 and channel not in self._caps_ma:
+                raise ValidationFailed(
+                    f"openEMSstim sends no output on channel {channel} without the session's "
+                    "verified cap for it (prepare_run hands the caps over), because the board "
+                    "holds no limit of its own")
         if not self._link_up:
             raise LinkLostError("the link to openEMSstim is lost")
         if self._reset_seen:

@@ -58,6 +58,27 @@ class DeclaredStimulator:
     window: CalibrationWindow = DEFAULT_WINDOW
 
     @property
+    def full_scale_ma(self) -> float:
+        """The current at wiper 0, where the board passes the external stimulator unattenuated.
+
+        Every ``I`` from 126 to 205 opens the wiper fully (§4.2) and the firmware does not clamp
+        ``I``, so a corrupted line can reach this level: it is the board's real bound, not
+        ``ma_at_100``. The declared linear calibration extrapolated to wiper 0 gives
+        ``ma_at_100 × (255 − level(0)) / (level(100) − level(0))``, 1.26 × ``ma_at_100`` for the
+        default window.
+        """
+        return self.ma_at_100 * self._full_scale_ratio
+
+    def largest_ma_at_100_within(self, cap_ma: float) -> float:
+        """The largest ``ma_at_100`` whose full scale is not above ``cap_ma``."""
+        return cap_ma / self._full_scale_ratio
+
+    @property
+    def _full_scale_ratio(self) -> float:
+        zero = _level(0, self.window)
+        return (WIPER_MAX_STEPS - zero) / (_level(MAX_INTENSITY_PCT, self.window) - zero)
+
+    @property
     def ma_per_pct(self) -> float:
         """mA per intensity step of 1 % on average (the guard's rounding step)."""
         return self.ma_at_100 / 100.0

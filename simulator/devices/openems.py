@@ -3,18 +3,31 @@
 Follows ``../shared/protocols/openemsstim.md`` (device side): lines are split and classified by
 the codec's :class:`~emsctl.drivers.openems.protocol.LineParser` (trimming, the WV hex quirk,
 ``Connection End``, the single-character test handler, legacy plain text); actions follow the
-state machine of §5 (sticky I/T per channel, T clamped to 5000 ms, I written to the wiper at
+state machine of §5 (sticky I/T per channel, T capped at 5000 ms, I written to the wiper at
 once, an out-of-range channel shuts everything down); each channel's on-time is its lease and
-expires on the first loop pass after its deadline; deactivation sets the wiper to 255 at once and
-blocks the loop for 50 ms (``model_blocking``), as does the 50 ms read timeout of a line without
-``\\n``. The board is an attenuator: what flows is the external stimulator's output through the
-wiper (:class:`ExternalStimulator`), recorded by a :class:`SimulatedStimulator`.
+expires on the first loop pass after its deadline.
+
+Malformed input gets no kinder treatment than the firmware gives it. The parser's values are
+the board's 16-bit ``int``: a letter without digits is −1 and is used (``I`` −1 is wiper 202,
+``T`` −1 an on-time already over), and ``T40000`` is −25536, which slips past the 5000 ms cap.
+The wiper comes from the firmware's 16-bit arithmetic (``firmware_wiper_steps``: I 206–375
+close the wiper). Options are read with ``atol`` and stored unchecked. The deadline is the
+firmware's ``endTime = millis() + onTime`` in unsigned 32-bit arithmetic: a negative on-time is
+over at once, unless ``millis()`` is still smaller than it (the first 32.8 s after a reset),
+when ``endTime`` wraps about 49.7 days ahead; an ``endTime`` of 0 never expires. ``millis()``
+counts from the last reset; a board that was never reset here is taken to have finished its
+setup just before its first action (the smallest uptime, which makes that wrap most likely).
+
+Deactivation sets the wiper to 255 at once and blocks the loop for 50 ms (``model_blocking``),
+as does the 50 ms read timeout of a line without ``\\n``. The board is an attenuator: what
+flows is the external stimulator's output through the wiper (:class:`ExternalStimulator`),
+recorded by a :class:`SimulatedStimulator`.
 
 Transports are attached from outside (:mod:`.openems_front`): USB bytes arrive through
 :meth:`OpenEmsBoard.serial_receive`, RN4020 lines through :meth:`OpenEmsBoard.ble_line`. Debug
-output (§2) goes to the USB writer when ``debug`` is on. Unsafe inputs (I > 100, the test
-handler, parameters without a channel) are carried out faithfully and logged in
-:attr:`OpenEmsBoard.unsafe_events`.
+output (§2) goes to the USB writer when ``debug`` is on. Unsafe inputs (I > 100, negative
+values, the test handler, parameters without a channel, options that store a bound outside
+0–255) are carried out faithfully and logged in :attr:`OpenEmsBoard.unsafe_events`.
 
 Everything runs on the running asyncio loop: no threads, no wall clock, no I/O of its own.
 Nothing here may raise on received bytes.
@@ -40,6 +53,7 @@ from ...drivers.openems.protocol import (
     DebugKind,
     DeviceInput,
     Firmware,
+    InertOption,
     LineParser,
     ParsedAction,
     SingleCharAction,
@@ -49,13 +63,15 @@ from ...drivers.openems.protocol import (
     classify_line,
     decode_wv_line,
     encode_debug_line,
+    firmware_wiper_steps,
     intensity_pct_to_wiper_steps,
 )
 from ...errors import InputError
 from ..body import BodyModel
 from ..model import DeviceSpec, SimulatedStimulator
 
-__all__ = ["Activation", "ExternalStimulator", "OpenEmsBoard", "OpenEmsConfig", "UnsafeEvent"]
+__all__ = ["Activation", "ExternalStimulator", "OpenEmsBoard", "OpenEmsConfig", "UnsafeEvent",
+           "WindowSteps"]
 
 BLOCK_S = 0.050  # the firmware's delay(50) in deactivate()
 READ_TIMEOUT_S = 0.050  # Serial.readStringUntil('\n') timeout
@@ -67,6 +83,7 @@ _MODEL_HOLD_S = 3600.0
 #: How long after a due expiry the model's record may run on (a pass, plus margin).
 _EXPIRY_SLACK_S = 0.01
 _ECHO_CACHE_LINES = 1024
+_MILLIS_WRAP = 2**32  # millis() and endTime are unsigned long
 SETUP_LINES = (b"openEMSstim booting", b"BLE module reset", b"BLE module initialised")
 
 
@@ -131,10 +148,20 @@ class UnsafeEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class WindowSteps:
+    """A channel's calibration window as the firmware holds it: whatever an option stored, not
+    checked (the level is clamped to 0–255 only when an intensity is set)."""
+
+    min_steps: int
+    max_steps: int
+
+
+@dataclass(frozen=True, slots=True)
 class Activation:
     """A channel's relays closed (or kept closed) by an input, for tests and audits.
 
-    ``deadline_s`` is None for the test handler's toggle, which has no on-time.
+    ``deadline_s`` is None when nothing will switch the channel off: the test handler's toggle,
+    which has no on-time, or an ``endTime`` that came out as 0.
     """
 
     t_s: float
@@ -186,7 +213,7 @@ class OpenEmsBoard:
                           watchdog_s=_MODEL_HOLD_S, zero_on_disconnect=False)
         #: The output record; the board's own on-time does the switching off.
         self.device = SimulatedStimulator(spec, BodyModel(2, config.impedance_ohm))
-        self.windows = list(config.windows)
+        self.windows = [WindowSteps(w.min_steps, w.max_steps) for w in config.windows]
         self.unsafe_events: list[UnsafeEvent] = []
         self.activations: list[Activation] = []
         self.debug_lines: list[bytes] = []
@@ -199,6 +226,8 @@ class OpenEmsBoard:
         self._busy_until_s = 0.0
         self._reading_until_s = 0.0
         self._booting_until_s: float | None = None
+        #: When millis() was 0: the last reset (None: never reset here; see :meth:`_millis`).
+        self._powered_s: float | None = None
         self._service_timer: asyncio.TimerHandle | None = None
         self._read_timer: asyncio.TimerHandle | None = None
         self._boot_timer: asyncio.TimerHandle | None = None
@@ -260,6 +289,7 @@ class OpenEmsBoard:
                 timer.cancel()
         self._service_timer = self._read_timer = None
         self._booting_until_s = now + self.config.boot_s
+        self._powered_s = now
         self._print(DebugKind.OTHER, SETUP_LINES[0])
         self._boot_timer = asyncio.get_running_loop().call_at(self._booting_until_s,
                                                               self._boot_done)
@@ -371,6 +401,8 @@ class OpenEmsBoard:
             self._single_char(item, now)
         elif isinstance(item, CalibrationOption):
             self._option(item, now)
+        elif isinstance(item, InertOption):
+            pass  # the option handler ignores it without a word
         elif isinstance(item, UnknownCommand):
             self._print(DebugKind.UNKNOWN_COMMAND, item.text)
         elif not isinstance(item, BlankLine):  # pragma: no cover - DeviceInput is closed
@@ -393,15 +425,46 @@ class OpenEmsBoard:
             return
         index = action.channel
         ch = self._channels[index]
+        for name in action.negative_values:
+            self._unsafe(now, f"{name.lower()}_negative", f"{action} (no digits, or wrapped)")
         if action.on_time_ms is not None:
-            ch.on_time_ms = min(action.on_time_ms, MAX_ON_TIME_MS)
+            ch.on_time_ms = min(action.on_time_ms, MAX_ON_TIME_MS)  # a negative T passes
         if action.intensity_pct is not None:
             if action.exceeds_intensity_limit:
                 self._unsafe(now, "intensity_over_100", f"I{action.intensity_pct} on C{index}")
             # written to the wiper at once; _activate below puts it on the output
-            ch.wiper_steps = intensity_pct_to_wiper_steps(action.intensity_pct,
-                                                          self.windows[index])
-        self._activate(index, now, now + ch.on_time_ms / 1000, source)
+            window = self.windows[index]
+            ch.wiper_steps = firmware_wiper_steps(action.intensity_pct, window.min_steps,
+                                                  window.max_steps)
+        deadline_s = self._deadline_s(ch.on_time_ms, now)
+        if deadline_s is None:
+            self._unsafe(now, "on_time_never_ends", f"endTime 0 after {action}")
+        self._activate(index, now, deadline_s, source)
+
+    def _millis(self, now: float) -> int:
+        """The firmware's ``millis()``: ms since the last reset.
+
+        A board never reset here is taken to have just finished setup at its first input
+        (``boot_s`` of uptime): the smallest plausible value, the worst case for the wrap of
+        a negative on-time. Setup prints before the first read, so it is never 0 then.
+        """
+        if self._powered_s is None:
+            self._powered_s = now - self.config.boot_s
+        return max(1, math.floor((now - self._powered_s) * 1000 + 1e-9)) % _MILLIS_WRAP
+
+    def _deadline_s(self, on_time_ms: int, now: float) -> float | None:
+        """When ``check()`` switches the channel off: ``endTime = millis() + onTime`` (unsigned).
+
+        Returns None for an ``endTime`` of 0, which ``check()`` skips: nothing switches the
+        channel off then.
+        """
+        millis = self._millis(now)
+        end_ms = (millis + on_time_ms) % _MILLIS_WRAP
+        if end_ms == 0:
+            return None
+        if on_time_ms >= 0 or millis + on_time_ms >= 0:
+            return now + on_time_ms / 1000  # a negative on-time is over at the next pass
+        return now + (end_ms - millis) / 1000  # wrapped: about 49.7 days ahead
 
     def _single_char(self, command: SingleCharCommand, now: float) -> None:
         if command.action is SingleCharAction.UNKNOWN or command.channel is None:
@@ -421,14 +484,14 @@ class OpenEmsBoard:
             self._output(index, now)
 
     def _option(self, option: CalibrationOption, now: float) -> None:
-        if option.channel not in (0, 1) or option.window_steps > WIPER_MAX_STEPS:
-            self._unsafe(now, "option_out_of_range", f"{option}")
-            return
+        steps = option.window_steps
+        if not 0 <= steps <= WIPER_MAX_STEPS:  # stored all the same, as the firmware does
+            self._unsafe(now, "option_out_of_range", f"{option} stores {steps}")
         old = self.windows[option.channel]
         if option.bound is WindowBound.MAX:
-            self.windows[option.channel] = CalibrationWindow(old.min_steps, option.window_steps)
+            self.windows[option.channel] = WindowSteps(old.min_steps, steps)
         else:
-            self.windows[option.channel] = CalibrationWindow(option.window_steps, old.max_steps)
+            self.windows[option.channel] = WindowSteps(steps, old.max_steps)
 
     # ------------------------------------------------------------------ channels
 

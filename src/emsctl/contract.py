@@ -287,7 +287,13 @@ class Driver(ABC):
         """Hand the verified per-channel caps to a device that can hold limits of its own.
 
         The default does nothing: most devices cannot. Keys are program channel ids, which are
-        the device channel numbers.
+        the device channel numbers. A driver whose output could go past a cap whatever it is
+        sent (openEMSstim: a corrupted line can open it to its external stimulator's full
+        scale) refuses the caps, and then refuses output on a channel without one.
+
+        Raises:
+            InputError: a channel the device does not have, or a cap that is not a figure.
+            ValidationFailed: the device cannot keep its output within these caps.
         """
 
     @property

@@ -258,7 +258,8 @@ def prepare_run(
         InputError: see :func:`preflight`; GateRefused for the screening or a check answered yes,
             or a real device without ``session_checks``.
         DoseLimitReached: see :func:`preflight`.
-        ValidationFailed: the plan breaks a limit or the device's capabilities.
+        ValidationFailed: the plan breaks a limit or the device's capabilities, or the
+            device refuses the verified caps (it could go past them).
     """
     program = loaded.program
     driver = open_driver(device, options)
@@ -292,7 +293,9 @@ def prepare_run(
         raise ValidationFailed(f"'{program.name}' cannot run on {driver.capabilities.model}:\n"
                                + "\n".join(f"  {r.summary()}" for r in limit_reports(blocks)))
     # a device that can hold its own limits gets the verified caps (Coyote: BF soft limits, so
-    # neither its wheel nor a stray frame can go past them; HZ-01)
+    # neither its wheel nor a stray frame can go past them; HZ-01); one that cannot refuses
+    # them when its full scale is above a cap (openEMSstim: a corrupted line can open it fully,
+    # HZ-12), and then sends no output at all
     driver.set_channel_caps_ma({c.channel: c.cap_ma for c in plan.channels})
     return Prepared(loaded, plan, driver, limits, driver.url, checked.thresholds,
                     [v for v in found if v.severity == "warn"], checked.profile_version,

@@ -24,6 +24,7 @@ from emsctl.drivers.openems.protocol import (
     CalibrationWindow,
     ConnectionEnd,
     Firmware,
+    InertOption,
     LineParser,
     ParsedAction,
     SingleCharAction,
@@ -132,7 +133,7 @@ def test_option_in_wv_form_is_corrupted_into_unknown_command():
 @pytest.mark.parametrize(
     ("intensity_pct", "wiper_steps"),
     [(0, 201), (1, 200), (10, 186), (25, 162), (50, 122), (75, 82), (99, 43), (100, 42),
-     (101, 40), (102, 38), (150, 0), (151, 0), (1000, 0), (2**31 - 1, 0)],
+     (101, 40), (102, 38), (150, 0), (151, 0), (205, 0)],
 )  # fmt: skip
 def test_intensity_to_wiper_matches_spec_table_for_default_window(intensity_pct, wiper_steps):
     assert intensity_pct_to_wiper_steps(intensity_pct) == wiper_steps
@@ -190,9 +191,9 @@ def test_fields_may_come_in_any_order_and_amid_other_bytes():
     assert parse_command(b"xT50\xffI3zC1G") == ParsedAction(1, 3, 50)
 
 
-def test_letter_without_digits_counts_as_absent():
+def test_letter_without_digits_is_minus_one_not_absent():
     parsed = parse_command(b"CI5G")
-    assert parsed == ParsedAction(None, 5, None)
+    assert parsed == ParsedAction(-1, 5, None)
     assert parsed.has_undefined_effect  # I without a channel indexes channel -1
 
 
@@ -207,12 +208,11 @@ def test_intensity_above_100_is_kept_and_flagged_not_clamped():
     assert not parse_command(b"C0I100T100G").exceeds_intensity_limit
 
 
-def test_huge_digit_run_saturates_at_int32_but_leading_zeros_do_not_count():
-    assert parse_command(b"C0I" + b"9" * 5000 + b"T1G").intensity_pct == 2**31 - 1
+def test_huge_digit_runs_wrap_to_16_bits_and_leading_zeros_do_not_count():
+    assert parse_command(b"C0I" + b"9" * 5000 + b"T1G").intensity_pct == -1
     assert parse_command(b"C0I" + b"0" * 5000 + b"7T1G").intensity_pct == 7
-    assert parse_command(b"C0I2147483648T1G").intensity_pct == 2**31 - 1
-    assert parse_command(b"C0I2147483647T1G").intensity_pct == 2**31 - 1
-    assert parse_command(b"C0I2147483646T1G").intensity_pct == 2**31 - 2
+    assert parse_command(b"C0I2147483648T1G").intensity_pct == 0  # 2^31 ≡ 0 (mod 2^16)
+    assert parse_command(b"C0I2147483647T1G").intensity_pct == -1
 
 
 @pytest.mark.parametrize(
@@ -311,8 +311,13 @@ def test_legacy_firmware_parses_calibration_option(text, option, window_steps):
     assert encode_option_plain(option) == text + b"\n"
 
 
-@pytest.mark.parametrize("text", [b"OMA[0,80", b"OMX[0,80]", b"OMA[,80]", b"OMA[0,80] "])
-def test_malformed_option_is_unknown_command(text):
+@pytest.mark.parametrize("text", [b"OMA[0,80", b"OMX[0,80]", b"OMA[2,80]"])
+def test_option_the_handler_cannot_use_is_ignored_silently(text):
+    assert parse_command(text) == InertOption(text)
+
+
+@pytest.mark.parametrize("text", [b"XMA[0,80]", b"MA[0,80]", b" OMA[0,80]"])
+def test_text_that_does_not_start_with_o_is_unknown_command(text):
     assert parse_command(text) == UnknownCommand(text)
 
 
@@ -453,7 +458,8 @@ def test_wiper_stays_in_0_to_255_and_never_rises_with_intensity(intensity_pct, l
     window = CalibrationWindow(low, high)
     wiper = intensity_pct_to_wiper_steps(intensity_pct, window)
     assert 0 <= wiper <= 255
-    if low <= high:
+    # monotonic while the firmware's 16-bit product (high − low)·I does not wrap
+    if low <= high and (high - low) * intensity_pct <= 32767:
         assert intensity_pct_to_wiper_steps(intensity_pct + 1, window) <= wiper
 
 

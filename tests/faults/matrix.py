@@ -66,7 +66,9 @@ FAMILIES: dict[str, Family] = {f.key: f for f in (
            "1.2 s RehaStim2 watchdog"),
     Family("coyote3", "Coyote V3", "sim+coyote3?ma_per_step=0.2&us_per_intensity=3", 0.1,
            "100 ms B0 frame expiry"),
-    Family("openems", "openEMSstim", "sim+openems?ma_at_100=40&frequency_hz=40"
+    # ma_at_100=16: 20.2 mA at full scale, within the synthetic person's 22.5 mA cap (a
+    # declaration above 17.7 mA is refused: a corrupted line could open the board fully)
+    Family("openems", "openEMSstim", "sim+openems?ma_at_100=16&frequency_hz=40"
            "&pulse_width_us=180", 1.05,
            "1.0 s on-time of each command, checked at the firmware's next loop pass (≤ 50 ms "
            "late while it blocks in a deactivation or a line read)"),
@@ -198,9 +200,12 @@ CELLS: dict[tuple[str, str], Expect] = {
                                       "cable pulled: each channel's on-time ends output"),
     ("openems", "corrupt_bytes"): Expect(
         "stop-later", "which was not sent",
-        "no checksum (§9): a flipped digit changes I or T; the board's debug echo differs from "
-        "every command sent, so the driver shuts it down (C9G) and the session ends (serial "
-        "only: BLE has no echo)"),
+        "no checksum (§9): a flipped digit changes I or T, or leaves a field without digits or "
+        "merges two fields, which the emulated firmware parses as it does (16-bit values, −1 "
+        "for no digits); the board's debug echo differs from every command sent, so the "
+        "driver shuts it down (C9G) and the session ends (serial only: BLE has no echo); "
+        "whatever the intensity, the output stays within the cap, as the driver refuses an "
+        "external stimulator whose full scale is above it"),
     ("openems", "duplicate_frames"): Expect("tolerated", note="a repeated line renews the same "
                                             "action"),
     ("openems", "drop_frames"): Expect("tolerated",

@@ -46,8 +46,11 @@ class SerialFamily:
 
 FAMILIES = [
     SerialFamily("sciencemode2", ("sciencemode2",), "sciencemode2://{path}", 1.2, 0.25),
-    SerialFamily("openems", ("openems", "--set", "boot_s=0.2", "--set", "frequency_hz=40"),
-                 "openems://{path}?ma_at_100=40&frequency_hz=40&pulse_width_us=180"
+    # 16 mA at I = 100 (20.2 mA at full scale) fits the 22.5 mA caps below; the driver refuses
+    # caps under its full scale
+    SerialFamily("openems", ("openems", "--set", "boot_s=0.2", "--set", "frequency_hz=40",
+                             "--set", "ma_at_100=16"),
+                 "openems://{path}?ma_at_100=16&frequency_hz=40&pulse_width_us=180"
                  "&ready_timeout_s=0.5", 1.0, 0.25),
 ]
 
@@ -67,6 +70,7 @@ HOST = textwrap.dedent("""
         plan = compile_plan(load_program(sys.argv[2]).program, {1: th, 2: th},
                             profile_caps_ma={1: 22.5, 2: 22.5})
         driver = open_device(sys.argv[1])
+        driver.set_channel_caps_ma({c.channel: c.cap_ma for c in plan.channels})
         await driver.connect()
         session = Session(plan, driver, DEFAULTS)
         print(f"start {time.monotonic():.6f}", flush=True)

@@ -22,11 +22,15 @@ DECL = "ma_at_100=40&frequency_hz=80&pulse_width_us=180"
 SERIAL = f"sim+openems?{DECL}&boot_s=0&ready_timeout_s=0.1"
 BLE = f"sim+openems+ble?{DECL}"
 ON = ChannelSetpoint(20.0, 80.0, 180.0)
+#: Caps above the board's full scale at ma_at_100=40 (50.6 mA), as prepare_run would hand them
+#: over for a person with such caps: without them the driver sends no output.
+CAPS_MA = {1: 60.0, 2: 60.0}
 
 
 def sim(url: str = SERIAL, *faults: Fault) -> SimulatedOpenEmsDriver:
     driver = open_device(url, OpenOptions(fault_plan=FaultPlan(faults) if faults else None))
     assert isinstance(driver, SimulatedOpenEmsDriver)
+    driver.set_channel_caps_ma(CAPS_MA)
     return driver
 
 

@@ -18,6 +18,8 @@ pytestmark = pytest.mark.realtime
 
 DECL = "ma_at_100=40&frequency_hz=80&pulse_width_us=180"
 ON = ChannelSetpoint(20.0, 80.0, 180.0)
+#: Caps above the board's full scale at ma_at_100=40 (50.6 mA): without caps it sends nothing.
+CAPS_MA = {1: 60.0, 2: 60.0}
 
 
 def test_a_session_over_a_pty_renews_stops_and_ends_at_zero() -> None:
@@ -31,6 +33,7 @@ def test_a_session_over_a_pty_renews_stops_and_ends_at_zero() -> None:
         serving = asyncio.ensure_future(server.serve_until(stop_serving))
         driver = open_device(f"openems://{path}?{DECL}&ready_timeout_s=2")
         assert isinstance(driver, OpenEmsDriver)
+        driver.set_channel_caps_ma(CAPS_MA)
         seen: list[Telemetry] = []
         driver.add_listener(seen.append)
         loop = asyncio.get_running_loop()
@@ -70,6 +73,7 @@ def test_without_renewal_the_board_over_a_pty_falls_silent_by_its_on_time() -> N
         stop_serving = asyncio.Event()
         serving = asyncio.ensure_future(server.serve_until(stop_serving))
         driver = open_device(f"openems://{path}?{DECL}&ready_timeout_s=0.2")
+        driver.set_channel_caps_ma(CAPS_MA)
         await driver.connect()
         await driver.apply([ON, ZERO], 0.3)
         await asyncio.sleep(0.1)

@@ -17,7 +17,9 @@ from emsctl.runner import Prepared, execute, prepare_run
 from emsctl.simulator.drivers.openems import SimulatedOpenEmsDriver
 from emsctl.simulator.faults import Fault, FaultPlan
 
-DECL = "ma_at_100=40&frequency_hz={f:g}&pulse_width_us={pw:g}"
+#: 16 mA at I = 100 is 20.2 mA at full scale: within the synthetic person's 22.5 mA cap, and
+#: above every amplitude of tens and cramp-training (13.75 mA at most).
+DECL = "ma_at_100=16&frequency_hz={f:g}&pulse_width_us={pw:g}"
 TRANSPORTS = ["sim+openems", "sim+openems+ble"]
 #: Commands follow the plan a tick (0.1 s) plus one 50 ms line slot late, plus wire time.
 LAG_S = 0.25
@@ -180,4 +182,6 @@ def test_corrupted_and_lost_lines_never_deliver_more_than_the_plan(tmp_path: Pat
                                       if a.t_s <= row["t1_s"]) + 0.2
             if not unsafe_high:
                 assert row["amplitude_ma"] <= driver.declared.ma_at_100 + 1e-9
+            # whatever the board made of a line, never above the person's cap (HZ-01)
+            assert row["amplitude_ma"] <= prepared.plan.channels[channel - 1].cap_ma + 1e-9
     assert outcome.result.end_reason in ("stopped", "completed", "fault")

@@ -86,9 +86,13 @@ def calibrate(device_url: str, channel: int, site: str | None, program_name: str
     path = profile_path()
     profile = load_profile(path)
     now = datetime.now(UTC)
-    settings, site = _settings(profile, driver, channel, site, program_name, frequency_hz,
-                               pulse_width_us, electrode_area_cm2, pad_set, expert, limits, now)
+    settings, site, cap_ma = _settings(profile, driver, channel, site, program_name,
+                                       frequency_hz, pulse_width_us, electrode_area_cm2,
+                                       pad_set, expert, limits, now)
     settings.check(limits)
+    # the person's cap while TOL is unknown goes to the device before anything is asked: one
+    # that could go past it whatever it is sent (openEMSstim) refuses here (HZ-01, HZ-12)
+    driver.set_channel_caps_ma({channel: cap_ma})
     profile, _ = pass_gates(profile, [site], driver.simulated, interactive=interactive,
                          rescreen=rescreen, now=now, path=path)
     _err(f"Calibrating channel {channel} ({site}, pads '{pad_set}') at "
@@ -117,7 +121,9 @@ def _err(text: str) -> None:
 def _settings(profile: Any, driver: Driver, channel: int, site: str | None,
               program_name: str | None, frequency_hz: float | None,
               pulse_width_us: float | None, area_cm2: float | None, pad_set: str, expert: bool,
-              limits: Any, now: datetime) -> tuple[Any, str]:
+              limits: Any, now: datetime) -> tuple[Any, str, float]:
+    """The calibration settings, the site, and the person's cap on the channel (the ceiling
+    before the device's own maximum lowers it)."""
     from ..calibration import CalibrationSettings  # noqa: PLC0415
     from ..errors import InputError  # noqa: PLC0415
     from ..loader import load_program  # noqa: PLC0415
@@ -161,9 +167,10 @@ def _settings(profile: Any, driver: Driver, channel: int, site: str | None,
         raise InputError(str(exc)) from None
     frequency_hz = 8.0 if frequency_hz is None else frequency_hz
     pulse_width_us = 250.0 if pulse_width_us is None else pulse_width_us
+    cap_ma = ceiling_ma
     ceiling_ma = min(ceiling_ma, driver.capabilities.amplitude_max_ma)
     return CalibrationSettings(channel, frequency_hz, pulse_width_us, area_cm2 or 4.0,
-                               ceiling_ma, mode=mode, **extra), site
+                               ceiling_ma, mode=mode, **extra), site, cap_ma
 
 
 def _base_calibration(profile: Any, driver: Driver, channel: int, site: str, pad_set: str,
