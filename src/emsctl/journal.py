@@ -70,7 +70,7 @@ INCOMPLETE = "killed/incomplete"
 COMMAND_KEEPALIVE_S = 10.0
 #: Telemetry that may come with every command: written only when it changes, like commands.
 _CHATTY_TELEMETRY = frozenset({"ack", "applied", "strength", "battery"})
-_NAME = re.compile(r"^(?P<stamp>\d{8}T\d{6}Z)-(?P<program>.+)-(?P<short>[0-9a-f]{8})$")
+_NAME = re.compile(r"^(?P<stamp>[0-9]{8}T[0-9]{6}Z)-(?P<program>.+)-(?P<short>[0-9a-f]{8})$")
 
 
 class JournalWriteError(EmsError):
