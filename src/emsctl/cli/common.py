@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ import click
 if TYPE_CHECKING:
     from ..limits import Limits
 
-__all__ = ["FiniteFloat", "limits_option", "load_limits"]
+__all__ = ["FiniteFloat", "finite", "json_text", "limits_option", "load_limits"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,3 +68,28 @@ def load_limits(path: Path | None) -> Limits:
     from ..limits import DEFAULTS, load_limits_file  # noqa: PLC0415
 
     return DEFAULTS if path is None else load_limits_file(path)
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite float (inf, -inf, NaN) replaced by None, recursively
+    through dicts, lists and tuples: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
+
+
+def json_text(data: Any, *, indent: int | None = 2, ensure_ascii: bool = True,
+              default: Callable[[Any], Any] | None = None) -> str:
+    """``data`` as strict JSON (RFC 8259), the only way the CLI prints JSON.
+
+    A journal or any other input can hold numbers that overflow to infinity (``1e999``);
+    ``json.dumps`` would print them as ``Infinity``, which is not JSON. They become ``null``,
+    and ``allow_nan=False`` makes any that slip past (a ``default`` hook's result) an error
+    rather than invalid output.
+    """
+    return json.dumps(finite(data), indent=indent, ensure_ascii=ensure_ascii, allow_nan=False,
+                      default=None if default is None else (lambda o: finite(default(o))))

@@ -10,7 +10,6 @@ ends with a summary of what was delivered and the journal's path. Exit codes: 0 
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import FiniteFloat, limits_option, load_limits
+from .common import FiniteFloat, json_text, limits_option, load_limits
 
 if TYPE_CHECKING:
     from ..runner import Prepared, RunOutcome
@@ -161,7 +160,7 @@ def _summarize(outcome: RunOutcome, fmt: str) -> None:
         "delivered": outcome.delivered,
     }
     if fmt == "json":
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json_text(data))
         return
     click.echo(f"Session {result.end_reason}: {result.message}. "
                f"Stimulation time {result.stim_time_s / 60:.1f} min.")

@@ -7,7 +7,6 @@ Imports only the core: never pyserial, bleak or matplotlib.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import EmsError, InputError
-from .common import limits_option, load_limits
+from .common import json_text, limits_option, load_limits
 
 if TYPE_CHECKING:
     from ..contract import Capabilities
@@ -100,8 +99,8 @@ def validate(paths: tuple[str, ...], fmt: str, device_url: str | None,
 
 def _report(results: list[FileResult], fmt: str) -> None:
     if fmt == "json":
-        click.echo(json.dumps({"files": [r.__dict__ for r in results],
-                               "valid": all(r.status == "ok" for r in results)}, indent=2))
+        click.echo(json_text({"files": [r.__dict__ for r in results],
+                              "valid": all(r.status == "ok" for r in results)}))
         return
     for r in results:
         if fmt == "github":
