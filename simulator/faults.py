@@ -35,6 +35,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, cast, get_args
 
+from ..datafile import DataFileRefused, read_data_file
 from ..errors import InputError
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ _DURATION_ALLOWED = {"electrode_off", "impedance", "drop_acks", "late_acks", "co
                      "duplicate_frames", "drop_frames", "busy"}
 _CHANNEL_ALLOWED = {"electrode_off", "electrode_on", "impedance", "strength_change"}
 _KEYS = ("kind", "at_s", "channel", "duration_s", "value")
+_PLAN_MAX_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,12 +280,17 @@ def simulated_fault_plan(options: OpenOptions) -> FaultPlan | None:
 def load_fault_plan(path: str | Path) -> FaultPlan:
     """Load a fault plan from a TOML file.
 
+    The file is read only if it is a regular file, without blocking, at most 1 MiB.
+
     Raises:
-        InputError: the file cannot be read, is not TOML, or holds an invalid plan.
+        InputError: the file cannot be read, is not a regular file, is not TOML, or holds an
+            invalid plan.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_data_file(path, _PLAN_MAX_BYTES).decode("utf-8")
+    except DataFileRefused as exc:
+        raise InputError(f"cannot read fault plan {path}: {exc.reason}") from None
+    except UnicodeDecodeError as exc:
         raise InputError(f"cannot read fault plan {path}: {exc}") from exc
     return FaultPlan.from_toml(text, source=str(path))
 

@@ -24,11 +24,14 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import random
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...contract import ZERO, ChannelSetpoint
+from ...datafile import DataFileRefused, read_data_file
 from ...drivers.coyote3.frames import (
     ADVERTISED_NAME,
     BATTERY_CHARACTERISTIC_UUID,
@@ -58,6 +61,7 @@ _SLOT_S = SLOT_DURATION_MS / 1000.0
 #: Float slack so a frame that arrives exactly 100 ms after the last one continues its output.
 _EPSILON_S = 1e-6
 _DECODE_CACHE_MAX = 4096
+_STATE_MAX_BYTES = 64 * 1024
 
 
 def coyote_device_spec(ma_per_step: float, us_per_intensity: float) -> DeviceSpec:
@@ -380,13 +384,18 @@ class EmulatedCoyote:
         return channel - 1
 
     def _load_persisted(self) -> None:
-        if self.persist_path is None or not self.persist_path.exists():
+        if self.persist_path is None:
             return
-        try:
-            saved = json.loads(self.persist_path.read_text(encoding="utf-8"))
+        try:  # a regular file only, never blocking (a FIFO there must not hang the emulator)
+            saved = json.loads(read_data_file(self.persist_path, _STATE_MAX_BYTES))
             limits = [int(v) for v in saved["limits_steps"]]
             balances = [int(v) for v in saved["balances"]]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except DataFileRefused as exc:
+            if exc.missing:
+                return
+            raise InputError(f"cannot read the emulator state {self.persist_path}: "
+                             f"{exc.reason}") from None
+        except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"cannot read the emulator state {self.persist_path}: {exc}") from exc
         if len(limits) == 2 and all(0 <= v <= STRENGTH_STEPS_MAX for v in limits):
             self.limits_steps = limits
@@ -394,10 +403,16 @@ class EmulatedCoyote:
             self.balances = (balances[0], balances[1], balances[2], balances[3])
 
     def _save_persisted(self) -> None:
-        if self.persist_path is not None:
-            self.persist_path.write_text(json.dumps(
-                {"limits_steps": self.limits_steps, "balances": list(self.balances)}),
-                encoding="utf-8")
+        if self.persist_path is None:
+            return
+        # a new file renamed over the old: opening whatever is at the path for writing could
+        # block (a FIFO) or write through a symlink
+        text = json.dumps({"limits_steps": self.limits_steps, "balances": list(self.balances)})
+        fd, fresh = tempfile.mkstemp(prefix=f".{self.persist_path.name}.", suffix=".tmp",
+                                     dir=self.persist_path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(fresh, self.persist_path)
 
     # ------------------------------------------------------------------ fault target
 

@@ -1,11 +1,12 @@
-"""Reading a user's data file (program, limits) safely: a regular file, bounded in size.
+"""Reading a user's data or state file safely: a regular file, bounded in size, never blocking.
 
 Files given by users are hostile until proven otherwise (HZ-13). This module opens a path
 without blocking (a FIFO or a terminal would hang a plain ``open``), refuses anything that is
 not a regular file, refuses a file larger than the caller's cap *before* reading it, and never
 reads more than the cap plus one byte even if the file grows meanwhile. It only reads bytes:
 parsing and validation belong to the callers, which turn :class:`DataFileRefused` into their
-own one-sentence error.
+own one-sentence error. Every file emsctl reads — program, limits, fault plan, profile,
+journals, emulator state — goes through :func:`read_data_file` or :func:`read_regular_file`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import errno
 import os
 import stat
 
-__all__ = ["DataFileRefused", "read_data_file"]
+__all__ = ["DataFileRefused", "read_data_file", "read_regular_file"]
 
 _CHUNK_BYTES = 64 * 1024
 
@@ -25,28 +26,51 @@ class DataFileRefused(Exception):
     Attributes:
         reason: e.g. ``"no such file"``, ``"a symlink loop"``, ``"not a regular file"``.
         too_large: the file is over the caller's size cap.
+        missing: nothing is at the path (not even a dangling symlink).
+        not_regular: something is there, but a directory, FIFO, device or socket.
     """
 
-    def __init__(self, reason: str, *, too_large: bool = False) -> None:
+    def __init__(self, reason: str, *, too_large: bool = False, missing: bool = False,
+                 not_regular: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.too_large = too_large
+        self.missing = missing
+        self.not_regular = not_regular
 
 
-def _open_reason(path: str, exc: OSError) -> str:
+def _open_refusal(path: str, exc: OSError) -> DataFileRefused:
     if exc.errno == errno.ENOENT:
-        return "a symlink to a missing file" if os.path.islink(path) else "no such file"
+        if os.path.islink(path):
+            return DataFileRefused("a symlink to a missing file")
+        return DataFileRefused("no such file", missing=True)
     if exc.errno == errno.ELOOP:
-        return "a symlink loop"
+        return DataFileRefused("a symlink loop")
     if exc.errno == errno.EISDIR:
-        return "a directory, not a file"
+        return DataFileRefused("a directory, not a file", not_regular=True)
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    return f"read error ({exc.strerror or exc})"
+        return DataFileRefused("permission denied")
+    return DataFileRefused(f"read error ({exc.strerror or exc})")
 
 
 def read_data_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
     """Return the bytes of the regular file at ``path``, at most ``max_bytes`` of them.
+
+    Args:
+        path: the file (symlinks to regular files are followed).
+        max_bytes: the size cap; larger files are refused without being read.
+
+    Raises:
+        DataFileRefused: missing, a symlink loop, a directory, a FIFO/device/socket, unreadable,
+            or larger than ``max_bytes``.
+    """
+    return read_regular_file(path, max_bytes)[0]
+
+
+def read_regular_file(path: str | os.PathLike[str], max_bytes: int
+                      ) -> tuple[bytes, os.stat_result]:
+    """Like :func:`read_data_file`, with the ``fstat`` of the very file that was read (for
+    callers that check its mode: no second look-up of the path that could see another file).
 
     Args:
         path: the file (symlinks to regular files are followed).
@@ -65,13 +89,14 @@ def read_data_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
     except ValueError:  # an embedded NUL byte
         raise DataFileRefused("not a valid path") from None
     except OSError as exc:
-        raise DataFileRefused(_open_reason(name, exc)) from exc
+        raise _open_refusal(name, exc) from exc
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise DataFileRefused("a directory, not a file")
+            raise DataFileRefused("a directory, not a file", not_regular=True)
         if not stat.S_ISREG(info.st_mode):
-            raise DataFileRefused("a FIFO, device or socket, not a regular file")
+            raise DataFileRefused("a FIFO, device or socket, not a regular file",
+                                  not_regular=True)
         if info.st_size > max_bytes:
             raise DataFileRefused(f"{info.st_size} bytes is over the {max_bytes}-byte limit",
                                   too_large=True)
@@ -89,4 +114,4 @@ def read_data_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
         os.close(fd)
     if total > max_bytes:
         raise DataFileRefused(f"over the {max_bytes}-byte limit", too_large=True)
-    return b"".join(chunks)
+    return b"".join(chunks), info

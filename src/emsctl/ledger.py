@@ -13,7 +13,9 @@ Read from the session journals (:func:`emsctl.journal.list_journals`), per body 
 What counts: journals of **real devices** only. Simulator sessions (``sim``, ``sim+…``) are
 neither counted nor checked, so demos, tests and CI never block each other and a demo never uses
 up a person's dose. A journal cut short by a kill counts with the time it reached; a corrupt one
-counts as a session on *every* site (its sites are unknown), of unknown (zero) length.
+counts as a session on *every* site (its sites are unknown), of unknown (zero) length. A
+``*.jsonl`` entry that is not a regular file (a FIFO, a directory) is not a journal — emsctl
+only ever writes regular files — and is skipped without being opened for reading.
 Calibrations are not sessions. The minutes of a session are its journal time, guide phases
 included (conservative). Pure apart from :func:`past_sessions`, which reads the journals.
 """
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from .errors import EmsError
-from .journal import SessionSummary, list_journals
+from .journal import NOT_A_JOURNAL, SessionSummary, list_journals
 from .limits import Limits
 from .screening import GateRefused
 
@@ -81,10 +83,11 @@ class PastSession:
 
 
 def from_summaries(summaries: Iterable[SessionSummary]) -> list[PastSession]:
-    """The sessions the ledger counts: real devices, not calibrations; corrupt ones everywhere."""
+    """The sessions the ledger counts: real devices, not calibrations; corrupt ones everywhere;
+    entries that are not journals (not regular files) not at all."""
     out: list[PastSession] = []
     for s in summaries:
-        if s.started_utc is None:
+        if s.started_utc is None or s.end_reason == NOT_A_JOURNAL:
             continue
         if s.problem is not None:
             out.append(PastSession(s.started_utc, 0.0, None, s.program))

@@ -30,6 +30,7 @@ import platformdirs
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .amplitude import Thresholds
+from .datafile import DataFileRefused, read_regular_file
 from .errors import InputError
 from .limits import FREQUENCY_MAX_CEILING_HZ
 from .sites import check_channel_sites
@@ -62,6 +63,8 @@ SYNTHETIC_THRESHOLDS = Thresholds(st_ma=6.0, mt_ma=12.0, tol_ma=25.0)
 #: SAFETY-BASIS L6 ceilings, the widest pulse width any calibration can have used.
 _PW_MIN_US, _PW_MAX_US = 50.0, 400.0
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+#: A profile holds at most 64 calibrations: far below this.
+PROFILE_MAX_BYTES = 1024 * 1024
 
 
 class ProfileError(InputError):
@@ -218,18 +221,20 @@ def profile_path(directory: Path | None = None) -> Path:
 def load_profile(path: Path | None = None) -> Profile:
     """Read and validate the profile; an absent file is an empty profile (revision 0).
 
+    The file is opened without blocking and read only if it is a regular file (a FIFO in its
+    place would otherwise hang every real-device session).
+
     Raises:
-        ProfileError: unreadable, not TOML, writable by others, or invalid; the sentence names
-            the first bad field.
+        ProfileError: unreadable, not a regular file, too large, not TOML, writable by others,
+            or invalid; the sentence names the first bad field.
     """
     path = path or profile_path()
     try:
-        info = path.stat()
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return Profile()
-    except OSError as exc:
-        raise ProfileError(f"cannot read profile {path}: {exc.strerror}") from exc
+        data, info = read_regular_file(path, PROFILE_MAX_BYTES)
+    except DataFileRefused as exc:
+        if exc.missing:
+            return Profile()
+        raise ProfileError(f"cannot read profile {path}: {exc.reason}") from None
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ProfileError(f"profile {path} is writable by other users; run 'chmod 600 {path}'")
     try:
