@@ -168,11 +168,12 @@ def _settings(profile: Any, driver: Driver, channel: int, site: str | None,
 def _base_calibration(profile: Any, driver: Driver, channel: int, site: str, pad_set: str,
                       limits: Any, now: datetime) -> Any:
     from ..errors import InputError  # noqa: PLC0415
-    from ..profile import CALIBRATION_MAX_AGE  # noqa: PLC0415
+    from ..profile import CALIBRATION_MAX_AGE, in_future  # noqa: PLC0415
     from ..thresholds import device_key  # noqa: PLC0415
 
     for entry in profile.find(device_key(driver), channel, site, pad_set):
         if (entry.measured_at(BASE_FREQUENCY_HZ, BASE_PULSE_WIDTH_US)
+                and not in_future(entry.measured_utc, now)
                 and now - entry.measured_utc <= CALIBRATION_MAX_AGE):
             return entry
     raise InputError(
