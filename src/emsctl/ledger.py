@@ -10,6 +10,13 @@ Read from the session journals (:func:`emsctl.journal.list_journals`), per body 
 - ``cramp-training``: at most 2 sessions per leg in any 7 days and at least 72 h between their
   starts; only between 08:00 and 20:00 local time and not within 3 h before the user's bedtime.
 
+**Local time** is the person's wall clock, and for these gates it is the time zone the *system*
+is configured for — ``/etc/localtime`` (:func:`system_zone`) — never the process's ``TZ``
+variable, which anyone can set for one command (``TZ=Pacific/Kiritimati emsctl run …`` would
+otherwise move 21:00 to the next day's daytime). :func:`local_now` is the "now" of the CLI and
+the runner. Where the system has no readable zone, cramp-training is refused on a real device
+rather than judged in a guessed zone.
+
 What counts: journals of **real devices** only. Simulator sessions (``sim``, ``sim+…``) are
 neither counted nor checked, so demos, tests and CI never block each other and a demo never uses
 up a person's dose. A journal cut short by a kill counts with the time it reached; a corrupt one
@@ -22,11 +29,15 @@ included (conservative). Pure apart from :func:`past_sessions`, which reads the 
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from .datafile import DataFileRefused, read_data_file
 from .errors import EmsError
 from .journal import NOT_A_JOURNAL, SessionSummary, list_journals
 from .limits import Limits
@@ -40,7 +51,9 @@ __all__ = [
     "PastSession",
     "check_cramp_training",
     "check_dose",
+    "local_now",
     "past_sessions",
+    "system_zone",
 ]
 
 DAY_WINDOW = timedelta(hours=24)
@@ -53,6 +66,45 @@ DAYTIME_START, DAYTIME_END = time(8, 0), time(20, 0)
 BEDTIME_MARGIN = timedelta(hours=3)
 CRAMP_PROGRAM = "cramp-training"
 CALIBRATION_PROGRAM = "calibrate"
+#: Where the system's time zone is configured (Linux, macOS, the BSDs): a TZif file.
+SYSTEM_ZONE_FILE = Path("/etc/localtime")
+_ZONE_FILE_MAX_BYTES = 256 * 1024
+
+
+class _UnknownZone(tzinfo):
+    """The zone of :func:`local_now` when the system has none: shown as UTC, but the daytime
+    gate refuses to judge in it."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "UTC (system time zone unknown)"
+
+
+UNKNOWN_ZONE = _UnknownZone()
+
+
+def system_zone() -> tzinfo | None:
+    """The time zone the system is configured for (``/etc/localtime``), or None without one.
+
+    Never the ``TZ`` environment variable: it belongs to one process and is set in one
+    command, so it must not move a local-time gate.
+    """
+    try:
+        data = read_data_file(SYSTEM_ZONE_FILE, _ZONE_FILE_MAX_BYTES)
+        return ZoneInfo.from_file(io.BytesIO(data), key="localtime")
+    except (DataFileRefused, ValueError):
+        return None
+
+
+def local_now() -> datetime:
+    """Now, in the system's time zone (:func:`system_zone`); in :data:`UNKNOWN_ZONE` without
+    one."""
+    return datetime.now(system_zone() or UNKNOWN_ZONE)
 
 
 class DoseLimitReached(EmsError):
@@ -104,7 +156,7 @@ def past_sessions(directory: str | os.PathLike[str] | None = None) -> list[PastS
 
 
 def _local(moment: datetime) -> str:
-    return f"{moment.astimezone():%Y-%m-%d %H:%M}"
+    return f"{moment.astimezone(system_zone() or UTC):%Y-%m-%d %H:%M}"
 
 
 def _dose_problem(past: Sequence[PastSession], site: str, at: datetime, planned_s: float,
@@ -168,12 +220,18 @@ def check_cramp_training(past: Sequence[PastSession], sites: Iterable[str], now:
                          ) -> None:
     """The cramp-training rules: daytime only, ≤ 2 per week per leg, ≥ 72 h apart.
 
-    ``now`` must be aware; its own time zone is the "local" one of the daytime rule.
+    ``now`` must be aware; its own time zone is the "local" one of the daytime rule, so callers
+    pass :func:`local_now` (the system's zone, never ``TZ``).
 
     Raises:
-        GateRefused: between 20:00 and 08:00, or within 3 h before ``bedtime_local``.
+        GateRefused: between 20:00 and 08:00, within 3 h before ``bedtime_local``, or ``now``
+            in :data:`UNKNOWN_ZONE` (the system has no time zone to tell daytime by).
         DoseLimitReached: the weekly count or the 72 h spacing, with the next allowed time.
     """
+    if now.tzinfo is UNKNOWN_ZONE:
+        raise GateRefused(f"{program} needs the system's time zone for its daytime rule, and "
+                          f"{SYSTEM_ZONE_FILE} cannot be read; set the time zone (e.g. "
+                          "'timedatectl set-timezone Europe/Berlin')")
     local = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     clock = local.time().replace(tzinfo=None)
     if not DAYTIME_START <= clock < DAYTIME_END:

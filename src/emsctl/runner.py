@@ -25,7 +25,7 @@ from .clock import Clock, RealClock, VirtualClock
 from .contract import Driver
 from .devices import OpenOptions, open_device
 from .errors import EmsError, InputError, ValidationFailed
-from .ledger import PastSession, check_cramp_training, check_dose, past_sessions
+from .ledger import PastSession, check_cramp_training, check_dose, local_now, past_sessions
 from .limits import Limits
 from .loader import LoadedProgram
 from .plan import Plan, compile_plan
@@ -153,7 +153,7 @@ def preflight(
         raise InputError(f"'{program.name}' is an expert program; it needs --expert")
     driver = open_driver(device)
     simulated = driver.simulated
-    now = now or datetime.now(UTC).astimezone()
+    now = now or local_now()  # the system's zone, never $TZ (the daytime rule)
     if simulated and not sim_profile:
         profile = None  # the shipped synthetic person; the user's files play no part
     elif profile is None:

@@ -280,3 +280,40 @@ def test_future_dates_expire_nothing_in_the_gates_given_a_profile_object() -> No
     with pytest.raises(ProfileError, match="in the future"):  # "same session" needs the past
         preflight(cramp, REAL_URL, DEFAULTS, profile=cramp_profile(future + timedelta(
             minutes=10)), expert=True, now=DAYTIME, past=[])
+
+
+# ------------------------------------ cramp-training's daytime: the system zone, not $TZ
+
+
+def _offset_for(hour: int, now: datetime) -> int:
+    """Whole hours to add to UTC so that the local time is ``hour``:xx now (−12…+14)."""
+    offset = (hour - now.hour) % 24
+    return offset - 24 if offset > 14 else offset
+
+
+@pytest.mark.parametrize(("system_hour", "tz_hour", "refused"), [(12, 0, False), (0, 12, True)])
+def test_the_cramp_training_daytime_gate_ignores_tz(
+        dirs: dict[str, Path], no_port: list[str], monkeypatch: pytest.MonkeyPatch,
+        system_hour: int, tz_hour: int, refused: bool) -> None:
+    """``TZ=<a zone where it is daytime> emsctl run cramp-training`` at night is still night;
+    and a TZ where it is night does not refuse a daytime session."""
+    import time as time_module
+
+    from emsctl import ledger
+
+    now = datetime.now(UTC)
+    system = timezone(timedelta(hours=_offset_for(system_hour, now)))
+    monkeypatch.setattr(ledger, "system_zone", lambda: system, raising=False)
+    tz_offset = _offset_for(tz_hour, now)
+    monkeypatch.setenv("TZ", f"XXX{-tz_offset:+d}")  # POSIX signs are reversed
+    time_module.tzset()
+    try:
+        save_profile(cramp_profile(now - timedelta(minutes=5)), dirs["data"] / "profile.toml")
+        code, _, err = run("cramp-training", "--device", REAL_URL, "--expert", "--yes")
+    finally:
+        monkeypatch.undo()
+        time_module.tzset()
+    assert code == 2 and not no_port
+    assert ("only between 08:00 and 20:00" in err) is refused, err
+    if not refused:  # past the daytime gate: stopped where a real device needs a terminal
+        assert "need a terminal" in err

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +63,7 @@ def run(program: str, device_url: str, speed: str | None, intensity_pct: float, 
     """
     from ..devices import OpenOptions  # noqa: PLC0415
     from ..errors import InputError  # noqa: PLC0415
-    from ..ledger import past_sessions  # noqa: PLC0415
+    from ..ledger import local_now, past_sessions  # noqa: PLC0415
     from ..loader import load_program  # noqa: PLC0415
     from ..profile import Profile  # noqa: PLC0415
     from ..runner import execute, make_clock, open_driver, preflight, prepare_run  # noqa: PLC0415
@@ -84,7 +83,7 @@ def run(program: str, device_url: str, speed: str | None, intensity_pct: float, 
         raise InputError("--sim-profile only works with the simulator")
     loaded = load_program(program)
     limits = load_limits(limits_path)
-    now = datetime.now(UTC).astimezone()
+    now = local_now()  # the system's time zone, never $TZ: cramp-training's daytime rule
     # profile, CTF, cramp-training and dose refusals come first: no question asked, no port opened
     checked = preflight(loaded, driver, limits, expert=expert, pad_set=pad_set, now=now,
                         past=None if simulated else past_sessions(journal_dir),
