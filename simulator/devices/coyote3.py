@@ -16,7 +16,10 @@ assumes the user's calibration is right); waveform intensity becomes a pulse wid
 ``us_per_intensity``. It is also a fault target: ``strength_change`` turns the wheel to an mA
 value (reported with sequence 0, as the wheel is), ``battery_low`` notifies the new level,
 ``disconnect`` drops the radio link, ``device_reset`` zeroes and drops it, byte faults tamper
-with the GATT traffic, and body faults go to the model. Nothing here reads the wall clock.
+with the GATT traffic, and body faults go to the model. ``wrong_current`` breaks the model's
+output stage: every B1 then reports the strength actually applied (in steps, from the model's
+current), and the fault's start is reported at once with sequence 0, as any strength change the
+host did not make. Nothing here reads the wall clock.
 """
 
 from __future__ import annotations
@@ -367,8 +370,25 @@ class EmulatedCoyote:
             self._replay_now(index)
 
     def _report(self, report: StrengthReport) -> None:
+        """Send a B1 with the strengths the output stage applies (the model's current)."""
+        applied = self._applied_steps([report.strength_a_steps, report.strength_b_steps])
+        report = StrengthReport(report.sequence, applied[0], applied[1])
         self.reports.append(report)
         self.server.notify(NOTIFY_CHARACTERISTIC_UUID, encode_b1(report))
+
+    def _applied_steps(self, strengths: list[int]) -> list[int]:
+        """The strengths, in steps, that settings of ``strengths`` actually apply."""
+        return [max(0, min(STRENGTH_STEPS_MAX, round(
+            self.device.applied_ma(index + 1, steps * self.ma_per_step) / self.ma_per_step)))
+            for index, steps in enumerate(strengths)]
+
+    def _report_applied(self) -> None:
+        """The applied strength changed without a command: say so with sequence 0."""
+        last = self.reports[-1] if self.reports else None
+        shown = ([last.strength_a_steps, last.strength_b_steps] if last is not None
+                 else list(self.strengths_steps))
+        if self._applied_steps(self.strengths_steps) != shown:
+            self._report(StrengthReport(0, self.strengths_steps[0], self.strengths_steps[1]))
 
     def _battery_bytes(self) -> bytes:
         return encode_battery_level(round(self.device.battery_pct))
@@ -440,6 +460,8 @@ class EmulatedCoyote:
             self.reset()
         elif fault.kind in DEVICE_FAULT_KINDS:
             self._injector.start(fault)
+            if fault.kind == "wrong_current":
+                self._report_applied()
         else:
             self._active.append(fault)
 
@@ -449,6 +471,8 @@ class EmulatedCoyote:
             self._active.remove(fault)
         else:
             self._injector.end(fault)
+            if fault.kind == "wrong_current":
+                self._report_applied()
 
     def _tamper(self, direction: Direction, data: bytes) -> list[tuple[float, bytes]]:
         if not self._active:
