@@ -361,3 +361,19 @@ def test_the_amplitude_schema_pattern_names_ascii_digits() -> None:
 
     text = json.dumps(Program.model_json_schema())
     assert "[0-9]" in text and "\\\\d" not in text
+
+
+@settings(max_examples=50, deadline=None)
+@given(digit=_NON_ASCII_DIGIT)
+def test_a_numeric_flag_with_a_non_ascii_digit_is_refused(digit: str) -> None:
+    flag = FiniteFloat(0.0, 100.0)
+    with pytest.raises(click.BadParameter, match="is not a number"):
+        flag.convert(f"{digit}0", None, None)  # float("٤0") would be 40.0
+
+
+def test_intensity_in_arabic_indic_digits_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, text = _cli(["run", "--speed", "max", "--journal-dir", str(tmp_path),
+                       "--intensity=٤٠", "relaxation"], capsys)
+    assert code == 2 and "--intensity" in text and "is not a number" in text

@@ -20,7 +20,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class FiniteFloat(click.ParamType):  # type: ignore[type-arg]  # generic only from click 8.2
-    """A finite number within a range: click's FloatRange lets NaN through (NaN compares false).
+    """A finite number within a range, in ASCII digits: click's FloatRange lets NaN through (NaN
+    compares false), and float() reads any Unicode digit.
 
     Args:
         low: smallest allowed value. high: largest allowed value (None: no upper bound).
@@ -34,6 +35,10 @@ class FiniteFloat(click.ParamType):  # type: ignore[type-arg]  # generic only fr
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
                 ) -> float:
+        if isinstance(value, str) and not value.isascii():
+            # float() reads any Unicode digit ("٤٠" is 40.0): a number on the command line is
+            # ASCII digits only, as in program files
+            self.fail(f"'{value}' is not a number (use the digits 0-9)", param, ctx)
         try:
             number = float(value)
         except (TypeError, ValueError):
