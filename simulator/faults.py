@@ -18,6 +18,13 @@ means for it; :class:`DeviceFaultInjector` does the device-level kinds on a
 ``busy`` makes a protocol emulation that has a busy answer (ScienceMode2's −8) give it to every
 command while the fault lasts.
 
+``wrong_current`` breaks the output stage: the device still acknowledges every setting but
+applies ``value`` × the set current (1.5: half as much again; 0.5: half) on ``channel`` (None:
+all) until ``duration_s`` ends it. It is done in the device model
+(:meth:`~emsctl.simulator.model.SimulatedStimulator.set_current_error`), so every emulation
+delivers the wrong current, and those whose protocol reports the strength (the ``sim`` driver,
+the Coyote's B1) report what was applied.
+
 Byte-level kinds (``corrupt_bytes``, ``duplicate_frames``, ``drop_frames``) are for transports
 that carry bytes; a target that has none refuses them when the plan is armed. Their ``value`` is
 defined by the transport (for example a probability). This module reads no clock itself; loading
@@ -35,6 +42,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, cast, get_args
 
+from ..datafile import DataFileRefused, read_data_file
 from ..errors import InputError
 
 if TYPE_CHECKING:
@@ -44,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEVICE_FAULT_KINDS",
     "FAULT_KINDS",
+    "WRONG_CURRENT_MAX_FACTOR",
     "ArmedFaultPlan",
     "DeviceFaultInjector",
     "Fault",
@@ -56,19 +65,24 @@ __all__ = [
 
 FaultKind = Literal["disconnect", "electrode_off", "electrode_on", "impedance", "drop_acks",
                     "late_acks", "device_reset", "battery_low", "corrupt_bytes",
-                    "duplicate_frames", "drop_frames", "strength_change", "busy"]
+                    "duplicate_frames", "drop_frames", "strength_change", "busy",
+                    "wrong_current"]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 #: Kinds that change the device or the body (done by :class:`DeviceFaultInjector`).
 DEVICE_FAULT_KINDS: frozenset[str] = frozenset(
     {"electrode_off", "electrode_on", "impedance", "device_reset", "battery_low",
-     "strength_change"})
+     "strength_change", "wrong_current"})
 
-_VALUE_REQUIRED = {"impedance", "late_acks", "battery_low", "strength_change"}
+_VALUE_REQUIRED = {"impedance", "late_acks", "battery_low", "strength_change", "wrong_current"}
 _VALUE_OPTIONAL = {"corrupt_bytes", "duplicate_frames", "drop_frames"}
 _DURATION_ALLOWED = {"electrode_off", "impedance", "drop_acks", "late_acks", "corrupt_bytes",
-                     "duplicate_frames", "drop_frames", "busy"}
-_CHANNEL_ALLOWED = {"electrode_off", "electrode_on", "impedance", "strength_change"}
+                     "duplicate_frames", "drop_frames", "busy", "wrong_current"}
+_CHANNEL_ALLOWED = {"electrode_off", "electrode_on", "impedance", "strength_change",
+                    "wrong_current"}
+#: The largest current factor a ``wrong_current`` fault may apply.
+WRONG_CURRENT_MAX_FACTOR = 10.0
 _KEYS = ("kind", "at_s", "channel", "duration_s", "value")
+_PLAN_MAX_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +96,8 @@ class Fault:
             strength faults.
         duration_s: how long it lasts before it is undone; None for good. Only for kinds that
             can be undone.
-        value: impedance Ω, ack delay s, battery %, strength mA, or a transport-defined figure.
+        value: impedance Ω, ack delay s, battery %, strength mA, current factor
+            (``wrong_current``), or a transport-defined figure.
 
     Raises:
         InputError: an unknown kind, or a field that is missing, not allowed or out of range.
@@ -129,6 +144,9 @@ class Fault:
             raise InputError("late_acks: value (delay, s) must be > 0")
         if kind == "battery_low" and value > 100:
             raise InputError(f"battery_low: value is a charge in %, got {value}")
+        if kind == "wrong_current" and not 0 < value <= WRONG_CURRENT_MAX_FACTOR:
+            raise InputError(f"wrong_current: value is the factor applied to the set current, "
+                             f"> 0 and ≤ {WRONG_CURRENT_MAX_FACTOR:g}, got {value}")
 
 
 class FaultTarget(Protocol):
@@ -278,12 +296,17 @@ def simulated_fault_plan(options: OpenOptions) -> FaultPlan | None:
 def load_fault_plan(path: str | Path) -> FaultPlan:
     """Load a fault plan from a TOML file.
 
+    The file is read only if it is a regular file, without blocking, at most 1 MiB.
+
     Raises:
-        InputError: the file cannot be read, is not TOML, or holds an invalid plan.
+        InputError: the file cannot be read, is not a regular file, is not TOML, or holds an
+            invalid plan.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_data_file(path, _PLAN_MAX_BYTES).decode("utf-8")
+    except DataFileRefused as exc:
+        raise InputError(f"cannot read fault plan {path}: {exc.reason}") from None
+    except UnicodeDecodeError as exc:
         raise InputError(f"cannot read fault plan {path}: {exc}") from exc
     return FaultPlan.from_toml(text, source=str(path))
 
@@ -325,6 +348,9 @@ class DeviceFaultInjector:
             assert value is not None
             for c in channels:
                 device.change_strength(c, value)
+        elif fault.kind == "wrong_current":
+            assert value is not None
+            device.set_current_error(value, channel)
         else:
             raise InputError(f"{fault.kind} is not a device-level fault")
 
@@ -337,6 +363,8 @@ class DeviceFaultInjector:
             channels = list(self.device.channels) if fault.channel is None else [fault.channel]
             for c, impedance_ohm in zip(channels, saved, strict=False):
                 self.device.set_impedance(impedance_ohm, c)
+        elif fault.kind == "wrong_current":
+            self.device.set_current_error(None, fault.channel)
 
 
 def _run_all(calls: list[tuple[Callable[[Fault], None], Fault]]) -> None:

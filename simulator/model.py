@@ -15,6 +15,11 @@ calls. Its state at time ``t`` follows only from the calls made before ``t``:
   at once.
 * What flows into the body is limited by the electrode load (:mod:`.body`): compliance voltage,
   lifting or detached pads; the no-load flag of L12 is reported as ``electrode_off``.
+* A faulty output stage (:meth:`set_current_error`, the ``wrong_current`` fault) acknowledges
+  every setting but applies ``factor`` × the set current. Like a device that measures its own
+  output, the model then reports each applied amplitude that differs from the one set as a
+  ``strength`` event; an emulation whose protocol reports strength shows it the same way
+  (:meth:`applied_ma`).
 
 Everything runs on the running asyncio loop (``loop.time()``, ``loop.call_at``): no threads, so it
 works the same under :class:`~emsctl.clock.RealClock` and :class:`~emsctl.clock.VirtualClock`.
@@ -178,6 +183,10 @@ class SimulatedStimulator:
         self._tracks = [_Track() for _ in range(self.spec.channels)]
         self._no_load = [self.body.load(c).no_load for c in self.channels]
         self._listeners: list[Callable[[DeviceEvent], None]] = []
+        #: Per channel, the factor a faulty output stage applies to the set current (None: none).
+        self._current_factor: list[float | None] = [None] * self.spec.channels
+        #: Per channel, the amplitude last set by a command (what the faulty stage distorts).
+        self._set_amplitude_ma: list[float] = [0.0] * self.spec.channels
         self._connected = True
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -278,14 +287,21 @@ class SimulatedStimulator:
             return False
         lease_s = min(lease_s, self.spec.watchdog_s)
         for channel, sp in items:
+            self._set_amplitude_ma[channel - 1] = max(sp.amplitude_ma, 0.0)
             if sp.amplitude_ma <= 0:
                 self._set(channel, now, OFF, None)
                 continue
             load = self.body.load(channel)
-            output = ChannelOutput(sp.amplitude_ma, sp.frequency_hz, sp.pulse_width_us,
-                                   load.delivered_ma(sp.amplitude_ma, self.spec.compliance_v),
+            applied_ma = self.applied_ma(channel, sp.amplitude_ma)
+            output = ChannelOutput(applied_ma, sp.frequency_hz, sp.pulse_width_us,
+                                   load.delivered_ma(applied_ma, self.spec.compliance_v),
                                    sp.burst_rate_hz, sp.burst_pulses)
+            self._settle(channel, now)
+            before = self._track(channel).outputs[-1].amplitude_ma
             self._set(channel, now, output, now + lease_s)
+            if applied_ma not in (sp.amplitude_ma, before):
+                self._notify(DeviceEvent("strength", now, channel, applied_ma,
+                                         f"applied {applied_ma:g} mA, set {sp.amplitude_ma:g} mA"))
         return True
 
     def keep_alive(self, lease_s: float) -> bool:
@@ -370,6 +386,50 @@ class SimulatedStimulator:
             self._set(channel, now, OFF, None)
         self._notify(DeviceEvent("strength", now, channel, self._track(channel).outputs[-1]
                                  .amplitude_ma))
+
+    def applied_ma(self, channel: int, amplitude_ma: float) -> float:
+        """The current a setting of ``amplitude_ma`` on ``channel`` actually applies: the same,
+        or ``factor`` × it (at most the device maximum) while :meth:`set_current_error` is on.
+
+        Raises:
+            InputError: no such channel.
+        """
+        self._track(channel)
+        factor = self._current_factor[channel - 1]
+        if factor is None or amplitude_ma <= 0:
+            return amplitude_ma
+        return min(amplitude_ma * factor, self.spec.amplitude_max_ma)
+
+    def set_current_error(self, factor: float | None, channel: int | None = None) -> None:
+        """The output stage of ``channel`` (None: all) goes wrong: it still acknowledges every
+        setting but applies ``factor`` × the set current from now on; None repairs it. Active
+        outputs change at once, and each change is reported as a ``strength`` event.
+
+        Raises:
+            InputError: no such channel, or a factor that is not finite and ≥ 0.
+        """
+        if factor is not None and not (math.isfinite(factor) and factor >= 0):
+            raise InputError(f"current factor must be finite and ≥ 0, got {factor}")
+        now = self._begin()
+        targets = list(self.channels) if channel is None else [channel]
+        for c in targets:
+            self._track(c)
+        for c in targets:
+            self._settle(c, now)
+            track = self._track(c)
+            current = track.outputs[-1]
+            set_ma = self._set_amplitude_ma[c - 1]
+            self._current_factor[c - 1] = factor
+            if not current.is_on:
+                continue
+            applied_ma = self.applied_ma(c, set_ma)
+            if applied_ma == current.amplitude_ma:
+                continue
+            delivered = self.body.load(c).delivered_ma(applied_ma, self.spec.compliance_v)
+            self._set(c, now, replace(current, amplitude_ma=applied_ma, delivered_ma=delivered),
+                      track.deadline_s)
+            self._notify(DeviceEvent("strength", now, c, applied_ma,
+                                     f"applied {applied_ma:g} mA, set {set_ma:g} mA"))
 
     # ------------------------------------------------------------------ the body
 

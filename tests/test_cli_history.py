@@ -254,3 +254,69 @@ def test_a_terminal_gets_a_rich_table(tmp_path: Path) -> None:
     screen = b"".join(chunks).decode()
     assert "┃" in screen or "│" in screen  # rich's box drawing, not the plain layout
     assert "aaaaaaaa" in screen and "relaxation" in screen
+
+
+# --- JSON output is JSON, whatever a journal holds ---------------------------------------------
+
+
+def _strict_json(text: str) -> object:
+    """Parse as RFC 8259 JSON: Infinity, -Infinity and NaN are not JSON."""
+    def refuse(name: str) -> object:
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def _crafted(journals: Path) -> tuple[Path, Path]:
+    """Two hand-written journals: one whose numbers overflow to ±inf (1e999), one with NaN."""
+    journals.mkdir(parents=True)
+    huge = journals / "20250304T213005Z-relaxation-0badf00d.jsonl"
+    huge.write_text(
+        '{"type": "header", "t_s": 0, "session_id": "0badf00d-huge", "program": "relaxation",'
+        ' "started_utc": "2025-03-04T21:30:05+00:00", "device_url": "sim",'
+        ' "intensity_pct": 1e999, "limits": {"peak_ma": -1e999}}\n'
+        '{"type": "command", "t_s": 1.0, "setpoints": [{"amplitude_ma": 1e999,'
+        ' "frequency_hz": 6, "pulse_width_us": 250}], "lease_s": 0.5}\n'
+        '{"type": "telemetry", "t_s": 2.0, "kind": "battery", "value": -1e999}\n'
+        '{"type": "footer", "t_s": 1e999, "end_reason": "completed",'
+        ' "delivered": {"charge_uc": 1e999}}\n', encoding="utf-8")
+    nan = journals / "20250305T213005Z-relaxation-0badcafe.jsonl"
+    nan.write_text(
+        '{"type": "header", "t_s": 0, "session_id": "0badcafe-nan", "program": "relaxation",'
+        ' "started_utc": "2025-03-05T21:30:05+00:00", "device_url": "sim"}\n'
+        '{"type": "command", "t_s": NaN, "setpoints": []}\n'
+        '{"type": "footer", "t_s": 3.0, "end_reason": "completed", "delivered": {}}\n',
+        encoding="utf-8")
+    return huge, nan
+
+
+def test_history_json_is_valid_json_for_a_crafted_journal_with_1e999_and_nan(
+        tmp_path: Path) -> None:
+    huge, _ = _crafted(tmp_path / "journals")
+    code, out, _ = invoke(tmp_path, "--format", "json")
+    assert code == 0
+    rows = _strict_json(out)
+    assert isinstance(rows, list) and len(rows) == 2
+    by_id = {row["session_id"]: row for row in rows}
+    assert by_id["0badf00d-huge"]["duration_s"] is None  # inf: not a number JSON can carry
+    assert by_id["0badf00d-huge"]["peak_ma"] is None
+    assert by_id["0badcafe"]["end_reason"] == "corrupt"  # NaN literal: not a journal line
+
+    code, out, _ = invoke(tmp_path, str(huge), "--format", "json")
+    assert code == 0
+    shown = _strict_json(out)
+    assert isinstance(shown, dict)
+    assert shown["header"]["intensity_pct"] is None
+    assert shown["header"]["limits"] == {"peak_ma": None}
+    assert shown["records"][0]["setpoints"][0]["amplitude_ma"] is None
+    assert shown["records"][1]["value"] is None
+    assert shown["footer"]["t_s"] is None and shown["footer"]["delivered"]["charge_uc"] is None
+
+
+def test_every_cli_json_dumps_goes_through_the_finite_json_helper() -> None:
+    import emsctl.cli as cli_package
+
+    folder = Path(cli_package.__file__).parent
+    offenders = [f"{path.name}:{n}" for path in sorted(folder.glob("*.py"))
+                 for n, line in enumerate(path.read_text().splitlines(), start=1)
+                 if "json.dumps(" in line and path.name != "common.py"]
+    assert offenders == []

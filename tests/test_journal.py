@@ -22,6 +22,7 @@ from emsctl.contract import ZERO, ChannelSetpoint, Telemetry
 from emsctl.errors import InputError
 from emsctl.journal import (
     INCOMPLETE,
+    NOT_A_JOURNAL,
     Journal,
     JournalCorruptError,
     JournalWriteError,
@@ -428,7 +429,7 @@ def test_a_fifo_named_like_a_journal_is_listed_as_unreadable_not_waited_on(
     assert not reader.is_alive(), "list_journals blocked on a FIFO"
     fine, unreadable = (s for s in listed if isinstance(s, SessionSummary))
     assert fine.complete and fine.problem is None
-    assert unreadable.path == fifo and unreadable.end_reason == "corrupt"
+    assert unreadable.path == fifo and unreadable.end_reason == NOT_A_JOURNAL
     assert "not a regular file" in (unreadable.problem or "")
     with pytest.raises(InputError, match="not a regular file"):
         read_journal(fifo)

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import os
 import re
 from pathlib import Path
 
 import click
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emsctl import datafile
 from emsctl import limits as lim
+from emsctl.amplitude import parse_amplitude
 from emsctl.cli import COMMANDS, main
 from emsctl.cli.common import FiniteFloat, load_limits
 from emsctl.errors import InputError, LimitsFileError, ProgramError
@@ -328,3 +332,49 @@ def test_a_limits_file_cannot_loosen_what_the_program_is_checked_against(
                        str(CORPUS / "programs" / "cap-above-l3.toml")], capsys)
     assert code == 1 and "Peak current above limit L3: channel 1, phase 'A' (starts 0:00): " \
         "90.0 mA is over 80 mA" in text
+
+
+# --- numbers in program files are ASCII digits only --------------------------------------------
+
+_NON_ASCII_DIGIT = st.characters(categories=["Nd"]).filter(lambda c: not c.isascii())
+_AMPLITUDE_SHAPES = ("{d}{d}mA", "{d}", "1{d}", "MT+{d}%", "ST-1{d}%", "{d}*TOL", "0.{d}*MT",
+                     "1{d}.5mA", "{d}.{d}")
+
+
+@settings(max_examples=200, deadline=None)
+@given(digit=_NON_ASCII_DIGIT, shape=st.sampled_from(_AMPLITUDE_SHAPES))
+def test_an_amplitude_with_a_non_ascii_digit_is_refused(digit: str, shape: str) -> None:
+    text = shape.format(d=digit)  # e.g. "٤٠mA": Python's \d and float() would read 40 mA
+    with pytest.raises(ValueError, match="is not an amplitude"):
+        parse_amplitude(text)
+
+
+def test_a_program_file_with_arabic_indic_digits_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "digits.toml"
+    path.write_text(re.sub(r'amplitude = "[^"]*"', 'amplitude = "٤٠mA"', VALID, count=1),
+                    encoding="utf-8")
+    with pytest.raises(ProgramError, match="is not an amplitude"):
+        load_program_file(path)
+
+
+def test_the_amplitude_schema_pattern_names_ascii_digits() -> None:
+    from emsctl.program import Program
+
+    text = json.dumps(Program.model_json_schema())
+    assert "[0-9]" in text and "\\\\d" not in text
+
+
+@settings(max_examples=50, deadline=None)
+@given(digit=_NON_ASCII_DIGIT)
+def test_a_numeric_flag_with_a_non_ascii_digit_is_refused(digit: str) -> None:
+    flag = FiniteFloat(0.0, 100.0)
+    with pytest.raises(click.BadParameter, match="is not a number"):
+        flag.convert(f"{digit}0", None, None)  # float("٤0") would be 40.0
+
+
+def test_intensity_in_arabic_indic_digits_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, text = _cli(["run", "--speed", "max", "--journal-dir", str(tmp_path),
+                       "--intensity=٤٠", "relaxation"], capsys)
+    assert code == 2 and "--intensity" in text and "is not a number" in text

@@ -16,7 +16,10 @@ assumes the user's calibration is right); waveform intensity becomes a pulse wid
 ``us_per_intensity``. It is also a fault target: ``strength_change`` turns the wheel to an mA
 value (reported with sequence 0, as the wheel is), ``battery_low`` notifies the new level,
 ``disconnect`` drops the radio link, ``device_reset`` zeroes and drops it, byte faults tamper
-with the GATT traffic, and body faults go to the model. Nothing here reads the wall clock.
+with the GATT traffic, and body faults go to the model. ``wrong_current`` breaks the model's
+output stage: every B1 then reports the strength actually applied (in steps, from the model's
+current), and the fault's start is reported at once with sequence 0, as any strength change the
+host did not make. Nothing here reads the wall clock.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import random
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...contract import ZERO, ChannelSetpoint
+from ...datafile import DataFileRefused, read_data_file
 from ...drivers.coyote3.frames import (
     ADVERTISED_NAME,
     BATTERY_CHARACTERISTIC_UUID,
@@ -58,6 +64,7 @@ _SLOT_S = SLOT_DURATION_MS / 1000.0
 #: Float slack so a frame that arrives exactly 100 ms after the last one continues its output.
 _EPSILON_S = 1e-6
 _DECODE_CACHE_MAX = 4096
+_STATE_MAX_BYTES = 64 * 1024
 
 
 def coyote_device_spec(ma_per_step: float, us_per_intensity: float) -> DeviceSpec:
@@ -363,8 +370,25 @@ class EmulatedCoyote:
             self._replay_now(index)
 
     def _report(self, report: StrengthReport) -> None:
+        """Send a B1 with the strengths the output stage applies (the model's current)."""
+        applied = self._applied_steps([report.strength_a_steps, report.strength_b_steps])
+        report = StrengthReport(report.sequence, applied[0], applied[1])
         self.reports.append(report)
         self.server.notify(NOTIFY_CHARACTERISTIC_UUID, encode_b1(report))
+
+    def _applied_steps(self, strengths: list[int]) -> list[int]:
+        """The strengths, in steps, that settings of ``strengths`` actually apply."""
+        return [max(0, min(STRENGTH_STEPS_MAX, round(
+            self.device.applied_ma(index + 1, steps * self.ma_per_step) / self.ma_per_step)))
+            for index, steps in enumerate(strengths)]
+
+    def _report_applied(self) -> None:
+        """The applied strength changed without a command: say so with sequence 0."""
+        last = self.reports[-1] if self.reports else None
+        shown = ([last.strength_a_steps, last.strength_b_steps] if last is not None
+                 else list(self.strengths_steps))
+        if self._applied_steps(self.strengths_steps) != shown:
+            self._report(StrengthReport(0, self.strengths_steps[0], self.strengths_steps[1]))
 
     def _battery_bytes(self) -> bytes:
         return encode_battery_level(round(self.device.battery_pct))
@@ -380,13 +404,18 @@ class EmulatedCoyote:
         return channel - 1
 
     def _load_persisted(self) -> None:
-        if self.persist_path is None or not self.persist_path.exists():
+        if self.persist_path is None:
             return
-        try:
-            saved = json.loads(self.persist_path.read_text(encoding="utf-8"))
+        try:  # a regular file only, never blocking (a FIFO there must not hang the emulator)
+            saved = json.loads(read_data_file(self.persist_path, _STATE_MAX_BYTES))
             limits = [int(v) for v in saved["limits_steps"]]
             balances = [int(v) for v in saved["balances"]]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except DataFileRefused as exc:
+            if exc.missing:
+                return
+            raise InputError(f"cannot read the emulator state {self.persist_path}: "
+                             f"{exc.reason}") from None
+        except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"cannot read the emulator state {self.persist_path}: {exc}") from exc
         if len(limits) == 2 and all(0 <= v <= STRENGTH_STEPS_MAX for v in limits):
             self.limits_steps = limits
@@ -394,10 +423,16 @@ class EmulatedCoyote:
             self.balances = (balances[0], balances[1], balances[2], balances[3])
 
     def _save_persisted(self) -> None:
-        if self.persist_path is not None:
-            self.persist_path.write_text(json.dumps(
-                {"limits_steps": self.limits_steps, "balances": list(self.balances)}),
-                encoding="utf-8")
+        if self.persist_path is None:
+            return
+        # a new file renamed over the old: opening whatever is at the path for writing could
+        # block (a FIFO) or write through a symlink
+        text = json.dumps({"limits_steps": self.limits_steps, "balances": list(self.balances)})
+        fd, fresh = tempfile.mkstemp(prefix=f".{self.persist_path.name}.", suffix=".tmp",
+                                     dir=self.persist_path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(fresh, self.persist_path)
 
     # ------------------------------------------------------------------ fault target
 
@@ -425,6 +460,8 @@ class EmulatedCoyote:
             self.reset()
         elif fault.kind in DEVICE_FAULT_KINDS:
             self._injector.start(fault)
+            if fault.kind == "wrong_current":
+                self._report_applied()
         else:
             self._active.append(fault)
 
@@ -434,6 +471,8 @@ class EmulatedCoyote:
             self._active.remove(fault)
         else:
             self._injector.end(fault)
+            if fault.kind == "wrong_current":
+                self._report_applied()
 
     def _tamper(self, direction: Direction, data: bytes) -> list[tuple[float, bytes]]:
         if not self._active:

@@ -32,7 +32,7 @@ __all__ = ["OPENEMS_FAULT_KINDS", "DtrResetLink", "Rn4020Front", "UsbSerialFront
 
 OPENEMS_FAULT_KINDS: frozenset[str] = frozenset(
     {"disconnect", "device_reset", "corrupt_bytes", "drop_frames", "duplicate_frames",
-     "electrode_off", "electrode_on", "impedance"})
+     "electrode_off", "electrode_on", "impedance", "wrong_current"})
 _BYTE_KINDS = frozenset({"corrupt_bytes", "drop_frames", "duplicate_frames"})
 SERIAL_BITS_PER_BYTE = 10  # 8N1
 SERIAL_BAUD = 19_200

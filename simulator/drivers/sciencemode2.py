@@ -38,7 +38,8 @@ __all__ = ["SM2_FAULT_KINDS", "EmulatedLink", "SimulatedScienceModeDriver", "ope
 
 SM2_FAULT_KINDS: frozenset[str] = frozenset(
     {"disconnect", "drop_acks", "late_acks", "busy", "corrupt_bytes", "duplicate_frames",
-     "drop_frames", "electrode_off", "electrode_on", "impedance", "device_reset"})
+     "drop_frames", "electrode_off", "electrode_on", "impedance", "device_reset",
+     "wrong_current"})
 _BYTE_KINDS = ("corrupt_bytes", "duplicate_frames", "drop_frames")
 
 

@@ -1,6 +1,7 @@
 """Amplitude expressions: absolute milliamperes or a multiple of a calibrated threshold.
 
-Grammar (whitespace is ignored, case matters for the threshold names)::
+Grammar (whitespace is ignored, case matters for the threshold names; a number is ASCII
+digits only, as in the program JSON Schema)::
 
     expr      := number | number "mA" | threshold | threshold ("+"|"-") number "%"
                | number "*" threshold
@@ -21,10 +22,11 @@ __all__ = ["AmplitudeExpr", "ThresholdName", "Thresholds", "parse_amplitude"]
 
 ThresholdName = Literal["ST", "MT", "TOL"]
 
-_NUMBER = r"(\d+(?:\.\d+)?)"
-_RELATIVE = re.compile(rf"^(ST|MT|TOL)(?:([+-]){_NUMBER}%)?$")
-_SCALED = re.compile(rf"^{_NUMBER}\*(ST|MT|TOL)$")
-_ABSOLUTE = re.compile(rf"^{_NUMBER}(?:mA)?$")
+#: ASCII digits only: ``\d`` (and ``float()``) would also take "٤٠" or "４０" as 40 (HZ-13).
+_NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
+_RELATIVE = re.compile(rf"^(ST|MT|TOL)(?:([+-]){_NUMBER}%)?$", re.ASCII)
+_SCALED = re.compile(rf"^{_NUMBER}\*(ST|MT|TOL)$", re.ASCII)
+_ABSOLUTE = re.compile(rf"^{_NUMBER}(?:mA)?$", re.ASCII)
 
 #: A relative amplitude may not exceed this multiple of its threshold (e.g. "MT+300%" is absurd).
 MAX_FACTOR = 3.0

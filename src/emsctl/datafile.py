@@ -16,7 +16,8 @@ import errno
 import os
 import stat
 
-__all__ = ["DataFileRefused", "open_regular", "read_data_file", "read_open_file"]
+__all__ = ["DataFileRefused", "open_regular", "read_data_file", "read_open_file",
+           "read_regular_file"]
 
 _CHUNK_BYTES = 64 * 1024
 
@@ -27,24 +28,31 @@ class DataFileRefused(Exception):
     Attributes:
         reason: e.g. ``"no such file"``, ``"a symlink loop"``, ``"not a regular file"``.
         too_large: the file is over the caller's size cap.
+        missing: there is no file at the path (not even a dangling symlink).
+        not_regular: a directory, FIFO, device or socket is there instead of a file.
     """
 
-    def __init__(self, reason: str, *, too_large: bool = False) -> None:
+    def __init__(self, reason: str, *, too_large: bool = False, missing: bool = False,
+                 not_regular: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.too_large = too_large
+        self.missing = missing
+        self.not_regular = not_regular
 
 
-def _open_reason(path: str, exc: OSError) -> str:
+def _open_refusal(path: str, exc: OSError) -> DataFileRefused:
     if exc.errno == errno.ENOENT:
-        return "a symlink to a missing file" if os.path.islink(path) else "no such file"
+        if os.path.islink(path):
+            return DataFileRefused("a symlink to a missing file")
+        return DataFileRefused("no such file", missing=True)
     if exc.errno == errno.ELOOP:
-        return "a symlink loop"
+        return DataFileRefused("a symlink loop")
     if exc.errno == errno.EISDIR:
-        return "a directory, not a file"
+        return DataFileRefused("a directory, not a file", not_regular=True)
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    return f"read error ({exc.strerror or exc})"
+        return DataFileRefused("permission denied")
+    return DataFileRefused(f"read error ({exc.strerror or exc})")
 
 
 def open_regular(path: str | os.PathLike[str], flags: int = os.O_RDONLY, mode: int = 0o600
@@ -78,14 +86,16 @@ def open_regular(path: str | os.PathLike[str], flags: int = os.O_RDONLY, mode: i
         raise DataFileRefused("not a valid path") from None
     except OSError as exc:
         if exc.errno == errno.ENXIO:  # a FIFO opened for writing with no reader
-            raise DataFileRefused("a FIFO, device or socket, not a regular file") from exc
-        raise DataFileRefused(_open_reason(name, exc)) from exc
+            raise DataFileRefused("a FIFO, device or socket, not a regular file",
+                                  not_regular=True) from exc
+        raise _open_refusal(name, exc) from exc
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise DataFileRefused("a directory, not a file")
+            raise DataFileRefused("a directory, not a file", not_regular=True)
         if not stat.S_ISREG(info.st_mode):
-            raise DataFileRefused("a FIFO, device or socket, not a regular file")
+            raise DataFileRefused("a FIFO, device or socket, not a regular file",
+                                  not_regular=True)
     except OSError as exc:
         os.close(fd)
         raise DataFileRefused(f"read error ({exc.strerror or exc})") from exc
@@ -133,8 +143,19 @@ def read_data_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
         DataFileRefused: missing, a symlink loop, a directory, a FIFO/device/socket, unreadable,
             or larger than ``max_bytes``.
     """
-    fd, _ = open_regular(path)
+    return read_regular_file(path, max_bytes)[0]
+
+
+def read_regular_file(path: str | os.PathLike[str], max_bytes: int
+                      ) -> tuple[bytes, os.stat_result]:
+    """Like :func:`read_data_file`, with the ``fstat`` of the very file that was read (for
+    callers that check its mode: no second look-up of the path that could see another file).
+
+    Raises:
+        DataFileRefused: as :func:`read_data_file`.
+    """
+    fd, info = open_regular(path)
     try:
-        return read_open_file(fd, max_bytes)
+        return read_open_file(fd, max_bytes), info
     finally:
         os.close(fd)

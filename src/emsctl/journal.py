@@ -46,11 +46,14 @@ from .errors import EmsError, InputError
 
 __all__ = [
     "INCOMPLETE",
+    "JOURNAL_MAX_BYTES",
+    "NOT_A_JOURNAL",
     "Journal",
     "JournalCorruptError",
     "JournalRecord",
     "JournalWriteError",
     "JsonValue",
+    "NotAJournalError",
     "SessionSummary",
     "find_journal",
     "journal_dir",
@@ -68,17 +71,24 @@ CommandLog = Literal["changes", "all"]
 SCHEMA_VERSION = 1
 #: End reason shown for a journal without a footer (the process was killed or crashed).
 INCOMPLETE = "killed/incomplete"
+#: End reason shown for a ``*.jsonl`` entry that is not a regular file (a FIFO, a directory…):
+#: it is never opened for reading, so it cannot hang a reader, and the ledger skips it.
+NOT_A_JOURNAL = "not a journal"
+#: The largest journal read: a 60-minute session logging every command at 40 Hz is ~30 MB.
+JOURNAL_MAX_BYTES = 256 * 1024 * 1024
 #: A repeated command is still written this often, so a killed session's length is known.
 COMMAND_KEEPALIVE_S = 10.0
 #: Telemetry that may come with every command: written only when it changes, like commands.
 _CHATTY_TELEMETRY = frozenset({"ack", "applied", "strength", "battery"})
-#: A journal larger than this is not read (an hour of every command at 40 Hz is ~30 MB).
-MAX_JOURNAL_BYTES = 256 * 1024 * 1024
-_NAME = re.compile(r"^(?P<stamp>\d{8}T\d{6}Z)-(?P<program>.+)-(?P<short>[0-9a-f]{8})$")
+_NAME = re.compile(r"^(?P<stamp>[0-9]{8}T[0-9]{6}Z)-(?P<program>.+)-(?P<short>[0-9a-f]{8})$")
 
 
 class JournalWriteError(EmsError):
     """A journal could not be created or written (disk full, permissions)."""
+
+
+class NotAJournalError(InputError):
+    """A journal path that is not a regular file (FIFO, device, socket, directory)."""
 
 
 class JournalCorruptError(InputError):
@@ -379,16 +389,22 @@ def _reject_constant(name: str) -> float:
 def read_journal(path: str | os.PathLike[str]) -> JournalRecord:
     """Read a journal, tolerating a cut or corrupt last line.
 
+    The file is opened without blocking and read only if it is a regular file (a FIFO named
+    ``*.jsonl`` would otherwise hang the reader), at most :data:`JOURNAL_MAX_BYTES`.
+
     Raises:
-        InputError: the file cannot be read.
+        NotAJournalError: a FIFO, device, socket or directory.
+        InputError: the file cannot be read, or is too large.
         JournalCorruptError: a bad line before the last, no complete header, or records after
             the footer.
     """
     path = Path(path)
     try:
-        data = read_data_file(path, MAX_JOURNAL_BYTES)
+        data = read_data_file(path, JOURNAL_MAX_BYTES)
     except DataFileRefused as exc:
-        raise InputError(f"cannot read journal {path}: {exc.reason}") from exc
+        if exc.not_regular:
+            raise NotAJournalError(f"{path.name} is not a journal: {exc.reason}") from None
+        raise InputError(f"cannot read journal {path}: {exc.reason}") from None
     lines = data.split(b"\n")
     truncated = lines[-1] != b""  # every record ends with a newline
     if not truncated:
@@ -494,7 +510,7 @@ def summarize(journal: JournalRecord) -> SessionSummary:
     )
 
 
-def _unreadable(path: Path, problem: str) -> SessionSummary:
+def _unreadable(path: Path, problem: str, end_reason: str = "corrupt") -> SessionSummary:
     """A summary for a journal that cannot be read, from what its file name tells."""
     match = _NAME.match(path.stem)
     started = (datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
@@ -502,7 +518,7 @@ def _unreadable(path: Path, problem: str) -> SessionSummary:
     return SessionSummary(
         session_id=match["short"] if match else path.stem, path=path, started_utc=started,
         program=match["program"] if match else "?", device_url="?", device_model="",
-        simulated=False, sites=(), duration_s=0.0, end_reason="corrupt", peak_ma=0.0,
+        simulated=False, sites=(), duration_s=0.0, end_reason=end_reason, peak_ma=0.0,
         complete=False, problem=problem,
     )
 
@@ -510,13 +526,17 @@ def _unreadable(path: Path, problem: str) -> SessionSummary:
 def list_journals(directory: str | os.PathLike[str] | None = None) -> list[SessionSummary]:
     """Summaries of every journal in ``directory``, oldest first; none if it does not exist.
 
-    Unreadable or corrupt journals are listed with ``end_reason="corrupt"`` and ``problem``.
+    Unreadable or corrupt journals are listed with ``end_reason="corrupt"`` and ``problem``;
+    entries that are not regular files with ``end_reason=NOT_A_JOURNAL`` (never opened for
+    reading, so a FIFO cannot hang the listing).
     """
     folder = journal_dir(directory)
     summaries: list[SessionSummary] = []
     for path in sorted(folder.glob("*.jsonl")):
         try:
             summaries.append(summarize(read_journal(path)))
+        except NotAJournalError as exc:
+            summaries.append(_unreadable(path, str(exc), NOT_A_JOURNAL))
         except InputError as exc:
             summaries.append(_unreadable(path, str(exc)))
     oldest = datetime.min.replace(tzinfo=UTC)

@@ -34,30 +34,43 @@ guide phases included (conservative). Records dated in the future count like any
 refusal they cause says so (check the computer's clock). An imported journal cut short by a
 kill counts with the time it reached; a corrupt one counts as a session on *every* site (its
 sites are unknown), of unknown (zero) length.
+
+**Local time** is the person's wall clock, and for these gates it is the time zone the *system*
+is configured for — ``/etc/localtime`` (:func:`system_zone`) — never the process's ``TZ``
+variable, which anyone can set for one command (``TZ=Pacific/Kiritimati emsctl run …`` would
+otherwise move 21:00 to the next day's daytime). :func:`local_now` is the "now" of the CLI and
+the runner. Where the system has no readable zone, cramp-training is refused on a real device
+rather than judged in a guessed zone.
+
+A ``*.jsonl`` entry in the journal folder that is not a regular file (a FIFO, a directory) is not
+a journal — emsctl only ever writes regular files — and is skipped without being opened for
+reading.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import json
 import math
 import os
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from time import monotonic, sleep
 from types import TracebackType
 from typing import Any, Self
+from zoneinfo import ZoneInfo
 
 import platformdirs
 
 from . import __version__
-from .datafile import DataFileRefused, open_regular, read_open_file
+from .datafile import DataFileRefused, open_regular, read_data_file, read_open_file
 from .errors import EmsError, InputError
-from .journal import SessionSummary, list_journals, make_private_dir, state_dir
+from .journal import NOT_A_JOURNAL, SessionSummary, list_journals, make_private_dir, state_dir
 from .limits import Limits
 from .profile import data_dir
 from .screening import GateRefused
@@ -77,7 +90,9 @@ __all__ = [
     "end_session",
     "from_summaries",
     "ledger_path",
+    "local_now",
     "past_sessions",
+    "system_zone",
 ]
 
 DAY_WINDOW = timedelta(hours=24)
@@ -96,6 +111,46 @@ LEDGER_NAME = "dose-ledger.jsonl"
 MAX_LEDGER_BYTES = 64 * 1024 * 1024
 #: How long to wait for another emsctl holding the ledger's lock (it holds it for milliseconds).
 LOCK_TIMEOUT_S = 10.0
+
+#: Where the system's time zone is configured (Linux, macOS, the BSDs): a TZif file.
+SYSTEM_ZONE_FILE = Path("/etc/localtime")
+_ZONE_FILE_MAX_BYTES = 256 * 1024
+
+
+class _UnknownZone(tzinfo):
+    """The zone of :func:`local_now` when the system has none: shown as UTC, but the daytime
+    gate refuses to judge in it."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "UTC (system time zone unknown)"
+
+
+UNKNOWN_ZONE = _UnknownZone()
+
+
+def system_zone() -> tzinfo | None:
+    """The time zone the system is configured for (``/etc/localtime``), or None without one.
+
+    Never the ``TZ`` environment variable: it belongs to one process and is set in one
+    command, so it must not move a local-time gate.
+    """
+    try:
+        data = read_data_file(SYSTEM_ZONE_FILE, _ZONE_FILE_MAX_BYTES)
+        return ZoneInfo.from_file(io.BytesIO(data), key="localtime")
+    except (DataFileRefused, ValueError):
+        return None
+
+
+def local_now() -> datetime:
+    """Now, in the system's time zone (:func:`system_zone`); in :data:`UNKNOWN_ZONE` without
+    one."""
+    return datetime.now(system_zone() or UNKNOWN_ZONE)
 
 
 class DoseLimitReached(EmsError):
@@ -130,10 +185,11 @@ class PastSession:
 
 
 def from_summaries(summaries: Iterable[SessionSummary]) -> list[PastSession]:
-    """The sessions the ledger counts: real devices, not calibrations; corrupt ones everywhere."""
+    """The sessions the ledger counts: real devices, not calibrations; corrupt ones everywhere;
+    entries that are not journals (not regular files) not at all."""
     out: list[PastSession] = []
     for s in summaries:
-        if s.started_utc is None:
+        if s.started_utc is None or s.end_reason == NOT_A_JOURNAL:
             continue
         if s.problem is not None:
             out.append(PastSession(s.started_utc, 0.0, None, s.program))
@@ -147,7 +203,7 @@ def from_summaries(summaries: Iterable[SessionSummary]) -> list[PastSession]:
 
 
 def _local(moment: datetime) -> str:
-    return f"{moment.astimezone():%Y-%m-%d %H:%M}"
+    return f"{moment.astimezone(system_zone() or UTC):%Y-%m-%d %H:%M}"
 
 
 def _future(past: Sequence[PastSession], sites: Sequence[str], now: datetime) -> str:
@@ -221,12 +277,18 @@ def check_cramp_training(past: Sequence[PastSession], sites: Iterable[str], now:
                          ) -> None:
     """The cramp-training rules: daytime only, ≤ 2 per week per leg, ≥ 72 h apart.
 
-    ``now`` must be aware; its own time zone is the "local" one of the daytime rule.
+    ``now`` must be aware; its own time zone is the "local" one of the daytime rule, so callers
+    pass :func:`local_now` (the system's zone, never ``TZ``).
 
     Raises:
-        GateRefused: between 20:00 and 08:00, or within 3 h before ``bedtime_local``.
+        GateRefused: between 20:00 and 08:00, within 3 h before ``bedtime_local``, or ``now``
+            in :data:`UNKNOWN_ZONE` (the system has no time zone to tell daytime by).
         DoseLimitReached: the weekly count or the 72 h spacing, with the next allowed time.
     """
+    if now.tzinfo is UNKNOWN_ZONE:
+        raise GateRefused(f"{program} needs the system's time zone for its daytime rule, and "
+                          f"{SYSTEM_ZONE_FILE} cannot be read; set the time zone (e.g. "
+                          "'timedatectl set-timezone Europe/Berlin')")
     local = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     clock = local.time().replace(tzinfo=None)
     if not DAYTIME_START <= clock < DAYTIME_END:

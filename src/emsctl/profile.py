@@ -9,10 +9,15 @@ cramp threshold frequency (CTF) for ``cramp-training``.
 
 Loading is strict (pydantic, unknown keys and non-finite numbers rejected); a value that breaks a
 ceiling — TOL above the 40 mA calibration stop, a cap above min(0.9 × TOL, L3) — is refused with
-one sentence naming the field (HZ-13). Writing is atomic (temporary file + ``os.replace``) and
-bumps ``revision``; ``profile_version`` ("<schema>.<revision>") goes into every journal.
-Resolution of program amplitudes lives in :mod:`emsctl.thresholds`. This module never touches a
-device and decides no gate: it stores and validates.
+one sentence naming the field (HZ-13). So is a date more than 5 minutes ahead of the clock
+(:data:`MAX_CLOCK_SKEW`): a calibration or screening "from 2099" would never expire, defeating the
+7-day calibration expiry, the 30-day screening and cramp-training's same-session calibration.
+The gates that take a :class:`Profile` object (:mod:`emsctl.thresholds`,
+:mod:`emsctl.screening`) refuse such dates against their own ``now`` as well. Writing is atomic
+(temporary file + ``os.replace``) and bumps ``revision``; ``profile_version``
+("<schema>.<revision>") goes into every journal. Resolution of program amplitudes lives in
+:mod:`emsctl.thresholds`. This module never touches a device and decides no gate: it stores and
+validates.
 """
 
 from __future__ import annotations
@@ -27,10 +32,18 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 
 import platformdirs
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from .amplitude import Thresholds
-from .datafile import DataFileRefused, read_data_file
+from .datafile import DataFileRefused, read_regular_file
 from .errors import InputError
 from .limits import FREQUENCY_MAX_CEILING_HZ
 from .sites import check_channel_sites
@@ -38,6 +51,7 @@ from .sites import check_channel_sites
 __all__ = [
     "CALIBRATION_CEILING_MA",
     "CALIBRATION_MAX_AGE",
+    "MAX_CLOCK_SKEW",
     "SYNTHETIC_THRESHOLDS",
     "TOL_CAP_FACTOR",
     "Calibration",
@@ -46,6 +60,7 @@ __all__ = [
     "ProfileError",
     "ScreeningAnswers",
     "data_dir",
+    "in_future",
     "load_profile",
     "profile_path",
     "save_profile",
@@ -60,21 +75,55 @@ CALIBRATION_CEILING_MA = 40.0
 TOL_CAP_FACTOR = 0.9
 #: PROGRAMS-BASIS §1: recalibrate after 7 days at most [E].
 CALIBRATION_MAX_AGE = timedelta(days=7)
+#: A stored time may be this far ahead of the clock (clock skew between machines); beyond it
+#: the time is invalid, since a date in the future never expires.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+#: The most a calendar date anywhere on Earth is ahead of UTC (UTC+14).
+_EARLIEST_ZONE = timedelta(hours=14)
 #: The simulator's shipped synthetic person, used for every channel and site (cap 22.5 mA).
 SYNTHETIC_THRESHOLDS = Thresholds(st_ma=6.0, mt_ma=12.0, tol_ma=25.0)
 #: SAFETY-BASIS L6 ceilings, the widest pulse width any calibration can have used.
 _PW_MIN_US, _PW_MAX_US = 50.0, 400.0
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+#: A profile holds at most 64 calibrations: far below this.
+PROFILE_MAX_BYTES = 1024 * 1024
 
 
 class ProfileError(InputError):
     """A profile that cannot be read, is invalid, or lacks what a session needs."""
 
 
-def _aware(value: datetime) -> datetime:
+def in_future(stamp: datetime, now: datetime) -> bool:
+    """True when ``stamp`` is more than :data:`MAX_CLOCK_SKEW` after ``now`` (both aware)."""
+    return stamp > now + MAX_CLOCK_SKEW
+
+
+def _now(info: ValidationInfo) -> datetime | None:
+    """The clock a validation checks dates against: ``context={"now": …}``, which the loader
+    and the writer always pass; a model built in code has none (its gates check ``now``)."""
+    context = info.context
+    now = context.get("now") if isinstance(context, dict) else None
+    return now if isinstance(now, datetime) else None
+
+
+def _aware(value: datetime, info: ValidationInfo) -> datetime:
     if value.tzinfo is None:
         raise ValueError("needs a time zone (write it as e.g. 2025-01-31T20:00:00Z)")
-    return value.astimezone(UTC)
+    value = value.astimezone(UTC)
+    now = _now(info)
+    if now is not None and in_future(value, now):
+        raise ValueError(f"{value:%Y-%m-%d %H:%M} UTC is more than 5 minutes in the future "
+                         f"(the clock says {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC), and a date "
+                         "ahead of the clock would never expire; correct the date or the clock")
+    return value
+
+
+def _past_date(value: date, info: ValidationInfo) -> date:
+    now = _now(info)
+    if now is not None and value > (now.astimezone(UTC) + _EARLIEST_ZONE + MAX_CLOCK_SKEW).date():
+        raise ValueError(f"{value} is in the future (the clock says "
+                         f"{now.astimezone(UTC):%Y-%m-%d} UTC); correct the date or the clock")
+    return value
 
 
 def _site(value: str) -> str:
@@ -170,7 +219,7 @@ class CrampThreshold(BaseModel):
 
     model_config = _STRICT
     frequency_hz: float = Field(ge=2, le=60)
-    measured_on: date
+    measured_on: Annotated[date, AfterValidator(_past_date)]
     measured_by: str = Field(min_length=1, max_length=120)
 
 
@@ -218,24 +267,26 @@ def profile_path(directory: Path | None = None) -> Path:
     return (directory or data_dir()) / "profile.toml"
 
 
-def load_profile(path: Path | None = None) -> Profile:
+def load_profile(path: Path | None = None, *, now: datetime | None = None) -> Profile:
     """Read and validate the profile; an absent file is an empty profile (revision 0).
 
+    ``now`` (default: the clock) is what stored times are checked against: one more than
+    5 minutes ahead of it makes the profile invalid.
+
+    The file is opened without blocking and read only if it is a regular file (a FIFO in its
+    place would otherwise hang every real-device session).
+
     Raises:
-        ProfileError: unreadable, not TOML, writable by others, or invalid; the sentence names
-            the first bad field.
+        ProfileError: unreadable, not a regular file, too large, not TOML, writable by others,
+            or invalid; the sentence names the first bad field.
     """
     path = path or profile_path()
     try:
-        info = path.stat()
-    except FileNotFoundError:
-        return Profile()
-    except OSError as exc:
-        raise ProfileError(f"cannot read profile {path}: {exc.strerror}") from exc
-    try:  # a regular file only, opened without blocking (a FIFO must not hang a run)
-        data = read_data_file(path, PROFILE_MAX_BYTES)
+        data, info = read_regular_file(path, PROFILE_MAX_BYTES)
     except DataFileRefused as exc:
-        raise ProfileError(f"cannot read profile {path}: {exc.reason}") from exc
+        if exc.missing:
+            return Profile()
+        raise ProfileError(f"cannot read profile {path}: {exc.reason}") from None
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ProfileError(f"profile {path} is writable by other users; run 'chmod 600 {path}'")
     try:
@@ -243,7 +294,7 @@ def load_profile(path: Path | None = None) -> Profile:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ProfileError(f"profile {path} is not valid TOML: {exc}") from exc
     try:
-        return Profile.model_validate(raw)
+        return Profile.model_validate(raw, context={"now": now or datetime.now(UTC)})
     except ValidationError as exc:
         raise ProfileError(f"profile {path} is invalid: {_first_error(exc)}") from None
 
@@ -267,12 +318,16 @@ def save_profile(profile: Profile, path: Path | None = None, *, now: datetime | 
     """Write ``profile`` atomically (mode 0600) with the revision bumped; return what was written.
 
     Raises:
-        ProfileError: the folder or file could not be written.
+        ProfileError: the folder or file could not be written, or the profile holds a date more
+            than 5 minutes after ``now`` (default: the clock).
     """
     path = path or profile_path()
-    stamped = profile.model_copy(update={"revision": profile.revision + 1,
-                                         "updated_utc": (now or datetime.now(UTC))})
-    stamped = Profile.model_validate(stamped.model_dump(by_alias=True))  # never write invalid
+    now = now or datetime.now(UTC)
+    stamped = profile.model_copy(update={"revision": profile.revision + 1, "updated_utc": now})
+    try:  # never write what loading would refuse
+        stamped = Profile.model_validate(stamped.model_dump(by_alias=True), context={"now": now})
+    except ValidationError as exc:
+        raise ProfileError(f"profile not saved: {_first_error(exc)}") from None
     text = dump_toml(stamped.model_dump(by_alias=True, exclude_none=True))
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

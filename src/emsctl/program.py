@@ -55,8 +55,9 @@ Amplitude = Annotated[
                 {"type": "number", "minimum": 0, "description": "absolute amplitude in mA"},
                 {
                     "type": "string",
-                    "pattern": r"^\s*(\d+(\.\d+)?\s*(mA)?|(ST|MT|TOL)(\s*[+-]\s*\d+(\.\d+)?\s*%)?"
-                    r"|\d+(\.\d+)?\s*[*×]\s*(ST|MT|TOL))\s*$",
+                    "pattern": r"^\s*([0-9]+(\.[0-9]+)?\s*(mA)?"
+                    r"|(ST|MT|TOL)(\s*[+-]\s*[0-9]+(\.[0-9]+)?\s*%)?"
+                    r"|[0-9]+(\.[0-9]+)?\s*[*×]\s*(ST|MT|TOL))\s*$",
                     "description": "'12mA', 'MT', 'MT+10%', 'ST-5%' or '0.6*TOL'",
                 },
             ]

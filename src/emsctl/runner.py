@@ -39,6 +39,7 @@ from .ledger import (
     check_cramp_training,
     check_dose,
     end_session,
+    local_now,
     past_sessions,
 )
 from .limits import Limits
@@ -169,7 +170,7 @@ def preflight(
         raise InputError(f"'{program.name}' is an expert program; it needs --expert")
     driver = open_driver(device)
     simulated = driver.simulated
-    now = now or datetime.now(UTC).astimezone()
+    now = now or local_now()  # the system's zone, never $TZ (the daytime rule)
     if simulated and not sim_profile:
         profile = None  # the shipped synthetic person; the user's files play no part
     elif profile is None:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from pydantic import ValidationError
 
 from .errors import InputError
-from .profile import ScreeningAnswers
+from .profile import ScreeningAnswers, in_future
 
 __all__ = [
     "LEG_REGIONS",
@@ -110,8 +110,10 @@ WARNINGS: tuple[str, ...] = (
 
 
 def is_current(answers: ScreeningAnswers | None, now: datetime) -> bool:
-    """True when the questionnaire was answered within the last 30 days (L24)."""
-    return answers is not None and now - answers.answered_utc <= SCREENING_MAX_AGE
+    """True when the questionnaire was answered within the last 30 days (L24), and not after
+    ``now`` (more than 5 minutes ahead of the clock: such answers would never expire)."""
+    return (answers is not None and not in_future(answers.answered_utc, now)
+            and now - answers.answered_utc <= SCREENING_MAX_AGE)
 
 
 def _is_leg(site: str) -> bool:
@@ -122,12 +124,17 @@ def evaluate(answers: ScreeningAnswers | None, sites: Iterable[str], now: dateti
     """Apply the §6.1 gate to a session on ``sites``.
 
     Raises:
-        GateRefused: not answered or older than 30 days; an implanted device (hard block, no
-            override); under 18; a condition without a doctor's approval; a blocked site.
+        GateRefused: not answered, older than 30 days or dated in the future; an implanted
+            device (hard block, no override); under 18; a condition without a doctor's
+            approval; a blocked site.
     """
     if answers is None:
         raise GateRefused("the safety questionnaire has not been answered; run the session in a "
                           "terminal to answer it")
+    if in_future(answers.answered_utc, now):
+        raise GateRefused(f"the safety questionnaire is dated {answers.answered_utc:%Y-%m-%d}, in "
+                          "the future, so it would never expire; run the session in a terminal "
+                          "to answer it again")
     if not is_current(answers, now):
         raise GateRefused(f"the safety questionnaire of {answers.answered_utc:%Y-%m-%d} is older "
                           "than 30 days; run the session in a terminal to confirm it again")

@@ -7,8 +7,12 @@ Controls: :meth:`Session.stop` is immediate and bypasses any queue (the driver's
 never waits behind a pending command); pause drops to zero at once and freezes the program
 clock; resume soft-starts from zero (L14, L15); intensity increases are slew-limited (L17).
 Telemetry: electrode off pauses and tells the user; link loss, device errors, resets and a
-low battery end the session as a fault. On every exit path — normal end, stop, signal,
-exception — the device is stopped and left at zero.
+low battery end the session as a fault, and so does a ``strength`` report (the device's own
+account of the current it applies) that differs by more than one device step from every
+amplitude the session asked for on that channel within :data:`STRENGTH_WINDOW_S` — higher
+(a knob turned, a miscalibrated output stage) or lower alike (HZ-01: the device is the source of
+truth). On every exit path — normal end, stop, signal, exception — the device is stopped and
+left at zero.
 
 The session never reads the wall clock: time is ``loop.time()`` of the running clock.
 """
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -38,6 +44,9 @@ STALE_AFTER_S = 1.0
 #: A pause longer than this ends the session: nobody may be there to resume it (a pipe, a user
 #: who left), and a session must not run on without bound at zero (L19: sessions are finite).
 PAUSE_LIMIT_S = 600.0
+#: A strength report may answer any amplitude asked for this recently (reports of a change can
+#: arrive after the next change was sent, e.g. a Coyote B1 a few frames late).
+STRENGTH_WINDOW_S = 1.0
 
 
 def session_lease_s(capabilities: Capabilities, limits: Limits) -> float:
@@ -172,6 +181,11 @@ class Session:
         self._made: list[tuple[tuple[float, float, float, float, int], ChannelSetpoint]] = [
             ((0.0, 0.0, 0.0, 0.0, 0), ZERO)] * caps.channels
         self._stale_applies = "ack" in caps.telemetry
+        # per device channel: (loop time, amplitude) of every change asked for, pruned to the
+        # ones in force within STRENGTH_WINDOW_S; strength reports are judged against them
+        self._asked: list[deque[tuple[float, float]]] = [
+            deque([(-math.inf, 0.0)]) for _ in range(caps.channels)]
+        self._running = False
         self._events: list[str] = []
         self._stop_task: asyncio.Future[None] | None = None
         driver.add_listener(self._on_telemetry)
@@ -241,6 +255,7 @@ class Session:
         """Run the plan to its end or until stopped; always leaves the device at zero."""
         loop = asyncio.get_running_loop()
         start_s = self._start_s = loop.time()
+        self._running = True
         if self.state.paused:  # paused before the start: the pause counts from the start
             self._paused_at_s = start_s
         stim_time_s = 0.0
@@ -284,6 +299,8 @@ class Session:
                 # the lease long before the device's watchdog would silence it
                 if (checked is not last_sent and checked != last_sent) \
                         or now_s - last_sent_s >= heartbeat_s:
+                    # asked for before it is sent: a device may report it during the send
+                    self._note_asked(now_s, checked)
                     await self.driver.apply(checked, self.lease_s)
                     last_sent, last_sent_s = checked, now_s
                     if self.journal is not None:
@@ -470,6 +487,36 @@ class Session:
                       f"{': ' + telemetry.message if telemetry.message else ''}")
         elif kind == "battery" and telemetry.value is not None and telemetry.value <= 10:
             self.stop("fault", f"device battery low ({telemetry.value:.0f} %)")  # HZ-17
+        elif kind == "strength" and telemetry.channel is not None \
+                and telemetry.value is not None:
+            self._check_strength(telemetry.channel, telemetry.value, telemetry.t_s)
+
+    def _note_asked(self, now_s: float, setpoints: tuple[ChannelSetpoint, ...]) -> None:
+        for asked, sp in zip(self._asked, setpoints, strict=False):
+            if asked[-1][1] != sp.amplitude_ma:
+                asked.append((now_s, sp.amplitude_ma))
+            self._prune(asked, now_s)
+
+    @staticmethod
+    def _prune(asked: deque[tuple[float, float]], now_s: float) -> None:
+        # an entry is in force until the next one starts: drop those that ended before the window
+        while len(asked) > 1 and asked[1][0] < now_s - STRENGTH_WINDOW_S:
+            asked.popleft()
+
+    def _check_strength(self, channel: int, value_ma: float, t_s: float) -> None:
+        """HZ-01: a device that reports a strength nobody asked for ends the session."""
+        if not self._running or self._stop_reason is not None \
+                or not 1 <= channel <= len(self._asked):
+            return  # before the start (a connect zeroing a device) or while stopping
+        asked = self._asked[channel - 1]
+        self._prune(asked, t_s)
+        tolerance_ma = self.driver.capabilities.amplitude_step_ma + 1e-6
+        if math.isfinite(value_ma) and any(abs(value_ma - a) <= tolerance_ma for _, a in asked):
+            return
+        latest_ma = asked[-1][1]
+        where = "above" if not value_ma <= latest_ma else "below"
+        self.stop("fault", f"the device reports a strength of {value_ma:g} mA on channel "
+                  f"{channel}, {where} the {latest_ma:g} mA asked for")
 
     def _telemetry_stale(self) -> bool:
         if "ack" not in self.driver.capabilities.telemetry:

@@ -2,7 +2,9 @@
 
 ``resolve_thresholds`` picks, for every channel of a program, the calibration for the same device
 kind, channel, site and pad set, measured at the program's calibration frequency and width
-(HZ-14), and not older than 7 days (per session, i.e. 30 min, for ``cramp-training``). It returns
+(HZ-14), and not older than 7 days (per session, i.e. 30 min, for ``cramp-training``) — nor
+more than 5 minutes newer than ``now``: a calibration dated ahead of the clock would never
+expire, so it is no calibration at all. It returns
 the thresholds and the per-channel caps min(0.9 × TOL, L3) that :func:`emsctl.plan.compile_plan`
 takes; the compiler limits resolved amplitudes to those caps and says so in ``plan.notes``.
 
@@ -26,6 +28,7 @@ from .profile import (
     Calibration,
     Profile,
     ProfileError,
+    in_future,
 )
 from .program import Program
 
@@ -92,7 +95,7 @@ def resolve_thresholds(
     synthetic = False
     for channel in program.channels:
         entry, problem = _pick(profile, key, channel.id, channel.site, pad_set, freq, width,
-                               oldest)
+                               oldest, now)
         if entry is not None:
             thresholds[channel.id] = entry.thresholds
             caps[channel.id] = entry.cap_for(peak_limit_ma)
@@ -112,7 +115,7 @@ def resolve_thresholds(
 
 
 def _pick(profile: Profile | None, key: str, channel: int, site: str, pad_set: str,
-          frequency_hz: float, pulse_width_us: float, oldest: datetime
+          frequency_hz: float, pulse_width_us: float, oldest: datetime, now: datetime
           ) -> tuple[Calibration | None, str]:
     if profile is None:
         return None, "has no usable profile"
@@ -124,6 +127,9 @@ def _pick(profile: Profile | None, key: str, channel: int, site: str, pad_set: s
         return None, (f"was not calibrated at {frequency_hz:g} Hz / {pulse_width_us:g} µs, the "
                       "program's calibration settings")
     newest = at_settings[0]
+    if in_future(newest.measured_utc, now):
+        return None, (f"calibration of {newest.measured_utc:%Y-%m-%d %H:%M} UTC is dated in the "
+                      "future and would never expire")
     if newest.measured_utc < oldest:
         return None, f"calibration of {newest.measured_utc:%Y-%m-%d %H:%M} UTC has expired"
     return newest, ""

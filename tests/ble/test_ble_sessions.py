@@ -69,7 +69,7 @@ amplitude = "MT-10%"
 amplitude_cap = "MT"
 """
 COYOTE_URL = "sim+coyote3?ma_per_step=0.2&us_per_intensity=3"
-OPENEMS_URL = "sim+openems+ble?ma_at_100=40&frequency_hz=80&pulse_width_us=180"
+OPENEMS_URL = "sim+openems+ble?ma_at_100=16&frequency_hz=80&pulse_width_us=180"
 
 
 def prepare(tmp_path: Path, url: str, *faults: Fault) -> Prepared:

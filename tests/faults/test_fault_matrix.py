@@ -94,6 +94,7 @@ CLI_CASES = [
     ("openems", "disconnect", "link to the device lost"),
     ("sciencemode2", "busy", "busy"),
     ("coyote3", "strength_change", "above the"),
+    ("sim", "wrong_current", "above the"),
     ("openems", "corrupt_bytes", "which was not sent"),
 ]
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, time, timedelta, timezone
 from pathlib import Path
+from time import tzset
 
 import pytest
 from person_helpers import NOW, REAL_URL, at, write_journal
@@ -197,3 +199,44 @@ def test_cramp_training_at_most_twice_a_week_per_leg() -> None:
 def test_other_programs_do_not_count_toward_cramp_training() -> None:
     check_cramp_training([session(day(9)), session(day(9, days=1))], ("calf-left",),
                          day(12, days=1))
+
+
+# ------------------------------------------- local time is the system's zone, never $TZ
+
+
+@pytest.fixture
+def tz_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Set ``TZ`` for this process as a one-command ``TZ=… emsctl`` would; restored after."""
+    def set_tz(value: str) -> None:
+        monkeypatch.setenv("TZ", value)
+        tzset()
+    yield set_tz
+    monkeypatch.undo()
+    tzset()
+
+
+def test_the_system_zone_comes_from_etc_localtime_not_from_tz(tz_env: Callable[[str], None]
+                                                              ) -> None:
+    from zoneinfo import ZoneInfo
+
+    from emsctl import ledger
+
+    with open("/etc/localtime", "rb") as handle:
+        configured = ZoneInfo.from_file(handle)
+    moment = datetime.now(UTC)
+    for value in ("XXX-14", "XXX+12", "UTC"):  # POSIX: "XXX-14" is UTC+14
+        tz_env(value)
+        zone = ledger.system_zone()
+        assert zone is not None
+        assert zone.utcoffset(moment) == configured.utcoffset(moment)
+        assert ledger.local_now().utcoffset() == configured.utcoffset(moment)
+
+
+def test_a_system_without_a_zone_refuses_cramp_training(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    from emsctl import ledger
+
+    monkeypatch.setattr(ledger, "SYSTEM_ZONE_FILE", tmp_path / "no-localtime")
+    assert ledger.system_zone() is None
+    with pytest.raises(GateRefused, match="system's time zone"):
+        check_cramp_training([], ("calf-left",), ledger.local_now())

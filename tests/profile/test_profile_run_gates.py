@@ -233,3 +233,87 @@ def test_sim_profile_runs_the_simulator_with_your_sim_calibrations(dirs: dict[st
     assert peak == pytest.approx(8.8)  # MT+10 % of 8 mA
     (summary,) = list_journals(dirs["journals"])
     assert read_journal(summary.path).header["profile_version"] == "1.1"
+
+
+# --------------------------------------------------------------- dates ahead of the clock
+
+FUTURE_STAMP = "2099-01-01T00:00:00+00:00"
+
+
+def _profile_with(dirs: dict[str, Path], field: str) -> None:
+    """A valid profile saved for relaxation, then one ``field`` edited to the year 2099."""
+    path = dirs["data"] / "profile.toml"
+    save_profile(now_profile(), path)
+    lines = path.read_text().splitlines(keepends=True)
+    index = next(i for i, line in enumerate(lines) if line.startswith(f"{field} = "))
+    lines[index] = f"{field} = {FUTURE_STAMP}\n"
+    path.write_text("".join(lines))
+
+
+@pytest.mark.parametrize(("field", "where"), [
+    ("measured_utc", "calibrations[0].measured_utc"),
+    ("answered_utc", "screening.answered_utc"),
+])
+def test_a_profile_dated_in_the_future_is_refused_before_any_port(
+        dirs: dict[str, Path], no_port: list[str], field: str, where: str) -> None:
+    _profile_with(dirs, field)
+    code, _, err = run("relaxation", "--device", REAL_URL, "--yes")
+    assert code == 2 and not no_port
+    assert f"{where}: 2099-01-01 00:00 UTC is more than 5 minutes in the future" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_future_dates_expire_nothing_in_the_gates_given_a_profile_object() -> None:
+    """The API path (a Profile built in code, never loaded): each gate refuses a date ahead of
+    ``now`` itself — the 7-day expiry, the 30-day screening and cramp-training's
+    same-session calibration."""
+    future = datetime(2099, 1, 1, tzinfo=UTC)
+    loaded = load_program("relaxation")
+    ahead = relaxation_profile(future)
+    with pytest.raises(ProfileError, match="in the future"):
+        preflight(loaded, REAL_URL, DEFAULTS, profile=ahead, now=NOW, past=[])
+    screened_ahead = relaxation_profile(NOW).model_copy(update={"screening": answers(future)})
+    with pytest.raises(GateRefused, match="in the future"):
+        prepare_run(loaded, REAL_URL, DEFAULTS, profile=screened_ahead, now=NOW, past=[],
+                    session_checks=NO_FLAGS)
+    cramp = load_program("cramp-training")
+    with pytest.raises(ProfileError, match="in the future"):  # "same session" needs the past
+        preflight(cramp, REAL_URL, DEFAULTS, profile=cramp_profile(future + timedelta(
+            minutes=10)), expert=True, now=DAYTIME, past=[])
+
+
+# ------------------------------------ cramp-training's daytime: the system zone, not $TZ
+
+
+def _offset_for(hour: int, now: datetime) -> int:
+    """Whole hours to add to UTC so that the local time is ``hour``:xx now (−12…+14)."""
+    offset = (hour - now.hour) % 24
+    return offset - 24 if offset > 14 else offset
+
+
+@pytest.mark.parametrize(("system_hour", "tz_hour", "refused"), [(12, 0, False), (0, 12, True)])
+def test_the_cramp_training_daytime_gate_ignores_tz(
+        dirs: dict[str, Path], no_port: list[str], monkeypatch: pytest.MonkeyPatch,
+        system_hour: int, tz_hour: int, refused: bool) -> None:
+    """``TZ=<a zone where it is daytime> emsctl run cramp-training`` at night is still night;
+    and a TZ where it is night does not refuse a daytime session."""
+    import time as time_module
+
+    from emsctl import ledger
+
+    now = datetime.now(UTC)
+    system = timezone(timedelta(hours=_offset_for(system_hour, now)))
+    monkeypatch.setattr(ledger, "system_zone", lambda: system, raising=False)
+    tz_offset = _offset_for(tz_hour, now)
+    monkeypatch.setenv("TZ", f"XXX{-tz_offset:+d}")  # POSIX signs are reversed
+    time_module.tzset()
+    try:
+        save_profile(cramp_profile(now - timedelta(minutes=5)), dirs["data"] / "profile.toml")
+        code, _, err = run("cramp-training", "--device", REAL_URL, "--expert", "--yes")
+    finally:
+        monkeypatch.undo()
+        time_module.tzset()
+    assert code == 2 and not no_port
+    assert ("only between 08:00 and 20:00" in err) is refused, err
+    if not refused:  # past the daytime gate: stopped where a real device needs a terminal
+        assert "need a terminal" in err

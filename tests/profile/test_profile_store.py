@@ -99,3 +99,60 @@ def test_cap_is_min_of_ninety_percent_tol_and_l3() -> None:
     entry = relaxation_profile(tol_ma=40.0).calibrations[0]
     assert entry.cap_for(40.0) == pytest.approx(36.0)
     assert entry.cap_for(30.0) == 30.0
+
+
+# --- dates ahead of the clock never expire, so they are invalid --------------------------------
+
+FUTURE = "2099-01-01T00:00:00+00:00"
+
+
+def _with_stamp(tmp_path: Path, field: str, stamp: str) -> Path:
+    """A profile saved at NOW whose first ``field = <datetime>`` line now says ``stamp``."""
+    path = tmp_path / "profile.toml"
+    save_profile(relaxation_profile(), path, now=NOW)
+    lines = path.read_text().splitlines(keepends=True)
+    index = next(i for i, line in enumerate(lines) if line.startswith(f"{field} = "))
+    lines[index] = f"{field} = {stamp}\n"
+    path.write_text("".join(lines))
+    return path
+
+
+@pytest.mark.parametrize(("field", "where"), [
+    ("measured_utc", "calibrations[0].measured_utc"),
+    ("answered_utc", "screening.answered_utc"),
+    ("updated_utc", "updated_utc"),
+])
+def test_a_timestamp_in_the_future_is_refused_naming_the_field(tmp_path: Path, field: str,
+                                                               where: str) -> None:
+    path = _with_stamp(tmp_path, field, FUTURE)
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    message = str(caught.value)
+    assert f"{where}: 2099-01-01 00:00 UTC is more than 5 minutes in the future" in message
+    assert "\n" not in message and "Traceback" not in message
+
+
+def test_five_minutes_ahead_is_clock_skew_and_six_is_refused(tmp_path: Path) -> None:
+    path = _with_stamp(tmp_path, "measured_utc", "2026-03-10T12:05:00+00:00")
+    assert load_profile(path, now=NOW).calibrations[0].measured_utc.minute == 5
+    path = _with_stamp(tmp_path, "measured_utc", "2026-03-10T12:06:00+00:00")
+    with pytest.raises(ProfileError, match=r"calibrations\[0\]\.measured_utc"):
+        load_profile(path, now=NOW)
+
+
+def test_a_ctf_measured_on_a_future_date_is_refused(tmp_path: Path) -> None:
+    path = _saved(tmp_path)
+    with path.open("a") as handle:
+        handle.write('\n[ctf]\nfrequency_hz = 22.0\nmeasured_on = 2099-01-01\n'
+                     'measured_by = "Dr Test"\n')
+    with pytest.raises(ProfileError, match=r"ctf\.measured_on: 2099-01-01 is in the future"):
+        load_profile(path)
+
+
+def test_a_profile_with_a_future_date_is_never_written(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    future = relaxation_profile(datetime(2099, 1, 1, tzinfo=UTC))
+    with pytest.raises(ProfileError, match="in the future"):
+        save_profile(future, tmp_path / "profile.toml")
+    assert not (tmp_path / "profile.toml").exists()

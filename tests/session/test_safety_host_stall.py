@@ -89,6 +89,8 @@ def test_an_openems_update_that_waited_out_a_stall_is_not_sent() -> None:
     driver = open_device("sim+openems?ma_at_100=16&frequency_hz=80&pulse_width_us=180&boot_s=0")
     on = ChannelSetpoint(4.0, 80.0, 180.0)
 
+    driver.set_channel_caps_ma({1: 25.0, 2: 25.0})  # as prepare_run hands them over
+
     async def body() -> None:
         await driver.connect()
         loop = asyncio.get_running_loop()

@@ -10,7 +10,6 @@ also says how fast the simulated output reached zero after "too much". Exit code
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from .common import FiniteFloat, limits_option, load_limits
+from .common import FiniteFloat, json_text, limits_option, load_limits
 
 if TYPE_CHECKING:
     from ..contract import Driver
@@ -176,11 +175,12 @@ def _settings(profile: Any, driver: Driver, channel: int, site: str | None,
 def _base_calibration(profile: Any, driver: Driver, channel: int, site: str, pad_set: str,
                       limits: Any, now: datetime) -> Any:
     from ..errors import InputError  # noqa: PLC0415
-    from ..profile import CALIBRATION_MAX_AGE  # noqa: PLC0415
+    from ..profile import CALIBRATION_MAX_AGE, in_future  # noqa: PLC0415
     from ..thresholds import device_key  # noqa: PLC0415
 
     for entry in profile.find(device_key(driver), channel, site, pad_set):
         if (entry.measured_at(BASE_FREQUENCY_HZ, BASE_PULSE_WIDTH_US)
+                and not in_future(entry.measured_utc, now)
                 and now - entry.measured_utc <= CALIBRATION_MAX_AGE):
             return entry
     raise InputError(
@@ -300,7 +300,7 @@ def _save(path: Path, driver: Driver, channel: int, site: str, pad_set: str, set
 
 def _report(data: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
-        click.echo(json.dumps(data, indent=2, default=str))
+        click.echo(json_text(data, default=str))
         return
     def show(v: float | None) -> str:
         return "—" if v is None else f"{v:.1f} mA"

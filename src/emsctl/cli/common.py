@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -13,13 +14,14 @@ import click
 if TYPE_CHECKING:
     from ..limits import Limits
 
-__all__ = ["FiniteFloat", "limits_option", "load_limits"]
+__all__ = ["FiniteFloat", "finite", "json_text", "limits_option", "load_limits"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class FiniteFloat(click.ParamType):  # type: ignore[type-arg]  # generic only from click 8.2
-    """A finite number within a range: click's FloatRange lets NaN through (NaN compares false).
+    """A finite number within a range, in ASCII digits: click's FloatRange lets NaN through (NaN
+    compares false), and float() reads any Unicode digit.
 
     Args:
         low: smallest allowed value. high: largest allowed value (None: no upper bound).
@@ -33,6 +35,10 @@ class FiniteFloat(click.ParamType):  # type: ignore[type-arg]  # generic only fr
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
                 ) -> float:
+        if isinstance(value, str) and not value.isascii():
+            # float() reads any Unicode digit ("٤٠" is 40.0): a number on the command line is
+            # ASCII digits only, as in program files
+            self.fail(f"'{value}' is not a number (use the digits 0-9)", param, ctx)
         try:
             number = float(value)
         except (TypeError, ValueError):
@@ -67,3 +73,28 @@ def load_limits(path: Path | None) -> Limits:
     from ..limits import DEFAULTS, load_limits_file  # noqa: PLC0415
 
     return DEFAULTS if path is None else load_limits_file(path)
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite float (inf, -inf, NaN) replaced by None, recursively
+    through dicts, lists and tuples: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
+
+
+def json_text(data: Any, *, indent: int | None = 2, ensure_ascii: bool = True,
+              default: Callable[[Any], Any] | None = None) -> str:
+    """``data`` as strict JSON (RFC 8259), the only way the CLI prints JSON.
+
+    A journal or any other input can hold numbers that overflow to infinity (``1e999``);
+    ``json.dumps`` would print them as ``Infinity``, which is not JSON. They become ``null``,
+    and ``allow_nan=False`` makes any that slip past (a ``default`` hook's result) an error
+    rather than invalid output.
+    """
+    return json.dumps(finite(data), indent=indent, ensure_ascii=ensure_ascii, allow_nan=False,
+                      default=None if default is None else (lambda o: finite(default(o))))

@@ -12,11 +12,12 @@ service; a machine without Bluetooth gets one sentence on stderr and exit code 1
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
+
+from .common import json_text
 
 __all__ = ["BleRow", "PortRow", "ble_devices", "devices", "guess_device", "serial_ports"]
 
@@ -135,7 +136,7 @@ def devices(ctx: click.Context, fmt: str, ble: bool, scan_s: float) -> None:
         if ble:
             data["ble"] = [asdict(r) for r in ble_rows]
             data["ble_error"] = ble_error
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json_text(data))
         if ble_error is not None:
             ctx.exit(1)
         return

@@ -9,7 +9,6 @@ journals: it never writes, moves or repairs one.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -28,6 +27,7 @@ from ..journal import (
     read_journal,
     summarize,
 )
+from .common import json_text
 
 __all__ = ["history"]
 
@@ -65,7 +65,7 @@ def history(session: str | None, output_format: str, directory: Path | None,
         click.echo(f"wrote {plot_path}")
         return
     if output_format == "json":
-        click.echo(json.dumps(_journal_json(journal), indent=2, ensure_ascii=False))
+        click.echo(json_text(_journal_json(journal), ensure_ascii=False))
     else:
         _show(journal)
 
@@ -113,8 +113,7 @@ def _rows(summaries: Sequence[SessionSummary]) -> list[tuple[str, ...]]:
 
 def _list(summaries: list[SessionSummary], folder: Path, output_format: str) -> None:
     if output_format == "json":
-        click.echo(json.dumps([_summary_json(s) for s in summaries], indent=2,
-                              ensure_ascii=False))
+        click.echo(json_text([_summary_json(s) for s in summaries], ensure_ascii=False))
         return
     for summary in summaries:
         if summary.problem:
@@ -139,7 +138,7 @@ def _list(summaries: list[SessionSummary], folder: Path, output_format: str) -> 
 
 
 def _fields(record: dict[str, JsonValue], skip: Sequence[str]) -> str:
-    return " ".join(f"{key}={json.dumps(value, ensure_ascii=False)}"
+    return " ".join(f"{key}={json_text(value, indent=None, ensure_ascii=False)}"
                     for key, value in record.items() if key not in skip and value not in ("", None))
 
 
@@ -184,4 +183,4 @@ def _show(journal: JournalRecord) -> None:
     delivered = footer.get("delivered")
     if isinstance(delivered, dict):
         for name, figure in delivered.items():
-            click.echo(f"  {name:<24} {json.dumps(figure, ensure_ascii=False)}")
+            click.echo(f"  {name:<24} {json_text(figure, indent=None, ensure_ascii=False)}")

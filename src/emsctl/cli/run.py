@@ -11,16 +11,14 @@ ends with a summary of what was delivered and the journal's path. Exit codes: 0 
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import FiniteFloat, limits_option, load_limits
+from .common import FiniteFloat, json_text, limits_option, load_limits
 
 if TYPE_CHECKING:
     from ..runner import Prepared, RunOutcome
@@ -66,6 +64,7 @@ def run(program: str, device_url: str, speed: str | None, intensity_pct: float, 
     """
     from ..devices import OpenOptions  # noqa: PLC0415
     from ..errors import InputError  # noqa: PLC0415
+    from ..ledger import local_now  # noqa: PLC0415
     from ..loader import load_program  # noqa: PLC0415
     from ..profile import Profile  # noqa: PLC0415
     from ..runner import execute, make_clock, open_driver, preflight, prepare_run  # noqa: PLC0415
@@ -85,7 +84,7 @@ def run(program: str, device_url: str, speed: str | None, intensity_pct: float, 
         raise InputError("--sim-profile only works with the simulator")
     loaded = load_program(program)
     limits = load_limits(limits_path)
-    now = datetime.now(UTC).astimezone()
+    now = local_now()  # the system's time zone, never $TZ: cramp-training's daytime rule
     # profile, CTF, cramp-training and dose refusals come first: no question asked, no port opened
     # the dose ledger is the user's one file (read when past is None): --journal-dir moves only
     # the journal
@@ -162,7 +161,7 @@ def _summarize(outcome: RunOutcome, fmt: str) -> None:
         "delivered": outcome.delivered,
     }
     if fmt == "json":
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json_text(data))
         return
     click.echo(f"Session {result.end_reason}: {result.message}. "
                f"Stimulation time {result.stim_time_s / 60:.1f} min.")

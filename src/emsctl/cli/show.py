@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .common import limits_option, load_limits
+from .common import json_text, limits_option, load_limits
 
 __all__ = ["programs", "schema", "show", "worst_case"]
 
@@ -104,7 +103,7 @@ def show(program: str, fmt: str, limits_path: Path | None) -> None:
     """Show PROGRAM (a built-in name or a file): phases, total time, worst-case figures."""
     info = worst_case(program, limits_path)
     if fmt == "json":
-        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        click.echo(json_text(info, ensure_ascii=False))
         return
     click.echo(f"{info['title']} ({info['name']}){'  [expert]' if info['expert'] else ''}")
     click.echo(f"Purpose: {info['purpose']}.  Evidence: {info['evidence']}")
@@ -160,7 +159,7 @@ def programs(folder: Path | None, fmt: str) -> None:
                      "duration_s": program.duration_s, "expert": program.expert,
                      "builtin": source in builtin_names()})
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        click.echo(json_text(rows, ensure_ascii=False))
         return
     click.echo(f"{'name':<18}{'min':>6}  {'purpose':<12}title")
     for r in rows:
@@ -177,4 +176,4 @@ def schema() -> None:
     """Print the JSON Schema of program files."""
     from ..program import Program  # noqa: PLC0415
 
-    click.echo(json.dumps(Program.model_json_schema(by_alias=True), indent=2, ensure_ascii=False))
+    click.echo(json_text(Program.model_json_schema(by_alias=True), ensure_ascii=False))

@@ -31,7 +31,6 @@ Formats:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,7 +38,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import EmsError
-from .common import limits_option, load_limits
+from .common import json_text, limits_option, load_limits
 
 if TYPE_CHECKING:
     from ..contract import Capabilities
@@ -204,9 +203,9 @@ def _summary(results: list[FileResult]) -> str:
 def _report(results: list[FileResult], fmt: str, *, quiet: bool, verbose: bool) -> None:
     if fmt == "json":
         shown = [r for r in results if r.status != "ok"] if quiet else results
-        click.echo(json.dumps({"files": [r.as_dict(verbose) for r in shown],
-                               "valid": all(r.status == "ok" for r in results),
-                               "summary": _summary(results)}, indent=2, ensure_ascii=False))
+        click.echo(json_text({"files": [r.as_dict(verbose) for r in shown],
+                              "valid": all(r.status == "ok" for r in results),
+                              "summary": _summary(results)}, ensure_ascii=False))
         return
     for r in results:
         if r.status == "ok" and not quiet:
