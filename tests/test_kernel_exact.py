@@ -712,7 +712,8 @@ def _burst_plan(rate_hz: float, pulses: int, amp: float = 40.0) -> Plan:
 
 
 def test_rms_of_bursts_counts_bursts_times_pulses_not_the_inner_rate() -> None:
-    # 40 mA, 200 µs: N = 2 × 10 = 20 pulses/s → I_rms² = 1600 · 0.008 = 12.8 (3.58 mA);
+    # 40 mA, 200 µs: at a whole burst rate N = 2 × 10 = 20 pulses/s → I_rms² = 1600 · 0.008
+    # = 12.8 (3.58 mA);
     # at the inner 100 Hz it would be 64 (8 mA); at 2 / 10 = 0.2 it would be 0.128 (0.36 mA)
     assert [b[3] for b in blocks(_burst_plan(2.0, 10), tighten(CEILINGS, rms_ma=3.5))
             if b[0] == "L4"] == [3.577709]
@@ -721,8 +722,11 @@ def test_rms_of_bursts_counts_bursts_times_pulses_not_the_inner_rate() -> None:
 
 
 def test_bursts_slower_than_one_per_second_are_still_bursts() -> None:
-    # 0.5 bursts/s × 10 pulses = 5 pulses/s: I_rms = 40 · √(2·200·5e-6) = 1.789 mA
-    assert [b for b in blocks(_burst_plan(0.5, 10), tighten(CEILINGS, rms_ma=1.8))
+    # 0.5 bursts/s × 10 pulses at 100 Hz: the worst 1 s window holds a whole burst, N = 10
+    # (not 0.5 × 10 = 5): I_rms = 40 · √(2·200·10e-6) = 2.530 mA (at N = 5 it was 1.789 mA)
+    assert [b[3] for b in blocks(_burst_plan(0.5, 10), tighten(CEILINGS, rms_ma=2.5))
+            if b[0] == "L4"] == [2.529822]
+    assert [b for b in blocks(_burst_plan(0.5, 10), tighten(CEILINGS, rms_ma=2.53))
             if b[0] == "L4"] == []
     limits = limits_from_mapping({"soft_start_min_s": 2.0})
     long_burst_train = plan_of([seg(0, 10, 0, 10, 100.0, 100.0, (0.5, 10)),

@@ -143,7 +143,11 @@ def _brute_force(plan: Plan, lim: Limits, per_segment: int = 64) -> dict[str, fl
         pw = seg["pw0_us"][:, None] + (seg["pw1_us"] - seg["pw0_us"])[:, None] * x
         freq = seg["freq0_hz"][:, None] + (seg["freq1_hz"] - seg["freq0_hz"])[:, None] * x
         burst = (seg["burst_rate_hz"] > 0)[:, None]
-        rate = np.where(burst, (seg["burst_rate_hz"] * seg["burst_pulses"])[:, None], freq)
+        # bursts: N, the most pulses in any 1 s window (checked against expanded pulse times
+        # in tests/test_pulse_window.py)
+        burst_n = formulas.pulses_per_s_array(freq, seg["burst_rate_hz"][:, None],
+                                              seg["burst_pulses"][:, None])
+        rate = np.where(burst, burst_n, freq)
         live = amp > 0
         area = cplan.electrode_area_cm2
         q = formulas.phase_charge_uc_array(amp, pw)

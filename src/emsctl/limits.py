@@ -538,9 +538,10 @@ def check_pulse(
         amplitude_ma: Peak phase current in mA.
         pulse_width_us: Phase width in µs.
         frequency_hz: Pulse rate in Hz; for bursts the inner rate (L7 checks it).
-        pulses_per_s: Largest number of pulses in any 1 s window (N in §3): the frequency for
-            continuous trains and on/off trains with ON ≥ 1 s, bursts/s × pulses per burst for
-            bursts.
+        pulses_per_s: Largest number of pulses in any 1 s window (N in §3), from
+            :func:`emsctl.formulas.pulses_per_s`: the frequency for continuous trains and
+            on/off trains with ON ≥ 1 s; for bursts the exact count of the fullest window
+            (bursts/s × pulses per burst only at a whole number of bursts per second).
         area_cm2: Smallest electrode area in cm².
         limits: The effective limits.
 
