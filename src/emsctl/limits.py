@@ -39,6 +39,7 @@ __all__ = [
     "DC_MEAN_MAX_UA",
     "DEFAULTS",
     "ELECTRODE_AREA_MIN_CEILING_CM2",
+    "EMS_ELECTRODE_AREA_MIN_CM2",
     "ENERGY_PER_PULSE_CEILING_MJ",
     "FREQUENCY_MAX_CEILING_HZ",
     "FREQUENCY_MIN_CEILING_HZ",
@@ -65,6 +66,7 @@ __all__ = [
     "SOFT_START_MIN_CEILING_S",
     "STOP_TO_WIRE_MAX_S",
     "STOP_TO_ZERO_MAX_S",
+    "TENS_PURPOSES",
     "TETANIC_FREQUENCY_HZ",
     "TRAIN_OFF_MIN_CEILING_S",
     "TRAIN_ON_MAX_CEILING_S",
@@ -79,6 +81,7 @@ __all__ = [
     "at_least_as_tight",
     "check_pulse",
     "check_train",
+    "electrode_area_min_cm2",
     "intersect",
     "limits_from_mapping",
     "load_limits_file",
@@ -98,6 +101,9 @@ CURRENT_DENSITY_CEILING_MA_CM2: Final = 2.0  # L9: block strictly above 2.0; exa
 POWER_DENSITY_CEILING_W_CM2: Final = 0.25  # L10: strict, P/A must stay below 0.25
 ENERGY_PER_PULSE_CEILING_MJ: Final = 300.0  # L11: assertion only, never binds (2.56 mJ max)
 ELECTRODE_AREA_MIN_CEILING_CM2: Final = 4.0  # L13: reject pads below 4 cm²
+EMS_ELECTRODE_AREA_MIN_CM2: Final = 16.0  # L13: EMS programs need pads of ≥ 16 cm² (≈ 4 × 4 cm)
+#: Program purposes that are TENS; every other purpose is EMS (muscle stimulation) for L13.
+TENS_PURPOSES: Final = frozenset({"tens"})
 SOFT_START_MIN_CEILING_S: Final = 2.0  # L15
 RAMP_MIN_CEILING_S: Final = 0.5  # L16: contraction ramps, each
 PLAN_RISE_CEILING_MA_PER_S: Final = 80.0  # L16 family [E]: amplitude rise inside a plan
@@ -170,7 +176,8 @@ LIMIT_SPECS: Final[Mapping[str, LimitSpec]] = MappingProxyType(
         ),
         # L10: the field is "≤ value"; the kernel also blocks P/A ≥ 0.25 (strict ceiling).
         "power_density_w_cm2": LimitSpec("L10", "W/cm²", _S, POWER_DENSITY_CEILING_W_CM2, 0.05),
-        # L13 default 4 cm²: the ≥ 16 cm² of EMS programs is a program rule (W5 passes defaults).
+        # L13 default 4 cm²: the ≥ 16 cm² of EMS programs is a program rule (W5 passes defaults),
+        # EMS_ELECTRODE_AREA_MIN_CM2 through electrode_area_min_cm2().
         "electrode_area_min_cm2": LimitSpec("L13", "cm²", _L, ELECTRODE_AREA_MIN_CEILING_CM2, 4.0),
         "soft_start_min_s": LimitSpec("L15", "s", _L, SOFT_START_MIN_CEILING_S, 5.0),
         "ramp_min_s": LimitSpec("L16", "s", _L, RAMP_MIN_CEILING_S, 1.0),
@@ -520,6 +527,18 @@ class Finding:
 def _finding(name: str, value: float, relation: str, allowed: float) -> Finding:
     spec = LIMIT_SPECS[name]
     return Finding(spec.limit_id, name, value, relation, allowed, spec.unit)
+
+
+def electrode_area_min_cm2(limits: Limits, purpose: str | None) -> float:
+    """The smallest pad (L13) a program of ``purpose`` may use under ``limits``.
+
+    TENS programs: the limit in force (4 cm² by default). Every other purpose is EMS (muscle
+    stimulation) and needs at least :data:`EMS_ELECTRODE_AREA_MIN_CM2` (16 cm²); so does a
+    program of unknown purpose (``None``), the stricter case.
+    """
+    if purpose in TENS_PURPOSES:
+        return limits.electrode_area_min_cm2
+    return max(limits.electrode_area_min_cm2, EMS_ELECTRODE_AREA_MIN_CM2)
 
 
 def check_pulse(

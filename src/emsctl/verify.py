@@ -18,7 +18,7 @@ import numpy.polynomial.polynomial as P
 import numpy.typing as npt
 
 from . import formulas
-from .limits import POWER_DENSITY_CEILING_W_CM2, Limits
+from .limits import POWER_DENSITY_CEILING_W_CM2, Limits, electrode_area_min_cm2
 from .plan import ChannelPlan, Plan
 
 if TYPE_CHECKING:
@@ -78,10 +78,13 @@ def _check_channel(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violatio
         out.append(Violation(limit_id, ch, float(seg["t0_s"][index]), value, allowed, message,
                              severity))
 
-    if area < lim.electrode_area_min_cm2 - _EPS:
-        out.append(Violation("L13", ch, 0.0, area, lim.electrode_area_min_cm2,
-                             f"electrode area {area:g} cm² is under "
-                             f"{lim.electrode_area_min_cm2:g} cm²"))
+    need = electrode_area_min_cm2(lim, plan.purpose)  # 16 cm² unless TENS
+    if area < need - _EPS:
+        why = "" if need <= lim.electrode_area_min_cm2 else (
+            f", the smallest pad for EMS programs; only TENS programs may use pads down to "
+            f"{lim.electrode_area_min_cm2:g} cm²")
+        out.append(Violation("L13", ch, 0.0, area, need,
+                             f"electrode area {area:g} cm² is under {need:g} cm²{why}"))
     a0, a1 = seg["amp0_ma"], seg["amp1_ma"]
     live = (a0 > 0) | (a1 > 0)
     peak = np.maximum(a0, a1)
