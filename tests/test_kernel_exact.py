@@ -739,6 +739,12 @@ def test_rms_of_bursts_counts_bursts_times_pulses_not_the_inner_rate() -> None:
             if b[0] == "L4"] == []
 
 
+def test_one_burst_a_second_is_counted_as_bursts_not_at_the_inner_rate() -> None:
+    # 1 burst/s × 10 pulses at 100 Hz: N = 10 → I_rms = 40 · √(2·200·10e-6) = 2.530 mA
+    assert [b[3] for b in blocks(_burst_plan(1.0, 10), tighten(CEILINGS, rms_ma=2.5))
+            if b[0] == "L4"] == [2.529822]
+
+
 def test_bursts_slower_than_one_per_second_are_still_bursts() -> None:
     # 0.5 bursts/s × 10 pulses at 100 Hz: the worst 1 s window holds a whole burst, N = 10
     # (not 0.5 × 10 = 5): I_rms = 40 · √(2·200·10e-6) = 2.530 mA (at N = 5 it was 1.789 mA)

@@ -125,6 +125,38 @@ def test_n_is_exact_on_a_window_edge() -> None:
     assert formulas.pulses_per_s_exact(Fraction(1, 3) * 90, 3, 10) == 30
 
 
+def test_n_edge_inputs_and_refusals() -> None:
+    assert formulas.pulses_per_s_exact(0) == 0
+    assert formulas.pulses_per_s_exact(0.5) == Fraction(1, 2)
+    assert formulas.pulses_per_s(0.5) == 0.5  # continuous: N = f even below 1 Hz
+    assert formulas.pulses_per_s_exact(0, 2, 10) == 0  # no inner rate: no pulses
+    assert formulas.pulses_per_s_exact(100, 2, 0) == 0  # bursts of no pulses
+    assert formulas.pulses_per_s_exact(100, 2) == 0 and formulas.pulses_per_s(100.0, 2.0) == 0
+    assert formulas.pulses_per_s_exact(100, 1, 1) == 1
+    for args in ((-1,), (100, -1, 10), (100, 2, -1), (-100, 2, 10)):
+        with pytest.raises(ValueError, match=r"^pulse and burst rates and pulse counts cannot "
+                           r"be negative$"):
+            formulas.pulses_per_s_exact(*args)
+    with pytest.raises(ValueError):
+        formulas.pulses_per_s(100.0, float("nan"), 10)
+
+
+@pytest.mark.parametrize(
+    ("frequency", "rate", "pulses", "expected"),
+    [
+        (8.0, 2.0, 10, 20),  # 1.125 s bursts every 0.5 s
+        (10.0, 3.0, 10, 30),  # 0.9 s bursts every 1/3 s
+        (7.0, 1.5, 20, 31),  # pulses of 3 bursts, unevenly interleaved
+        (1.0, 10.0, 100, 1000),  # 99 s bursts every 0.1 s: 1 pulse each from 1000 bursts
+    ],
+)
+def test_overlapping_bursts_are_counted_exactly(frequency: float, rate: float, pulses: int,
+                                                expected: int) -> None:
+    # the program model and the guard refuse these; verify still counts them exactly
+    assert formulas.pulses_per_s(frequency, rate, pulses) == expected
+    assert _brute_force_n(frequency, rate, pulses) == expected
+
+
 # --------------------------------------------------------------------- the regression case
 
 SLOW_BURST_ON_SMALL_PADS = """\
