@@ -152,6 +152,8 @@ def _plan_maxima_within_ceilings(plan: Any) -> None:
         assert np.maximum(s["pw0_us"], s["pw1_us"]).max() <= lim.PULSE_WIDTH_MAX_CEILING_US + 1e-9
         assert np.maximum(s["freq0_hz"], s["freq1_hz"]).max() <= lim.FREQUENCY_MAX_CEILING_HZ + 1e-9
         assert cplan.electrode_area_cm2 >= lim.ELECTRODE_AREA_MIN_CEILING_CM2 - 1e-9
+        if plan.purpose not in lim.TENS_PURPOSES:  # L13: EMS programs need pads ≥ 16 cm²
+            assert cplan.electrode_area_cm2 >= lim.EMS_ELECTRODE_AREA_MIN_CM2 - 1e-9
         peak = np.maximum(s["amp0_ma"], s["amp1_ma"]) * np.maximum(s["pw0_us"], s["pw1_us"])
         assert (peak / 1000).max() <= lim.PHASE_CHARGE_CEILING_UC + 1e-6
 

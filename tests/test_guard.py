@@ -61,6 +61,37 @@ def test_charge_and_density_on_a_small_pad_are_refused() -> None:
         _ramp_to(guard, 40.0, hz=100.0, us=300.0)
 
 
+@pytest.mark.parametrize(
+    ("setpoint", "message"),
+    [
+        (ChannelSetpoint(10.0, 8.0, 250.0, 2.0, 10),  # 1.125 s bursts every 0.5 s
+         "bursts overlap: 10 pulses at 8 Hz do not fit in the 0.5 s between bursts$"),
+        (ChannelSetpoint(10.0, 100.0, 250.0, float("nan"), 10), "not a finite number"),
+        (ChannelSetpoint(10.0, 100.0, 250.0, float("inf"), 10), "not a finite number"),
+        (ChannelSetpoint(10.0, 100.0, 250.0, -2.0, 10), "not a burst pattern"),
+        (ChannelSetpoint(10.0, 100.0, 250.0, 2.0, 0), "not a burst pattern"),
+        (ChannelSetpoint(10.0, 100.0, 250.0, 2.0, 2.5), "not a burst pattern"),  # type: ignore[arg-type]
+    ],
+)
+def test_a_burst_setpoint_that_is_no_burst_pattern_is_refused(
+    setpoint: ChannelSetpoint, message: str
+) -> None:
+    guard = _guard()
+    t = _ramp_to(guard, 10.0)
+    with pytest.raises(SafetyViolation, match=message):
+        guard.check(t + 1.0, t + 1.0, [setpoint, ZERO])
+    assert guard.latched
+
+
+def test_bursts_that_just_fit_between_each_other_pass() -> None:
+    guard = _guard()
+    t = _ramp_to(guard, 10.0)
+    # 10 pulses at 20 Hz fill the 0.5 s between bursts exactly: N = 20 (as continuous 20 Hz)
+    assert guard.check(t + 1.0, t + 1.0, [ChannelSetpoint(10.0, 20.0, 250.0, 2.0, 10), ZERO])
+    # a burst of a single pulse is a burst too
+    assert guard.check(t + 2.0, t + 2.0, [ChannelSetpoint(10.0, 20.0, 250.0, 2.0, 1), ZERO])
+
+
 def test_a_jump_faster_than_the_rise_limit_is_refused() -> None:
     guard = _guard()
     guard.check(0.0, 0.0, _sp(0.0))

@@ -38,13 +38,13 @@ def seg(t0: float, t1: float, a0: float, a1: float, hz: float | tuple[float, flo
 
 
 def plan_of(*channels: list[Row], area: float = 20.0, sensory: bool = False,
-            phases: int = 1) -> Plan:
+            phases: int = 1, purpose: str | None = None) -> Plan:
     end = max(row[1] for rows in channels for row in rows)
     spans = tuple(PhaseSpan(i, f"p{i}", "stim", end * i / phases, end * (i + 1) / phases, None,
                             sensory) for i in range(phases))
     plans = tuple(ChannelPlan(n + 1, "calf-left", area, 80.0, np.array(rows, dtype=SEGMENT_DTYPE))
                   for n, rows in enumerate(channels))
-    return Plan("t", end, spans, plans, 5.0)
+    return Plan("t", end, spans, plans, 5.0, purpose=purpose)
 
 
 def soft(amp: float, hz: float = 10.0, us: float = 200.0, hold_s: float = 10.0) -> list[Row]:
@@ -129,14 +129,18 @@ def test_l4_rms_current_exactly_at_the_limit_passes_and_above_reports_it() -> No
 def test_l9_density_block_and_warning_carry_their_figures() -> None:
     # 40 mA, 200 µs, 100 Hz: I_rms = 8 mA; on 4 cm² exactly 2.0 (W5): warn, not block
     warn_at_1 = tighten(CEILINGS, current_density_warn_ma_cm2=1.0)
-    w5 = verify(plan_of(soft(40.0, 100.0, 200.0), area=4.0, sensory=True), warn_at_1)
+    w5 = verify(plan_of(soft(40.0, 100.0, 200.0), area=4.0, sensory=True, purpose="tens"),
+                warn_at_1)
     assert [(v.limit_id, v.severity, round(v.value, 6), v.allowed, v.message) for v in w5] == [
         ("L9", "warn", 2.0, 1.0, "current density 2.000 mA/cm² needs attention (≥ 1)")]
-    below = verify(plan_of(soft(40.0, 100.0, 200.0), area=8.1, sensory=True), warn_at_1)
+    below = verify(plan_of(soft(40.0, 100.0, 200.0), area=8.1, sensory=True, purpose="tens"),
+                   warn_at_1)
     assert below == []  # 0.988 mA/cm² is under the 1.0 warning
-    at_warn = verify(plan_of(soft(40.0, 100.0, 200.0), area=8.0, sensory=True), warn_at_1)
+    at_warn = verify(plan_of(soft(40.0, 100.0, 200.0), area=8.0, sensory=True, purpose="tens"),
+                     warn_at_1)
     assert [(v.limit_id, v.severity, v.value) for v in at_warn] == [("L9", "warn", 1.0)]
-    over = blocks(plan_of(soft(40.0, 100.0, 200.0), area=3.99, sensory=True), warn_at_1)
+    over = blocks(plan_of(soft(40.0, 100.0, 200.0), area=3.99, sensory=True, purpose="tens"),
+                  warn_at_1)
     assert ("L9", 1, 0.0, 2.005013, 2.0, "current density 2.005 mA/cm² is over 2") in over
 
 
@@ -152,9 +156,23 @@ def test_l10_power_density_limit_is_inclusive_and_the_ceiling_strict() -> None:
 
 
 def test_l13_area_just_under_the_minimum_is_reported_at_t0() -> None:
-    assert blocks(plan_of(soft(1.0), area=3.99)) == [
+    assert blocks(plan_of(soft(1.0), area=3.99, purpose="tens")) == [
         ("L13", 1, 0.0, 3.99, 4.0, "electrode area 3.99 cm² is under 4 cm²")]
-    assert blocks(plan_of(soft(1.0), area=4.0)) == []
+    assert blocks(plan_of(soft(1.0), area=4.0, purpose="tens")) == []
+
+
+@pytest.mark.parametrize("purpose", ["relaxation", "massage", "circulation", "recovery",
+                                     "training", None])
+def test_l13_ems_and_unknown_purposes_need_16_cm2(purpose: str | None) -> None:
+    ems = ("L13", 1, 0.0, 15.99, 16.0, "electrode area 15.99 cm² is under 16 cm², the smallest "
+           "pad for EMS programs; only TENS programs may use pads down to 4 cm²")
+    assert blocks(plan_of(soft(1.0), area=15.99, purpose=purpose)) == [ems]
+    assert blocks(plan_of(soft(1.0), area=16.0, purpose=purpose)) == []
+    # a limits file that asks for larger pads than 16 cm² applies to EMS as to TENS
+    larger = tighten(DEFAULTS, electrode_area_min_cm2=20.0)
+    for kind in (purpose, "tens"):
+        assert blocks(plan_of(soft(1.0), area=19.9, purpose=kind), larger) == [
+            ("L13", 1, 0.0, 19.9, 20.0, "electrode area 19.9 cm² is under 20 cm²")]
 
 
 def test_the_product_maximum_inside_a_segment_is_found() -> None:
@@ -712,7 +730,8 @@ def _burst_plan(rate_hz: float, pulses: int, amp: float = 40.0) -> Plan:
 
 
 def test_rms_of_bursts_counts_bursts_times_pulses_not_the_inner_rate() -> None:
-    # 40 mA, 200 µs: N = 2 × 10 = 20 pulses/s → I_rms² = 1600 · 0.008 = 12.8 (3.58 mA);
+    # 40 mA, 200 µs: at a whole burst rate N = 2 × 10 = 20 pulses/s → I_rms² = 1600 · 0.008
+    # = 12.8 (3.58 mA);
     # at the inner 100 Hz it would be 64 (8 mA); at 2 / 10 = 0.2 it would be 0.128 (0.36 mA)
     assert [b[3] for b in blocks(_burst_plan(2.0, 10), tighten(CEILINGS, rms_ma=3.5))
             if b[0] == "L4"] == [3.577709]
@@ -720,9 +739,18 @@ def test_rms_of_bursts_counts_bursts_times_pulses_not_the_inner_rate() -> None:
             if b[0] == "L4"] == []
 
 
+def test_one_burst_a_second_is_counted_as_bursts_not_at_the_inner_rate() -> None:
+    # 1 burst/s × 10 pulses at 100 Hz: N = 10 → I_rms = 40 · √(2·200·10e-6) = 2.530 mA
+    assert [b[3] for b in blocks(_burst_plan(1.0, 10), tighten(CEILINGS, rms_ma=2.5))
+            if b[0] == "L4"] == [2.529822]
+
+
 def test_bursts_slower_than_one_per_second_are_still_bursts() -> None:
-    # 0.5 bursts/s × 10 pulses = 5 pulses/s: I_rms = 40 · √(2·200·5e-6) = 1.789 mA
-    assert [b for b in blocks(_burst_plan(0.5, 10), tighten(CEILINGS, rms_ma=1.8))
+    # 0.5 bursts/s × 10 pulses at 100 Hz: the worst 1 s window holds a whole burst, N = 10
+    # (not 0.5 × 10 = 5): I_rms = 40 · √(2·200·10e-6) = 2.530 mA (at N = 5 it was 1.789 mA)
+    assert [b[3] for b in blocks(_burst_plan(0.5, 10), tighten(CEILINGS, rms_ma=2.5))
+            if b[0] == "L4"] == [2.529822]
+    assert [b for b in blocks(_burst_plan(0.5, 10), tighten(CEILINGS, rms_ma=2.53))
             if b[0] == "L4"] == []
     limits = limits_from_mapping({"soft_start_min_s": 2.0})
     long_burst_train = plan_of([seg(0, 10, 0, 10, 100.0, 100.0, (0.5, 10)),

@@ -81,9 +81,13 @@ def _frequencies_to_check(name: str, phase: Phase) -> list[float]:
 
 
 def _pulses_per_second(phase: Phase, frequency_hz: float) -> float:
-    """N of SAFETY-BASIS §3: bursts count their pulses; on/off trains with ON ≥ 1 s count f."""
+    """N of SAFETY-BASIS §3, the most pulses in any 1 s window; on/off trains with ON ≥ 1 s
+    count f. Bursts (never overlapping in a program): the window opens with a burst and holds
+    min(P, ⌈f·(1 − k/R)⌉) pulses of each burst k that starts inside it."""
     if phase.burst is not None:
-        return phase.burst.rate_hz * phase.burst.pulses
+        rate, pulses = phase.burst.rate_hz, phase.burst.pulses
+        return float(sum(min(pulses, math.ceil(frequency_hz * (1 - k / rate) - 1e-9))
+                         for k in range(math.ceil(rate - 1e-9))))
     return frequency_hz
 
 

@@ -43,6 +43,12 @@ def _sub(text: str, pattern: str, repl: str, count: int = 0) -> str:
 RELAX = _text("relaxation")
 CIRC = _text("circulation")
 
+
+def _as_tens(text: str) -> str:
+    """The same program as TENS: only TENS may use pads under 16 cm² (L13), so copies on
+    small pads that probe other limits are TENS."""
+    return _sub(text, r'^purpose = "[a-z]+"', 'purpose = "tens"')
+
 BROKEN: dict[str, tuple[str, str]] = {
     # limit ID → (description, broken program text)
     "L3": ("cap above 40 mA", _sub(RELAX, r"^max_amplitude_ma = 30", "max_amplitude_ma = 60")),
@@ -51,10 +57,11 @@ BROKEN: dict[str, tuple[str, str]] = {
     "L8": ("80 mA × 300 µs = 24 µC",
            _sub(CIRC, r"^max_amplitude_ma = 40", "max_amplitude_ma = 80")),
     "L9": ("40 mA, 300 µs, 100 Hz on 4 cm²",
-           _sub(_sub(_sub(CIRC, r"^electrode_area_cm2 = 20", "electrode_area_cm2 = 4"),
+           _sub(_sub(_sub(_as_tens(CIRC), r"^electrode_area_cm2 = 20", "electrode_area_cm2 = 4"),
                      r"^frequency_hz = 8$", "frequency_hz = 100"),
                 r"^pulse_width_us = 250", "pulse_width_us = 300")),
-    "L13": ("3 cm² pads", _sub(RELAX, r"^electrode_area_cm2 = 20", "electrode_area_cm2 = 3")),
+    "L13": ("3 cm² pads",
+            _sub(_as_tens(RELAX), r"^electrode_area_cm2 = 20", "electrode_area_cm2 = 3")),
     "L14": ("no soft start", _sub(RELAX, r"^soft_start_s = 5", "soft_start_s = 0")),
     "L15": ("1 s soft start", _sub(RELAX, r"^soft_start_s = 5", "soft_start_s = 1")),
     "L18": ("continuous 25 Hz motor-level train",
@@ -96,7 +103,7 @@ def test_a_ramp_faster_than_the_plan_rise_limit_is_caught() -> None:
 
 def test_power_and_rms_at_w6_are_caught_against_defaults() -> None:
     # W6: 80 mA, 400 µs, 150 Hz on 4 cm² → L4 passes its ceiling, fails the 25 mA default
-    text = _sub(_sub(_sub(_sub(CIRC, r"^max_amplitude_ma = 40", "max_amplitude_ma = 80"),
+    text = _sub(_sub(_sub(_sub(_as_tens(CIRC), r"^max_amplitude_ma = 40", "max_amplitude_ma = 80"),
                           r"^electrode_area_cm2 = 20", "electrode_area_cm2 = 4"),
                      r"^frequency_hz = 8$", "frequency_hz = 150"),
                 r"^pulse_width_us = 250", "pulse_width_us = 400")
@@ -143,7 +150,11 @@ def _brute_force(plan: Plan, lim: Limits, per_segment: int = 64) -> dict[str, fl
         pw = seg["pw0_us"][:, None] + (seg["pw1_us"] - seg["pw0_us"])[:, None] * x
         freq = seg["freq0_hz"][:, None] + (seg["freq1_hz"] - seg["freq0_hz"])[:, None] * x
         burst = (seg["burst_rate_hz"] > 0)[:, None]
-        rate = np.where(burst, (seg["burst_rate_hz"] * seg["burst_pulses"])[:, None], freq)
+        # bursts: N, the most pulses in any 1 s window (checked against expanded pulse times
+        # in tests/test_pulse_window.py)
+        burst_n = formulas.pulses_per_s_array(freq, seg["burst_rate_hz"][:, None],
+                                              seg["burst_pulses"][:, None])
+        rate = np.where(burst, burst_n, freq)
         live = amp > 0
         area = cplan.electrode_area_cm2
         q = formulas.phase_charge_uc_array(amp, pw)
@@ -192,7 +203,9 @@ def _quoted(text: str) -> str:
 def programs(draw: st.DrawFn) -> str:
     cap = draw(st.floats(min_value=5, max_value=100))
     area = draw(st.floats(min_value=2, max_value=60))
-    lines = ['name = "random"', 'title = "Random"', 'purpose = "massage"', 'evidence = "none"',
+    # EMS programs need pads of at least 16 cm² (L13); TENS may use smaller ones
+    purpose = "tens" if area < 16 else draw(st.sampled_from(["massage", "tens"]))
+    lines = ['name = "random"', 'title = "Random"', f'purpose = "{purpose}"', 'evidence = "none"',
              'description = "d"', 'placement = "p"', "calibration_frequency_hz = 10",
              "calibration_pulse_width_us = 200",
              f"soft_start_s = {draw(st.floats(min_value=0.5, max_value=10))!r}",

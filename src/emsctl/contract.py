@@ -83,10 +83,11 @@ class ChannelSetpoint:
 
     @property
     def pulses_per_s(self) -> float:
-        """Pulses in one second (what rms, density and duty are computed from)."""
-        if self.burst_rate_hz > 0:
-            return self.burst_rate_hz * self.burst_pulses
-        return self.frequency_hz
+        """N, the largest number of pulses in any 1 s window (what rms, density and duty are
+        computed from): :func:`emsctl.formulas.pulses_per_s`."""
+        from . import formulas  # noqa: PLC0415 - keeps numpy out of the drivers' imports
+
+        return formulas.pulses_per_s(self.frequency_hz, self.burst_rate_hz, self.burst_pulses)
 
 
 ZERO = ChannelSetpoint(0.0, 0.0, 0.0)

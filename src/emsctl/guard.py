@@ -141,7 +141,8 @@ class Guard:
                        last_ma: float, dt_s: float) -> None:
         lim = self.limits
         amp = sp.amplitude_ma
-        if not all(math.isfinite(v) for v in (amp, sp.frequency_hz, sp.pulse_width_us)):
+        if not all(math.isfinite(v) for v in (amp, sp.frequency_hz, sp.pulse_width_us,
+                                              sp.burst_rate_hz, sp.burst_pulses)):
             self._fail(f"channel {channel}: a setpoint is not a finite number")
         if amp < 0:
             self._fail(f"channel {channel}: negative amplitude {amp} mA")
@@ -161,6 +162,8 @@ class Guard:
         if not lim.frequency_min_hz - _EPS <= sp.frequency_hz <= lim.frequency_max_hz + _EPS:
             self._fail(f"L7: channel {channel} frequency {sp.frequency_hz:g} Hz is outside "
                        f"{lim.frequency_min_hz:g}–{lim.frequency_max_hz:g} Hz")
+        if sp.burst_rate_hz != 0:
+            self._check_bursts(channel, sp)
         pw, rate, area = sp.pulse_width_us, sp.pulses_per_s, guard.electrode_area_cm2
         charge_uc = formulas.phase_charge_uc(amp, pw)
         if _beyond(charge_uc, lim.phase_charge_uc,
@@ -187,6 +190,19 @@ class Guard:
                 amp, pw, rate, area, lim.power_density_w_cm2, or_equal=strict)):
             self._fail(f"L10: channel {channel} power density {power:.4f} W/cm² is over "
                        f"{lim.power_density_w_cm2:g} W/cm²")
+
+    def _check_bursts(self, channel: int, sp: ChannelSetpoint) -> None:
+        """Bursts must be bursts: a positive rate, at least one pulse, and no overlap (P pulses
+        at f fit in the 1/R s between bursts, as the program model requires); only then is N,
+        the largest number of pulses in any 1 s window, the count the limits are checked on."""
+        rate, pulses = sp.burst_rate_hz, sp.burst_pulses
+        if rate < 0 or pulses < 1 or pulses != int(pulses):
+            self._fail(f"channel {channel}: {pulses!r} pulses at {rate!r} bursts/s is not a "
+                       "burst pattern")
+        if formulas.exact(pulses) * formulas.exact(rate) > formulas.exact(sp.frequency_hz):
+            self._fail(f"channel {channel}: bursts overlap: {pulses} pulses at "
+                       f"{sp.frequency_hz:g} Hz do not fit in the {1 / rate:.3g} s between "
+                       "bursts")
 
     def _fail(self, message: str) -> None:
         self.latched = True

@@ -39,6 +39,7 @@ __all__ = [
     "DC_MEAN_MAX_UA",
     "DEFAULTS",
     "ELECTRODE_AREA_MIN_CEILING_CM2",
+    "EMS_ELECTRODE_AREA_MIN_CM2",
     "ENERGY_PER_PULSE_CEILING_MJ",
     "FREQUENCY_MAX_CEILING_HZ",
     "FREQUENCY_MIN_CEILING_HZ",
@@ -66,6 +67,7 @@ __all__ = [
     "SOFT_START_MIN_CEILING_S",
     "STOP_TO_WIRE_MAX_S",
     "STOP_TO_ZERO_MAX_S",
+    "TENS_PURPOSES",
     "TETANIC_FREQUENCY_HZ",
     "TRAIN_OFF_MIN_CEILING_S",
     "TRAIN_ON_MAX_CEILING_S",
@@ -80,6 +82,7 @@ __all__ = [
     "at_least_as_tight",
     "check_pulse",
     "check_train",
+    "electrode_area_min_cm2",
     "intersect",
     "limits_from_mapping",
     "load_limits_file",
@@ -99,6 +102,9 @@ CURRENT_DENSITY_CEILING_MA_CM2: Final = 2.0  # L9: block strictly above 2.0; exa
 POWER_DENSITY_CEILING_W_CM2: Final = 0.25  # L10: strict, P/A must stay below 0.25
 ENERGY_PER_PULSE_CEILING_MJ: Final = 300.0  # L11: assertion only, never binds (2.56 mJ max)
 ELECTRODE_AREA_MIN_CEILING_CM2: Final = 4.0  # L13: reject pads below 4 cm²
+EMS_ELECTRODE_AREA_MIN_CM2: Final = 16.0  # L13: EMS programs need pads of ≥ 16 cm² (≈ 4 × 4 cm)
+#: Program purposes that are TENS; every other purpose is EMS (muscle stimulation) for L13.
+TENS_PURPOSES: Final = frozenset({"tens"})
 SOFT_START_MIN_CEILING_S: Final = 2.0  # L15
 RAMP_MIN_CEILING_S: Final = 0.5  # L16: contraction ramps, each
 PLAN_RISE_CEILING_MA_PER_S: Final = 80.0  # L16 family [E]: amplitude rise inside a plan
@@ -171,7 +177,8 @@ LIMIT_SPECS: Final[Mapping[str, LimitSpec]] = MappingProxyType(
         ),
         # L10: the field is "≤ value"; the kernel also blocks P/A ≥ 0.25 (strict ceiling).
         "power_density_w_cm2": LimitSpec("L10", "W/cm²", _S, POWER_DENSITY_CEILING_W_CM2, 0.05),
-        # L13 default 4 cm²: the ≥ 16 cm² of EMS programs is a program rule (W5 passes defaults).
+        # L13 default 4 cm²: the ≥ 16 cm² of EMS programs is a program rule (W5 passes defaults),
+        # EMS_ELECTRODE_AREA_MIN_CM2 through electrode_area_min_cm2().
         "electrode_area_min_cm2": LimitSpec("L13", "cm²", _L, ELECTRODE_AREA_MIN_CEILING_CM2, 4.0),
         "soft_start_min_s": LimitSpec("L15", "s", _L, SOFT_START_MIN_CEILING_S, 5.0),
         "ramp_min_s": LimitSpec("L16", "s", _L, RAMP_MIN_CEILING_S, 1.0),
@@ -554,6 +561,18 @@ def _finding(name: str, value: float, relation: str, allowed: float) -> Finding:
     return Finding(spec.limit_id, name, value, relation, allowed, spec.unit)
 
 
+def electrode_area_min_cm2(limits: Limits, purpose: str | None) -> float:
+    """The smallest pad (L13) a program of ``purpose`` may use under ``limits``.
+
+    TENS programs: the limit in force (4 cm² by default). Every other purpose is EMS (muscle
+    stimulation) and needs at least :data:`EMS_ELECTRODE_AREA_MIN_CM2` (16 cm²); so does a
+    program of unknown purpose (``None``), the stricter case.
+    """
+    if purpose in TENS_PURPOSES:
+        return limits.electrode_area_min_cm2
+    return max(limits.electrode_area_min_cm2, EMS_ELECTRODE_AREA_MIN_CM2)
+
+
 def check_pulse(
     amplitude_ma: fx.ExactInput,
     pulse_width_us: fx.ExactInput,
@@ -570,9 +589,10 @@ def check_pulse(
         amplitude_ma: Peak phase current in mA.
         pulse_width_us: Phase width in µs.
         frequency_hz: Pulse rate in Hz; for bursts the inner rate (L7 checks it).
-        pulses_per_s: Largest number of pulses in any 1 s window (N in §3): the frequency for
-            continuous trains and on/off trains with ON ≥ 1 s, bursts/s × pulses per burst for
-            bursts.
+        pulses_per_s: Largest number of pulses in any 1 s window (N in §3), from
+            :func:`emsctl.formulas.pulses_per_s`: the frequency for continuous trains and
+            on/off trains with ON ≥ 1 s; for bursts the exact count of the fullest window
+            (bursts/s × pulses per burst only at a whole number of bursts per second).
         area_cm2: Smallest electrode area in cm².
         limits: The effective limits.
 

@@ -86,6 +86,9 @@ class Plan:
     channels: tuple[ChannelPlan, ...]
     soft_start_s: float
     notes: tuple[str, ...] = field(default=())
+    #: The program's purpose ("tens" or an EMS purpose); None when unknown, which verify
+    #: checks as EMS, the stricter (L13).
+    purpose: str | None = None
 
     def channel(self, channel_id: int) -> ChannelPlan:
         """The plan of channel ``channel_id``."""
@@ -243,7 +246,7 @@ def compile_plan(
         channel_plans.append(ChannelPlan(channel.id, channel.site, channel.electrode_area_cm2,
                                          cap_ma, np.concatenate(rows)))
     return Plan(program.name, duration, tuple(spans), tuple(channel_plans),
-                program.soft_start_s, tuple(dict.fromkeys(notes)))
+                program.soft_start_s, tuple(dict.fromkeys(notes)), program.purpose)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from .amplitude import AmplitudeExpr, parse_amplitude
+from .limits import ELECTRODE_AREA_MIN_CEILING_CM2, EMS_ELECTRODE_AREA_MIN_CM2, TENS_PURPOSES
 from .sites import check_channel_sites
 
 __all__ = [
@@ -228,7 +229,25 @@ class Program(BaseModel):
         for channel in self.channels:
             if "lower-back" in channel.site and self.purpose != "tens":
                 raise ValueError(f"channel {channel.id}: the lower back is for TENS programs only")
+        self._ems_pads()
         return self
+
+    def _ems_pads(self) -> None:
+        """L13: an EMS program (every purpose but TENS) needs pads of at least 16 cm²."""
+        if self.purpose in TENS_PURPOSES:
+            return
+        small = [c for c in self.channels if c.electrode_area_cm2 < EMS_ELECTRODE_AREA_MIN_CM2]
+        if not small:
+            return
+        first, others = small[0], [str(c.id) for c in small[1:]]
+        also = f" (and on channel{'s' if len(others) > 1 else ''} {', '.join(others)})" \
+            if others else ""
+        raise ValueError(
+            f"channel {first.id}: pads of {first.electrode_area_cm2:g} cm² are too small for an "
+            f"EMS program{also}: a '{self.purpose}' program stimulates muscles and needs pads of "
+            f"at least {EMS_ELECTRODE_AREA_MIN_CM2:g} cm² (about 4 × 4 cm), so that the current "
+            "is spread wide enough not to burn the skin (L13); only TENS programs may use "
+            f"smaller pads, down to {ELECTRODE_AREA_MIN_CEILING_CM2:g} cm²")
 
     @property
     def duration_s(self) -> float:

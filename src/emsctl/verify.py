@@ -17,7 +17,8 @@ import numpy as np
 import numpy.polynomial.polynomial as P
 import numpy.typing as npt
 
-from .limits import POWER_DENSITY_CEILING_W_CM2, Limits
+from . import formulas
+from .limits import POWER_DENSITY_CEILING_W_CM2, Limits, electrode_area_min_cm2
 from .plan import ChannelPlan, PhaseSpan, Plan
 
 if TYPE_CHECKING:
@@ -86,10 +87,13 @@ def _check_channel(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violatio
         out.append(Violation(limit_id, ch, float(seg["t0_s"][index]), value, allowed, message,
                              severity, plan.phases[int(seg["phase"][index])], setting))
 
-    if area < lim.electrode_area_min_cm2 - _EPS:
-        out.append(Violation("L13", ch, 0.0, area, lim.electrode_area_min_cm2,
-                             f"electrode area {area:g} cm² is under "
-                             f"{lim.electrode_area_min_cm2:g} cm²",
+    need = electrode_area_min_cm2(lim, plan.purpose)  # 16 cm² unless TENS
+    if area < need - _EPS:
+        why = "" if need <= lim.electrode_area_min_cm2 else (
+            f", the smallest pad for EMS programs; only TENS programs may use pads down to "
+            f"{lim.electrode_area_min_cm2:g} cm²")
+        out.append(Violation("L13", ch, 0.0, area, need,
+                             f"electrode area {area:g} cm² is under {need:g} cm²{why}",
                              setting="electrode_area_min_cm2"))
     a0, a1 = seg["amp0_ma"], seg["amp1_ma"]
     live = (a0 > 0) | (a1 > 0)
@@ -122,7 +126,7 @@ def _check_channel(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violatio
         k = float(np.log10(charge[i] ** 2 / area))
         add("L8", i, k, lim.shannon_k, f"Shannon k {k:.2f} is over {lim.shannon_k:g} "
             f"({charge[i]:.1f} µC on {area:g} cm²)", "shannon_k")
-    # I_rms² = I² · 2 · PW · N · 1e-6 (mA²); N from frequency or bursts
+    # I_rms² = I² · 2 · PW · N · 1e-6 (mA²); N = the most pulses in any 1 s window
     rms_sq = _max_product(seg, powers=(2, 1, 1)) * 2e-6
     rms = np.sqrt(rms_sq)
     for i in _first_each_phase(seg, live & (rms > lim.rms_ma + _EPS)):
@@ -150,17 +154,21 @@ def _check_channel(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violatio
     return out
 
 
-def _pulse_rate(seg: npt.NDArray[np.void], end: int) -> FloatArray:
-    burst = seg["burst_rate_hz"] > 0
-    freq = seg[f"freq{end}_hz"]
-    return np.where(burst, seg["burst_rate_hz"] * seg["burst_pulses"], freq)
+def _pulse_rates(seg: npt.NDArray[np.void]) -> tuple[FloatArray, FloatArray]:
+    """N at each end of every segment: the frequency for continuous pulses; for bursts the
+    segment's largest count of pulses in any 1 s window (the larger of its two ends)."""
+    rate, count = seg["burst_rate_hz"], seg["burst_pulses"]
+    burst = rate != 0
+    burst_n = np.maximum(formulas.pulses_per_s_array(seg["freq0_hz"], rate, count),
+                         formulas.pulses_per_s_array(seg["freq1_hz"], rate, count))
+    return (np.where(burst, burst_n, seg["freq0_hz"]), np.where(burst, burst_n, seg["freq1_hz"]))
 
 
 def _max_product(seg: npt.NDArray[np.void], powers: tuple[int, int, int]) -> FloatArray:
     """Exact maximum over each segment of amp^p · pw^q · rate^r (all linear in time)."""
     pa, pw, pf = powers
     lines = [(seg["amp0_ma"], seg["amp1_ma"], pa), (seg["pw0_us"], seg["pw1_us"], pw),
-             (_pulse_rate(seg, 0), _pulse_rate(seg, 1), pf)]
+             (*_pulse_rates(seg), pf)]
     best = np.zeros(len(seg))
     for x in (0.0, 1.0):
         best = np.maximum(best, _product_at(lines, np.full(len(seg), x)))

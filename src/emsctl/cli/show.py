@@ -14,6 +14,8 @@ __all__ = ["programs", "schema", "show", "worst_case"]
 
 def worst_case(name_or_path: str, limits_path: Path | None = None) -> dict[str, Any]:
     """Phases, total time and per-channel worst-case figures of a program at its caps."""
+    import numpy as np  # noqa: PLC0415
+
     from .. import formulas  # noqa: PLC0415
     from ..loader import load_program  # noqa: PLC0415
     from ..plan import compile_plan  # noqa: PLC0415
@@ -30,11 +32,9 @@ def worst_case(name_or_path: str, limits_path: Path | None = None) -> dict[str, 
         s = seg[live]
         peak = float(max(s["amp0_ma"].max(), s["amp1_ma"].max())) if s.size else 0.0
         pw = float(max(s["pw0_us"].max(), s["pw1_us"].max())) if s.size else 0.0
-        burst = s["burst_rate_hz"] > 0
-        rate = (s["burst_rate_hz"] * s["burst_pulses"]).astype(float)
-        freq = s[["freq0_hz", "freq1_hz"]]
-        rate = [r if b else max(f0, f1) for r, b, (f0, f1) in zip(rate, burst, freq, strict=True)]
-        pulses_per_s = float(max(rate)) if rate else 0.0
+        rate = formulas.pulses_per_s_array(np.maximum(s["freq0_hz"], s["freq1_hz"]),
+                                           s["burst_rate_hz"], s["burst_pulses"])
+        pulses_per_s = float(rate.max()) if rate.size else 0.0
         area = cplan.electrode_area_cm2
         charge = formulas.phase_charge_uc(peak, pw)
         channels.append({
