@@ -37,12 +37,14 @@ async def _stop_once(rng: random.Random) -> tuple[float, float, float]:
     from emsctl.contract import ChannelSetpoint
     from emsctl.devices import open_device
     from emsctl.simulator.drivers.coyote3 import SimulatedCoyoteDriver
+    from tests.support.ramp import ramp_below
 
     driver = open_device(URL)
     assert isinstance(driver, SimulatedCoyoteDriver)
     loop = asyncio.get_running_loop()
     on = ChannelSetpoint(20.0, 80.0, 180.0)
     await driver.connect()
+    await ramp_below(driver, [on, on])  # a rise beyond 80 mA/s is refused: soft start first
     end_s = loop.time() + rng.uniform(0.3, 1.0)
     while loop.time() < end_s:
         await driver.apply([on, on], 1.0)

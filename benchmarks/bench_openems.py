@@ -35,6 +35,7 @@ async def _stop_once(url: str, rng: random.Random) -> tuple[float, float]:
     from emsctl.contract import ChannelSetpoint
     from emsctl.devices import open_device
     from emsctl.simulator.drivers.openems import SimulatedOpenEmsDriver
+    from tests.support.ramp import ramp_to
 
     driver = open_device(url)
     assert isinstance(driver, SimulatedOpenEmsDriver)
@@ -42,7 +43,7 @@ async def _stop_once(url: str, rng: random.Random) -> tuple[float, float]:
     loop = asyncio.get_running_loop()
     driver.set_channel_caps_ma({1: 22.5, 2: 22.5})
     await driver.connect()
-    await driver.apply([on, on], 1.0)
+    await ramp_to(driver, [on, on], 1.0)  # a rise beyond 80 mA/s is refused: soft start first
     await asyncio.sleep(rng.uniform(0.0, 0.3))
     pending = asyncio.ensure_future(driver.apply([on, on], 1.0))
     await asyncio.sleep(rng.uniform(0.0, 0.06))  # somewhere inside the update's line slots

@@ -134,6 +134,7 @@ async def _session_lateness(plan: Plan, run_s: float, journal_dir: str) -> list[
     from emsctl.journal import Journal
     from emsctl.limits import DEFAULTS
     from emsctl.session import Session, SessionState
+    from emsctl.verify import certify
 
     driver = _fast_driver()
     period_s = driver.capabilities.update_period_s
@@ -150,7 +151,8 @@ async def _session_lateness(plan: Plan, run_s: float, journal_dir: str) -> list[
                        program_source="benchmark", device_url="sim", device_model="sim",
                        limits={}, profile_version=None, intensity_pct=100.0)
         await driver.connect()
-        session = Session(plan, driver, DEFAULTS, journal=journal, on_tick=tick)
+        session = Session(certify(plan, DEFAULTS, driver.capabilities), driver,
+                          journal=journal, on_tick=tick)
         asyncio.get_running_loop().call_later(run_s, session.stop)
         await session.run()
         await driver.close()
@@ -225,6 +227,7 @@ async def _one_stop(plan: Plan, rng: random.Random) -> float:
     from emsctl.limits import DEFAULTS
     from emsctl.session import Session
     from emsctl.simulator.drivers.sim import SimDriver
+    from emsctl.verify import certify
 
     driver = SimDriver()
     device = driver.device
@@ -238,7 +241,7 @@ async def _one_stop(plan: Plan, rng: random.Random) -> float:
 
     device.stop = spy_stop  # type: ignore[method-assign]
     await driver.connect()
-    session = Session(plan, driver, DEFAULTS)
+    session = Session(certify(plan, DEFAULTS, driver.capabilities), driver)
 
     def press_stop() -> None:
         assert any(o.amplitude_ma > 0 for o in device.output_now())
@@ -303,6 +306,7 @@ def _memory_run(kind: str, duration_s: float, sample: Callable[[], None],
     from emsctl.plan import compile_plan
     from emsctl.session import Session, SessionState
     from emsctl.simulator.drivers.sim import SimDriver
+    from emsctl.verify import certify
 
     from .bench_core import program_text
 
@@ -331,7 +335,8 @@ def _memory_run(kind: str, duration_s: float, sample: Callable[[], None],
                            program_source="benchmark", device_url="sim", device_model="sim",
                            limits={}, profile_version=None, intensity_pct=100.0)
             await driver.connect()
-            session = Session(plan, driver, limits, journal=journal, on_tick=tick)
+            session = Session(certify(plan, limits, driver.capabilities), driver,
+                              journal=journal, on_tick=tick)
             result = await session.run()
             await driver.close()
             journal.footer(result.end_reason, {})

@@ -229,7 +229,7 @@ def test_warnings_are_reports_too(
     monkeypatch.chdir(ROOT / "tests" / "corpus")
     code, out, _ = _run(capsys, "validate", "programs/tiny-electrode.toml", "--format", "github")
     assert code == 1
-    assert ("::warning file=programs/tiny-electrode.toml,line=17,col=1,title=Current density "
+    assert ("::warning file=programs/tiny-electrode.toml,line=18,col=1,title=Current density "
             "near limit L9::channel 1, phase 'A' (starts 0:00): current density 1.897 mA/cm² "
             "needs attention (≥ 1)") in out.splitlines()
 

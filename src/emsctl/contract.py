@@ -25,6 +25,14 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self, final
 
 from .errors import DeviceError, InputError
+from .limits import (
+    FREQUENCY_MAX_CEILING_HZ,
+    FREQUENCY_MIN_CEILING_HZ,
+    PEAK_CEILING_MA,
+    PLAN_RISE_CEILING_MA_PER_S,
+    PULSE_WIDTH_MAX_CEILING_US,
+    PULSE_WIDTH_MIN_CEILING_US,
+)
 
 __all__ = [
     "ZERO",
@@ -176,6 +184,10 @@ class Driver(ABC):
         #: How many times stop() was called (a stop during connect() must stay latched).
         self._stops = 0
         self.last_applied: tuple[ChannelSetpoint, ...] = ()
+        #: When the last setpoints were applied, and the lease they carried: after it ran out
+        #: the device is at zero, and any rise starts again from there.
+        self._applied_at_s = -math.inf
+        self._applied_lease_s = 0.0
 
     # ------------------------------------------------------------------ public API
 
@@ -196,6 +208,7 @@ class Driver(ABC):
         # is at zero (the handshake leaves it so) and stays latched until the next connect()
         self._stopped = self._stops != stops_before
         self.last_applied = (ZERO,) * self.capabilities.channels
+        self._applied_at_s, self._applied_lease_s = -math.inf, 0.0
 
     async def apply(self, setpoints: Sequence[ChannelSetpoint], lease_s: float) -> None:
         """Send absolute setpoints for every channel, valid for at most ``lease_s``.
@@ -219,6 +232,9 @@ class Driver(ABC):
             return
         if not self._connected:
             raise DeviceError("apply() before connect()")
+        now_s = self._now()
+        self._check_rise(rounded, now_s)
+        self._applied_at_s, self._applied_lease_s = now_s, lease_s
         await self._apply_internal(rounded, lease_s)
         if self._stopped:  # stop() ran while we waited for the ack: its zero stands
             return
@@ -328,11 +344,36 @@ class Driver(ABC):
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
+    def _check_rise(self, setpoints: tuple[ChannelSetpoint, ...], now_s: float) -> None:
+        """Refuse a rise faster than the slew ceiling from what the device delivers now.
+
+        The device delivers the last setpoints while their lease holds, and zero after it; the
+        allowance covers at most one update period, however long ago the last command was,
+        plus one device step.
+        """
+        caps = self.capabilities
+        dt_s = max(0.0, now_s - self._applied_at_s)
+        held = dt_s < self._applied_lease_s and len(self.last_applied) == len(setpoints)
+        allowed_ma = PLAN_RISE_CEILING_MA_PER_S * min(dt_s, caps.update_period_s) \
+            + caps.amplitude_step_ma + 1e-9
+        for channel, sp in enumerate(setpoints, start=1):
+            delivered_ma = self.last_applied[channel - 1].amplitude_ma if held else 0.0
+            if sp.amplitude_ma - delivered_ma > allowed_ma:
+                raise InputError(
+                    f"channel {channel}: a rise from {delivered_ma:g} to {sp.amplitude_ma:g} mA "
+                    f"at once is faster than {PLAN_RISE_CEILING_MA_PER_S:g} mA/s (limit L16); "
+                    "raise the output step by step")
+
     def _checked(self, channel: int, sp: ChannelSetpoint) -> ChannelSetpoint:
         caps = self.capabilities
         values = (sp.amplitude_ma, sp.frequency_hz, sp.pulse_width_us)
         if not all(math.isfinite(v) and v >= 0 for v in values):
             raise InputError(f"channel {channel}: setpoints must be finite and non-negative")
+        if sp.amplitude_ma > PEAK_CEILING_MA:
+            raise InputError(f"channel {channel}: {sp.amplitude_ma:g} mA is over emsctl's "
+                             f"absolute ceiling of {PEAK_CEILING_MA:g} mA (limit L3)")
+        if sp.amplitude_ma > 0:
+            _check_ceilings(channel, sp)
         if sp.amplitude_ma > caps.amplitude_max_ma:
             raise InputError(f"channel {channel}: {sp.amplitude_ma:g} mA is over the device "
                              f"maximum of {caps.amplitude_max_ma:g} mA")
@@ -365,3 +406,22 @@ class Driver(ABC):
     @abstractmethod
     async def _close_internal(self) -> None:
         """Release the link. Called once, after a stop."""
+
+
+def _check_ceilings(channel: int, sp: ChannelSetpoint) -> None:
+    """The absolute ceilings that hold whatever the electrode or the person (L6, L7).
+
+    The charge-per-phase ceiling (L8, 32 µC) is the product of the peak and the width
+    ceilings (80 mA × 400 µs), so with those two it holds too.
+
+    Raises:
+        InputError: a pulse width or frequency beyond its ceiling.
+    """
+    if not PULSE_WIDTH_MIN_CEILING_US <= sp.pulse_width_us <= PULSE_WIDTH_MAX_CEILING_US:
+        raise InputError(f"channel {channel}: {sp.pulse_width_us:g} µs is outside emsctl's "
+                         f"absolute range of {PULSE_WIDTH_MIN_CEILING_US:g}–"
+                         f"{PULSE_WIDTH_MAX_CEILING_US:g} µs (limit L6)")
+    if not FREQUENCY_MIN_CEILING_HZ <= sp.frequency_hz <= FREQUENCY_MAX_CEILING_HZ:
+        raise InputError(f"channel {channel}: {sp.frequency_hz:g} Hz is outside emsctl's "
+                         f"absolute range of {FREQUENCY_MIN_CEILING_HZ:g}–"
+                         f"{FREQUENCY_MAX_CEILING_HZ:g} Hz (limit L7)")

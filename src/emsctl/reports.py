@@ -25,7 +25,7 @@ from .source_lines import SourceMap
 if TYPE_CHECKING:
     from .plan import Plan
     from .program import Program
-    from .verify import Violation
+    from .violation import Violation
 
 __all__ = [
     "LINE_MAX",

@@ -30,7 +30,7 @@ from .amplitude import Thresholds
 from .clock import Clock, RealClock, VirtualClock
 from .contract import Driver
 from .devices import OpenOptions, open_device
-from .errors import EmsError, InputError, ValidationFailed
+from .errors import EmsError, InputError
 from .ledger import (
     LedgerEntry,
     LedgerError,
@@ -49,7 +49,7 @@ from .profile import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR, Profile, ProfileError
 from .screening import GateRefused, check_session_answers, evaluate
 from .session import PAUSE_LIMIT_S, Session, SessionResult, SessionState, session_lease_s
 from .thresholds import PER_SESSION_MAX_AGE, resolve_thresholds
-from .verify import Violation, verify
+from .verify import VerifiedPlan, Violation, certify
 
 __all__ = ["SYNTHETIC_THRESHOLDS", "TOL_CAP_FACTOR", "Preflight", "Prepared", "RunOutcome",
            "execute", "make_clock", "open_driver", "preflight", "prepare_run"]
@@ -87,6 +87,8 @@ class Prepared:
     warnings: list[Violation] = field(default_factory=list)
     profile_version: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: The plan as verified for this driver: the only form a session runs.
+    verified: VerifiedPlan | None = None
 
 
 @dataclass
@@ -286,21 +288,15 @@ def prepare_run(
             f"{driver.capabilities.model} has no output watchdog, so emsctl cannot guarantee "
             "that output stops if this computer fails; it does not run sessions on it "
             "(use the device's own presets and its stop button)")
-    found = verify(plan, limits, driver.capabilities)
-    blocks = [v for v in found if v.severity == "block"]
-    if blocks:
-        from .reports import limit_reports  # noqa: PLC0415 - only when refusing
-
-        raise ValidationFailed(f"'{program.name}' cannot run on {driver.capabilities.model}:\n"
-                               + "\n".join(f"  {r.summary()}" for r in limit_reports(blocks)))
+    verified = certify(plan, limits, driver.capabilities)
     # a device that can hold its own limits gets the verified caps (Coyote: BF soft limits, so
     # neither its wheel nor a stray frame can go past them; HZ-01); one that cannot refuses
     # them when its full scale is above a cap (openEMSstim: a corrupted line can open it fully,
     # HZ-12), and then sends no output at all
     driver.set_channel_caps_ma({c.channel: c.cap_ma for c in plan.channels})
     return Prepared(loaded, plan, driver, limits, driver.url, checked.thresholds,
-                    [v for v in found if v.severity == "warn"], checked.profile_version,
-                    list(checked.notes))
+                    list(verified.warnings), checked.profile_version, list(checked.notes),
+                    verified)
 
 
 def execute(
@@ -375,7 +371,9 @@ async def _execute(
     installed: list[int] = []
     try:
         await driver.connect()
-        session = Session(prepared.plan, driver, prepared.limits, intensity_pct=intensity_pct,
+        verified = prepared.verified or certify(prepared.plan, prepared.limits,
+                                                driver.capabilities)
+        session = Session(verified, driver, intensity_pct=intensity_pct,
                           journal=journal, on_tick=on_tick, pause_limit_s=pause_limit_s)
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

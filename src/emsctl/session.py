@@ -32,6 +32,7 @@ from .errors import EmsError, InputError, SafetyViolation
 from .guard import ChannelGuard, Guard
 from .limits import Limits
 from .plan import ChannelSampler, PhaseSpan, Plan
+from .verify import VerifiedPlan
 
 __all__ = ["EndReason", "Session", "SessionResult", "SessionState", "session_lease_s"]
 
@@ -122,9 +123,9 @@ class Session:
     """Runs one plan on one connected driver.
 
     Args:
-        plan: the verified plan.
+        plan: the plan as :func:`emsctl.verify.certify` vouched for it, for this driver's
+            device; its limits are the guard's.
         driver: a connected driver (the session does not open or close it, but always stops it).
-        limits: the effective limits for the guard.
         channel_map: program channel id → device channel number (default: the same number).
         intensity_pct: the starting intensity, 0–100 % of the plan.
         journal: where commands, telemetry and events are recorded.
@@ -134,9 +135,8 @@ class Session:
 
     def __init__(
         self,
-        plan: Plan,
+        plan: VerifiedPlan,
         driver: Driver,
-        limits: Limits,
         *,
         channel_map: dict[int, int] | None = None,
         intensity_pct: float = 100.0,
@@ -144,26 +144,34 @@ class Session:
         on_tick: Callable[[SessionState], None] | None = None,
         pause_limit_s: float = PAUSE_LIMIT_S,
     ) -> None:
+        if not isinstance(plan, VerifiedPlan):
+            raise TypeError("a session runs only a plan from emsctl.verify.certify()")
         caps = driver.capabilities
-        self.plan = plan
+        if plan.capabilities != caps:
+            raise InputError(f"this plan was verified for another device "
+                             f"({plan.capabilities.model}), not for {caps.model}; verify it "
+                             "for this one")
+        limits = plan.limits
+        self.verified = plan
+        self.plan: Plan = plan.plan
         self.driver = driver
         self.limits = limits
         self.journal = journal
         self.on_tick = on_tick
-        self.channel_map = channel_map or {c.channel: c.channel for c in plan.channels}
+        self.channel_map = channel_map or {c.channel: c.channel for c in self.plan.channels}
         guards = [ChannelGuard(0.0, 1.0)] * caps.channels
-        for cplan in plan.channels:
+        for cplan in self.plan.channels:
             device_channel = self.channel_map[cplan.channel]
             if not 1 <= device_channel <= caps.channels:
                 raise EmsError(f"program channel {cplan.channel} has no device channel "
                                f"({caps.model} has {caps.channels})")
             guards[device_channel - 1] = ChannelGuard(cplan.cap_ma, cplan.electrode_area_cm2)
         self.guard = Guard(limits, guards, caps.amplitude_step_ma, caps.update_period_s)
-        self._samplers = [(ChannelSampler(c, plan.duration_s), self.channel_map[c.channel] - 1)
-                          for c in plan.channels]
+        self._samplers = [(ChannelSampler(c, self.plan.duration_s),
+                           self.channel_map[c.channel] - 1) for c in self.plan.channels]
         self.period_s = caps.update_period_s
         self.lease_s = session_lease_s(caps, limits)
-        self.state = SessionState(duration_s=plan.duration_s,
+        self.state = SessionState(duration_s=self.plan.duration_s,
                                   intensity_pct=max(0.0, min(100.0, intensity_pct)),
                                   target_intensity_pct=max(0.0, min(100.0, intensity_pct)))
         self._stop_reason: EndReason | None = None

@@ -10,7 +10,6 @@ just the first. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -18,42 +17,70 @@ import numpy.polynomial.polynomial as P
 import numpy.typing as npt
 
 from . import formulas
+from .errors import ValidationFailed
 from .limits import POWER_DENSITY_CEILING_W_CM2, Limits, electrode_area_min_cm2
 from .plan import ChannelPlan, PhaseSpan, Plan
+from .violation import Violation
 
 if TYPE_CHECKING:
     from .contract import Capabilities
 
-__all__ = ["Violation", "verify"]
+__all__ = ["VerifiedPlan", "Violation", "certify", "verify"]
 
 FloatArray = npt.NDArray[np.float64]
 _EPS = 1e-9
 
 
-@dataclass(frozen=True)
-class Violation:
-    """One broken limit. ``severity`` "warn" does not fail validation (e.g. L9 ≥ 1 mA/cm²).
 
-    ``limit_id`` is "L1"…"L24", or "device" for what the device cannot do. ``phase`` is the
-    phase the violation is in (None for whole-session and per-channel limits such as L19 and
-    L13). ``setting`` names what was broken: a :class:`~emsctl.limits.Limits` field (e.g.
-    ``"pulse_width_max_us"``) or, for "device", a ``Capabilities`` field (e.g. ``"bursts"``);
-    None for rules with no setting (L14, L17: never step up).
+
+class VerifiedPlan:
+    """A plan that passed :func:`verify` against these limits and this device's capabilities.
+
+    The only kind of plan a session runs; only :func:`certify` makes one, so a plan that
+    skipped verification (or a plan edited after it) cannot be handed to a session by mistake.
+
+    Attributes:
+        plan: the plan. limits: what it was verified against. capabilities: the device's.
+        warnings: what verification reported without refusing (e.g. L9 ≥ 1 mA/cm²).
     """
 
-    limit_id: str
-    channel: int | None
-    t_s: float
-    value: float
-    allowed: float
-    message: str
-    severity: Literal["block", "warn"] = "block"
-    phase: PhaseSpan | None = None
-    setting: str | None = None
+    __slots__ = ("capabilities", "limits", "plan", "warnings")
+    plan: Plan
+    limits: Limits
+    capabilities: Capabilities
+    warnings: tuple[Violation, ...]
 
-    def __str__(self) -> str:
-        where = f"channel {self.channel}, " if self.channel is not None else ""
-        return f"{self.limit_id}: {where}t={self.t_s:.1f} s: {self.message}"
+    def __init__(self) -> None:
+        raise TypeError("a VerifiedPlan comes only from emsctl.verify.certify()")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a VerifiedPlan cannot be changed")
+
+
+def certify(plan: Plan, limits: Limits, capabilities: Capabilities) -> VerifiedPlan:
+    """Verify ``plan`` against ``limits`` and the device, and vouch for it if nothing blocks.
+
+    The plan's segment tables are frozen (made read-only) so that what was verified is what
+    runs.
+
+    Raises:
+        ValidationFailed: a limit or a device capability is broken; the message lists each
+            problem once, naming the channels it affects.
+    """
+    found = verify(plan, limits, capabilities)
+    blocks = [v for v in found if v.severity == "block"]
+    if blocks:
+        from .reports import limit_reports  # noqa: PLC0415 - only when refusing
+
+        raise ValidationFailed(f"'{plan.program_name}' cannot run on {capabilities.model}:\n"
+                               + "\n".join(f"  {r.summary()}" for r in limit_reports(blocks)))
+    for cplan in plan.channels:
+        cplan.segments.flags.writeable = False
+    verified = object.__new__(VerifiedPlan)
+    for name, value in (("plan", plan), ("limits", limits), ("capabilities", capabilities),
+                        ("warnings", tuple(v for v in found if v.severity == "warn"))):
+        object.__setattr__(verified, name, value)
+    return verified
 
 
 def verify(plan: Plan, limits: Limits, capabilities: Capabilities | None = None) -> list[Violation]:

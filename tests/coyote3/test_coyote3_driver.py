@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from support.ramp import ramp_below, ramp_to
 
 from emsctl.clock import VirtualClock
 from emsctl.contract import ZERO, ChannelSetpoint, DriverStoppedError, Telemetry
@@ -42,7 +43,9 @@ def run(body: Callable[[SimulatedCoyoteDriver, list[Telemetry]], Coroutine[Any, 
 
 async def hold(driver: SimulatedCoyoteDriver, setpoints: list[ChannelSetpoint],
                duration_s: float) -> None:
-    """Apply like a session: every 100 ms, lease 1 s."""
+    """Apply like a session: ramp up in allowed steps, then every 100 ms for ``duration_s``,
+    lease 1 s."""
+    await ramp_below(driver, setpoints)
     loop = asyncio.get_running_loop()
     end_s = loop.time() + duration_s
     while loop.time() < end_s:
@@ -151,7 +154,7 @@ def test_output_follows_apply_and_b1_confirms_the_strength() -> None:
 def test_frames_stream_every_100_ms_between_applies() -> None:
     async def body(d: SimulatedCoyoteDriver, heard: list[Telemetry]) -> None:
         async with d:
-            await d.apply([SP, SP], 1.0)
+            await ramp_to(d, [SP, SP], 1.0)
             before = d.emulator.frames_received
             await asyncio.sleep(0.55)  # no apply: the stream alone keeps the output alive
             assert d.emulator.frames_received - before in (5, 6)
@@ -162,7 +165,7 @@ def test_frames_stream_every_100_ms_between_applies() -> None:
 def test_without_lease_renewal_the_output_ends_and_the_driver_faults() -> None:
     async def body(d: SimulatedCoyoteDriver, heard: list[Telemetry]) -> None:
         await d.connect()
-        await d.apply([SP, SP], 0.3)
+        await ramp_to(d, [SP, SP], 0.3)
         await asyncio.sleep(0.3 + 0.1 + 0.01)
         assert d.device.output_now() == (OFF, OFF)  # silent by the lease's last slot
         await asyncio.sleep(0.2)

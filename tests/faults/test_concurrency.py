@@ -44,7 +44,6 @@ from emsctl.drivers.sciencemode2.channel_list import SinglePulse, StartChannelLi
 from emsctl.drivers.sciencemode2.framing import Frame, FrameDecoder
 from emsctl.drivers.sciencemode2.protocol import decode_frame
 from emsctl.errors import EmsError
-from emsctl.limits import DEFAULTS
 from emsctl.session import Session
 from emsctl.simulator.faults import Fault
 
@@ -241,7 +240,8 @@ def run_case(family: str, seed: int,
             await _close(driver)
             return
         await driver.connect()
-        session = Session(prepared.plan, driver, DEFAULTS)
+        assert prepared.verified is not None
+        session = Session(prepared.verified, driver)
         box["session"] = session
         start_s = loop.time()
         if mode == "instant":

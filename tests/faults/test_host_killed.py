@@ -64,6 +64,7 @@ HOST = textwrap.dedent("""
     from emsctl.loader import load_program
     from emsctl.plan import compile_plan
     from emsctl.session import Session
+    from emsctl.verify import certify
 
     async def main() -> None:
         th = Thresholds(6.0, 12.0, 25.0)
@@ -72,7 +73,7 @@ HOST = textwrap.dedent("""
         driver = open_device(sys.argv[1])
         driver.set_channel_caps_ma({c.channel: c.cap_ma for c in plan.channels})
         await driver.connect()
-        session = Session(plan, driver, DEFAULTS)
+        session = Session(certify(plan, DEFAULTS, driver.capabilities), driver)
         print(f"start {time.monotonic():.6f}", flush=True)
         result = await session.run()
         print(json.dumps([result.end_reason, result.message]), flush=True)

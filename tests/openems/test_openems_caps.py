@@ -16,6 +16,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,8 @@ from emsctl.simulator.drivers.openems import SimulatedOpenEmsDriver
 PROGRAM = Path(__file__).resolve().parents[1] / "faults" / "fault-matrix.toml"
 DECL = "frequency_hz=40&pulse_width_us=180"
 ON = ChannelSetpoint(10.0, 40.0, 180.0)
+#: A first step within the slew allowance from zero (one update period's worth).
+LOW = replace(ON, amplitude_ma=6.0)
 #: The synthetic person's cap on both channels of the matrix program: 0.9 × TOL 25 mA.
 CAP_MA = 22.5
 
@@ -77,13 +80,15 @@ def test_apply_with_output_is_refused_until_the_session_caps_are_set() -> None:
 
             driver.front.pipe.tamper = spy  # type: ignore[union-attr]
             with pytest.raises(ValidationFailed, match="cap"):
-                await driver.apply([ON, ZERO], 1.0)
+                await driver.apply([LOW, ZERO], 1.0)
             await driver.apply([ZERO, ZERO], 1.0)  # zero needs no cap
             driver.set_channel_caps_ma({1: CAP_MA})
+            await asyncio.sleep(0.1)  # one update period: a first step is within the slew
             with pytest.raises(ValidationFailed, match="channel 2"):
-                await driver.apply([ZERO, ON], 1.0)  # a channel without a cap gets nothing
+                await driver.apply([ZERO, LOW], 1.0)  # a channel without a cap gets nothing
             assert sent == []
-            await driver.apply([ON, ZERO], 1.0)
+            await asyncio.sleep(0.1)
+            await driver.apply([LOW, ZERO], 1.0)
             assert len(sent) == 1
 
     VirtualClock().run(main())
@@ -115,7 +120,7 @@ def test_a_refused_cap_leaves_the_driver_without_caps() -> None:
             with pytest.raises(ValidationFailed):
                 driver.set_channel_caps_ma({1: 12.0, 2: CAP_MA})  # 20.2 mA at full scale
             with pytest.raises(ValidationFailed):
-                await driver.apply([ON, ON], 1.0)
+                await driver.apply([LOW, LOW], 1.0)
 
     VirtualClock().run(main())
 

@@ -8,6 +8,7 @@ import importlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.ramp import ramp_below, ramp_to
 
 from emsctl.clock import VirtualClock
 from emsctl.contract import ZERO, ChannelSetpoint, DriverStoppedError, Telemetry
@@ -65,6 +66,11 @@ def plain(data: bytes) -> bytes:
     if data.startswith(b"WV,"):
         return bytes.fromhex(data.rstrip(b"\n").split(b",")[-1][:-1].decode())
     return data
+
+
+def arm(driver: SimulatedOpenEmsDriver, *faults: Fault) -> None:
+    """Start ``faults`` from now (after a ramp), as a plan armed at connect would from then."""
+    FaultPlan(faults).schedule(asyncio.get_running_loop(), driver.front)
 
 
 def heard(driver: SimulatedOpenEmsDriver) -> list[Telemetry]:
@@ -185,13 +191,16 @@ def test_connect_shuts_down_and_apply_sends_wv_lines_50_ms_apart() -> None:
         driver = sim()
         sent = wire(driver)
         await driver.connect()
+        assert [d for _, d in sent] == [b"WV,0018,433947.\n"]  # C9G on connect
+        await ramp_below(driver, [ON, ON])
+        mark = len(sent)
         t0 = asyncio.get_running_loop().time()
         await driver.apply([ON, ON], 1.0)
-        assert [d for _, d in sent] == [b"WV,0018,433947.\n",  # C9G on connect
-                                        b"WV,0018,4330493530543130303047.\n",  # C0I50T1000G
+        sent = sent[mark:]
+        assert [d for _, d in sent] == [b"WV,0018,4330493530543130303047.\n",  # C0I50T1000G
                                         b"WV,0018,4331493530543130303047.\n"]
-        assert sent[2][0] - sent[1][0] == pytest.approx(LINE_SPACING_S)
-        assert sent[1][0] >= t0
+        assert sent[1][0] - sent[0][0] == pytest.approx(LINE_SPACING_S)
+        assert sent[0][0] >= t0
         await asyncio.sleep(0.1)
         assert amps(driver) == [pytest.approx(driver.declared.ma_at(50))] * 2
         assert max(amps(driver)) <= 20.0
@@ -205,8 +214,12 @@ def test_ble_writes_the_plain_form() -> None:
         driver = sim(BLE)
         sent = wire(driver)
         async with driver:
+            assert [d for _, d in sent] == [b"C9G"]
+            await ramp_below(driver, [ZERO, ON])
+            mark = len(sent)
             await driver.apply([ZERO, ON], 0.5)
-        assert [d for _, d in sent] == [b"C9G", b"C1I50T500G", b"C1I0T0G", b"C9G"]
+        assert all(not d.startswith(b"WV") for _, d in sent[:mark])  # the ramp's too
+        assert [d for _, d in sent[mark:]] == [b"C1I50T500G", b"C1I0T0G", b"C9G"]
 
     VirtualClock().run(main())
 
@@ -214,6 +227,7 @@ def test_ble_writes_the_plain_form() -> None:
 def test_a_channel_going_to_zero_gets_the_stop_idiom_not_i0() -> None:
     async def main() -> None:
         async with sim() as driver:
+            await ramp_below(driver, [ON, ZERO])
             sent = wire(driver)
             await driver.apply([ON, ZERO], 1.0)
             await asyncio.sleep(0.1)
@@ -232,7 +246,7 @@ def test_without_renewal_the_board_switches_off_at_the_end_of_the_lease() -> Non
     async def main() -> None:
         driver = sim()
         await driver.connect()
-        await driver.apply([ON, ZERO], 0.6)
+        await ramp_to(driver, [ON, ZERO], 0.6)
         await asyncio.sleep(1.0)
         started = driver.emulator.activations[-1].t_s  # after wire time and connect's C9G
         on = driver.device.intervals(1)
@@ -249,6 +263,9 @@ def test_stop_wins_over_a_pending_apply_and_sends_the_stop_sequence(url: str) ->
     async def main() -> None:
         driver = sim(url)
         await driver.connect()
+        # the ramp leaves both channels on, one allowed rise below ON (so the stop zeroes both),
+        # and its last line was just written, as connect's C9G was: the update's lines wait
+        await ramp_below(driver, [ON, ON])
         sent = wire(driver)
         loop = asyncio.get_running_loop()
         pending = asyncio.create_task(driver.apply([ON, ON], 1.0))
@@ -257,11 +274,14 @@ def test_stop_wins_over_a_pending_apply_and_sends_the_stop_sequence(url: str) ->
         await driver.stop()
         await pending
         lines = [plain(d) for _, d in sent]
-        assert lines == [b"C0I50T1000G", b"C0I0T0G", b"C9G"]  # channel 2's update never left
+        # channel 2's update never left; the stop zeroes each channel that is on, then C9G
+        assert lines == [b"C0I50T1000G", b"C0I0T0G", b"C1I0T0G", b"C9G"]
         assert sent[1][0] == t_stop  # the stop went on the wire at once
         await asyncio.sleep(0.3)
         assert amps(driver) == [0.0, 0.0]
-        assert not any(a.channel == 1 for a in driver.emulator.activations)
+        # from the stop on, channel 2 saw only the stop idiom (I0, on-time 0), never the update
+        reached = [a for a in driver.emulator.activations if a.channel == 1 and a.t_s >= t_stop]
+        assert [a.deadline_s - a.t_s for a in reached] == [0.0]
         with pytest.raises(DriverStoppedError):
             await driver.apply([ON, ON], 1.0)
         await driver.close()
@@ -272,7 +292,7 @@ def test_stop_wins_over_a_pending_apply_and_sends_the_stop_sequence(url: str) ->
 def test_stop_with_both_channels_on_zeroes_each_then_shuts_down() -> None:
     async def main() -> None:
         async with sim() as driver:
-            await driver.apply([ON, ON], 1.0)
+            await ramp_to(driver, [ON, ON], 1.0)
             await asyncio.sleep(0.1)
             sent = wire(driver)
             t_stop = asyncio.get_running_loop().time()
@@ -306,9 +326,11 @@ def test_close_sends_connection_end_on_serial() -> None:
 @pytest.mark.parametrize("url", [SERIAL, BLE])
 def test_a_dropped_link_is_reported_and_the_board_falls_silent(url: str) -> None:
     async def main() -> None:
-        driver = sim(url, Fault("disconnect", 0.5))
+        driver = sim(url)
         seen = heard(driver)
         await driver.connect()
+        await ramp_below(driver, [ON, ON])
+        arm(driver, Fault("disconnect", 0.5))
         await driver.apply([ON, ON], 1.0)
         await asyncio.sleep(0.6)
         lost = [t for t in seen if t.kind == "link_lost"]
@@ -333,6 +355,8 @@ def test_a_reset_mid_session_is_reported_and_never_resumed() -> None:
         loop = asyncio.get_running_loop()
         await driver.connect()
         t_reset = loop.time() + 2.0
+        await ramp_below(driver, [ON, ON])  # well before the reset
+        assert loop.time() < t_reset - 1.0
         with pytest.raises(DeviceError, match="reset"):
             for _ in range(40):  # a session keeps renewing: the board cannot tell it is booting
                 await driver.apply([ON, ON], 1.0)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+import numpy as np
 import pytest
+from support.ramp import ramp_below, ramp_to
 
 from emsctl.contract import ZERO, ChannelSetpoint, Telemetry
 from emsctl.devices import open_device
@@ -40,6 +42,7 @@ def test_a_session_over_a_pty_renews_stops_and_ends_at_zero() -> None:
         t0 = loop.time()
         await driver.connect()
         assert loop.time() - t0 < 1.0  # the banner, not the 2 s timeout, ended the wait
+        await ramp_below(driver, [ON, ON])
         for _ in range(10):  # 2.5 s of renewals with a 0.5 s lease
             await driver.apply([ON, ON], 0.5)
             await asyncio.sleep(0.25)
@@ -47,6 +50,8 @@ def test_a_session_over_a_pty_renews_stops_and_ends_at_zero() -> None:
         assert [o.amplitude_ma for o in board.device.output_now()] == \
             [pytest.approx(driver.declared.ma_at(50))] * 2
         on = board.device.intervals(1)
+        level = np.isclose(on["amplitude_ma"], driver.declared.ma_at(50))
+        on = on[on["t0_s"] >= on[level]["t0_s"].min()]  # from the renewals on, not the ramp
         assert len(on[on["amplitude_ma"] > 0]) == 1  # renewed without a gap
         started = time.monotonic()
         await driver.stop()
@@ -75,7 +80,7 @@ def test_without_renewal_the_board_over_a_pty_falls_silent_by_its_on_time() -> N
         driver = open_device(f"openems://{path}?{DECL}&ready_timeout_s=0.2")
         driver.set_channel_caps_ma(CAPS_MA)
         await driver.connect()
-        await driver.apply([ON, ZERO], 0.3)
+        await ramp_to(driver, [ON, ZERO], 0.3)
         await asyncio.sleep(0.1)
         assert board.active(0)
         await asyncio.sleep(0.35)  # the host goes quiet (as if it hung)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from support.ramp import ramp_below, ramp_to
 
 from emsctl.clock import VirtualClock
 from emsctl.contract import ZERO, ChannelSetpoint, Telemetry
@@ -82,7 +83,8 @@ def test_capabilities_declare_one_global_frequency_and_the_2_ma_step() -> None:
 def test_current_is_floored_to_the_2_ma_step_and_never_exceeds_the_request() -> None:
     async def body(d: SimulatedScienceModeDriver, heard: Any, wire: Any) -> None:
         await d.connect()
-        await d.apply(setpoints((21.9, 8.0, 250.4), (1.9, 8.0, 250.0), (13.0, 8.0, 300.0)), 1.0)
+        await ramp_to(d, setpoints((21.9, 8.0, 250.4), (1.9, 8.0, 250.0), (13.0, 8.0, 300.0)),
+                      1.0)
         await asyncio.sleep(0.05)
         out = d.device.output_now()
         assert [o.amplitude_ma for o in out[:3]] == [20.0, 0.0, 12.0]
@@ -168,7 +170,7 @@ def test_stop_frame_leaves_within_a_millisecond_while_an_update_waits_for_its_ac
 def test_unacknowledged_stop_falls_silent_and_the_device_watchdog_ends_output() -> None:
     async def body(d: SimulatedScienceModeDriver, heard: list[Telemetry], wire: Any) -> None:
         await d.connect()
-        await d.apply(setpoints((20.0, 8.0, 250.0)), 1.0)
+        await ramp_to(d, setpoints((20.0, 8.0, 250.0)), 1.0)
         last_heard_s = asyncio.get_running_loop().time()
         d.link.pipe.tamper = lambda direction, data: (  # type: ignore[attr-defined]
             [] if direction == "host→device" else [(0.0, data)])   # the host's bytes are lost
@@ -189,7 +191,7 @@ def test_unacknowledged_stop_falls_silent_and_the_device_watchdog_ends_output() 
 def test_the_host_enforces_the_lease_with_a_stop() -> None:
     async def body(d: SimulatedScienceModeDriver, heard: Any, wire: Any) -> None:
         await d.connect()
-        await d.apply(setpoints((20.0, 8.0, 250.0)), 0.5)
+        await ramp_to(d, setpoints((20.0, 8.0, 250.0)), 0.5)
         await asyncio.sleep(0.45)
         assert d.device.output_now()[0].amplitude_ma == 20.0
         await asyncio.sleep(0.1)
@@ -216,7 +218,7 @@ def test_keepalive_holds_an_idle_connection_for_minutes() -> None:
 def test_device_reset_is_reported_and_output_never_resumes_by_itself() -> None:
     async def body(d: SimulatedScienceModeDriver, heard: list[Telemetry], wire: Any) -> None:
         await d.connect()
-        await d.apply(setpoints((20.0, 8.0, 250.0)), 1.0)
+        await ramp_to(d, setpoints((20.0, 8.0, 250.0)), 1.0)
         await asyncio.sleep(0.05)
         d.emulator.reset()
         await asyncio.sleep(0.05)
@@ -234,7 +236,7 @@ def test_device_reset_is_reported_and_output_never_resumes_by_itself() -> None:
 def test_stimulation_error_becomes_device_error_telemetry_and_refuses_output() -> None:
     async def body(d: SimulatedScienceModeDriver, heard: list[Telemetry], wire: Any) -> None:
         await d.connect()
-        await d.apply(setpoints((20.0, 8.0, 250.0)), 1.0)
+        await ramp_to(d, setpoints((20.0, 8.0, 250.0)), 1.0)
         await asyncio.sleep(0.05)
         d.device.electrode_off(1)
         await asyncio.sleep(0.01)
@@ -250,7 +252,7 @@ def test_stimulation_error_becomes_device_error_telemetry_and_refuses_output() -
 def test_cut_cable_reports_link_lost_and_stop_says_the_watchdog_ends_output() -> None:
     async def body(d: SimulatedScienceModeDriver, heard: list[Telemetry], wire: Any) -> None:
         await d.connect()
-        await d.apply(setpoints((20.0, 8.0, 250.0)), 1.0)
+        await ramp_to(d, setpoints((20.0, 8.0, 250.0)), 1.0)
         d.link.pipe.cut()  # type: ignore[attr-defined]
         await asyncio.sleep(0.001)
         assert heard[-1].kind == "link_lost"
@@ -267,6 +269,7 @@ def test_cut_cable_reports_link_lost_and_stop_says_the_watchdog_ends_output() ->
 def test_busy_is_retried_and_a_transient_busy_is_invisible() -> None:
     async def body(d: SimulatedScienceModeDriver, heard: list[Telemetry], wire: Any) -> None:
         await d.connect()
+        await ramp_below(d, setpoints((20.0, 8.0, 250.0)))
         d.emulator.busy = True
         asyncio.get_running_loop().call_later(0.03, setattr, d.emulator, "busy", False)
         await d.apply(setpoints((20.0, 8.0, 250.0)), 1.0)

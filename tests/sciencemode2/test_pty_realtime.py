@@ -37,6 +37,7 @@ HOST = textwrap.dedent("""
     from emsctl.loader import load_program
     from emsctl.plan import compile_plan
     from emsctl.session import Session
+    from emsctl.verify import certify
 
     async def main() -> None:
         th = Thresholds(6.0, 12.0, 25.0)
@@ -44,7 +45,7 @@ HOST = textwrap.dedent("""
                             profile_caps_ma={1: 22.5, 2: 22.5})
         driver = open_device("sciencemode2://" + sys.argv[1])
         await driver.connect()
-        session = Session(plan, driver, DEFAULTS)
+        session = Session(certify(plan, DEFAULTS, driver.capabilities), driver)
         print(f"start {time.monotonic():.6f}", flush=True)
         await session.run()
     asyncio.run(main())

@@ -32,6 +32,7 @@ from emsctl.plan import Plan
 from emsctl.session import Session
 from emsctl.simulator.drivers.sim import SimDriver
 from emsctl.simulator.faults import Fault, FaultPlan
+from emsctl.verify import certify
 
 CASES = 2000
 MODES = ("now", "during_wait", "at_ack", "at_timeout", "from_ack_telemetry")
@@ -129,7 +130,7 @@ def run_case(seed: int, driver_cls: type[SimDriver] = SimDriver) -> Case:
 
     async def main() -> str:
         await driver.connect()
-        session = Session(circulation_plan(), driver, DEFAULTS)
+        session = Session(certify(circulation_plan(), DEFAULTS, driver.capabilities), driver)
         box["session"] = session
         driver.add_listener(on_telemetry)
         asyncio.get_running_loop().call_later(30.0, fire_stop)  # a backstop; never needed

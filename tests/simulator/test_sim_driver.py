@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from support.ramp import ramp_below, ramp_to
 
 from emsctl.clock import RealClock, VirtualClock
 from emsctl.contract import ZERO, ChannelSetpoint, Telemetry
@@ -21,6 +22,11 @@ def sim(url: str = "sim", *faults: Fault) -> SimDriver:
     driver = open_device(url, OpenOptions(fault_plan=FaultPlan(faults) if faults else None))
     assert isinstance(driver, SimDriver)
     return driver
+
+
+def arm(driver: SimDriver, *faults: Fault) -> None:
+    """Start ``faults`` from now (after a ramp), as a plan armed at connect would from then."""
+    FaultPlan(faults).schedule(asyncio.get_running_loop(), driver)
 
 
 def heard(driver: SimDriver) -> list[Telemetry]:
@@ -73,6 +79,7 @@ def test_byte_level_faults_are_refused_when_opening() -> None:
 def test_apply_reaches_the_device_and_is_acked() -> None:
     async def main() -> None:
         async with sim() as driver:
+            await ramp_below(driver, [SP, ZERO, ZERO, ZERO])
             seen = heard(driver)
             await driver.apply([SP, ZERO, ZERO, ZERO], lease_s=0.5)
             assert driver.device.output_now()[0].amplitude_ma == 20.0
@@ -87,6 +94,7 @@ def test_stop_wins_over_an_apply_waiting_for_a_late_ack() -> None:
     async def main() -> None:
         driver = sim("sim", Fault("late_acks", 0.0, value=0.25))
         await driver.connect()
+        await ramp_below(driver, [SP] * 4)           # each step waits for its late ack
         pending = asyncio.create_task(driver.apply([SP] * 4, lease_s=1.0))
         await asyncio.sleep(0.05)
         assert driver.device.output_now()[0].amplitude_ma == 20.0
@@ -107,15 +115,19 @@ def test_stop_wins_over_an_apply_waiting_for_a_late_ack() -> None:
 
 def test_no_retry_is_sent_after_a_stop() -> None:
     async def main() -> None:
-        driver = sim("sim", Fault("drop_acks", 0.0))
+        driver = sim()
         await driver.connect()
+        await ramp_below(driver, [SP] * 4)
+        t0 = asyncio.get_running_loop().time()
+        arm(driver, Fault("drop_acks", 0.0))
         pending = asyncio.create_task(driver.apply([SP] * 4, lease_s=1.0))
         await asyncio.sleep(0.1)
         await driver.stop()
         await pending                                # the ack timeout passes: no resend
         await asyncio.sleep(0.5)
         on = driver.device.intervals(1)
-        assert on[on["amplitude_ma"] > 0]["t1_s"].tolist() == [pytest.approx(0.1)]
+        on = on[on["t0_s"] >= t0]                    # the ramp's steps came before
+        assert on[on["amplitude_ma"] > 0]["t1_s"].tolist() == [pytest.approx(t0 + 0.1)]
         await driver.close()
 
     VirtualClock().run(main())
@@ -124,6 +136,7 @@ def test_no_retry_is_sent_after_a_stop() -> None:
 def test_late_ack_within_the_timeout_is_fine() -> None:
     async def main() -> float:
         async with sim("sim", Fault("late_acks", 0.0, value=0.2)) as driver:
+            await ramp_below(driver, [SP] * 4)       # each step waits for its late ack
             loop = asyncio.get_running_loop()
             t0 = loop.time()
             await driver.apply([SP] * 4, lease_s=1.0)
@@ -134,8 +147,10 @@ def test_late_ack_within_the_timeout_is_fine() -> None:
 
 def test_dropped_acks_retry_once_then_raise_device_timeout() -> None:
     async def main() -> None:
-        driver = sim("sim", Fault("drop_acks", 0.0))
+        driver = sim()
         await driver.connect()
+        await ramp_below(driver, [SP] * 4)
+        arm(driver, Fault("drop_acks", 0.0))
         sent: list[float] = []
         real_set = driver.device.set_outputs
 
@@ -158,21 +173,23 @@ def test_acks_flow_again_when_a_drop_acks_fault_ends() -> None:
     async def main() -> None:
         async with sim("sim", Fault("drop_acks", 0.0, duration_s=1.0)) as driver:
             await asyncio.sleep(1.0)
-            await driver.apply([SP] * 4, lease_s=1.0)
+            await ramp_to(driver, [SP] * 4, lease_s=1.0)  # every step needs its ack
 
     VirtualClock().run(main())
 
 
 def test_disconnect_loses_the_link_and_the_device_zeroes_by_its_own_watchdog() -> None:
     async def main() -> None:
-        driver = sim("sim", Fault("disconnect", 0.3))
+        driver = sim()
         seen = heard(driver)
         await driver.connect()
         loop = asyncio.get_running_loop()
-        await driver.apply([SP] * 4, lease_s=0.8)
+        await ramp_to(driver, [SP] * 4, lease_s=0.8)
         t_cmd = loop.time()
+        arm(driver, Fault("disconnect", 0.3))
         await asyncio.sleep(0.5)
-        assert [(t.kind, t.t_s) for t in seen if t.kind == "link_lost"] == [("link_lost", 0.3)]
+        assert [(t.kind, t.t_s) for t in seen if t.kind == "link_lost"] == \
+            [("link_lost", pytest.approx(t_cmd + 0.3))]
         # The host did not zero it: the device still runs, on its lease alone.
         assert driver.device.output_now()[0].amplitude_ma == 20.0
         with pytest.raises(LinkLostError):
@@ -191,27 +208,33 @@ def test_disconnect_loses_the_link_and_the_device_zeroes_by_its_own_watchdog() -
 
 def test_pending_apply_fails_at_once_when_the_link_is_lost() -> None:
     async def main() -> None:
-        driver = sim("sim", Fault("drop_acks", 0.0), Fault("disconnect", 0.1))
+        driver = sim()
         await driver.connect()
+        await ramp_below(driver, [SP] * 4)
         loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        arm(driver, Fault("drop_acks", 0.0), Fault("disconnect", 0.1))
         with pytest.raises(LinkLostError):
             await driver.apply([SP] * 4, lease_s=1.0)
-        assert loop.time() == pytest.approx(0.1)
+        assert loop.time() == pytest.approx(t0 + 0.1)
 
     VirtualClock().run(main())
 
 
 def test_electrode_off_delivers_nothing_and_is_reported() -> None:
     async def main() -> None:
-        async with sim("sim", Fault("electrode_off", 0.25, channel=2)) as driver:
+        async with sim() as driver:
             seen = heard(driver)
+            await ramp_below(driver, [SP] * 4)
+            t0 = asyncio.get_running_loop().time()
+            arm(driver, Fault("electrode_off", 0.25, channel=2))
             for _ in range(5):
                 await driver.apply([SP] * 4, lease_s=0.5)
                 await asyncio.sleep(0.1)
             out = driver.device.output_now()
             assert out[1].delivered_ma == 0.0 and out[0].delivered_ma == 20.0
             off = [t for t in seen if t.kind == "electrode_off"]
-            assert [(t.channel, t.t_s) for t in off] == [(2, 0.25)]
+            assert [(t.channel, t.t_s) for t in off] == [(2, pytest.approx(t0 + 0.25))]
 
     VirtualClock().run(main())
 
@@ -219,8 +242,10 @@ def test_electrode_off_delivers_nothing_and_is_reported() -> None:
 def test_device_reset_and_low_battery_become_telemetry() -> None:
     async def main() -> None:
         plan = (Fault("battery_low", 0.1, value=8.0), Fault("device_reset", 0.2))
-        async with sim("sim", *plan) as driver:
+        async with sim() as driver:
+            await ramp_below(driver, [SP] * 4)
             seen = heard(driver)
+            arm(driver, *plan)
             await driver.apply([SP] * 4, lease_s=1.0)
             await asyncio.sleep(0.3)
             assert all(o == OFF for o in driver.device.output_now())  # HZ-17: up at 0
@@ -231,22 +256,25 @@ def test_device_reset_and_low_battery_become_telemetry() -> None:
 
 
 def test_recorder_sees_what_the_driver_delivered() -> None:
-    async def main() -> SimDriver:
+    async def main() -> tuple[SimDriver, float]:
         async with sim("sim?channels=2") as driver:
+            await ramp_below(driver, [ChannelSetpoint(10.0, 100.0, 200.0), ZERO])
+            t0 = asyncio.get_running_loop().time()
             for _ in range(10):
                 await driver.apply([ChannelSetpoint(10.0, 100.0, 200.0), ZERO], lease_s=0.5)
                 await asyncio.sleep(0.1)
-        return driver
+        return driver, t0
 
-    driver = VirtualClock().run(main())
-    assert driver.recorder.pulse_count(1) == 100
+    driver, t0 = VirtualClock().run(main())
+    # the pulses of the 1 s held at 10 mA, after the ramp's
+    assert driver.recorder.pulse_count(1) - driver.recorder.pulse_count(1, until_s=t0) == 100
     assert driver.recorder.summary()[2]["pulse_count"] == 0
 
 
 def test_sim_driver_runs_on_the_real_clock() -> None:
     async def main() -> None:
         async with sim("sim?channels=1") as driver:
-            await driver.apply([SP], lease_s=0.05)
+            await ramp_to(driver, [SP], lease_s=0.05)
             assert driver.device.output_now()[0].amplitude_ma == 20.0
             await asyncio.sleep(0.1)
             assert driver.device.output_now()[0] == OFF   # its watchdog, in real time
