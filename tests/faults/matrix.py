@@ -175,7 +175,7 @@ CELLS: dict[tuple[str, str], Expect] = {
     ("sciencemode4", "corrupt_bytes"): Expect(
         "stop-later", "device error",
         "LEN and CRC drop damaged frames; a damaged command is sent once more, an unanswered "
-        "resend ends the session"),
+        "or refused resend ends the session"),
     ("sciencemode4", "duplicate_frames"): Expect(
         "tolerated", note="absolute setpoints: a repeated update sets the same output; a "
         "repeated ack is ignored (matched by packet number)"),
