@@ -221,9 +221,9 @@ class ScienceMode4Driver(Driver):
                 if not self._initialised:
                     await self._ml_init()
                 unchanged = configs == self._running
-                if self._running and (unchanged or sent_s - self._last_poll_s >= POLL_S):
-                    if not await self._poll():
-                        return  # an electrode error: reported, the session pauses
+                due = unchanged or sent_s - self._last_poll_s >= POLL_S
+                if self._running and due and not await self._poll():
+                    return  # an electrode error: reported, the session pauses
                 if not unchanged:
                     await self._update(configs)
                 if self.stopped:

@@ -1,4 +1,5 @@
-"""The ScienceMode4 driver against the emulated P24 over the in-memory serial pipe (virtual time)."""
+"""The ScienceMode4 driver against the emulated P24 over the in-memory serial pipe, in virtual
+time."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def setpoints(*channels: tuple[float, float, float]) -> list[ChannelSetpoint]:
 
 
 ON = setpoints((10.0, 20.0, 200.0))
+OFF = (0.0, 0.0, 0.0)
 
 
 def run(body: Body, url: str = "sim+sciencemode4", *faults: Fault) -> SimulatedScienceMode4Driver:
@@ -114,7 +116,7 @@ def test_capabilities_follow_the_document() -> None:
 def test_apply_sends_one_update_with_a_period_and_a_biphasic_pulse_per_channel() -> None:
     async def body(d: SimulatedScienceMode4Driver, heard: list[Telemetry], wire: Wire) -> None:
         await d.connect()
-        await d.apply(setpoints((10.3, 20.0, 200.0), ZERO_TUPLE, (24.5, 50.0, 150.4)), 1.0)
+        await d.apply(setpoints((10.3, 20.0, 200.0), OFF, (24.5, 50.0, 150.4)), 1.0)
         (update,) = [m for _, m in frames(wire) if isinstance(m, p.MlUpdate)]
         assert update.enable_mask == 0b101
         ch1, ch3 = update.enabled[1], update.enabled[3]
@@ -129,7 +131,6 @@ def test_apply_sends_one_update_with_a_period_and_a_biphasic_pulse_per_channel()
         assert heard[-1].kind == "ack"
         await d.close()
 
-    ZERO_TUPLE = (0.0, 0.0, 0.0)  # noqa: N806
     run(body)
 
 

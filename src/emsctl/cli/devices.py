@@ -3,9 +3,10 @@
 Uses pyserial's port listing (``serial.tools.list_ports``) with USB VID:PID, and guesses the
 device type from known USB bridges (a RehaStim2 has an FTDI bridge; a P24 is an STM32 USB CDC
 port with the chip maker's generic id 0483:5740, which other devices share, so such a port is
-only a candidate; openEMSstim boards use Arduino, CH340 or CP210x bridges). A guess is only a hint: the driver's handshake is what
-identifies a device. ``--format json`` prints the same rows as data. Imports pyserial only
-when it runs, and never opens a port (listing must not disturb a running session).
+only a candidate; openEMSstim boards use Arduino, CH340 or CP210x bridges). A guess is only a
+hint: the driver's handshake is what identifies a device. ``--format json`` prints the same rows
+as data. Imports pyserial only when it runs, and never opens a port (listing must not disturb a
+running session).
 ``--ble`` scans with bleak (imported only then) and recognises devices by advertised name or
 service; a machine without Bluetooth gets one sentence on stderr and exit code 1, no traceback.
 """
