@@ -51,19 +51,28 @@ _FLOOR_CHILD = textwrap.dedent("""
 
 
 class _Emulator:
-    """``emsctl simulate sciencemode4 --pty [--trace FILE]`` in its own process."""
+    """``emsctl simulate sciencemode4 --pty [--trace FILE]`` in its own process.
 
-    def __init__(self, folder: Path | None) -> None:
-        self.trace = folder / "trace.txt" if folder is not None else None
+    Its event log goes to a file, not a pipe: a pipe nobody drains fills up and would freeze
+    the emulator in the middle of a run.
+    """
+
+    def __init__(self, folder: Path, trace: bool = True) -> None:
+        self.trace = folder / "trace.txt" if trace else None
         extra = ["--trace", str(self.trace)] if self.trace is not None else []
+        self.log = (folder / "log.txt").open("w", encoding="utf-8")
         self.proc = subprocess.Popen([*emsctl_command(), "simulate", "sciencemode4", "--pty",
-                                      *extra], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
-        assert self.proc.stdout is not None
-        self.path = self.proc.stdout.readline().strip()
+                                      *extra], stdout=self.log, stderr=subprocess.DEVNULL,
+                                     text=True)
+        log_path = folder / "log.txt"
+        deadline = time.monotonic() + 10.0
+        while "powered on" not in log_path.read_text(encoding="utf-8"):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("emsctl simulate sciencemode4 did not start")
+            time.sleep(0.01)
+        self.path = log_path.read_text(encoding="utf-8").splitlines()[0].strip()
         if not self.path.startswith("/dev/"):
             raise RuntimeError(f"emsctl simulate printed {self.path!r}")
-        time.sleep(0.2)  # powered on
 
     def stop_read_after(self, t0_s: float, timeout_s: float = 2.0) -> float:
         """Monotonic time the emulator decoded the first Ml_stop after ``t0_s``."""
@@ -84,6 +93,7 @@ class _Emulator:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self.log.close()
 
 
 class _Floor:
@@ -268,20 +278,21 @@ def bench_sm4_pty(size: Size, repeat: int | None = None) -> list[Figure]:
 def bench_sm4_side_by_side(size: Size, repeat: int | None = None) -> list[Figure]:
     rounds = 5 if size == "full" else 1
     per_round = _repeats(size, repeat, full=100, smoke=3)
-    emulator = _Emulator(None)
     ours: list[float] = []
     client: list[float] = []
     floor: list[float] = []
     left_out = 0
-    try:
-        for _ in range(rounds):  # interleaved, so machine noise hits all three alike
-            samples, skipped = asyncio.run(_driver_round_trips(emulator.path, per_round))
-            ours += samples
-            left_out += skipped
-            client += asyncio.run(_client_round_trips(emulator.path, per_round))
-            floor += _blocking_round_trips(emulator.path, per_round)
-    finally:
-        emulator.close()
+    with tempfile.TemporaryDirectory() as folder:
+        emulator = _Emulator(Path(folder), trace=False)
+        try:
+            for _ in range(rounds):  # interleaved, so machine noise hits all three alike
+                samples, skipped = asyncio.run(_driver_round_trips(emulator.path, per_round))
+                ours += samples
+                left_out += skipped
+                client += asyncio.run(_client_round_trips(emulator.path, per_round))
+                floor += _blocking_round_trips(emulator.path, per_round)
+        finally:
+            emulator.close()
     floor_name = "blocking write→read of the same frame on the same pty (sleeping floor)"
     return [
         figure("update → ack, emsctl driver (event loop)", ours, "ms",
