@@ -32,6 +32,7 @@ __all__ = ["PTY_DEVICES", "PtyDevice", "PtyDeviceFactory", "PtyDeviceOptions", "
 PTY_DEVICES: dict[str, str] = {
     "sciencemode2": "emsctl.simulator.devices.sciencemode2:pty_device",
     "openems": "emsctl.simulator.devices.openems_pty:pty_device",
+    "sciencemode4": "emsctl.simulator.devices.sciencemode4_pty:pty_device",
 }
 _READ_CHUNK = 4096
 _MAX_BACKLOG = 16 * 1024

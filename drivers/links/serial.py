@@ -43,16 +43,20 @@ class SerialLink:
         parity: ``"N"``, ``"E"`` or ``"O"`` (ScienceMode2 needs ``"E"``).
         bytesize: data bits.
         stopbits: stop bits.
+        rtscts: request RTS/CTS hardware flow control (ScienceMode4 documents it; USB CDC
+            ports and ptys ignore it).
     """
 
     def __init__(self, url: str, *, baud: int = 460800, parity: str = "E", bytesize: int = 8,
-                 stopbits: int = 1) -> None:
+                 stopbits: int = 1, rtscts: bool = False) -> None:
         self.url = url
         self.baud = baud
         self.parity = parity
         self.bytesize = bytesize
         self.stopbits = stopbits
-        self.description = f"serial {url} ({baud} {bytesize}{parity}{stopbits})"
+        self.rtscts = rtscts
+        flow = " RTS/CTS" if rtscts else ""
+        self.description = f"serial {url} ({baud} {bytesize}{parity}{stopbits}{flow})"
         self._port: Any = None
         self._fd: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -112,7 +116,8 @@ class SerialLink:
         try:
             return serial.serial_for_url(self.url, baudrate=self.baud, parity=parity,
                                          bytesize=self.bytesize, stopbits=self.stopbits,
-                                         exclusive=True, timeout=0, write_timeout=0)
+                                         rtscts=self.rtscts, exclusive=True, timeout=0,
+                                         write_timeout=0)
         except serial.SerialException as exc:
             raise DeviceError(_open_error(self.url, exc)) from exc
         except Exception as exc:  # OSError, ValueError, termios.error from the line setup

@@ -21,7 +21,7 @@ __all__ = ["P24_FAULT_KINDS", "P24FaultTarget"]
 
 P24_FAULT_KINDS: frozenset[str] = frozenset(
     {"disconnect", "drop_acks", "late_acks", "busy", "electrode_off", "electrode_on",
-     "impedance", "device_reset"})
+     "impedance", "device_reset", "wrong_current"})
 
 
 class P24FaultTarget:

@@ -25,6 +25,8 @@ BUILTIN_DRIVERS: dict[str, str] = {
     "sim": "emsctl.simulator.drivers.sim:open_sim",
     "sim+sciencemode2": "emsctl.simulator.drivers.sciencemode2:open_emulated",
     "sciencemode2": "emsctl.drivers.sciencemode2.driver:open_serial",
+    "sim+sciencemode4": "emsctl.simulator.drivers.sciencemode4:open_emulated",
+    "sciencemode4": "emsctl.drivers.sciencemode4.driver:open_serial",
     "sim+coyote3": "emsctl.simulator.drivers.coyote3:open_simulated_coyote",
     "coyote3": "emsctl.drivers.coyote3.driver:open_ble",
     "sim+openems": "emsctl.simulator.drivers.openems:open_simulated",

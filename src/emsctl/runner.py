@@ -28,7 +28,7 @@ from typing import Any
 
 from .amplitude import Thresholds
 from .clock import Clock, RealClock, VirtualClock
-from .contract import Driver
+from .contract import Driver, Telemetry
 from .devices import OpenOptions, open_device
 from .errors import EmsError, InputError
 from .ledger import (
@@ -369,8 +369,19 @@ async def _execute(
     session: Session | None = None
     result: SessionResult | None = None
     installed: list[int] = []
+    # what the driver reports while it connects (the device's identity and versions) comes
+    # before the session listens: it is journaled here, at t = 0
+    connect_reports: list[Telemetry] = []
+
+    def keep(telemetry: Telemetry) -> None:
+        if session is None:
+            connect_reports.append(telemetry)
+
+    driver.add_listener(keep)
     try:
         await driver.connect()
+        for report in connect_reports:
+            journal.telemetry(0.0, report)
         verified = prepared.verified or certify(prepared.plan, prepared.limits,
                                                 driver.capabilities)
         session = Session(verified, driver, intensity_pct=intensity_pct,

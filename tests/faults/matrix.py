@@ -64,6 +64,8 @@ FAMILIES: dict[str, Family] = {f.key: f for f in (
     Family("sim", "sim", "sim", 1.0, "1.0 s device watchdog (L21)"),
     Family("sciencemode2", "ScienceMode2", "sim+sciencemode2", 1.2,
            "1.2 s RehaStim2 watchdog"),
+    Family("sciencemode4", "ScienceMode4", "sim+sciencemode4", 2.0,
+           "2 s P24 mid-level timeout (fixed by its firmware: a documented deviation of L21)"),
     Family("coyote3", "Coyote V3", "sim+coyote3?ma_per_step=0.2&us_per_intensity=3", 0.1,
            "100 ms B0 frame expiry"),
     # ma_at_100=16: 20.2 mA at full scale, within the synthetic person's 22.5 mA cap (a
@@ -179,6 +181,43 @@ CELLS: dict[tuple[str, str], Expect] = {
     ("sciencemode2", "wrong_current"): Expect(
         "undetected", note="ScienceMode2 reports no delivered current: a miscalibrated output "
         "stage is invisible to the host (known limit; only a bench measurement finds it)"),
+    # ---------------------------------------------------------------- ScienceMode4 (USB serial)
+    ("sciencemode4", "disconnect"): Expect(
+        "stop", "link to the device lost",
+        "USB cable pulled: the bus-powered P24 switches off at once"),
+    ("sciencemode4", "corrupt_bytes"): Expect(
+        "stop-later", "device error",
+        "LEN and CRC drop damaged frames; a damaged command is sent once more, an unanswered "
+        "or refused resend ends the session"),
+    ("sciencemode4", "duplicate_frames"): Expect(
+        "tolerated", note="absolute setpoints: a repeated update sets the same output; a "
+        "repeated ack is ignored (matched by packet number)"),
+    ("sciencemode4", "drop_frames"): Expect(
+        "stop-later", "did not acknowledge",
+        "a lost frame is sent once more; a lost resend is a fault"),
+    ("sciencemode4", "drop_acks"): Expect(
+        "stop", "did not acknowledge",
+        "one resend, then a fault; the stop cannot be confirmed, the driver falls silent and "
+        "the P24's 2 s timeout ends output"),
+    ("sciencemode4", "late_acks"): Expect("tolerated",
+                                          note="0.2 s is within the 0.25 s ack timeout"),
+    ("sciencemode4", "busy"): Expect("stop", "result 21", "busy (21) to an update is a fault"),
+    ("sciencemode4", "device_reset"): Expect(
+        "stop", "reset", "the next command gets result 7 (not initialised): reported as a "
+        "reset, never re-initialised by the driver"),
+    ("sciencemode4", "electrode_off"): Expect(
+        "pause", "paused for more than 10 min",
+        "the P24 stops every channel and reports an electrode error at the next poll → "
+        "electrode_off → pause at 0"),
+    ("sciencemode4", "impedance"): Expect(
+        "pause", "paused for more than 10 min",
+        "Z > 5 kΩ trips the no-load flag (L12): an electrode error → pause at 0"),
+    ("sciencemode4", "battery_low"): _na("bus powered over USB: the P24 has no battery"),
+    ("sciencemode4", "strength_change"): _na("the P24 has no strength control of its own (the "
+                                             "host sets every current)"),
+    ("sciencemode4", "wrong_current"): Expect(
+        "undetected", note="the P24 reports electrode errors, not the current it delivers: a "
+        "miscalibrated output stage is invisible to the host (known limit)"),
     # ---------------------------------------------------------------- Coyote V3 (BLE)
     ("coyote3", "disconnect"): Expect("stop", "link to the device lost",
                                       "frames stop; the last one expires within 100 ms"),

@@ -760,7 +760,8 @@ def test_pty_factory_builds_a_p24_and_refuses_options_it_cannot_honour():
     def nothing(*_: object) -> None:
         return None
 
-    device = pty_device(PtyDeviceOptions(impedance_ohm=800.0), nothing, nothing, nothing)
+    served = pty_device(PtyDeviceOptions(impedance_ohm=800.0), nothing, nothing, nothing)
+    device = served.p24
     assert isinstance(device, P24) and device.device.body.load(1).impedance_ohm == 800.0
     for options in (PtyDeviceOptions(watchdog_s=1.0), PtyDeviceOptions(profile="lenient"),
                     PtyDeviceOptions(extras={"x": "1"})):

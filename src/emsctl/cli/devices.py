@@ -1,10 +1,12 @@
 """``emsctl devices``: list serial ports (and, with ``--ble``, BLE devices) that may be stimulators.
 
 Uses pyserial's port listing (``serial.tools.list_ports``) with USB VID:PID, and guesses the
-device type from known USB bridges (a RehaStim2 has an FTDI bridge; openEMSstim boards use
-Arduino, CH340 or CP210x bridges). A guess is only a hint: the driver's handshake is what
-identifies a device. ``--format json`` prints the same rows as data. Imports pyserial only
-when it runs, and never opens a port (listing must not disturb a running session).
+device type from known USB bridges (a RehaStim2 has an FTDI bridge; a P24 is an STM32 USB CDC
+port with the chip maker's generic id 0483:5740, which other devices share, so such a port is
+only a candidate; openEMSstim boards use Arduino, CH340 or CP210x bridges). A guess is only a
+hint: the driver's handshake is what identifies a device. ``--format json`` prints the same rows
+as data. Imports pyserial only when it runs, and never opens a port (listing must not disturb a
+running session).
 ``--ble`` scans with bleak (imported only then) and recognises devices by advertised name or
 service; a machine without Bluetooth gets one sentence on stderr and exit code 1, no traceback.
 """
@@ -27,6 +29,10 @@ KNOWN_BRIDGES: dict[tuple[int, int | None], tuple[str, str]] = {
     (0x0403, 0x6010): ("sciencemode2", "FTDI FT2232 bridge: possibly a Hasomed RehaStim2"),
     (0x0403, 0x6014): ("sciencemode2", "FTDI FT232H bridge: possibly a Hasomed RehaStim2"),
     (0x0403, 0x6015): ("sciencemode2", "FTDI FT-X bridge: possibly a Hasomed RehaStim2"),
+    # the STM32 chip maker's generic virtual-COM-port id: other devices share it, so a port
+    # with it is only a candidate; 'sciencemode4://' asks each for its device id
+    (0x0483, 0x5740): ("sciencemode4", "STM32 virtual COM port (a generic USB id other devices "
+                       "share): a candidate Hasomed P24"),
     (0x2341, None): ("openems", "Arduino board: possibly an openEMSstim"),
     (0x1A86, 0x7523): ("openems", "CH340 bridge: possibly an openEMSstim (Arduino clone)"),
     (0x10C4, 0xEA60): ("openems", "CP210x bridge: possibly an openEMSstim"),
@@ -152,9 +158,15 @@ def devices(ctx: click.Context, fmt: str, ble: bool, scan_s: float) -> None:
         if r.latency_timer_ms is not None and r.latency_timer_ms > 1:
             click.echo(f"    note: FTDI latency timer is {r.latency_timer_ms} ms; 1 ms is "
                        "recommended (/sys/bus/usb-serial/devices/…/latency_timer)")
-    click.echo("URLs: sciencemode2:///dev/ttyUSB0 (RehaStim2), openems:///dev/ttyUSB0; any "
-               "pyserial URL works after the scheme, e.g. sciencemode2://socket://host:port. "
-               "Without hardware: --device sim+sciencemode2.")
+    candidates = [r.port for r in rows if r.url and r.url.startswith("sciencemode4://")]
+    if candidates:
+        click.echo(f"P24 candidates (USB id 0483:5740): {', '.join(candidates)}; "
+                   "'sciencemode4://' without a port opens the one that answers as a P24 and "
+                   "refuses if none or several do.")
+    click.echo("URLs: sciencemode2:///dev/ttyUSB0 (RehaStim2), sciencemode4:///dev/ttyACM0 "
+               "(P24), openems:///dev/ttyUSB0; any pyserial URL works after the scheme, e.g. "
+               "sciencemode2://socket://host:port. Without hardware: --device sim+sciencemode2 "
+               "or sim+sciencemode4.")
     if ble:
         _echo_ble(ctx, ble_rows, ble_error)
 
