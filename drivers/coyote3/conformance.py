@@ -276,10 +276,14 @@ class CoyoteFamily(Family):
             return False
         return (_sets(frame)[0] or 0) > 0
 
-    def is_stop(self, event: WireEvent) -> bool:
+    def is_stop(self, channel: str, data: bytes) -> bool:
         """A set to 0/0 with intensities 0 (§10 step 1)."""
-        frame = _b0(event)
-        return frame is not None and _is_stop_frame(frame)
+        if data[:1] != bytes((HEAD_B0,)):
+            return False
+        try:
+            return _is_stop_frame(decode_b0(data))
+        except ProtocolError:
+            return False
 
     def output_requested_until(self, events: Sequence[WireEvent]) -> float | None:
         """The end of the last slot with a strength above 0 and an intensity above 0."""

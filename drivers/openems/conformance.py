@@ -51,9 +51,10 @@ class LineSplitter:
 
 def _command(event: WireEvent) -> HostCommand | None:
     """The host command a write carries (WV line on serial, plain value on BLE)."""
-    if not event.from_host:
-        return None
-    data = event.data
+    return _command_in(event.data) if event.from_host else None
+
+
+def _command_in(data: bytes) -> HostCommand | None:
     try:
         plain = decode_wv_line(data.strip()) if data.startswith(b"WV") else data
     except ProtocolError:
@@ -238,9 +239,9 @@ class OpenEmsFamily(Family):
             out.problems.append(f"the held write ended with an unexpected error: {exc}")
         return out
 
-    def is_stop(self, event: WireEvent) -> bool:
+    def is_stop(self, channel: str, data: bytes) -> bool:
         """C9G, or the stop idiom C<ch>I0T0G."""
-        command = _command(event)
+        command = _command_in(data)
         return isinstance(command, ShutdownCommand) or (
             isinstance(command, ActionCommand) and command.on_time_ms == 0)
 

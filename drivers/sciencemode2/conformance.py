@@ -297,9 +297,9 @@ class ScienceMode2Family(Family):
         _frame, message, _why = _decode(data)
         return isinstance(message, p.InitChannelListMode) or any(_currents(message))
 
-    def is_stop(self, event: WireEvent) -> bool:
-        """StopChannelListMode from the host."""
-        return event.from_host and _command(event.data) == _STOP
+    def is_stop(self, channel: str, data: bytes) -> bool:
+        """StopChannelListMode."""
+        return _command(data) == _STOP
 
     def output_requested_until(self, events: Sequence[WireEvent]) -> float | None:
         """From a Start with current until the next Stop or all-zero Start."""

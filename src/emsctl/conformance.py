@@ -74,6 +74,8 @@ UPDATE_LEASE_S = 0.5
 SHORT_LEASE_S = 0.3
 #: A step that takes longer than this has hung: it fails, and the next one opens a new session.
 STEP_TIMEOUT_S = 30.0
+#: How long the stop race holds the device's replies, waiting for the stop to go out.
+RACE_HOLD_S = 1.0
 #: On a real clock, how late a host timer may fire before it counts against the driver.
 REAL_TIME_SLACK_S = 0.5
 
@@ -278,8 +280,8 @@ class Family:
         """Whether a host write is the update the stop race is started on."""
         return False
 
-    def is_stop(self, event: WireEvent) -> bool:
-        """Whether a host write is the protocol's stop."""
+    def is_stop(self, channel: str, data: bytes) -> bool:
+        """Whether a host write (to ``channel``) is the protocol's stop."""
         return False
 
     def output_requested_until(self, events: Sequence[WireEvent]) -> float | None:
@@ -691,6 +693,9 @@ async def _ack_timeout(run: CheckRun) -> Outcome:
 
 
 async def _stop_race(run: CheckRun) -> Outcome:
+    """Ask for a stop just as an update goes out, and hold the device's replies (on the host's
+    side) until the stop is on the wire: a stop that waits for the update's reply never comes
+    while they are held. Whatever the link's speed, the race is the same."""
     blocker = run.output_blocker()
     if blocker is not None:
         return Outcome.impossible(blocker)
@@ -698,45 +703,54 @@ async def _stop_race(run: CheckRun) -> Outcome:
     setpoints = run.output_setpoints(driver)
     tap = run.tap
     assert tap is not None
+    family = run.family
     out = Outcome()
-    loop = asyncio.get_running_loop()
-    requested: list[float] = []
-    stop_future: list[asyncio.Future[None] | None] = []
-
-    def fire() -> None:
-        requested.append(run.now())
-        stop_future.append(driver.request_stop())
-
     trigger: list[WireEvent] = []
+    stop_written: list[WireEvent] = []
+    requested: list[tuple[float, asyncio.Future[None] | None]] = []
+    stop_out = asyncio.Event()
 
-    def triggered(event: WireEvent) -> None:
+    def on_stop(event: WireEvent) -> None:
+        stop_written.append(event)
+        tap.release()
+        stop_out.set()
+
+    def on_trigger(event: WireEvent) -> None:  # just before the update reaches the link
         trigger.append(event)
-        loop.call_soon(fire)
+        tap.hold_incoming()
+        tap.on_next_write(family.is_stop, on_stop)
+        requested.append((run.now(), driver.request_stop()))
 
-    tap.on_next_write(run.family.is_race_trigger, triggered)
+    tap.on_next_write(family.is_race_trigger, on_trigger, before=True)
     mark, t0 = run.log.mark(), run.now()
+    update = asyncio.ensure_future(driver.apply(setpoints, UPDATE_LEASE_S))
     try:
-        await driver.apply(setpoints, UPDATE_LEASE_S)
-    except DriverStoppedError:
-        pass  # the stop latched first: apply refused output, as it must
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(stop_out.wait()), RACE_HOLD_S)
+        if trigger and not stop_out.is_set():
+            out.problems.append(f"no stop went on the wire while the update waited for its "
+                                f"reply (held {RACE_HOLD_S:g} s by the check): the stop waited "
+                                "behind the update")
+    finally:
+        tap.release()
+        try:
+            await update
+        except DriverStoppedError:
+            pass  # the stop latched first: apply refused output, as it must
+        if not trigger:
+            await driver.stop()
     if not trigger:
         out.problems.append("the update wrote nothing the stop could race with")
-        await driver.stop()
         return out
-    for _ in range(100):  # the stop was scheduled by the trigger: let it run
-        if stop_future:
-            break
-        await asyncio.sleep(0)
-    future = stop_future[0] if stop_future else None
+    t_request, future = requested[0]
     if future is not None:
         try:
             await future
         except DeviceError as exc:
             out.problems.append(f"the stop was not confirmed: {exc}")
     events = run.log.since(mark, run.session)
-    t_request = requested[0] if requested else math.inf
-    after = [e for e in events if e.from_host and e.delivered and e.index > trigger[0].index]
-    stops = [e for e in after if run.family.is_stop(e)]
+    stops = stop_written or [e for e in events if e.from_host and e.delivered
+                             and e.index > trigger[0].index and family.is_stop(e.channel, e.data)]
     if not stops:
         out.problems.append("no stop went on the wire after the stop was requested")
         return out
@@ -747,20 +761,15 @@ async def _stop_race(run: CheckRun) -> Outcome:
         out.measurements["stop_confirmed_s"] = confirmed[0] - t_request
     elif future is not None:
         out.problems.append("the driver did not report the stop confirmed ('stopped' telemetry)")
-    before_stop = [e for e in after if e.index < stop.index]
-    if run.family.output_requested_until(before_stop) is not None:
+    between = [e for e in events if trigger[0].index < e.index < stop.index]
+    if family.output_requested_until(between) is not None:
         out.problems.append("output was written after the stop was requested, before the stop")
-    if run.family.output_requested_until([e for e in events if e.index > stop.index]) is not None:
+    if family.output_requested_until([e for e in events if e.index > stop.index]) is not None:
         out.problems.append("output was written after the stop")
-    pending_replies = [x.reply for x in run.family.exchanges(events)
-                       if x.sent.index == trigger[0].index and x.reply is not None]
-    if pending_replies and pending_replies[0].index < stop.index:
-        out.problems.append("the stop waited for the reply to the pending update instead of "
-                            "going out at once")
     recorder = run.recorder
     if recorder is not None:
         zero_at = recorder.zero_after_s(1, t0)
-        if zero_at is None or zero_at > stop.t_s + run.family.emulated_settle_s:
+        if zero_at is None or zero_at > stop.t_s + family.emulated_settle_s:
             out.problems.append("(emulation) channel 1 was still delivering after the stop "
                                 "reached the device")
         out.problems += run.emulated_peak_problems(setpoints[0].amplitude_ma)
@@ -916,12 +925,12 @@ async def _run_step(run: CheckRun, spec: StepSpec) -> StepResult:
     run.output_used = False
     try:
         outcome = await asyncio.wait_for(spec.run(run), STEP_TIMEOUT_S)
+    except EmsError as exc:  # first: a DeviceTimeoutError is a TimeoutError too
+        run.broken = True
+        outcome = Outcome(problems=[str(exc)])
     except TimeoutError:
         run.broken = True
         outcome = Outcome(problems=[f"the step did not finish within {STEP_TIMEOUT_S:g} s"])
-    except EmsError as exc:
-        run.broken = True
-        outcome = Outcome(problems=[str(exc)])
     if run.driver is not None and not run.broken:
         try:  # every step leaves the device stopped; the next one re-arms from zero
             await asyncio.wait_for(run.driver.stop(), STEP_TIMEOUT_S)

@@ -9,8 +9,9 @@ never imports a driver), so the driver's code runs unchanged. Every chunk is rec
 
 A tap can also do, on the host's side of the link, what a host can always do: fall silent
 (:meth:`TapControls.mute`, the device sees nothing more), not hand one reply on to the driver
-(:meth:`TapControls.drop_next`), hold one write's completion (:meth:`TapControls.hang_next_write`).
-What was withheld is logged with a note, so a report shows it.
+(:meth:`TapControls.drop_next`), hand replies on only later (:meth:`TapControls.hold_incoming`),
+hold one write's completion (:meth:`TapControls.hang_next_write`). What was withheld is logged
+with a note, so a report shows it.
 
 Received bytes can be re-chunked by a family's splitter into whole frames or lines, so a reply
 can be recognised and dropped whole even when a serial port delivers it in pieces. The driver
@@ -121,7 +122,9 @@ class TapControls:
         self._unmute_on: Match | None = None
         self._drop: Match | None = None
         self._hang_next = False
-        self._write_hooks: list[tuple[Match, Callable[[WireEvent], None]]] = []
+        self._holding = False
+        self._held: list[Callable[[], None]] = []
+        self._write_hooks: list[tuple[Match, Callable[[WireEvent], None], bool]] = []
         #: When the last write that reached the device was made (None: none yet).
         self.last_delivered_write_s: float | None = None
 
@@ -144,10 +147,22 @@ class TapControls:
         """Let the next write reach the device, but never report it complete (once)."""
         self._hang_next = True
 
-    def on_next_write(self, match: Match, callback: Callable[[WireEvent], None]) -> None:
-        """Call ``callback`` with the event of the next host write that ``match``es (once),
-        right after it has been handed to the link."""
-        self._write_hooks.append((match, callback))
+    def hold_incoming(self) -> None:
+        """Keep received units from the driver (logged as they arrive) until :meth:`release`."""
+        self._holding = True
+
+    def release(self) -> None:
+        """Hand the held units on to the driver, in order, and stop holding."""
+        self._holding = False
+        held, self._held = self._held, []
+        for deliver in held:
+            deliver()
+
+    def on_next_write(self, match: Match, callback: Callable[[WireEvent], None], *,
+                      before: bool = False) -> None:
+        """Call ``callback`` with the event of the next host write that ``match``es (once):
+        right after it has been handed to the link, or, with ``before``, just before."""
+        self._write_hooks.append((match, callback, before))
 
     # ------------------------------------------------------------------ for the taps
 
@@ -158,24 +173,29 @@ class TapControls:
             self.last_delivered_write_s = event.t_s
         return event
 
-    def _written(self, event: WireEvent, channel: str) -> None:
+    def _written(self, event: WireEvent, channel: str, *, before: bool) -> None:
         for hook in list(self._write_hooks):
-            match, callback = hook
-            if event.delivered and match(channel, event.data):
+            match, callback, hook_before = hook
+            if hook_before == before and event.delivered and match(channel, event.data):
                 self._write_hooks.remove(hook)
                 callback(event)
 
-    def _incoming(self, channel: str, data: bytes) -> bool:
-        """Record a received unit; True when it may go on to the driver."""
+    def _incoming(self, channel: str, data: bytes, deliver: Callable[[], None]) -> None:
+        """Record a received unit and hand it on (``deliver``) unless it is withheld."""
         if self._unmute_on is not None and self._unmute_on(channel, data):
             self.unmute()
         if self._drop is not None and self._drop(channel, data):
             self._drop = None
             self.log.add(self.session, DEVICE_TO_HOST, data, channel,
                          "dropped by the check: not delivered to the driver")
-            return False
+            return
+        if self._holding:
+            self.log.add(self.session, DEVICE_TO_HOST, data, channel,
+                         "held by the check, delivered later")
+            self._held.append(deliver)
+            return
         self.log.add(self.session, DEVICE_TO_HOST, data, channel)
-        return True
+        deliver()
 
     def _take_hang(self) -> bool:
         hang, self._hang_next = self._hang_next, False
@@ -223,8 +243,9 @@ class ByteTap(TapControls):
         """Log ``data``; pass it on unless muted."""
         event = self._outgoing("", data)
         if event.delivered:
+            self._written(event, "", before=True)
             await self.inner.write(data)
-            self._written(event, "")
+            self._written(event, "", before=False)
         if self._take_hang():
             await asyncio.Event().wait()
 
@@ -243,8 +264,11 @@ class ByteTap(TapControls):
     def _received(self, data: bytes) -> None:
         units: Sequence[bytes] = [data] if self._splitter is None else self._splitter.feed(data)
         for unit in units:
-            if self._incoming("", unit) and self._handler is not None:
-                self._handler(unit)
+            self._incoming("", unit, lambda unit=unit: self._deliver(unit))
+
+    def _deliver(self, unit: bytes) -> None:
+        if self._handler is not None:
+            self._handler(unit)
 
 
 class _GattLink(Protocol):
@@ -288,9 +312,10 @@ class GattTap(TapControls):
             event.note = event.note or "write without response"
         if not event.delivered:
             return
+        self._written(event, characteristic_uuid, before=True)
         await self.inner.write(characteristic_uuid, data, response=response)
         event.duration_s = asyncio.get_running_loop().time() - event.t_s
-        self._written(event, characteristic_uuid)
+        self._written(event, characteristic_uuid, before=False)
         if self._take_hang():
             event.note = "completion held by the check"
             await asyncio.Event().wait()
@@ -305,8 +330,7 @@ class GattTap(TapControls):
         """Subscribe through the tap."""
 
         def notified(uuid: str, value: bytes) -> None:
-            if self._incoming(uuid, value):
-                handler(uuid, value)
+            self._incoming(uuid, value, lambda: handler(uuid, value))
 
         await self.inner.subscribe(characteristic_uuid, notified)
 
