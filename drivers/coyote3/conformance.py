@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -46,7 +47,7 @@ FRAME_S = 0.1
 
 
 def _b0(event: WireEvent) -> B0Frame | None:
-    if not event.from_host or not event.data[:1] == bytes((HEAD_B0,)):
+    if not event.from_host or event.data[:1] != bytes((HEAD_B0,)):
         return None
     try:
         return decode_b0(event.data)
@@ -98,6 +99,8 @@ class CoyoteFamily(Family):
     update_settle_s = ACK_TIMEOUT_S + 0.05
     emulated_settle_s = 0.05
     round_trip_needs_output = True
+    #: The driver ends a lease that ran out with output on as a fault, and says so.
+    provoked: ClassVar[dict[str, frozenset[str]]] = {"lease": frozenset({"device_error"})}
 
     def install_tap(self, driver: Driver, log: WireLog, session: int) -> TapControls:
         """Wrap the driver's GATT link.
@@ -169,6 +172,17 @@ class CoyoteFamily(Family):
             return facts, [f"no battery level was read ({DOC} §2)"]
         facts["battery"] = f"{reads[-1].data[0]} %"
         return facts, []
+
+    async def probe_round_trips(self, run: CheckRun, driver: Driver) -> None:
+        """Two changes to the smallest step and back: the device answers only changes (§6)."""
+        setpoints = run.output_setpoints(driver)
+        for _ in range(2):
+            try:
+                await driver.apply(setpoints, 0.5)
+                await asyncio.sleep(ACK_TIMEOUT_S)
+            finally:
+                await driver.stop()
+            await driver.connect()
 
     def exchanges(self, events: Sequence[WireEvent]) -> list[Exchange]:
         """Each new strength change (B0 with a sequence number) and the B1 with its number."""
@@ -353,7 +367,7 @@ class CoyoteFamily(Family):
         decrease, the stop among them, never waits)."""
         problems = []
         exchanges = self.exchanges(events)
-        for previous, change in zip(exchanges, exchanges[1:], strict=False):
+        for previous, change in itertools.pairwise(exchanges):
             if previous.sent.session != change.sent.session:
                 continue
             answered_at = previous.reply.t_s if previous.reply is not None else None

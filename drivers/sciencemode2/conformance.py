@@ -149,7 +149,7 @@ class ScienceMode2Family(Family):
 
     def describe(self, event: WireEvent) -> str:
         """The message in words: name, packet number, the fields that matter."""
-        frame, message, why = _decode(event.data)
+        _frame, message, why = _decode(event.data)
         if message is None:
             return why
         name = type(message).__name__
@@ -287,7 +287,8 @@ class ScienceMode2Family(Family):
             out.measurements["ack_timeout_s"] = gap
             if gap < driver.ack_timeout_s - 1e-3:
                 out.problems.append(f"the Stop was resent after {gap * 1000:.0f} ms, before the "
-                                    f"driver's own {driver.ack_timeout_s * 1000:.0f} ms ack timeout")
+                                    f"driver's own {driver.ack_timeout_s * 1000:.0f} ms ack "
+                                    "timeout")
         if not any(t.kind == "stopped" for t in run.telemetry_since(t0, run.session)):
             out.problems.append("the stop was not reported confirmed after the resend")
         return out
@@ -302,10 +303,15 @@ class ScienceMode2Family(Family):
         return _command(data) == _STOP
 
     def output_requested_until(self, events: Sequence[WireEvent]) -> float | None:
-        """From a Start with current until the next Stop or all-zero Start."""
+        """From a Start with current until the next Stop or all-zero Start, or until the
+        device says its output stopped (an Init: it reset; a StimulationError)."""
         on_since: float | None = None
         last_off: float | None = None
-        for event, _frame, message in _messages(events, host=True):
+        for event, _frame, message in _messages(events):
+            if not event.from_host:
+                if on_since is not None and isinstance(message, p.Init | p.StimulationError):
+                    on_since, last_off = None, event.t_s
+                continue
             currents = _currents(message)
             if any(currents):
                 on_since = event.t_s if on_since is None else on_since

@@ -17,8 +17,8 @@ from .wiretap import WireEvent
 
 __all__ = ["STATUS_TEXT", "render", "render_json", "render_markdown", "render_text"]
 
-STATUS_TEXT = {"passed": "passed", "failed": "FAILED", "not_possible": "not possible on this device",
-               "not_run": "not run"}
+STATUS_TEXT = {"passed": "passed", "failed": "FAILED",
+               "not_possible": "not possible on this device", "not_run": "not run"}
 #: At most this many wire events are shown per failed step (the last ones).
 WIRE_LINES = 80
 

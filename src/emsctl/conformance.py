@@ -76,6 +76,9 @@ SHORT_LEASE_S = 0.3
 STEP_TIMEOUT_S = 30.0
 #: How long the stop race holds the device's replies, waiting for the stop to go out.
 RACE_HOLD_S = 1.0
+#: How soon after it is requested a stop must be on the wire: "at once". Emulated time does not
+#: pass while code runs; on a real clock this allows for scheduling, far below any ack timeout.
+STOP_AT_ONCE_S = {True: 1e-3, False: 0.1}
 #: On a real clock, how late a host timer may fire before it counts against the driver.
 REAL_TIME_SLACK_S = 0.5
 
@@ -230,6 +233,9 @@ class Family:
     emulated_settle_s = 0.05
     #: Whether a round trip needs output (the device answers only output changes).
     round_trip_needs_output = False
+    #: Per step id, fault reports (device_error, device_reset, link_lost) the step provokes on
+    #: purpose, beyond those every family's step does (:attr:`StepSpec.provokes`).
+    provoked: ClassVar[dict[str, frozenset[str]]] = {}
 
     def install_tap(self, driver: Driver, log: WireLog, session: int) -> TapControls:
         """Put a tap on ``driver``'s link before it connects; return the tap.
@@ -612,6 +618,8 @@ class StepSpec:
     title: str
     run: StepFunction
     generic_cites: tuple[str, ...] = ()
+    #: Fault reports the step provokes on purpose; any other one during it is a failure.
+    provokes: frozenset[str] = frozenset()
 
 
 async def _handshake(run: CheckRun) -> Outcome:
@@ -651,7 +659,11 @@ async def _update_ack(run: CheckRun) -> Outcome:
             out.problems.append("(emulation) the device delivered nothing on channel 1 after the "
                                 "update was acknowledged")
     finally:
-        await driver.stop()
+        try:
+            await driver.stop()
+        except DeviceError as exc:
+            run.broken = True
+            out.problems.append(f"the stop after the update was not confirmed: {exc}")
     events = run.log.since(mark)
     out.problems += run.family.update_problems(events, run.telemetry_since(t0, run.session),
                                                driver, setpoints)
@@ -733,10 +745,8 @@ async def _stop_race(run: CheckRun) -> Outcome:
                                 "behind the update")
     finally:
         tap.release()
-        try:
+        with contextlib.suppress(DriverStoppedError):  # the stop latched first: no output
             await update
-        except DriverStoppedError:
-            pass  # the stop latched first: apply refused output, as it must
         if not trigger:
             await driver.stop()
     if not trigger:
@@ -756,6 +766,9 @@ async def _stop_race(run: CheckRun) -> Outcome:
         return out
     stop = stops[0]
     out.measurements["stop_to_wire_s"] = stop.t_s - t_request
+    if stop.t_s - t_request > STOP_AT_ONCE_S[driver.simulated]:
+        out.problems.append(f"the stop went on the wire {(stop.t_s - t_request) * 1000:.0f} ms "
+                            "after it was requested, not at once: it waited behind the update")
     confirmed = [t.t_s for t in run.telemetry_since(t_request, run.session) if t.kind == "stopped"]
     if confirmed:
         out.measurements["stop_confirmed_s"] = confirmed[0] - t_request
@@ -912,17 +925,23 @@ STEPS: tuple[StepSpec, ...] = (
              (f"{_CONTRACT} §2, §4",)),
     StepSpec("lease", "Output ends when the lease is not renewed", _lease, (f"{_CONTRACT} §4",)),
     StepSpec("device_watchdog", "The device falls silent by itself", _device_watchdog,
-             (f"{_CONTRACT} §1",)),
-    StepSpec("electrode", "Electrode and error reports", _electrode, (f"{_CONTRACT} §5",)),
+             (f"{_CONTRACT} §1",), frozenset({"device_reset"})),
+    StepSpec("electrode", "Electrode and error reports", _electrode, (f"{_CONTRACT} §5",),
+             frozenset({"device_error"})),
     StepSpec("reconnect_refused", "No output again without a new session", _reconnect_refused,
              (f"{_CONTRACT} §1, §2",)),
     StepSpec("one_outstanding", "One command outstanding at a time", _one_outstanding),
 )
 
 
+#: Telemetry that means the device or the link failed.
+FAULT_REPORTS = frozenset({"device_error", "device_reset", "link_lost"})
+
+
 async def _run_step(run: CheckRun, spec: StepSpec) -> StepResult:
     mark, t0 = run.log.mark(), run.now()
     run.output_used = False
+    reports_before = len(run.telemetry)
     try:
         outcome = await asyncio.wait_for(spec.run(run), STEP_TIMEOUT_S)
     except EmsError as exc:  # first: a DeviceTimeoutError is a TimeoutError too
@@ -936,6 +955,11 @@ async def _run_step(run: CheckRun, spec: StepSpec) -> StepResult:
             await asyncio.wait_for(run.driver.stop(), STEP_TIMEOUT_S)
         except (EmsError, TimeoutError):
             run.broken = True
+    provoked = spec.provokes | run.family.provoked.get(spec.id, frozenset())
+    faults = [t for _s, t in run.telemetry[reports_before:]
+              if t.kind in FAULT_REPORTS and t.kind not in provoked]
+    if faults and outcome.not_possible is None:
+        outcome.problems += [f"the driver reported {t.kind}: {t.message}" for t in faults[:3]]
     cites = run.family.cite(spec.id) + spec.generic_cites
     if outcome.not_possible is not None:
         status: Status = "not_possible"

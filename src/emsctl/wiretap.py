@@ -23,6 +23,7 @@ Reads time only from the running loop (virtual under the simulator's clock).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -264,7 +265,7 @@ class ByteTap(TapControls):
     def _received(self, data: bytes) -> None:
         units: Sequence[bytes] = [data] if self._splitter is None else self._splitter.feed(data)
         for unit in units:
-            self._incoming("", unit, lambda unit=unit: self._deliver(unit))
+            self._incoming("", unit, functools.partial(self._deliver, unit))
 
     def _deliver(self, unit: bytes) -> None:
         if self._handler is not None:
