@@ -877,7 +877,7 @@ async def _reconnect_refused(run: CheckRun) -> Outcome:
     # the base class refuses output after a stop before the driver sees it; on a device whose
     # output cannot be held small, not even that refusal is tried
     if run.output_blocker() is None:
-        setpoints, _text = smallest_output(driver, run.options.limits)
+        setpoints = run.output_setpoints(driver)  # checked and warned for, to be refused
         mark = run.log.mark()
         try:
             await driver.apply(setpoints, UPDATE_LEASE_S)
