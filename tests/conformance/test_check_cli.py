@@ -243,3 +243,27 @@ def test_hw_device_names_a_family(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sciencemode2-hw-resistor" in done.stdout
+
+
+def test_on_a_terminal_the_owner_is_asked_and_no_means_no(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+
+    from emsctl.cli import check as check_cli
+    from emsctl.errors import InputError
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    asked: list[str] = []
+
+    def answer(text: str, **_kw: object) -> bool:
+        asked.append(text)
+        return len(asked) > 1
+
+    monkeypatch.setattr(click, "confirm", answer)
+    with pytest.raises(InputError, match="only with no person connected"):
+        check_cli._confirm_no_person(simulated=False, no_person=False)
+    assert "NO person" in asked[0]
+    assert check_cli._confirm_no_person(simulated=False, no_person=False) == \
+        "no person connected (confirmed at the prompt)"
+    assert "simulated" in check_cli._confirm_no_person(simulated=True, no_person=False)
