@@ -324,7 +324,7 @@ class CoyoteFamily(Family):
     async def device_watchdog(self, run: CheckRun) -> Outcome:
         """With channel A at its smallest step, fall silent; the emulation's record must show
         the output end within a frame (100 ms) of the last B0. On hardware nothing shows it."""
-        if run.recorder is None:
+        if run.probe.recorder is None:  # a real device: nothing records its output
             return Outcome.impossible(
                 f"the Coyote reports nothing when its output stops, so the host cannot see its "
                 f"100 ms frame expiry ({DOC} §7, §11); an emulation's record shows it")

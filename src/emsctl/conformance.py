@@ -950,6 +950,8 @@ async def _run_step(run: CheckRun, spec: StepSpec) -> StepResult:
     except TimeoutError:
         run.broken = True
         outcome = Outcome(problems=[f"the step did not finish within {STEP_TIMEOUT_S:g} s"])
+    if run.tap is not None:
+        run.tap.reset()  # nothing the step withheld outlives it
     if run.driver is not None and not run.broken:
         try:  # every step leaves the device stopped; the next one re-arms from zero
             await asyncio.wait_for(run.driver.stop(), STEP_TIMEOUT_S)

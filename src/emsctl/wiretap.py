@@ -159,6 +159,14 @@ class TapControls:
         for deliver in held:
             deliver()
 
+    def reset(self) -> None:
+        """Undo every withholding and forget pending hooks (between two steps)."""
+        self.unmute()
+        self.release()
+        self._drop = None
+        self._hang_next = False
+        self._write_hooks.clear()
+
     def on_next_write(self, match: Match, callback: Callable[[WireEvent], None], *,
                       before: bool = False) -> None:
         """Call ``callback`` with the event of the next host write that ``match``es (once):
