@@ -99,6 +99,7 @@ class CoyoteFamily(Family):
     update_settle_s = ACK_TIMEOUT_S + 0.05
     emulated_settle_s = 0.05
     round_trip_needs_output = True
+    unanswered_reason = f"a set to the strength the device already has gets no B1, {DOC} §6"
     #: The driver ends a lease that ran out with output on as a fault, and says so.
     provoked: ClassVar[dict[str, frozenset[str]]] = {"lease": frozenset({"device_error"})}
 

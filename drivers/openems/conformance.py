@@ -107,6 +107,8 @@ class OpenEmsFamily(Family):
         "one_outstanding": (f"{DOC} §6, §7",),
     }
     no_electrode_reason = f"the openEMSstim reports nothing, electrodes included ({DOC} §9)"
+    unanswered_reason = (f"shutdowns sent back to back (a stop, then the next connect's) can "
+                         f"overflow the board's 64-byte buffer, {DOC} §6")
 
     def install_tap(self, driver: Driver, log: WireLog, session: int) -> TapControls:
         """Wrap the byte link under the serial lines, or the GATT link under the BLE writes.

@@ -233,6 +233,8 @@ class Family:
     emulated_settle_s = 0.05
     #: Whether a round trip needs output (the device answers only output changes).
     round_trip_needs_output = False
+    #: Why some commands get no reply even when all is well ("" when all of them do).
+    unanswered_reason = ""
     #: Per step id, fault reports (device_error, device_reset, link_lost) the step provokes on
     #: purpose, beyond those every family's step does (:attr:`StepSpec.provokes`).
     provoked: ClassVar[dict[str, frozenset[str]]] = {}
@@ -695,8 +697,12 @@ async def _round_trip(run: CheckRun) -> Outcome:
         "round_trip_min_s": min(times), "round_trip_median_s": statistics.median(times),
         "round_trip_max_s": max(times), "round_trip_count": float(len(times))})
     unanswered = sum(1 for x in exchanges if x.dt_s is None and x.sent.delivered)
-    out.notes.append(f"{len(times)} answered" + (f", {unanswered} without a reply"
-                                                  if unanswered else ""))
+    note = f"{len(times)} answered"
+    if unanswered:
+        note += f", {unanswered} without a reply"
+        if family.unanswered_reason:
+            note += f" ({family.unanswered_reason})"
+    out.notes.append(note)
     return out
 
 
