@@ -966,6 +966,8 @@ async def _run_step(run: CheckRun, spec: StepSpec) -> StepResult:
     provoked = spec.provokes | run.family.provoked.get(spec.id, frozenset())
     faults = [t for _s, t in run.telemetry[reports_before:]
               if t.kind in FAULT_REPORTS and t.kind not in provoked]
+    said = " ".join(outcome.problems)
+    faults = [t for t in faults if not t.message or t.message not in said]  # not twice
     if faults and outcome.not_possible is None:
         outcome.problems += [f"the driver reported {t.kind}: {t.message}" for t in faults[:3]]
     cites = run.family.cite(spec.id) + spec.generic_cites
