@@ -5,6 +5,9 @@ Every test gets its own emsctl state and data folders (``EMSCTL_STATE_DIR``,
 user's profile, journals or dose ledger, and real-device sessions run by one test never count
 toward another's dose. Tests that want particular folders set the variables themselves.
 
+``--hw-device URL`` adds a real device to the conformance suite (``tests/conformance``); without
+it those tests are skipped.
+
 ``slow`` tests (long fuzz runs, soaks) are opt-in: a plain ``pytest`` skips them, with the
 reason shown by ``-ra``. They run with ``--run-slow``, or when the marker expression names
 ``slow`` (``pytest -m slow``, ``-m "slow or realtime"``); ``-m "not slow"`` still excludes them.
@@ -31,6 +34,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="also run tests marked slow (long fuzz and soak runs)",
+    )
+    parser.addoption(
+        "--hw-device",
+        action="store",
+        default=None,
+        metavar="URL",
+        help="also run the conformance suite (tests/conformance) on this real device, e.g. "
+        "sciencemode2:///dev/ttyUSB0: a test load across the outputs and NO person connected "
+        "(docs/hardware-check.md); never given in CI",
     )
 
 

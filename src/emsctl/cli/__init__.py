@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "devices": ("devices", "devices", "List serial ports that may be stimulators."),
     "calibrate": ("calibrate", "calibrate", "Find your sensory, motor and tolerance thresholds."),
     "plot": ("plot", "plot", "Plot a program's amplitude, frequency and pulse width."),
+    "check": ("check", "check", "Check a device against its protocol, with no person connected."),
 }
 
 
