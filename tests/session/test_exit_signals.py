@@ -39,7 +39,8 @@ LEASE_S = 1.0
 def no_stretch_program(folder: Path) -> Path:
     """relaxation without its guide phase: output from the first second on."""
     text = (ROOT / "programs" / "relaxation.toml").read_text(encoding="utf-8")
-    text, n = re.subn(r'\[\[phases\]\]\nname = "stretch".*?(?=\n# A:)', "", text, flags=re.S)
+    text, n = re.subn(r'\[\[phases\]\]\nname = "stretch".*?(?=\n# Gentle twitches:)', "", text,
+                      flags=re.S)
     assert n == 1
     path = folder / "relaxation-now.toml"
     path.write_text(text.replace('name = "relaxation"', 'name = "relaxation-now"'),
