@@ -13,7 +13,7 @@ import click
 if TYPE_CHECKING:
     from ..limits import Limits
 
-__all__ = ["FiniteFloat", "limits_option", "load_limits"]
+__all__ = ["FiniteFloat", "limits_option", "load_limits", "verbosity"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,3 +67,11 @@ def load_limits(path: Path | None) -> Limits:
     from ..limits import DEFAULTS, load_limits_file  # noqa: PLC0415
 
     return DEFAULTS if path is None else load_limits_file(path)
+
+
+def verbosity() -> int:
+    """The global ``emsctl -q`` / ``-v``: -1 quieter, 0 normal, 1 more detail."""
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    obj = root.obj if root is not None and isinstance(root.obj, dict) else {}
+    return int(obj.get("verbosity", 0))
