@@ -397,7 +397,7 @@ async def _execute(
             result = _unconfirmed(result, exc)
     assert result is not None  # set by the session, its connect failure or the close
     delivered = _delivered(driver, result)
-    journal.footer(result.end_reason, delivered)
+    journal.footer(result.end_reason, delivered, message=result.message)
     journal.close()
     if entry is not None:
         try:
