@@ -169,6 +169,7 @@ class Journal:
         sites: Mapping[int, str] | None = None,
         started_utc: datetime | None = None,
         simulated: bool | None = None,
+        thresholds: Mapping[int, Mapping[str, float]] | None = None,
     ) -> Path:
         """Create the journal file (0600, never an existing one) and write its header.
 
@@ -181,6 +182,8 @@ class Journal:
             started_utc: the session's start (now by default).
             simulated: the driver's own flag (the dose ledger skips simulated sessions); None
                 leaves it out, and readers then go by the URL, as for old journals.
+            thresholds: channel → ``{"st_ma", "mt_ma", "tol_ma"}`` the plan was compiled
+                with (a session plot redraws the plan from them); None leaves them out.
 
         Returns:
             The journal's path.
@@ -204,7 +207,9 @@ class Journal:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         except OSError as exc:
             raise JournalWriteError(f"cannot create journal {self.path}: {exc.strerror}") from exc
-        flag = {} if simulated is None else {"simulated": simulated}
+        flag: dict[str, object] = {} if simulated is None else {"simulated": simulated}
+        if thresholds is not None:
+            flag["thresholds"] = {str(ch): dict(values) for ch, values in thresholds.items()}
         self._write({
             "type": "header", "t_s": 0.0, "schema": SCHEMA_VERSION, **flag,
             "session_id": self.session_id, "started_utc": started.isoformat(),

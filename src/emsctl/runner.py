@@ -366,6 +366,7 @@ async def _execute(
             limits=asdict(prepared.limits), profile_version=prepared.profile_version,
             intensity_pct=intensity_pct,
             sites={c.id: c.site for c in program.channels},
+            thresholds={ch: asdict(th) for ch, th in prepared.thresholds.items()},
         )
     except EmsError:
         if entry is not None:  # nothing was delivered; the session still counts as one
