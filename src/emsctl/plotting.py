@@ -277,8 +277,8 @@ def text_plot(plan: Plan, heading: str, *, width: int = 80, rows_per_channel: in
             label = (f"{top_ma:6.1f} mA" if row == 0 else
                      "  0 mA".rjust(_GUTTER - 1) if row == rows_per_channel - 1 else "")
             lines.append(f"{label:>{_GUTTER - 1}}{'┤' if label else '│'}{cells}".rstrip())
-    row, key = _phase_row(plan, cols)
-    lines.append(" " * (_GUTTER - 1) + "└" + row)
+    phase_row, key = _phase_row(plan, cols)
+    lines.append(" " * (_GUTTER - 1) + "└" + phase_row)
     lines.extend(_time_axis(duration_s, cols))
     if key:
         lines.extend(textwrap.wrap("phases: " + " · ".join(key), width=width,
