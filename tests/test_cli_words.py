@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from emsctl.cli.words import HAZARD_NAMES, wrap
+from emsctl.cli.words import HAZARD_NAMES, TERMS, wrap
 from emsctl.limits import LIMIT_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,3 +239,14 @@ def test_wrap_never_breaks_a_word_or_a_number_from_its_unit() -> None:
         assert all(len(line) <= width for line in lines)
         assert unwrapped(" ".join(lines)) == "Placement: " + unwrapped(text)
         assert not any(line.rstrip().endswith(("85.0", "40", "250")) for line in lines)
+
+
+def test_calibrate_explains_the_terms_before_it_reports_them(tmp_path: Path) -> None:
+    env = {"EMSCTL_STATE_DIR": str(tmp_path / "state"), "EMSCTL_DATA_DIR": str(tmp_path)}
+    done = emsctl("calibrate", "-d", "sim", "--channel", "1", "--site", "calf-left",
+                  "--virtual-user", "6,12,25", "--speed", "max", env=env)
+    assert done.returncode == 0, done.stderr
+    err = done.stderr
+    first_report = err.index("ST —")
+    for term, meaning in TERMS.items():
+        assert err.index(f"{term} = {meaning}") < first_report

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 
 from .common import FiniteFloat, limits_option, load_limits
+from .words import TERMS, term_lines, wrap
 
 if TYPE_CHECKING:
     from ..contract import Driver
@@ -95,9 +96,11 @@ def calibrate(device_url: str, channel: int, site: str | None, program_name: str
     settings.check(limits)
     profile, _ = pass_gates(profile, [site], driver.simulated, interactive=interactive,
                          rescreen=rescreen, now=now, path=path)
-    _err(f"Calibrating channel {channel} ({site}, pads '{pad_set}') at "
-         f"{settings.frequency_hz:g} Hz / {settings.pulse_width_us:g} µs, {settings.mode} "
-         f"mode, at most {settings.ceiling_ma:g} mA.")
+    _err("\n".join(wrap(f"Calibrating channel {channel} ({site}, pads '{pad_set}') at "
+                        f"{settings.frequency_hz:g} Hz / {settings.pulse_width_us:g} µs, "
+                        f"{settings.mode} mode, at most {settings.ceiling_ma:g} mA.")))
+    for line in term_lines(TERMS):  # the three terms the lines below report, explained once
+        _err(line)
     if not driver.simulated:
         click.confirm("Pads placed, sitting or lying down, and ready to start at 0 mA?",
                       abort=True, err=True)
