@@ -203,6 +203,9 @@ def test_shell_completion_completes_commands_and_options() -> None:
     words = emsctl(env={"_EMSCTL_COMPLETE": "bash_complete", "COMP_WORDS": "emsctl ru",
                         "COMP_CWORD": "1"})
     assert "plain,run" in words.stdout.splitlines()
+    programs = emsctl(env={"_EMSCTL_COMPLETE": "bash_complete", "COMP_WORDS": "emsctl run rel",
+                           "COMP_CWORD": "2"})
+    assert "plain,relaxation" in programs.stdout.splitlines()
 
 
 def test_emsctl_debug_shows_the_traceback_like_debug() -> None:

@@ -13,7 +13,7 @@ import click
 if TYPE_CHECKING:
     from ..limits import Limits
 
-__all__ = ["FiniteFloat", "limits_option", "load_limits", "verbosity"]
+__all__ = ["FiniteFloat", "complete_program", "limits_option", "load_limits", "verbosity"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,3 +75,14 @@ def verbosity() -> int:
     root = ctx.find_root() if ctx is not None else None
     obj = root.obj if root is not None and isinstance(root.obj, dict) else {}
     return int(obj.get("verbosity", 0))
+
+
+def complete_program(ctx: click.Context, param: click.Parameter, incomplete: str
+                     ) -> list[click.shell_completion.CompletionItem]:
+    """Shell completion of a PROGRAM argument: the built-in names, then files."""
+    from click.shell_completion import CompletionItem  # noqa: PLC0415
+
+    from ..loader import builtin_names  # noqa: PLC0415
+
+    names = [CompletionItem(name) for name in builtin_names() if name.startswith(incomplete)]
+    return [*names, CompletionItem(incomplete, type="file")]

@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
+from .common import complete_program
 
 __all__ = ["plot"]
 
@@ -27,7 +28,7 @@ __all__ = ["plot"]
 TEXT_WIDTH_MAX = 80
 
 @click.command("plot")
-@click.argument("program")
+@click.argument("program", shell_complete=complete_program)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write an image here; .png or .svg picks the format (needs the plot extra: "
               "pip install 'emsctl[plot]', or pip install -e '.[plot]' in a checkout).")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import FiniteFloat, limits_option, load_limits, verbosity
+from .common import FiniteFloat, complete_program, limits_option, load_limits, verbosity
 from .summary import (
     ChannelFigures,
     amount_ma,
@@ -44,7 +44,7 @@ __all__ = ["run"]
 
 
 @click.command()
-@click.argument("program", default="relaxation")
+@click.argument("program", default="relaxation", shell_complete=complete_program)
 @click.option("--device", "-d", "device_url", default="sim", envvar="EMSCTL_DEVICE",
               show_default=True, help="Device URL, e.g. sim, sim+sciencemode2, "
               "sciencemode2:///dev/ttyUSB0.")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .common import limits_option, load_limits
+from .common import complete_program, limits_option, load_limits
 from .words import Explainer, term_lines, wrap
 
 __all__ = ["programs", "schema", "show", "worst_case"]
@@ -103,7 +103,7 @@ def _minutes(seconds: float) -> str:
 
 
 @click.command()
-@click.argument("program")
+@click.argument("program", shell_complete=complete_program)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @limits_option
