@@ -57,7 +57,8 @@ def test_no_module_imports_the_mapped_folders_by_their_bare_names() -> None:
 
 
 def test_public_api_all_names_exist() -> None:
-    assert emsctl.__all__ == sorted(emsctl.__all__)
+    # the order is ruff's (RUF022: constants, classes, then the rest); each name once
+    assert len(emsctl.__all__) == len(set(emsctl.__all__))
     for name in emsctl.__all__:
         assert hasattr(emsctl, name), name
 
