@@ -14,6 +14,8 @@ Run a program on the simulator and read what it delivered (docs/python-api.md)::
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -137,6 +139,23 @@ __all__ = [
     "run",
     "verify",
 ]
+
+
+class _Package(types.ModuleType):
+    """The ``emsctl`` module: a public name that is also a submodule's name stays the name.
+
+    Importing the submodule ``emsctl.verify`` sets the package's ``verify`` to the module,
+    which would hide the function ``emsctl.verify``; here the function is kept instead (the
+    module is still ``sys.modules["emsctl.verify"]`` and ``from emsctl.verify import …``).
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -27,7 +27,7 @@ import numpy.typing as npt
 from pydantic import ValidationError
 
 from .clock import VirtualClock
-from .contract import Capabilities, ChannelSetpoint, Driver, Telemetry
+from .contract import ZERO, Capabilities, ChannelSetpoint, Driver, Telemetry
 from .devices import OpenOptions
 from .devices import open_device as _open_driver
 from .errors import InputError, ProgramError
@@ -291,7 +291,9 @@ class _LimitsGuard:
     _output_until_s: float | None = None
 
     def start(self, t_s: float) -> None:
-        self._fresh_guard()
+        # the handshake leaves every output at zero: rises count from there and from now
+        guard = self._fresh_guard()
+        guard.check(t_s, 0.0, (ZERO,) * self.capabilities.channels)
         self._first_output_s = None
         self._output_until_s = None
 

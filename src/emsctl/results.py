@@ -12,17 +12,13 @@ recorder builds its pulse arrays with the same dtype.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from .contract import ChannelSetpoint
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from .session import EndReason
+from .session import EndReason  # a real import: typing.get_type_hints() resolves every field
 
 __all__ = ["PULSE_DTYPE", "ChannelResult", "CommandRecord", "RunResult"]
 
