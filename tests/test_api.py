@@ -272,6 +272,28 @@ def test_run_installs_no_signal_handlers(monkeypatch: pytest.MonkeyPatch) -> Non
     assert {sig: signal.getsignal(sig) for sig in watched} == before
 
 
+def test_ctrl_c_on_the_main_thread_stops_the_device_then_raises_keyboard_interrupt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Any] = []
+    original = session_module.Session.run
+
+    async def interrupted_run(self: Any) -> Any:
+        seen.append(self.driver)
+        # 200 s into the session, with output on: a Ctrl-C
+        asyncio.get_running_loop().call_later(200.0, os.kill, os.getpid(), signal.SIGINT)
+        return await original(self)
+
+    monkeypatch.setattr(session_module.Session, "run", interrupted_run)
+    with pytest.raises(KeyboardInterrupt):
+        emsctl.run("tens")
+    [driver] = seen
+    assert driver.stopped
+    for channel in (1, 2):
+        assert driver.recorder.zero_after_s(channel, 199.0) == pytest.approx(200.0, abs=1e-6)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 # ---------------------------------------------------------------------- open_device
 
 
@@ -399,3 +421,21 @@ def test_a_real_device_has_no_recorder() -> None:
         dev.recorder  # noqa: B018 - the access is what is tested
     assert getattr(dev, "recorder", None) is None  # it is an AttributeError too
     assert emsctl.open_device("sim").has_recorder
+
+
+# ---------------------------------------------------------------------- execute's journal
+
+
+def test_execute_refuses_a_null_journal_for_a_real_device() -> None:
+    simulated = prepare_run(emsctl.load_program("tens"), "sim", DEFAULTS)
+    real = dataclasses.replace(simulated, driver=raw_open_device("sciencemode2:///dev/ttyUSB0"))
+    with pytest.raises(emsctl.InputError, match="always recorded in a journal file"):
+        execute(real, emsctl.VirtualClock(), journal=NullJournal(), handle_signals=False)
+
+
+def test_execute_takes_a_journal_or_a_folder_not_both(tmp_path: Path) -> None:
+    prepared = prepare_run(emsctl.load_program("tens"), "sim", DEFAULTS)
+    with pytest.raises(emsctl.InputError, match="not both"):
+        execute(prepared, emsctl.VirtualClock(), journal=NullJournal(), journal_dir=tmp_path,
+                handle_signals=False)
+    assert list(tmp_path.iterdir()) == []

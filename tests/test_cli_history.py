@@ -207,6 +207,8 @@ def test_a_killed_session_is_listed_as_incomplete(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:  # an open pipe is a ResourceWarning, an error in the suite
+            proc.stdout.close()
 
     code, out, _ = invoke(tmp_path)
     assert code == 0
