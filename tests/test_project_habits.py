@@ -47,7 +47,7 @@ def test_pytest_turns_warnings_into_errors() -> None:
 def test_contributing_covers_the_set_up_tests_and_each_kind_of_addition() -> None:
     text = (ROOT / "CONTRIBUTING.md").read_text()
     for needed in ("editable_mode=strict", "python -m pytest", "ruff check", "mypy -p emsctl",
-                   "import-layers", "pre-commit install", "## Adding a program",
+                   "pre-commit install", "## Adding a program",
                    "## Adding a driver", "## Adding a benchmark"):
         assert needed in text, needed
 
