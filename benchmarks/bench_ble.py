@@ -1,4 +1,4 @@
-"""Coyote V3 benchmarks (issue 5): stop latency to the emulated device, a 20-minute program.
+"""Coyote V3 benchmarks: stop latency to the emulated device, a 20-minute program.
 
 - ``coyote3_stop``: ``driver.stop()`` issued at a random moment of a running stream on
   ``sim+coyote3`` (in-memory GATT link, 7.5 ms connection interval). Figures: virtual time from
@@ -28,7 +28,8 @@ URL = "sim+coyote3?ma_per_step=0.2&us_per_intensity=2"
 
 
 def _is_stop_frame(data: bytes) -> bool:
-    """B0, both channels set absolutely (mode 11 11) to 0, intensities 0 (spec §10)."""
+    """B0, both channels set absolutely (mode 11 11) to 0, intensities 0
+    (docs/protocols/coyote3.md §10)."""
     return (len(data) == 20 and data[0] == 0xB0 and data[1] & 0x0F == 0x0F
             and data[2] == data[3] == 0 and not any(data[8:12]) and not any(data[16:20]))
 

@@ -1,4 +1,5 @@
-"""Core benchmarks (issue 2, "Performance"): compile + verify, pulse expansion, CLI start-up.
+"""Core benchmarks (the README's "Performance" figures): compile + verify, pulse expansion, CLI
+start-up.
 
 Every figure is measured beside its baseline in the same run, interleaved with it:
 - compile + verify of a 60-minute, 2-channel program (no baseline; target ≤ 20 ms);
@@ -115,7 +116,7 @@ def _parse_compile_verify(text: str, limits: Limits) -> object:
     return _compile_verify(parse_program_text(text), limits)
 
 
-@benchmark("compile_verify", "compile + verify a 60-minute 2-channel program (issue 2)")
+@benchmark("compile_verify", "compile + verify a 60-minute 2-channel program")
 def bench_compile_verify(size: Size, repeat: int | None = None) -> list[Figure]:
     from emsctl.loader import parse_program_text
     from emsctl.plan import compile_plan
@@ -146,7 +147,7 @@ def bench_compile_verify(size: Size, repeat: int | None = None) -> list[Figure]:
 # --------------------------------------------------------------------------- pulse expansion
 
 
-@benchmark("pulse_expansion", "pulse-level expansion, 60 min at 100 Hz on 2 channels (issue 2)")
+@benchmark("pulse_expansion", "pulse-level expansion, 60 min at 100 Hz on 2 channels")
 def bench_pulse_expansion(size: Size, repeat: int | None = None) -> list[Figure]:
     from emsctl.loader import parse_program_text
     from emsctl.plan import compile_plan

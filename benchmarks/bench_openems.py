@@ -1,4 +1,4 @@
-"""openEMSstim benchmarks (issue 5): stop latency to the emulated board, a 20-minute program.
+"""openEMSstim benchmarks: stop latency to the emulated board, a 20-minute program.
 
 - ``openems_stop``: ``driver.stop()`` issued while an update waits for its 50 ms line slot, on
   ``sim+openems`` (19 200-baud in-memory serial) and ``sim+openems+ble`` (7.5 ms connection

@@ -1,4 +1,4 @@
-"""Serial benchmarks (issue 4): ScienceMode2 stop latency and update round trip over a real pty,
+"""Serial benchmarks: ScienceMode2 stop latency and update round trip over a real pty,
 and a 20-minute program through ``sim+sciencemode2`` in virtual time.
 
 - ``sm2_stop_pty``: ``driver.stop()`` → the Stop frame fully read and decoded by the emulated

@@ -1,4 +1,4 @@
-"""Session benchmarks (issue 3, "Performance").
+"""Session benchmarks (the README's "Performance" figures).
 
 - ``session_speed_max``: ``emsctl run circulation --speed max`` (a 20-minute program on the
   simulator), whole-process wall time minus start-up, where start-up is ``emsctl --help`` and

@@ -2,7 +2,7 @@
 
 A benchmark is a function ``fn(size, repeat=None) -> list[Figure]`` registered with
 :func:`benchmark` in a ``benchmarks/bench_*.py`` module (found by :func:`discover`). ``size`` is
-``"full"`` (the figures the issues ask for) or ``"smoke"`` (tiny inputs, one run: only proves the
+``"full"`` (the target figures) or ``"smoke"`` (tiny inputs, one run: only proves the
 benchmark still works). Each figure is judged against a baseline measured *in the same run*:
 the machines are shared and noisy, so medians, p99 and ratios are what we compare, never a
 single time, and never against a number measured on another day.
@@ -300,7 +300,7 @@ def real_time_figure(name: str, samples_ms: Sequence[float], real_ms: float,
     """How many times faster than real time a session of ``real_ms`` ran (samples in ms).
 
     The baseline is the program's own length (what the session takes on a real clock); the
-    ratio is real time / median run time, judged against ``min_ratio`` (issue 7: ≥ 400× for
+    ratio is real time / median run time, judged against ``min_ratio`` (≥ 400× for
     a 20-minute session through a ``sim+<protocol>`` driver, ≥ 2,000× on the plain simulator).
     """
     span = f"{real_ms / 60_000:g} min" if real_ms >= 60_000 else f"{real_ms / 1000:g} s"

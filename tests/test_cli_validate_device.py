@@ -1,5 +1,5 @@
 """`emsctl validate --device URL`: a program the device cannot express fails before anything
-is sent (issue 4 item 6); the device is made but never opened."""
+is sent; the device is made but never opened."""
 
 from __future__ import annotations
 

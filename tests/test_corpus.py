@@ -1,4 +1,4 @@
-"""The bad-input corpus (issue 8 item 3, HZ-13): every hostile or broken input gets one exact
+"""The bad-input corpus (HZ-13): every hostile or broken input gets one exact
 message and exit code from the CLI, and never a traceback.
 
 The inputs are ``tests/corpus/programs/*.toml`` and ``tests/corpus/limits/*.toml`` plus the cases

@@ -1,4 +1,4 @@
-"""Fuzzing the loaders (issue 8 item 2, HZ-13): program files, limits files, amplitude texts.
+"""Fuzzing the loaders (HZ-13): program files, limits files, amplitude texts.
 
 Bounded runs here (a few hundred examples each); the same properties run 50× longer with
 ``pytest -m slow``. ``tests/test_program_model.py`` already throws random TOML documents, texts

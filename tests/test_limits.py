@@ -1,6 +1,6 @@
-"""Ceilings, defaults, tightening, the limits file, and the verdicts of SAFETY-BASIS §4.
+"""Ceilings, defaults, tightening, the limits file, and the verdicts of docs/safety-basis.md §4.
 
-The expected values and directions below are copied from SAFETY-BASIS §2 independently of
+The expected values and directions below are copied from docs/safety-basis.md §2 independently of
 ``LIMIT_SPECS``, so a typo in the module's table fails here.
 """
 
@@ -20,7 +20,7 @@ from emsctl import limits as lim
 from emsctl.errors import InputError, LimitsFileError
 from emsctl.limits import CEILINGS, DEFAULTS, Level, Limits
 
-# field: (limit ID, ceiling, shipped default), per SAFETY-BASIS §2 and the choices noted.
+# field: (limit ID, ceiling, shipped default), per docs/safety-basis.md §2 and the choices noted.
 EXPECTED = {
     "peak_ma": ("L3", 80, 40),
     "rms_ma": ("L4", 50, 25),
@@ -66,7 +66,8 @@ FIELD_NAMES = [f.name for f in fields(Limits)]
 
 
 def looser_fields(candidate: Limits, reference: Limits) -> list[str]:
-    """Fields where ``candidate`` is looser than ``reference`` (directions from SAFETY-BASIS)."""
+    """Fields where ``candidate`` is looser than ``reference`` (directions from
+    docs/safety-basis.md)."""
     out = []
     for name in FIELD_NAMES:
         c, r = getattr(candidate, name), getattr(reference, name)
@@ -408,7 +409,8 @@ def test_limits_file_never_yields_limits_looser_than_ceilings(data: dict[str, ob
         assert getattr(result, key) == value  # applied as written, never clamped
 
 
-# --- verdicts for the worked examples (SAFETY-BASIS §4) ------------------------------------
+# --- verdicts for the worked examples (docs/safety-basis.md §4)
+# ------------------------------------
 
 # (amplitude_ma, pulse_width_us, frequency_hz, pulses_per_s, area_cm2)
 WORKED = {

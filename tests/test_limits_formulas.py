@@ -1,4 +1,5 @@
-"""The §3 formulas against the numbers in SAFETY-BASIS §3 and §4 (worked examples W1–W8).
+"""The docs/safety-basis.md §3 formulas against the numbers in docs/safety-basis.md §3 and §4
+(worked examples W1–W8).
 
 Golden values are copied from the table as printed; each computed value must round to the
 printed figure (3 significant figures, or the table's own precision where it prints fewer).
@@ -27,7 +28,7 @@ class Point(NamedTuple):
     area_cm2: float
 
 
-# SAFETY-BASIS §4. W8: 2 bursts/s × 10 pulses → N = 20 pulses in the worst 1 s window.
+# docs/safety-basis.md §4. W8: 2 bursts/s × 10 pulses → N = 20 pulses in the worst 1 s window.
 WORKED = {
     "W1": Point(80, 400, 120, 25),
     "W2": Point(80, 400, 120, 4),
@@ -39,7 +40,8 @@ WORKED = {
     "W8": Point(40, 180, 20, 16),
 }
 
-# Columns d, I_rms (mA), J (mA/cm²), P/A (W/cm²), Q (µC), k, exactly as printed in §4.
+# Columns d, I_rms (mA), J (mA/cm²), P/A (W/cm²), Q (µC), k, exactly as printed in
+# docs/safety-basis.md §4.
 GOLDEN = {
     "W1": ("0.096", "24.8", "0.991", "0.0123", "32", "1.61"),
     "W2": ("0.096", "24.8", "6.20", "0.0768", "32", "2.41"),

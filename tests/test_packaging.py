@@ -1,4 +1,4 @@
-"""The wheel ships every package and program file; the layout rules of DESIGN.md hold."""
+"""The wheel ships every package and program file; the layout rules of docs/architecture.md hold."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The built-in programs match PROGRAMS-BASIS.md §3 and stay within the shipped default limits.
+"""The built-in programs match docs/programs-basis.md §3 and stay within the shipped default limits.
 
-The limit arithmetic here is deliberately plain (SAFETY-BASIS §3 formulas written out again) so
-that it is independent of ``emsctl.limits`` and ``emsctl.verify``. Every relative amplitude is
+The limit arithmetic here is deliberately plain (docs/safety-basis.md §3 formulas written out again)
+so that it is independent of ``emsctl.limits`` and ``emsctl.verify``. Every relative amplitude is
 taken at the channel's ``max_amplitude_ma`` — the worst case a validation run compiles.
 """
 
@@ -29,7 +29,7 @@ BUILTINS = (
 )
 TENS = {"tens", "tens-burst", "tens-modulated"}
 
-# SAFETY-BASIS §2 shipped defaults.
+# docs/safety-basis.md §2 shipped defaults.
 PEAK_MAX_MA = 40.0  # L3
 RMS_MAX_MA = 25.0  # L4
 PW_MIN_US, PW_MAX_US = 100.0, 300.0  # L6
@@ -81,7 +81,7 @@ def _frequencies_to_check(name: str, phase: Phase) -> list[float]:
 
 
 def _pulses_per_second(phase: Phase, frequency_hz: float) -> float:
-    """N of SAFETY-BASIS §3, the most pulses in any 1 s window; on/off trains with ON ≥ 1 s
+    """N of docs/safety-basis.md §3, the most pulses in any 1 s window; on/off trains with ON ≥ 1 s
     count f. Bursts (never overlapping in a program): the window opens with a burst and holds
     min(P, ⌈f·(1 − k/R)⌉) pulses of each burst k that starts inside it."""
     if phase.burst is not None:
@@ -136,7 +136,7 @@ def test_only_cramp_training_is_expert() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Values from the PROGRAMS-BASIS tables
+# Values from the docs/programs-basis.md tables
 
 _RECOVERY_HZ = (10, 9, 8, 7, 6, 5, 4, 3, 2.5, 2, 1.5, 1)
 
@@ -272,7 +272,7 @@ def test_cramp_training_is_3_sets_of_6_trains_5_s_on_10_s_apart_at_55_percent_to
 
 
 # ---------------------------------------------------------------------------------------------
-# Default limits at the program caps (plain arithmetic, SAFETY-BASIS §3)
+# Default limits at the program caps (plain arithmetic, docs/safety-basis.md §3)
 
 
 @pytest.mark.parametrize(("name", "channel_id", "phase_name", "frequency_hz"), _worst_cases())
@@ -366,7 +366,7 @@ def test_builtin_ramps_and_session_length_meet_l15_l16_l19(name: str) -> None:
 def test_calibration_width_is_the_widest_width_so_no_phase_exceeds_the_calibrated_charge(
     name: str,
 ) -> None:
-    # PROGRAMS-BASIS §1: a phase at another width keeps current and charge at or below the
+    # docs/programs-basis.md §1: a phase at another width keeps current and charge at or below the
     # calibrated target; with the same expression that holds when it is not wider.
     program = _program(name)
     widest = max(_highest(p.pulse_width_us) for p in _stim(program))

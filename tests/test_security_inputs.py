@@ -1,6 +1,6 @@
 """Files and flags cannot run code, read unbounded data, escape by name or raise a ceiling.
 
-Issue 8 item 5 (files and flags), HZ-13, HZ-01. Journals are 0600: tests/test_journal.py.
+Files and flags (HZ-13, HZ-01). Journals are 0600: tests/test_journal.py.
 """
 
 from __future__ import annotations

@@ -65,10 +65,17 @@ SAFETY, PROGRAMS, ARCHITECTURE = ("docs/safety-basis.md", "docs/programs-basis.m
                                   "docs/architecture.md")
 PROTOCOL_DOCS = {"sciencemode2": "docs/protocols/sciencemode2.md",
                  "coyote3": "docs/protocols/coyote3.md",
-                 "openems": "docs/protocols/openemsstim.md"}
+                 "openems": "docs/protocols/openemsstim.md",
+                 "sciencemode4": "docs/protocols/sciencemode4.md"}
 
 #: The document a bare §N means in files under a path prefix (first match wins).
 PATH_DEFAULTS: tuple[tuple[str, str], ...] = (
+    ("drivers/sciencemode4/", PROTOCOL_DOCS["sciencemode4"]),
+    ("simulator/devices/sciencemode4", PROTOCOL_DOCS["sciencemode4"]),
+    ("simulator/drivers/sciencemode4", PROTOCOL_DOCS["sciencemode4"]),
+    ("tests/sciencemode4/", PROTOCOL_DOCS["sciencemode4"]),
+    ("tests/drivers/test_sciencemode4", PROTOCOL_DOCS["sciencemode4"]),
+    ("benchmarks/bench_sciencemode4.py", PROTOCOL_DOCS["sciencemode4"]),
     ("drivers/sciencemode2/", PROTOCOL_DOCS["sciencemode2"]),
     ("simulator/devices/sciencemode2", PROTOCOL_DOCS["sciencemode2"]),
     ("tests/sciencemode2/", PROTOCOL_DOCS["sciencemode2"]),
@@ -103,6 +110,7 @@ PATH_DEFAULTS: tuple[tuple[str, str], ...] = (
 LINE_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"openEMSstim|openems", re.IGNORECASE), PROTOCOL_DOCS["openems"]),
     (re.compile(r"Coyote|coyote3"), PROTOCOL_DOCS["coyote3"]),
+    (re.compile(r"ScienceMode4|sciencemode4|\bP24\b"), PROTOCOL_DOCS["sciencemode4"]),
     (re.compile(r"ScienceMode2|sciencemode2|RehaStim2"), PROTOCOL_DOCS["sciencemode2"]),
 )
 HINT_LINES_ABOVE = 2

@@ -1,12 +1,12 @@
 """Coyote V3 device settings from a device URL, and the capabilities they imply.
 
 The Coyote counts strength in device steps 0–200 that set a pulse *voltage*; no document gives a
-step-to-mA relationship (spec §11, §14). So the mA-per-step factor is a declared calibration and
-is **required**: without it the driver refuses to open (HZ-01: no guessed scaling). Waveform
-intensity 0–100 is a relative pulse width without a unit; by default one intensity unit is the
-nominal 1 µs of the V2 correspondence (flagged uncalibrated), and a profile may declare another
-factor. The balance parameters have no documented defaults, so a real device needs them declared;
-the simulator ships a synthetic profile.
+step-to-mA relationship (docs/protocols/coyote3.md §11, §14). So the mA-per-step factor is a
+declared calibration and is **required**: without it the driver refuses to open (HZ-01: no guessed
+scaling). Waveform intensity 0–100 is a relative pulse width without a unit; by default one
+intensity unit is the nominal 1 µs of the V2 correspondence (flagged uncalibrated), and a profile
+may declare another factor. The balance parameters have no documented defaults, so a real device
+needs them declared; the simulator ships a synthetic profile.
 
 URL parameters (``coyote3://ADDRESS?ma_per_step=0.2&frequency_balance=128&intensity_balance=128``):
 

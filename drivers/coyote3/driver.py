@@ -1,17 +1,18 @@
 """The Coyote V3 driver: the driver contract over any :class:`GattLink` (bleak or in-memory).
 
-Connect (spec §9): connect, subscribe to B1 and the battery, read the battery (refuse a session
-on a nearly empty device, HZ-17), write BF soft limits = min(program cap, profile cap) in steps
-on **every** connect, then set both strengths absolutely to 0 and wait for B1 (or the timeout if
-the device was at 0 already) — a device left at a strength by a dead host starts from zero
-(L14). Stream: a background task sends a B0 every 100 ms while a lease is valid; each frame
+Connect (docs/protocols/coyote3.md §9): connect, subscribe to B1 and the battery, read the battery
+(refuse a session on a nearly empty device, HZ-17), write BF soft limits = min(program cap, profile
+cap) in steps on **every** connect, then set both strengths absolutely to 0 and wait for B1 (or the
+timeout if the device was at 0 already) — a device left at a strength by a dead host starts from
+zero (L14). Stream: a background task sends a B0 every 100 ms while a lease is valid; each frame
 carries the next 100 ms of waveform, and the device's own expiry of that frame is the dead-man
 (L21). ``apply`` renews the host lease and, when anything changed, sends a frame at once. Strength
 changes are absolute, sequenced and confirmed by B1 (:mod:`.strength`); B1 is the source of truth,
-and a strength nobody asked for stops the session (``device_error``). Stop (§10): a fresh-sequence
-set to 0/0 with intensity 0 goes on the wire before anything else, streaming ends, and the B1
-``seq 0 0`` is awaited (retried; accepted after the timeout if the device was at 0). Close writes
-BF limits 0/0 so the wheel cannot raise the strength between sessions, then disconnects.
+and a strength nobody asked for stops the session (``device_error``). Stop
+(docs/protocols/coyote3.md §10): a fresh-sequence set to 0/0 with intensity 0 goes on the wire
+before anything else, streaming ends, and the B1 ``seq 0 0`` is awaited (retried; accepted after the
+timeout if the device was at 0). Close writes BF limits 0/0 so the wheel cannot raise the strength
+between sessions, then disconnects.
 
 The driver never reconnects by itself: a lost link ends the session (L14); a new session
 reconnects and starts from zero. This module must never import bleak (``open_ble`` imports the
@@ -265,13 +266,14 @@ class CoyoteDriver(Driver):
     # ------------------------------------------------------------------ connect helpers
 
     async def _zero_and_confirm(self) -> None:
-        """§9 step 3: set 0/0 absolutely and wait for B1; accept after the timeout."""
+        """docs/protocols/coyote3.md §9 step 3: set 0/0 absolutely and wait for B1; accept after the
+        timeout."""
         self.tracker.set_target((0, 0))
         confirmed = self._watch_confirmation()
         await self._write_b0(b0_bytes(self.tracker.force_change(self._now()), (None, None), 0))
         self._last_frame_s = self._now()
         if not await self._wait_confirmed(confirmed):
-            self.tracker.known = (0, 0)  # no B1: it was at 0 already (spec §6)
+            self.tracker.known = (0, 0)  # no B1: it was at 0 already (docs/protocols/coyote3.md §6)
             self.tracker.pending = None
         if self._fault is not None:
             raise self._fault
@@ -288,7 +290,8 @@ class CoyoteDriver(Driver):
         await self._write(data)
 
     async def _write(self, data: bytes) -> None:
-        """Write without response; if the platform refuses that, use write requests (§12)."""
+        """Write without response; if the platform refuses that, use write requests
+        (docs/protocols/coyote3.md §12)."""
         if not self._link_up:
             raise LinkLostError("the link to the Coyote is lost")
         try:
@@ -322,11 +325,13 @@ class CoyoteDriver(Driver):
     def _on_notify(self, uuid: str, value: bytes) -> None:
         try:
             report = decode_notification(value)
-        except ProtocolError as exc:  # a malformed B1 may hide a strength change (§12)
+        # a malformed B1 may hide a strength change (docs/protocols/coyote3.md §12)
+        except ProtocolError as exc:
             self._fail(DeviceError(f"the Coyote sent a malformed strength report: {exc}"))
             return
         if report is None:
-            return  # BE echo of old firmware, or another head: ignored (§12)
+            # BE echo of old firmware, or another head: ignored (docs/protocols/coyote3.md §12)
+            return
         now_s = self._now()
         verdict = self.tracker.on_report(report, now_s)
         known = self.tracker.known
@@ -360,7 +365,8 @@ class CoyoteDriver(Driver):
     # ------------------------------------------------------------------ faults
 
     def _fail(self, error: DeviceError) -> None:
-        """Record a fault, tell the session, and put the stop on its way (HZ-16, §9 step 5)."""
+        """Record a fault, tell the session, and put the stop on its way (HZ-16,
+        docs/protocols/coyote3.md §9 step 5)."""
         if self._fault is not None:
             return
         self._fault = error

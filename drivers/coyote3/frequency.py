@@ -1,7 +1,7 @@
 """Coyote V3 frequency byte: the one-byte code of a pulse period, and its Hz helpers.
 
 The B0 frame carries, per 25 ms slot, a *frequency byte* that encodes the pulse period P in
-milliseconds (10–1000 ms, i.e. 1–100 Hz) on a piecewise-linear scale (spec §4):
+milliseconds (10–1000 ms, i.e. 1–100 Hz) on a piecewise-linear scale (docs/protocols/coyote3.md §4):
 
 ===========  ==========================  ==========================
 code         period_ms (lower bin edge)   bin width

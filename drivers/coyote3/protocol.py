@@ -1,4 +1,4 @@
-"""Pure codec for the DG-LAB Coyote V3 BLE protocol (spec: ``protocols/coyote3.md``).
+"""Pure codec for the DG-LAB Coyote V3 BLE protocol (spec: ``docs/protocols/coyote3.md``).
 
 This is the one import path for everything protocol-level about the Coyote V3: it encodes and
 decodes the frames B0 (host → device, strength and 100 ms of waveform), BF (host → device, soft
@@ -288,7 +288,8 @@ def encode_b1(report: StrengthReport) -> bytes:
 def decode_b1(data: BytesLike) -> StrengthReport:
     """Decode a B1 notification (host side).
 
-    Per spec §12 a B1 longer than 4 bytes is accepted and only its first 4 bytes are used.
+    Per docs/protocols/coyote3.md §12 a B1 longer than 4 bytes is accepted and only its first 4
+    bytes are used.
 
     Args:
         data: The notified bytes.

@@ -10,7 +10,7 @@ Device side (used by the emulator, and by tests that model the device):
 Host side (used by the driver before it writes):
 
 - the sequence-number rotation 1–15;
-- the stop frame of spec §10;
+- the stop frame of docs/protocols/coyote3.md §10;
 - ``check_host_b0`` / ``check_host_bf``: the emsctl rules a host frame must meet.
 
 This module is pure: no I/O, no clock, no state of its own. Callers pass the state in and get the
@@ -124,7 +124,8 @@ def apply_b0_strengths(
     limits_steps: tuple[int, int],
     ack_unchanged: bool = False,
 ) -> StrengthUpdate:
-    """Apply both strength instructions of a B0 and decide on the B1 report (spec §6, §7).
+    """Apply both strength instructions of a B0 and decide on the B1 report
+    (docs/protocols/coyote3.md §6, §7).
 
     Strengths apply whatever the waveform validity. A B1 carrying the frame's sequence is due when
     a strength changed and the sequence is > 0. With ``ack_unchanged`` (not the default, which
@@ -193,7 +194,8 @@ class LimitUpdate:
 def apply_bf_limits(
     frame: BfFrame, *, strengths_steps: tuple[int, int], limits_steps: tuple[int, int]
 ) -> LimitUpdate:
-    """Apply the limits of a BF frame (spec §5, emsctl rule on lowering the strength).
+    """Apply the limits of a BF frame (docs/protocols/coyote3.md §5, emsctl rule on lowering the
+    strength).
 
     Balances are not state that this function changes; the caller stores them from the frame.
 
@@ -277,7 +279,8 @@ _STOP_PERIOD_MS = 10
 
 
 def stop_frame(sequence: int) -> B0Frame:
-    """Build the stop frame of spec §10: set both strengths to 0, intensity 0 on both channels.
+    """Build the stop frame of docs/protocols/coyote3.md §10: set both strengths to 0, intensity 0
+    on both channels.
 
     Both waveforms keep a valid frequency byte (period 10 ms) so that the frame is valid.
 

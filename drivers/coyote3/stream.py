@@ -2,10 +2,10 @@
 
 A channel's next 100 ms is a :class:`ChannelWave` (frequency byte and waveform intensity, the
 same in all four 25 ms slots) or silence. Silence keeps a valid frequency byte with intensity 0:
-the host never pads with frequency byte 0, which the device reads as an invalid frame (§12).
-When the host's lease ends inside the frame, the slots after it carry intensity 0 (§14: the
-lease has 25 ms granularity). The strength part is either ``KEEP`` or an absolute set of both
-channels with the pending change's sequence.
+the host never pads with frequency byte 0, which the device reads as an invalid frame
+(docs/protocols/coyote3.md §12). When the host's lease ends inside the frame, the slots after it
+carry intensity 0 (docs/protocols/coyote3.md §14: the lease has 25 ms granularity). The strength
+part is either ``KEEP`` or an absolute set of both channels with the pending change's sequence.
 
 Frames are checked with :func:`check_host_b0` and encoded once per distinct content (a small
 cache: a steady program sends the same bytes for minutes). Pure: no I/O, no clock.

@@ -1,7 +1,8 @@
 """The host's view of the Coyote's two strengths: plan target, device truth, the change in flight.
 
-Spec §9: strength changes are absolute (``SET``), carry a sequence number 1–15 and are confirmed
-by a B1 with the same number; one change is in flight at a time. emsctl rules on top:
+docs/protocols/coyote3.md §9: strength changes are absolute (``SET``), carry a sequence number 1–15
+and are confirmed by a B1 with the same number; one change is in flight at a time. emsctl rules on
+top:
 
 - a pending change is repeated, with the same sequence, in every frame until confirmed: absolute
   sets are idempotent, so a lost frame costs one frame, never a wrong strength (HZ-01, HZ-12);
@@ -9,7 +10,8 @@ by a B1 with the same number; one change is in flight at a time. emsctl rules on
   (decreases and stops are never delayed, L17);
 - B1 is the source of truth (HZ-16). A report above anything the host asked for recently, a
   confirmation that differs from what was asked, or any change reported with sequence 0 (the
-  wheel, or a soft limit) once the session is armed is a fault: the driver stops (§9 step 5);
+  wheel, or a soft limit) once the session is armed is a fault: the driver stops
+  (docs/protocols/coyote3.md §9 step 5);
 - a change unconfirmed after 300 ms is taken as applied (every frame carried it) but counted;
   three such changes in a row mean the device no longer confirms anything, which is a fault.
 
@@ -26,7 +28,7 @@ from .rules import next_sequence
 
 __all__ = ["ACK_TIMEOUT_S", "PendingChange", "ReportVerdict", "StrengthTracker"]
 
-#: Spec §8 (emsctl rule): wait 3 frames for the matching B1.
+#: docs/protocols/coyote3.md §8 (emsctl rule): wait 3 frames for the matching B1.
 ACK_TIMEOUT_S = 0.3
 #: How long a value the host sent counts as "asked for" when judging a late B1.
 ASKED_WINDOW_S = 1.0
@@ -161,7 +163,8 @@ class StrengthTracker:
         return self.pending
 
     def _timed_out(self, pending: PendingChange) -> str | None:
-        """Spec §8: no B1 in time. Every frame carried the set, so take it as applied."""
+        """docs/protocols/coyote3.md §8: no B1 in time. Every frame carried the set, so take it as
+        applied."""
         self.pending = None
         previous = self.known
         self.known = pending.values

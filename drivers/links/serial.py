@@ -90,7 +90,8 @@ class SerialLink:
             port = self._open_port(serial, self.parity)
         except DeviceError:
             # Linux ptys refuse a parity setting left behind by an earlier client (EINVAL);
-            # a pty has no parity bit on its "wire", so it is opened without one (§2).
+            # a pty has no parity bit on its "wire", so it is opened without one
+            # (docs/protocols/sciencemode2.md §2).
             if self.parity == "N" or not _is_pty(self.url):
                 raise
             port = self._open_port(serial, "N")

@@ -1,10 +1,11 @@
-"""openEMSstim command grammar: host encoders and the firmware's command parser (spec §4).
+"""openEMSstim command grammar: host encoders and the firmware's command parser
+(docs/protocols/openemsstim.md §4).
 
 Host side: :class:`ActionCommand` and :data:`SHUTDOWN`, encoded in the plain form (the BLE
-characteristic value) or the serial WV form; the stop sequence of §8. Device side:
-:func:`parse_command` returns what the firmware makes of a decoded command, quirks included: a
-field letter without digits is −1 (and the firmware uses it), values are 16-bit integers that
-wrap (``T40000`` is −25536, ``C65536`` is channel 0), option values are read like C's ``atol``
+characteristic value) or the serial WV form; the stop sequence of docs/protocols/openemsstim.md §8.
+Device side: :func:`parse_command` returns what the firmware makes of a decoded command, quirks
+included: a field letter without digits is −1 (and the firmware uses it), values are 16-bit integers
+that wrap (``T40000`` is −25536, ``C65536`` is channel 0), option values are read like C's ``atol``
 (``OMA[0, 80]`` works), and the firmware's string searches stop at a NUL byte.
 
 Pure: no I/O, no clock. The device-side parser must never raise on received bytes; only host
@@ -48,7 +49,8 @@ __all__ = [
 ]
 
 CHANNELS = (0, 1)  # zero-based; the UI numbers them 1 and 2
-SHUTDOWN_CHANNEL = 9  # any channel outside 0-1 shuts down all; §8 uses 9
+# any channel outside 0-1 shuts down all; docs/protocols/openemsstim.md §8 uses 9
+SHUTDOWN_CHANNEL = 9
 MAX_ON_TIME_MS = 5_000  # the firmware clamps T to this
 INITIAL_ON_TIME_MS = 1  # a channel's on-time before any T was received
 HOST_WV_HANDLE = b"0018"  # [emsctl rule] the handle of the official Python example
@@ -62,7 +64,8 @@ def _check_int(name: str, value: int, low: int, high: int) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ActionCommand:
-    """An action the host sends: always all four fields, in the order C, I, T, G (§4.1).
+    """An action the host sends: always all four fields, in the order C, I, T, G
+    (docs/protocols/openemsstim.md §4.1).
 
     Attributes:
         channel: Zero-based channel, 0 or 1 (the UI's channels 1 and 2).
@@ -85,7 +88,8 @@ class ActionCommand:
 
 @dataclass(frozen=True, slots=True)
 class ShutdownCommand:
-    """``C9G``: the out-of-range channel shuts down all channels and activates nothing (§8)."""
+    """``C9G``: the out-of-range channel shuts down all channels and activates nothing
+    (docs/protocols/openemsstim.md §8)."""
 
 
 SHUTDOWN = ShutdownCommand()
@@ -108,7 +112,8 @@ def encode_ble(command: HostCommand) -> bytes:
 
 
 def encode_serial(command: HostCommand) -> bytes:
-    """Encode a command as the serial line ``WV,0018,<UPPERCASE HEX>.\\n`` (§3).
+    """Encode a command as the serial line ``WV,0018,<UPPERCASE HEX>.\\n``
+    (docs/protocols/openemsstim.md §3).
 
     The WV form works on both firmware generations; the ``.`` is mandatory because the
     firmware drops the final character.
@@ -121,7 +126,8 @@ def encode_serial(command: HostCommand) -> bytes:
 
 
 def stop_sequence(active_channels: Iterable[int]) -> tuple[HostCommand, ...]:
-    """The commands of §8: ``C<ch>I0T0G`` per active channel, then ``C9G``.
+    """The commands of docs/protocols/openemsstim.md §8: ``C<ch>I0T0G`` per active channel, then
+    ``C9G``.
 
     Args:
         active_channels: Zero-based channels that were active (duplicates are ignored).
@@ -136,7 +142,8 @@ def stop_sequence(active_channels: Iterable[int]) -> tuple[HostCommand, ...]:
     return (*stops, SHUTDOWN)
 
 
-# --- device-side command parsing (§4) --------------------------------------------------------
+# --- device-side command parsing (docs/protocols/openemsstim.md §4)
+# --------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +214,8 @@ class WindowBound(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class CalibrationOption:
-    """``OMA[<ch>,<pct>]`` or ``OMI[<ch>,<pct>]`` (§4.3); effective only as legacy plain text.
+    """``OMA[<ch>,<pct>]`` or ``OMI[<ch>,<pct>]`` (docs/protocols/openemsstim.md §4.3); effective
+    only as legacy plain text.
 
     As the firmware reads it: the channel (0 or 1; any other makes the line an
     :class:`InertOption`) and the percentage as 16-bit integers.
@@ -301,7 +309,8 @@ def _option(text: bytes) -> CalibrationOption | InertOption:
 
 
 def parse_command(text: bytes) -> Command:
-    """Parse a command as the firmware does (§4); never raises on any input.
+    """Parse a command as the firmware does (docs/protocols/openemsstim.md §4); never raises on any
+    input.
 
     The firmware keeps the command in an Arduino ``String`` and searches it with ``strchr``,
     so nothing after a NUL byte is seen. Any text containing ``G`` is an action; each field is
@@ -320,6 +329,7 @@ def parse_command(text: bytes) -> Command:
 def encode_option_plain(option: CalibrationOption) -> bytes:
     """Encode an option as plain text with ``\\n``, for emulator tests only.
 
-    The host never sends options (§4.3): on current firmware they reach the test handler.
+    The host never sends options (docs/protocols/openemsstim.md §4.3): on current firmware they
+    reach the test handler.
     """
     return f"{option.bound.value}[{option.channel},{option.pct}]\n".encode("ascii")

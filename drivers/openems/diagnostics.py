@@ -1,10 +1,11 @@
-"""openEMSstim debug output: the human-readable lines the firmware prints on USB (spec §2, §7).
+"""openEMSstim debug output: the human-readable lines the firmware prints on USB
+(docs/protocols/openemsstim.md §2, §7).
 
 The device never replies or acknowledges. With debug on it prints diagnostic lines ending in
 ``\\r\\n``; the emulator writes them with :func:`encode_debug_line`, and the host splits and
 tags them with :class:`DebugLineParser` for its log and to notice a reset mid-session (the
 setup banner). These lines are diagnostics: host code must never wait for one or treat one as
-an acknowledgement (§10).
+an acknowledgement (docs/protocols/openemsstim.md §10).
 
 Pure: no I/O, no clock. Nothing here may raise on received bytes: free-form text is expected
 at any time.

@@ -1,10 +1,11 @@
 """The openEMSstim driver: the :class:`~emsctl.contract.Driver` contract over serial or BLE.
 
-The board attenuates a separate stimulator (spec §12): frequency and pulse width are declared
-and fixed, so :class:`~emsctl.contract.Capabilities` pins both to the declared values and
-verification refuses any plan that needs another; the amplitude is ``I`` percent of a declared
-``ma_at_100`` (linearity assumed explicitly, across the wiper levels the firmware's §4.2 mapping
-gives), rounded down — the board never gets more than asked — and never above 100.
+The board attenuates a separate stimulator (docs/protocols/openemsstim.md §12): frequency and pulse
+width are declared and fixed, so :class:`~emsctl.contract.Capabilities` pins both to the declared
+values and verification refuses any plan that needs another; the amplitude is ``I`` percent of a
+declared ``ma_at_100`` (linearity assumed explicitly, across the wiper levels the firmware's
+docs/protocols/openemsstim.md §4.2 mapping gives), rounded down — the board never gets more than
+asked — and never above 100.
 
 The board holds no limit of its own and the protocol has no checksum: a corrupted digit can
 make the firmware open the wiper fully, and then the external stimulator's whole output flows
@@ -18,10 +19,11 @@ switches the channel off by itself when it runs out (the output watchdog, L21), 
 heartbeat renews it at ≤ 0.5·T. A channel going to zero gets the stop idiom ``C<ch>I0T0G``
 (``I0`` alone is not off). Commands go out at least 50 ms apart (the Nano's 64-byte buffer);
 ``stop()`` does not wait for that spacing or for a pending write: it cancels what is not yet
-sent and puts §8's sequence on the wire at once — ``C<ch>I0T0G`` for each channel that may still
-be on, then ``C9G``. ``close()`` adds the transport's backstop (``Connection End`` on serial, the
-disconnect on BLE). The board never answers: no acks, no read-back (§7); a setup banner on
-serial means it reset, which is reported and never resumed.
+sent and puts docs/protocols/openemsstim.md §8's sequence on the wire at once — ``C<ch>I0T0G`` for
+each channel that may still be on, then ``C9G``. ``close()`` adds the transport's backstop
+(``Connection End`` on serial, the disconnect on BLE). The board never answers: no acks, no
+read-back (docs/protocols/openemsstim.md §7); a setup banner on serial means it reset, which is
+reported and never resumed.
 
 This module must never import pyserial or bleak; the factories import the links lazily.
 """
@@ -48,11 +50,15 @@ from .transport import CommandLink
 
 __all__ = ["LINE_SPACING_S", "MAX_LEASE_S", "OpenEmsDriver"]
 
-LINE_SPACING_S = 0.050  # §6 [emsctl rule]: commands at least 50 ms apart
-MAX_LEASE_S = 1.0  # §9 [emsctl rule]: T ≤ 1000 ms by default (the board accepts up to 5 s)
+# docs/protocols/openemsstim.md §6 [emsctl rule]: commands at least 50 ms apart
+LINE_SPACING_S = 0.050
+# docs/protocols/openemsstim.md §9 [emsctl rule]: T ≤ 1000 ms by default (the board accepts up to
+# 5 s)
+MAX_LEASE_S = 1.0
 UPDATE_PERIOD_S = 0.1  # two channels × 50 ms spacing fit in one tick
 #: A channel counts as possibly on until its on-time has surely run out on the board: wire time,
-#: the loop pass and the blocking waits can make the board's expiry late by ≈ 100 ms (§6).
+#: the loop pass and the blocking waits can make the board's expiry late by ≈ 100 ms
+#: (docs/protocols/openemsstim.md §6).
 ACTIVE_MARGIN_S = 0.5
 #: The board's stop work: shutdown 2 × 50 ms, the stop idiom's 50 ms per channel, one more line.
 CLOSE_DRAIN_S = 0.3
@@ -80,7 +86,8 @@ class OpenEmsDriver(Driver):
             model=f"openEMSstim ({transport_name}; external stimulator fixed at {f:g} Hz, "
                   f"{pw:g} µs)",
             channels=2,
-            amplitude_max_ma=declared.ma_at_100,  # I ≤ 100 always (§12)
+            # I ≤ 100 always (docs/protocols/openemsstim.md §12)
+            amplitude_max_ma=declared.ma_at_100,
             amplitude_step_ma=declared.ma_per_pct,
             pulse_width_min_us=pw,
             pulse_width_max_us=pw,
@@ -204,7 +211,8 @@ class OpenEmsDriver(Driver):
                 return  # stop() took the wire: nothing more of this update goes out
 
     async def _stop_internal(self) -> None:
-        """Put §8's stop sequence on the wire now, the first line without waiting.
+        """Put docs/protocols/openemsstim.md §8's stop sequence on the wire now, the first line
+        without waiting.
 
         Raises:
             LinkLostError: the link is gone; each channel switches off within its on-time.
@@ -224,8 +232,9 @@ class OpenEmsDriver(Driver):
         """Send the transport's backstop, release the link, and give the board time to act.
 
         The board works through the stop sequence and the backstop with blocking waits
-        (50 ms per channel and shutdown, §5); returning only after :data:`CLOSE_DRAIN_S`
-        means a caller that powers down or reopens the port next does not cut them short.
+        (50 ms per channel and shutdown, docs/protocols/openemsstim.md §5); returning only after
+        :data:`CLOSE_DRAIN_S` means a caller that powers down or reopens the port next does not cut
+        them short.
         """
         was_up = self._link_up
         try:
@@ -245,8 +254,9 @@ class OpenEmsDriver(Driver):
     def intensity_pct(self, amplitude_ma: float) -> int:
         """The ``I`` for ``amplitude_ma``: the largest whose declared current is not above it.
 
-        Computed through the firmware's I → wiper mapping (§4.2) and the declared calibration
-        (§12); never above 100 (the firmware does not clamp, so the host does, §9).
+        Computed through the firmware's I → wiper mapping (docs/protocols/openemsstim.md §4.2) and
+        the declared calibration (docs/protocols/openemsstim.md §12); never above 100 (the firmware
+        does not clamp, so the host does, docs/protocols/openemsstim.md §9).
         """
         return min(self._intensity_by_ma(amplitude_ma), MAX_INTENSITY_PCT)
 
@@ -328,7 +338,8 @@ class OpenEmsDriver(Driver):
         """The board printed its setup banner mid-session: it reset and every channel is off.
 
         Lines sent while it was booting wait in its receive buffer and run right after setup,
-        so a shutdown (``C9G``) follows them at once; further updates are refused (§7.5).
+        so a shutdown (``C9G``) follows them at once; further updates are refused
+        (docs/protocols/openemsstim.md §7 step 5).
         """
         self._reset_seen = True
         if self._link_up:

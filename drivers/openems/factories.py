@@ -58,7 +58,8 @@ def open_ble(url: DeviceUrl, options: OpenOptions) -> OpenEmsDriver:
     except (ImportError, AttributeError) as exc:
         raise InputError("openEMSstim over BLE needs emsctl's BLE link (bleak), which is not "
                          f"available in this installation: {exc}") from exc
-    # §7: the board is found by the name its firmware was built with (the profile declares it)
+    # docs/protocols/openemsstim.md §7: the board is found by the name its firmware was built with
+    # (the profile declares it)
     if url.target.startswith("name="):
         link = link_class(name=url.target.removeprefix("name="))
     else:

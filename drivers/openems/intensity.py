@@ -1,4 +1,5 @@
-"""openEMSstim intensity ↔ potentiometer mapping and calibration window (spec §4.2, §4.3).
+"""openEMSstim intensity ↔ potentiometer mapping and calibration window
+(docs/protocols/openemsstim.md §4.2, §4.3).
 
 The intensity ``I`` is a percentage of a per-channel calibration window on an AD5252 wiper, not
 a current. These functions reproduce the firmware's arithmetic exactly (integers, no float
@@ -80,13 +81,15 @@ def _times_hundredth_rounded(product: int) -> int:
 
 
 def firmware_wiper_steps(intensity: int, min_steps: int, max_steps: int) -> int:
-    """The wiper the firmware writes for a parsed ``I``, 16-bit quirks included (§4.1, §4.2).
+    """The wiper the firmware writes for a parsed ``I``, 16-bit quirks included
+    (docs/protocols/openemsstim.md §4.1, §4.2).
 
     The firmware calls ``setIntensity(I − 1)``: ``level = int((max − min)·(I − 1)·0.01f + 0.5f)
     + min``, clamped to 0–255, and wiper = 255 − level, every ``int`` 16 bits wide. With the
     default window:
 
-    * I 0–205 follow the §4.2 formula (I 126–205: wiper 0, the stimulator unattenuated);
+    * I 0–205 follow the docs/protocols/openemsstim.md §4.2 formula (I 126–205: wiper 0, the
+      stimulator unattenuated);
     * I 206–375 make ``160·(I − 1)`` wrap negative: level below 0, wiper 255 (no signal);
     * from I 376 the wrapped product climbs back (I 410: wiper 200), and so on;
     * a bare ``I`` parses as −1: ``setIntensity(−2)``, wiper 202.
@@ -106,7 +109,8 @@ def firmware_wiper_steps(intensity: int, min_steps: int, max_steps: int) -> int:
 
 
 def firmware_option_steps(pct: int) -> int:
-    """The window bound the firmware stores for ``OMA``/``OMI`` with a parsed ``pct`` (§4.3).
+    """The window bound the firmware stores for ``OMA``/``OMI`` with a parsed ``pct``
+    (docs/protocols/openemsstim.md §4.3).
 
     ``int(255 * pct * 0.01f + 0.5f)`` with a 16-bit product: 0–128 give trunc(255·pct/100 +
     0.5) as documented; from 129 the product wraps negative (``OMA[0,130]`` stores −323), and
@@ -118,7 +122,8 @@ def firmware_option_steps(pct: int) -> int:
 def intensity_pct_to_wiper_steps(
     intensity_pct: int, window: CalibrationWindow = DEFAULT_WINDOW
 ) -> int:
-    """Map an intensity to the wiper position the firmware writes (§4.2).
+    """Map an intensity to the wiper position the firmware writes
+    (docs/protocols/openemsstim.md §4.2).
 
     ``level = trunc((max - min)·(I - 1)/100 + 0.5) + min`` clamped to 0-255, wiper = 255 - level.
     Computed exactly, as the firmware computes it (:func:`firmware_wiper_steps`): I above 100
@@ -165,7 +170,8 @@ def wiper_steps_to_intensity_pct(
 
 
 def option_pct_to_window_steps(pct: int) -> int:
-    """Convert an ``OMA``/``OMI`` percentage to steps: trunc(255·pct/100 + 0.5) (§4.3).
+    """Convert an ``OMA``/``OMI`` percentage to steps: trunc(255·pct/100 + 0.5)
+    (docs/protocols/openemsstim.md §4.3).
 
     Raises:
         ProtocolError: if ``pct`` is negative.

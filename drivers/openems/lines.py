@@ -1,4 +1,5 @@
-"""openEMSstim line processing, as the firmware reads its serial ports (spec §2, §3, §4.4).
+"""openEMSstim line processing, as the firmware reads its serial ports
+(docs/protocols/openemsstim.md §2, §3, §4.4).
 
 :func:`classify_line` turns one received line into what the firmware acts on: a WV line is
 hex-decoded with the firmware's quirk and parsed as a command, ``Connection End`` shuts down,
@@ -49,7 +50,8 @@ CONNECTION_END_LINE = CONNECTION_END + b"\n"
 
 
 class Firmware(enum.Enum):
-    """Firmware generation, which decides what a plain-text line does (§3)."""
+    """Firmware generation, which decides what a plain-text line does
+    (docs/protocols/openemsstim.md §3)."""
 
     CURRENT = "current"  # since 2017-01-24: plain text goes to the single-character handler
     LEGACY = "legacy"  # 2016-07-11 to 2017-01-23: plain text is a command
@@ -66,7 +68,8 @@ class BlankLine:
 
 
 class SingleCharAction(enum.Enum):
-    """What the current firmware's single-character test handler does (§4.4)."""
+    """What the current firmware's single-character test handler does
+    (docs/protocols/openemsstim.md §4.4)."""
 
     TOGGLE_RELAYS = "toggle_relays"  # no on-time: stays on until toggled or shut down
     WIPER_DOWN = "wiper_down"  # one step more signal
@@ -86,7 +89,8 @@ _SINGLE_CHAR_TABLE: dict[bytes, tuple[SingleCharAction, int]] = {
 
 @dataclass(frozen=True, slots=True)
 class SingleCharCommand:
-    """A plain-text line on current firmware; only its first byte counts (§4.4).
+    """A plain-text line on current firmware; only its first byte counts
+    (docs/protocols/openemsstim.md §4.4).
 
     Attributes:
         key: The first byte of the trimmed line.
@@ -116,7 +120,8 @@ def _nibble(char: int) -> int | None:
 
 
 def decode_wv_hex(hex_text: bytes) -> bytes:
-    """Decode hex the way the firmware does (§3): two characters per byte.
+    """Decode hex the way the firmware does (docs/protocols/openemsstim.md §3): two characters per
+    byte.
 
     ``A``-``F`` decode to 0-5; any other non-digit (lowercase included) makes the byte 0xFF,
     and so does a lone final character.
@@ -131,7 +136,7 @@ def decode_wv_hex(hex_text: bytes) -> bytes:
 
 
 def decode_wv_line(line: bytes) -> bytes:
-    """Extract and decode the command of a trimmed ``WV`` line (§3).
+    """Extract and decode the command of a trimmed ``WV`` line (docs/protocols/openemsstim.md §3).
 
     Takes the text after the last comma (the whole line if there is none), drops its final
     character and decodes the rest; the handle is ignored.
@@ -141,7 +146,8 @@ def decode_wv_line(line: bytes) -> bytes:
 
 
 def classify_line(line: bytes, firmware: Firmware = Firmware.CURRENT) -> DeviceInput:
-    """Process one received line as the firmware does (§3); never raises on line content.
+    """Process one received line as the firmware does (docs/protocols/openemsstim.md §3); never
+    raises on line content.
 
     Args:
         line: The line without its ``\\n``; surrounding whitespace is trimmed here.
@@ -170,7 +176,8 @@ def classify_line(line: bytes, firmware: Firmware = Firmware.CURRENT) -> DeviceI
 
 
 def rn4020_line(value: bytes) -> bytes:
-    """The line the RN4020 passes to the microcontroller for a characteristic write (§2).
+    """The line the RN4020 passes to the microcontroller for a characteristic write
+    (docs/protocols/openemsstim.md §2).
 
     Returns ``WV,001C,<UPPERCASE HEX>.`` without terminator, ready for :func:`classify_line`.
 

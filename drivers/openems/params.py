@@ -1,10 +1,10 @@
 """Device-URL parameters of the openEMSstim driver: the declared external stimulator and options.
 
-The board modulates a separate stimulator (spec §12): its pulse rate and width are the user's
-declaration and cannot change from the host, and the intensity ``I`` reaches milliamperes only
-through a declared ``ma_at_100`` (the current at I = 100, linearity assumed explicitly). All three
-are required; nothing is guessed. Parsing is strict: unknown keys are refused with the list of
-known ones. Pure: no I/O.
+The board modulates a separate stimulator (docs/protocols/openemsstim.md §12): its pulse rate and
+width are the user's declaration and cannot change from the host, and the intensity ``I`` reaches
+milliamperes only through a declared ``ma_at_100`` (the current at I = 100, linearity assumed
+explicitly). All three are required; nothing is guessed. Parsing is strict: unknown keys are refused
+with the list of known ones. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -61,11 +61,11 @@ class DeclaredStimulator:
     def full_scale_ma(self) -> float:
         """The current at wiper 0, where the board passes the external stimulator unattenuated.
 
-        Every ``I`` from 126 to 205 opens the wiper fully (§4.2) and the firmware does not clamp
-        ``I``, so a corrupted line can reach this level: it is the board's real bound, not
-        ``ma_at_100``. The declared linear calibration extrapolated to wiper 0 gives
-        ``ma_at_100 × (255 − level(0)) / (level(100) − level(0))``, 1.26 × ``ma_at_100`` for the
-        default window.
+        Every ``I`` from 126 to 205 opens the wiper fully (docs/protocols/openemsstim.md §4.2) and
+        the firmware does not clamp ``I``, so a corrupted line can reach this level: it is the
+        board's real bound, not ``ma_at_100``. The declared linear calibration extrapolated to wiper
+        0 gives ``ma_at_100 × (255 − level(0)) / (level(100) − level(0))``, 1.26 × ``ma_at_100`` for
+        the default window.
         """
         return self.ma_at_100 * self._full_scale_ratio
 
@@ -87,8 +87,9 @@ class DeclaredStimulator:
         """The current the declaration predicts at ``intensity_pct`` (0–100).
 
         The board's attenuation is linear in the wiper's level, and the firmware maps ``I`` to
-        a level with rounding (§4.2), so the assumed-linear calibration is applied to the level:
-        0 mA at the level of I = 0, ``ma_at_100`` at the level of I = 100.
+        a level with rounding (docs/protocols/openemsstim.md §4.2), so the assumed-linear
+        calibration is applied to the level: 0 mA at the level of I = 0, ``ma_at_100`` at the level
+        of I = 100.
         """
         zero = _level(0, self.window)
         return self.ma_at_100 * (_level(intensity_pct, self.window) - zero) / (

@@ -1,14 +1,18 @@
 """Pure codec for openEMSstim / "Let Your Body Move" over USB serial and BLE (RN4020).
 
 The one import path for drivers and the emulator; it re-exports the pieces, one idea per module,
-implementing ``../shared/protocols/openemsstim.md``:
+implementing ``docs/protocols/openemsstim.md``:
 
-* :mod:`.intensity` — intensity ↔ potentiometer wiper and the calibration window (§4.2, §4.3);
+* :mod:`.intensity` — intensity ↔ potentiometer wiper and the calibration window
+  (docs/protocols/openemsstim.md §4.2, §4.3);
 * :mod:`.commands` — host commands encoded for serial (``WV,0018,<HEX>.\\n``) and BLE (plain),
-  the stop sequence (§8), and the firmware's command parser (§4);
+  the stop sequence (docs/protocols/openemsstim.md §8), and the firmware's command parser
+  (docs/protocols/openemsstim.md §4);
 * :mod:`.lines` — the firmware's line processing: trimming, the WV hex quirk,
-  ``Connection End``, the single-character test handler, legacy plain text (§3, §4.4);
-* :mod:`.diagnostics` — the debug lines the firmware prints; never replies (§2, §10).
+  ``Connection End``, the single-character test handler, legacy plain text
+  (docs/protocols/openemsstim.md §3, §4.4);
+* :mod:`.diagnostics` — the debug lines the firmware prints; never replies
+  (docs/protocols/openemsstim.md §2, §10).
 
 The protocol has no replies, no acknowledgements and no checksum. Nothing here may do I/O,
 read a clock, start threads or import pyserial/bleak; time belongs to the caller. Device-side

@@ -2,13 +2,14 @@
 
 * :class:`SerialLines` — a :class:`~emsctl.drivers.links.base.ByteLink` at 19 200 8N1. Opening
   the port resets the board, so :meth:`SerialLines.open` waits for the setup banner or for the
-  ready timeout (12 s: with debug off there is no banner, §7). Every line the board prints is
-  kept as a diagnostic and never read as a reply (§10); a setup banner after that is a reset
-  mid-session, reported to the driver, and an echo of a command that was not sent (a line
-  corrupted on the way: there is no checksum) is reported too. Commands go out as
-  ``WV,0018,<HEX>.\\n``.
+  ready timeout (12 s: with debug off there is no banner, docs/protocols/openemsstim.md §7). Every
+  line the board prints is kept as a diagnostic and never read as a reply
+  (docs/protocols/openemsstim.md §10); a setup banner after that is a reset mid-session, reported to
+  the driver, and an echo of a command that was not sent (a line corrupted on the way: there is no
+  checksum) is reported too. Commands go out as ``WV,0018,<HEX>.\\n``.
 * :class:`BleLines` — a :class:`~emsctl.drivers.links.base.GattLink`: the plain command as
-  one write request to the EMS characteristic, waited for at most 500 ms (§7).
+  one write request to the EMS characteristic, waited for at most 500 ms
+  (docs/protocols/openemsstim.md §7).
 
 The pacing of commands (≥ 50 ms apart) and the stop sequence belong to the driver, not here.
 This module must never import pyserial or bleak: the links do that.
@@ -37,8 +38,10 @@ from .protocol import (
 
 __all__ = ["BLE_WRITE_TIMEOUT_S", "READY_TIMEOUT_S", "BleLines", "CommandLink", "SerialLines"]
 
-READY_TIMEOUT_S = 12.0  # §7: wait for the ready line, or 12 s with debug off
-BLE_WRITE_TIMEOUT_S = 0.5  # §7: each write request completes within 500 ms, as [AND] waits
+# docs/protocols/openemsstim.md §7: wait for the ready line, or 12 s with debug off
+READY_TIMEOUT_S = 12.0
+# docs/protocols/openemsstim.md §7: each write request completes within 500 ms, as [AND] waits
+BLE_WRITE_TIMEOUT_S = 0.5
 BLE_CONNECT_TIMEOUT_S = 10.0
 DEBUG_LOG_LINES = 500
 #: How many recent commands an echo is compared with (duplicates and late echoes included).
@@ -72,8 +75,9 @@ class SerialLines:
     Args:
         link: the serial link (19 200 8N1, opened by the caller's factory).
         ready_timeout_s: how long to wait for the setup banner after opening.
-        on_reset: called when a setup banner arrives after the board was ready (§7.5).
-        on_mismatch: called with the command when the board echoes one that was not among the
+        on_reset: called when a setup banner arrives after the board was ready
+        (docs/protocols/openemsstim.md §7 step 5). on_mismatch: called with the command when the
+        board echoes one that was not among the
             last commands sent (HZ-12: the line was corrupted on its way; there is no checksum).
     """
 
@@ -102,7 +106,8 @@ class SerialLines:
         self._ready = asyncio.Event()
         self.link.on_receive(self._received)
         await self.link.open()
-        # debug off prints nothing: then the fixed wait is the ready signal (§2)
+        # debug off prints nothing: then the fixed wait is the ready signal
+        # (docs/protocols/openemsstim.md §2)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), self.ready_timeout_s)
         self._ready.set()
@@ -117,7 +122,8 @@ class SerialLines:
         await self.link.write(encode_serial(command))
 
     async def backstop(self) -> None:
-        """Write ``Connection End``: both firmware generations shut every channel down (§8.4).
+        """Write ``Connection End``: both firmware generations shut every channel down
+        (docs/protocols/openemsstim.md §8 step 4).
 
         Raises:
             LinkLostError: the port is closed or gone.
@@ -136,8 +142,8 @@ class SerialLines:
         for line in self._parser.feed(data):
             self.debug_lines.append(line)
             if line.kind is DebugKind.HEX_ECHO and line.payload is not None:
-                # an echo is never required (§7), but one that differs from every command
-                # sent is proof that the board executed a corrupted line (HZ-12)
+                # an echo is never required (docs/protocols/openemsstim.md §7), but one that differs
+                # from every command sent is proof that the board executed a corrupted line (HZ-12)
                 if self._sent and line.payload not in self._sent \
                         and self.on_mismatch is not None:
                     self.on_mismatch(line.payload)
@@ -189,7 +195,8 @@ class BleLines:
                                      f"{BLE_WRITE_TIMEOUT_S * 1000:.0f} ms") from exc
 
     async def backstop(self) -> None:
-        """Nothing to send: the disconnect in :meth:`close` is the BLE backstop (§8.4)."""
+        """Nothing to send: the disconnect in :meth:`close` is the BLE backstop
+        (docs/protocols/openemsstim.md §8 step 4)."""
 
     def on_lost(self, handler: LinkLostHandler) -> None:
         """Report a dropped connection to ``handler``."""

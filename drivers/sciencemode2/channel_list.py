@@ -1,10 +1,11 @@
 """ScienceMode2 channel list mode: InitChannelListMode, Start/Stop, SinglePulse and their acks.
 
-These are the commands that make output (``shared/protocols/sciencemode2.md`` §4). Constructing
+These are the commands that make output (``docs/protocols/sciencemode2.md`` §4). Constructing
 one validates the wire ranges (N ≤ 7, t1 code ≤ 2048, pulse group ≤ 2, pulse width ≤ 500 µs,
 current ≤ 130 mA, channel index ≤ 7). It must never clamp, do I/O or read a clock; firmware
-minimums (t1, t2 ≥ 8 ms), t1 ≥ nPgr·t2 and the host's rules of §12 (no pulse width 1–19 µs,
-low-frequency mask within the active mask) are policy for the driver and the emulator.
+minimums (t1, t2 ≥ 8 ms), t1 ≥ nPgr·t2 and the host's rules of docs/protocols/sciencemode2.md §12
+(no pulse width 1–19 µs, low-frequency mask within the active mask) are policy for the driver and
+the emulator.
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ class ChannelSettings:
 
     pulse_group: PulseGroup
     pulse_width_us: int
-    """0–500 µs. The device raises 1–19 to 20; the host driver must not send them (§12)."""
+    """0–500 µs. The device raises 1–19 to 20; the host driver must not send them
+    (docs/protocols/sciencemode2.md §12)."""
     current_ma: int
     """0–130 mA, integer."""
 

@@ -1,20 +1,20 @@
 """The ScienceMode2 host driver (Hasomed RehaStim2) over any :class:`~..links.base.ByteLink`.
 
-Follows ``shared/protocols/sciencemode2.md`` §7–§8: answer the device's Init, keep the link alive
+Follows ``docs/protocols/sciencemode2.md`` §7–§8: answer the device's Init, keep the link alive
 with Watchdog every 250 ms (L21; the device's watchdog is 1.2 s), run channel-list mode
 (Stop → InitChannelListMode → Start, then Start again for each update; a frequency change or a
-new channel needs that whole sequence, which briefly interrupts output, §12), one command
-outstanding with a 250 ms ack timeout, one resend (after GetStimulationMode on a timeout) and
-a few resends on busy (−8). Error acks, StimulationError, a device reset (Init while connected)
-and a lost link become telemetry (journaled by the session) and errors; output never resumes by
-itself after any of them.
+new channel needs that whole sequence, which briefly interrupts output,
+docs/protocols/sciencemode2.md §12), one command outstanding with a 250 ms ack timeout, one resend
+(after GetStimulationMode on a timeout) and a few resends on busy (−8). Error acks,
+StimulationError, a device reset (Init while connected) and a lost link become telemetry (journaled
+by the session) and errors; output never resumes by itself after any of them.
 
 Stop (HZ-03, L22): ``_stop_internal`` writes StopChannelListMode in its first step, without the
 command lock, so it never waits behind an update that waits for its ack; apply never writes
 after a stop. If the Stop is not acknowledged (one resend, then GetStimulationMode), the driver
-falls silent — no keep-alive, nothing — so the device's watchdog ends output (§8 last resort).
-The protocol has no lease: the driver enforces each ``apply``'s lease itself and sends Stop when
-it runs out.
+falls silent — no keep-alive, nothing — so the device's watchdog ends output
+(docs/protocols/sciencemode2.md §8 last resort). The protocol has no lease: the driver enforces each
+``apply``'s lease itself and sends Stop when it runs out.
 
 This module must never import pyserial (the serial link does, lazily) nor read the wall clock.
 """
@@ -38,9 +38,10 @@ from . import protocol as p
 __all__ = ["ACK_TIMEOUT_S", "INIT_WAIT_S", "KEEPALIVE_S", "ScienceModeDriver",
            "ScienceModeParams", "open_serial"]
 
-#: [emsctl rule] 250 ms rather than the spec's 100 ms, for OS latency (§7).
+#: [emsctl rule] 250 ms rather than the spec's 100 ms, for OS latency
+#: (docs/protocols/sciencemode2.md §7).
 ACK_TIMEOUT_S = 0.25
-#: Three Init periods (§7).
+#: Three Init periods (docs/protocols/sciencemode2.md §7).
 INIT_WAIT_S = 1.5
 #: L21 heartbeat; the spec asks for at least every 500 ms.
 KEEPALIVE_S = 0.25
@@ -210,7 +211,8 @@ class ScienceModeDriver(Driver):
     async def _run(self, output: mapping.ListOutput, lease_s: float) -> None:
         reconfigure = (self._mode == p.StimulationMode.START
                        or self._config != (output.main_interval_code, output.active_mask))
-        if reconfigure:  # a new frequency or channel: Stop → Init → Start (§12)
+        # a new frequency or channel: Stop → Init → Start (docs/protocols/sciencemode2.md §12)
+        if reconfigure:
             if self._mode != p.StimulationMode.START:
                 await self._send_stop_locked()
             await self._transact(lambda pn: p.InitChannelListMode(
@@ -254,7 +256,8 @@ class ScienceModeDriver(Driver):
             task.add_done_callback(_ignore_result)
 
     async def _end_lease(self) -> None:
-        """No apply renewed the lease: the host stops the output itself (§12)."""
+        """No apply renewed the lease: the host stops the output itself
+        (docs/protocols/sciencemode2.md §12)."""
         async with self._lock:
             loop = asyncio.get_running_loop()
             if self.stopped or self._lease is not None or loop.time() < self._lease_end_s:
@@ -288,7 +291,8 @@ class ScienceModeDriver(Driver):
                 if abortable and self.stopped:
                     raise _Aborted from None
                 if expected_mode == p.StimulationMode.START and resends < _RESENDS:
-                    resends += 1  # a lost Stop: resend it at once, then ask (§8)
+                    # a lost Stop: resend it at once, then ask (docs/protocols/sciencemode2.md §8)
+                    resends += 1
                     continue
                 mode = await self._query_mode(what)
                 if expected_mode is not None and mode == expected_mode:
@@ -408,7 +412,8 @@ class ScienceModeDriver(Driver):
         if not self._handshaken or self._silenced:
             return
         # The device reset (its watchdog, a brown-out): its output has stopped. Re-handshake so
-        # a stop can be confirmed, report it, and never resume by ourselves (§7, HZ-17).
+        # a stop can be confirmed, report it, and never resume by ourselves
+        # (docs/protocols/sciencemode2.md §7, HZ-17).
         self._mode, self._config = p.StimulationMode.START, None
         self._cancel_lease()
         self._fault = "the RehaStim2 reset (its output stopped); start a new session"
@@ -460,7 +465,8 @@ class ScienceModeDriver(Driver):
             self._keepalive = None
 
     def _fall_silent(self, reason: str) -> None:
-        """§8 last resort: send nothing more, so the device's watchdog ends output."""
+        """docs/protocols/sciencemode2.md §8 last resort: send nothing more, so the device's
+        watchdog ends output."""
         self._silenced = True
         self._silence_reason = reason
         self._cancel_keepalive()

@@ -1,7 +1,7 @@
 """Field encodings of ScienceMode2 (Hasomed RehaStim2): codes, enums, masks, interval conversions.
 
 Everything here maps one physical quantity or one protocol enum to the numbers that travel on the
-wire, following ``shared/protocols/sciencemode2.md`` §4 and §12. It is pure: it must never do I/O,
+wire, following ``docs/protocols/sciencemode2.md`` §4 and §12. It is pure: it must never do I/O,
 read a clock, keep state or clamp silently. A value outside the range the spec allows raises
 :class:`~emsctl.errors.ProtocolError`.
 """
@@ -165,7 +165,8 @@ def _finite_positive(value: float, name: str) -> float:
 
 
 def main_interval_code_from_period_ms(period_ms: float) -> int:
-    """Main interval code for a stimulation period t1: code = round((t1 − 1)·2) (§12).
+    """Main interval code for a stimulation period t1: code = round((t1 − 1)·2)
+    (docs/protocols/sciencemode2.md §12).
 
     Args:
         period_ms: the period t1 between pulse lists, in milliseconds.
@@ -183,7 +184,8 @@ def main_interval_code_from_period_ms(period_ms: float) -> int:
 
 
 def main_interval_code_from_frequency_hz(frequency_hz: float) -> int:
-    """Main interval code for a stimulation frequency: t1 = 1000 / f ms (§12).
+    """Main interval code for a stimulation frequency: t1 = 1000 / f ms
+    (docs/protocols/sciencemode2.md §12).
 
     Raises:
         ProtocolError: if the frequency is not finite and positive, or is outside ≈ 0.98–125 Hz.
@@ -220,7 +222,8 @@ def frequency_hz_from_main_interval_code(code: int) -> float:
 def inter_pulse_interval_code_from_ms(interval_ms: float) -> int:
     """Inter-pulse interval code for the spacing t2 inside a doublet or triplet.
 
-    The coding is t2 = code·0.5 + 1.5 ms; rounding follows the t1 rule of §12.
+    The coding is t2 = code·0.5 + 1.5 ms; rounding follows the t1 rule of
+    docs/protocols/sciencemode2.md §12.
 
     Args:
         interval_ms: the spacing t2 in milliseconds.

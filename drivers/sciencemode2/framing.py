@@ -2,7 +2,7 @@
 
 A frame on the wire is ``F0 81 CRC^55 81 LEN^55 <stuffed payload> 0F``, where the payload is the
 packet number, the command and its data, and CRC and LEN cover the stuffed payload exactly as
-sent (``shared/protocols/sciencemode2.md`` §3). The same code serves the host driver and the
+sent (``docs/protocols/sciencemode2.md`` §3). The same code serves the host driver and the
 emulated device.
 
 This module is pure: it must never do I/O, read a clock or start a thread, and
@@ -88,7 +88,8 @@ def stuff(payload: bytes) -> bytes:
 
 
 def unstuff(stuffed: bytes) -> bytes:
-    """Undo :func:`stuff`, un-escaping *any* byte that follows 0x81 (§10, tolerant receiver).
+    """Undo :func:`stuff`, un-escaping *any* byte that follows 0x81
+    (docs/protocols/sciencemode2.md §10, tolerant receiver).
 
     Raises:
         ProtocolError: on a bare start or stop byte, or an escape byte with nothing after it.
@@ -184,11 +185,11 @@ class BadFrame:
 class FrameDecoder:
     """Streaming receiver: bytes in any chunking → :class:`Frame` and :class:`BadFrame` items.
 
-    It follows the receiver algorithm of §3: wait for F0; consume ``81 x`` as one pair
-    everywhere, header included; a bare 0F ends the frame and a bare F0 restarts it. When a
-    frame that is not interrupted fails its checks, it also re-scans the dropped bytes from the
-    next F0, because a frame cut off right after an escape byte swallows the next frame's F0 as
-    an escaped value.
+    It follows the receiver algorithm of docs/protocols/sciencemode2.md §3: wait for F0; consume
+    ``81 x`` as one pair everywhere, header included; a bare 0F ends the frame and a bare F0
+    restarts it. When a frame that is not interrupted fails its checks, it also re-scans the dropped
+    bytes from the next F0, because a frame cut off right after an escape byte swallows the next
+    frame's F0 as an escaped value.
 
     Attributes:
         frames: number of good frames returned so far.

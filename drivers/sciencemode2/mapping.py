@@ -1,10 +1,12 @@
-"""Device-agnostic setpoints → ScienceMode2 channel-list parameters (spec §12), and capabilities.
+"""Device-agnostic setpoints → ScienceMode2 channel-list parameters
+(docs/protocols/sciencemode2.md §12), and capabilities.
 
 One global frequency (the main interval t1; every active channel must ask for the same code),
 per-channel pulse width (integer µs, floored, never 1–19) and current (even mA, floored: the
 hardware steps in 2 mA, so output never exceeds the request), and the active channel mask, which
-only grows within a connection (adding a channel needs a re-Init; §12). Pure: no I/O, no clock,
-no session state beyond the arguments. It must never round anything up.
+only grows within a connection (adding a channel needs a re-Init;
+docs/protocols/sciencemode2.md §12). Pure: no I/O, no clock, no session state beyond the arguments.
+It must never round anything up.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ AMPLITUDE_STEP_MA = 2.0
 FREQUENCY_MIN_HZ = 1000.0 / 1025.0
 #: The emsctl profile default cap for 8 channels [SM2 Table 1].
 FREQUENCY_MAX_HZ = 50.0
-#: How often the session may send a changed command (at most one outstanding; §6).
+#: How often the session may send a changed command (at most one outstanding;
+#: docs/protocols/sciencemode2.md §6).
 UPDATE_PERIOD_S = 0.1
 #: The host-enforced lease; the device's own watchdog is a fixed 1.2 s link-loss lease.
 MAX_LEASE_S = 1.0
@@ -44,7 +47,8 @@ _TINY = 1e-9
 
 
 def capabilities() -> Capabilities:
-    """What a RehaStim2 can do through ScienceMode2 (spec §2, §4, §6, §12)."""
+    """What a RehaStim2 can do through ScienceMode2
+    (docs/protocols/sciencemode2.md §2, §4, §6, §12)."""
     return Capabilities(
         model="Hasomed RehaStim2 (ScienceMode2)", channels=p.CHANNEL_COUNT,
         amplitude_max_ma=float(p.MAX_CURRENT_MA), amplitude_step_ma=AMPLITUDE_STEP_MA,
@@ -104,7 +108,8 @@ def plan_output(setpoints: tuple[ChannelSetpoint, ...], mask: int) -> ListOutput
             raise InputError(f"channel {channel}: ScienceMode2 cannot time bursts")
         if width_us < 20:
             raise InputError(f"channel {channel}: {sp.pulse_width_us:g} µs would be raised to "
-                             "20 µs by the device; widths of 1–19 µs are refused (§12)")
+                             "20 µs by the device; widths of 1–19 µs are refused "
+                             "(docs/protocols/sciencemode2.md §12)")
         try:
             code = p.main_interval_code_from_frequency_hz(sp.frequency_hz)
         except ProtocolError as exc:

@@ -3,10 +3,10 @@
 This module holds the shared base (command numbers, validation helpers, :class:`MessageBase`,
 :class:`AckBase`) and the connection and status messages; the channel list commands are in
 :mod:`.channel_list`. Each message knows its command number and how to turn its fields into
-payload data and back (``shared/protocols/sciencemode2.md`` §4). Constructing a message
+payload data and back (``docs/protocols/sciencemode2.md`` §4). Constructing a message
 validates every field against the wire ranges of the spec, so an instance can always be encoded.
-Firmware minimums and the host's own rules (§5, §12) are policy for the driver and the
-emulator, not checked here.
+Firmware minimums and the host's own rules (docs/protocols/sciencemode2.md §5, §12) are policy for
+the driver and the emulator, not checked here.
 
 This module is pure: it must never do I/O, read a clock or clamp a value silently.
 """

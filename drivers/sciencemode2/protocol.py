@@ -3,7 +3,8 @@
 This is the one import for the host driver and the emulated device. It re-exports the framing
 (:mod:`.framing`), the field encodings (:mod:`.fields`) and the messages (:mod:`.messages`,
 :mod:`.channel_list`), and adds the dispatch between payloads and message types. It follows
-``shared/protocols/sciencemode2.md``, whose §11 test vectors pin it byte for byte.
+``docs/protocols/sciencemode2.md``, whose docs/protocols/sciencemode2.md §11 test vectors pin it
+byte for byte.
 
 It is pure: it must never do I/O, read a clock, start a thread or keep session state (packet
 counters, the active channel mask, stimulation mode belong to the driver and the emulator).
@@ -187,8 +188,8 @@ _MOTOMED_COMMANDS = frozenset({12, 13, *range(50, 91)})
 class MessageDecodeError(ProtocolError):
     """A payload that framed correctly but is not a valid message.
 
-    A device answers it with the command's ack and result −2 (§5), so the error carries what
-    it needs to echo.
+    A device answers it with the command's ack and result −2 (docs/protocols/sciencemode2.md §5), so
+    the error carries what it needs to echo.
 
     Attributes:
         packet_number: payload byte 0, or ``None`` if the payload is empty.
@@ -260,5 +261,6 @@ def decode_message(wire: bytes) -> Message:
 
 
 def acknowledges(reply: Message, request: Message) -> bool:
-    """Whether a reply is the ack of a request: command + 1 and the same packet number (§7)."""
+    """Whether a reply is the ack of a request: command + 1 and the same packet number
+    (docs/protocols/sciencemode2.md §7)."""
     return reply.command == request.command + 1 and reply.packet_number == request.packet_number

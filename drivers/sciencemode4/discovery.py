@@ -1,11 +1,12 @@
 """Finding a P24 among the serial ports: ``sciencemode4://`` without a port.
 
 The P24 enumerates as a USB CDC port with VID 0483 / PID 5740 (``docs/protocols/sciencemode4.md``
-§2). That is STMicroelectronics' generic virtual-COM-port id, so other devices share it: a port
-with this id is only a *candidate*. :class:`DiscoveredPort` is a :class:`~..links.base.ByteLink`
-that, when it is opened, asks every candidate for its device id (Get_device_id) and keeps the
-one port that answers like a P24; with none, or more than one, it refuses with one sentence that
-lists the candidates and what each answered, so the user can name the port.
+docs/protocols/sciencemode4.md §2). That is STMicroelectronics' generic virtual-COM-port id, so
+other devices share it: a port with this id is only a *candidate*. :class:`DiscoveredPort` is a
+:class:`~..links.base.ByteLink` that, when it is opened, asks every candidate for its device id
+(Get_device_id) and keeps the one port that answers like a P24; with none, or more than one, it
+refuses with one sentence that lists the candidates and what each answered, so the user can name the
+port.
 
 It opens ports only in :meth:`DiscoveredPort.open` (never when the driver is made, and never
 for ``emsctl devices``, which only lists). pyserial is imported here lazily; this module never

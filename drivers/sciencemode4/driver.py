@@ -19,11 +19,11 @@ it never waits behind an update that waits for its ack; an update is never writt
 after a stop, and the device executes frames in the order they arrive, so the stop wins. If
 Ml_stop is not acknowledged (one resend, then Get_stim_status), the driver falls silent.
 
-The lease (L21): the P24's own mid-level timeout is fixed at 2 s (§9) and cannot be shortened.
-The host keeps the device alive only while the session's lease holds: each ``apply`` renews it
-(by the update or the poll it sends), there is no keep-alive of the driver's own, and when a
-lease runs out without a renewal the driver sends Ml_stop itself. If the host dies, nothing
-renews and the device's 2 s timeout ends output (SAFETY.md, L21's documented deviation).
+The lease (L21): the P24's own mid-level timeout is fixed at 2 s (docs/protocols/sciencemode4.md §9)
+and cannot be shortened. The host keeps the device alive only while the session's lease holds: each
+``apply`` renews it (by the update or the poll it sends), there is no keep-alive of the driver's
+own, and when a lease runs out without a renewal the driver sends Ml_stop itself. If the host dies,
+nothing renews and the device's 2 s timeout ends output (SAFETY.md, L21's documented deviation).
 
 This module must never import pyserial (the serial link does, lazily), the simulator, or read
 the wall clock.
@@ -54,11 +54,12 @@ __all__ = ["ACK_TIMEOUT_S", "DEVICE_TIMEOUT_S", "MAX_LEASE_S", "POLL_S", "TELEME
 #: [emsctl rule] How long to wait for each ack; the emulator answers within 5 ms, USB CDC
 #: adds a few ms, the rest is room for a loaded host.
 ACK_TIMEOUT_S = 0.25
-#: The P24's fixed mid-level timeout (§9): the fallback when the host is gone.
+#: The P24's fixed mid-level timeout (docs/protocols/sciencemode4.md §9): the fallback when the host
+#: is gone.
 DEVICE_TIMEOUT_S = 2.0
 #: The longest lease the driver accepts (L21), well inside the device's 2 s.
 MAX_LEASE_S = 1.0
-#: [emsctl rule] At most one update per 100 ms (§14).
+#: [emsctl rule] At most one update per 100 ms (docs/protocols/sciencemode4.md §14).
 UPDATE_PERIOD_S = 0.1
 #: A poll (Ml_get_current_data) at least this often while output runs: how soon an electrode
 #: error is seen even while every tick changes the output (ramps).
@@ -75,7 +76,8 @@ _STATE_TEXT = {
 
 
 def capabilities() -> Capabilities:
-    """What a P24 can do through ScienceMode4 mid level (§6, §11, §14)."""
+    """What a P24 can do through ScienceMode4 mid level
+    (docs/protocols/sciencemode4.md §6, §11, §14)."""
     return Capabilities(
         model="Hasomed P24 (ScienceMode4)", channels=p.CHANNEL_COUNT,
         amplitude_max_ma=mapping.DEVICE_MAX_CURRENT_MA,
@@ -194,9 +196,9 @@ class ScienceMode4Driver(Driver):
         """Send the setpoints as one Ml_update, or renew them with a poll if unchanged.
 
         Raises:
-            InputError: pulses the device cannot make together (its load limit, §8).
-            LinkLostError: the link is gone.
-            DeviceError: the device refused a command, reset, timed out by itself, or reported
+            InputError: pulses the device cannot make together (its load limit,
+            docs/protocols/sciencemode4.md §8). LinkLostError: the link is gone. DeviceError: the
+            device refused a command, reset, timed out by itself, or reported
                 a pulse timeout or low current.
             DeviceTimeoutError: no ack after the resend.
         """
@@ -327,7 +329,8 @@ class ScienceMode4Driver(Driver):
         return True
 
     async def _stop_on_wire(self) -> None:
-        """Ml_stop, once more if unanswered, then Get_stim_status (§10).
+        """Ml_stop, once more if unanswered, then Get_stim_status
+        (docs/protocols/sciencemode4.md §10).
 
         Raises:
             DeviceError: neither the stop nor the status query confirmed it.
@@ -460,7 +463,7 @@ class ScienceMode4Driver(Driver):
                 del self._pending[pn]
 
     def _next_pn(self) -> int:
-        # packet numbers count 1, 2 … 63, 0, 1 … (§10)
+        # packet numbers count 1, 2 … 63, 0, 1 … (docs/protocols/sciencemode4.md §10)
         self._pn = (self._pn + 1) % (p.MAX_PACKET_NUMBER + 1)
         return self._pn
 

@@ -36,7 +36,8 @@ __all__ = [
 ]
 
 CHANNEL_COUNT = 8
-"""Channels 1–8: the yellow socket drives 1–4, the green socket 5–8 [§2]."""
+"""Channels 1–8: the yellow socket drives 1–4, the green socket 5–8
+[docs/protocols/sciencemode4.md §2]."""
 CHANNELS_PER_CONNECTOR = 4
 HIGH_VOLTAGE_OFF = 1
 """Get_stim_status byte 2: high voltage off."""
@@ -45,7 +46,8 @@ HIGH_VOLTAGE_150V = 6
 
 
 class Result(IntEnum):
-    """The result byte that starts every ack [§8]; names follow the vendor's C library.
+    """The result byte that starts every ack [docs/protocols/sciencemode4.md §8]; names follow the
+    vendor's C library.
 
     The P24 documents 0, 1, 2, 7, 10, 16 and 28 (and 11 as the data of Unknown_cmd; 3 in the
     low-level ack). The rest exist in the vendor library for other devices. No result is above
@@ -94,7 +96,8 @@ MAX_RESULT = max(Result)
 
 
 class StimStatus(IntEnum):
-    """Get_stim_status byte 1, also the state of the device's level state machine [§9]."""
+    """Get_stim_status byte 1, also the state of the device's level state machine
+    [docs/protocols/sciencemode4.md §9]."""
 
     NONE = 0
     """No level initialised."""
@@ -104,7 +107,8 @@ class StimStatus(IntEnum):
 
 
 class ChannelState(IntEnum):
-    """The 4-bit state of one channel in Ml_get_current_data_ack [§6]."""
+    """The 4-bit state of one channel in Ml_get_current_data_ack
+    [docs/protocols/sciencemode4.md §6]."""
 
     OK = 0
     ELECTRODE_ERROR = 1
@@ -128,7 +132,7 @@ _STATE_RESULTS = {
 
 
 class HashType(IntEnum):
-    """What the firmware hash of Get_extended_version_ack is [§5]."""
+    """What the firmware hash of Get_extended_version_ack is [docs/protocols/sciencemode4.md §5]."""
 
     NONE = 0
     GIT = 1
@@ -137,7 +141,8 @@ class HashType(IntEnum):
 
 
 class MeasurementType(IntEnum):
-    """Ll_init bits 6–4: what the device samples during each low-level pulse [§7]."""
+    """Ll_init bits 6–4: what the device samples during each low-level pulse
+    [docs/protocols/sciencemode4.md §7]."""
 
     NONE = 0
     STIMULATION_CURRENT = 1

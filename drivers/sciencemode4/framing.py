@@ -46,7 +46,8 @@ PREFIX_LEN = 2
 MIN_FRAME_LEN = HEADER_LEN + PREFIX_LEN + 1
 """12 wire bytes: a command without data."""
 MAX_FRAME_LEN = 1200
-"""The longest frame the device accepts, in wire bytes after stuffing [§3]."""
+"""The longest frame the device accepts, in wire bytes after stuffing
+[docs/protocols/sciencemode4.md §3]."""
 MAX_PACKET_NUMBER = 63
 """Packet numbers are 6 bits."""
 MAX_COMMAND = 1023
@@ -90,7 +91,8 @@ def stuff(raw: bytes) -> bytes:
 
 
 def unstuff(stuffed: bytes) -> bytes:
-    """Undo :func:`stuff`, un-escaping *any* byte that follows 0x81 (the receiver rule of §3).
+    """Undo :func:`stuff`, un-escaping *any* byte that follows 0x81 (the receiver rule of
+    docs/protocols/sciencemode4.md §3).
 
     Raises:
         ProtocolError: on a bare start or stop byte, or an escape byte with nothing after it.

@@ -1,11 +1,11 @@
 """Device-agnostic setpoints → ScienceMode4 mid-level channel blocks, as pure functions.
 
 Each channel has its own period, so every channel maps on its own (``docs/protocols/
-sciencemode4.md`` §14): the frequency becomes a period word with 0.5 ms resolution (code
-``round(2000 / f)``, ties to the longer period), the amplitude is floored to the 0.5 mA step and
-capped at the profile limit (at most the device's 130 mA), the pulse width is floored to whole
-µs, and a channel gets a balanced biphasic pulse ``(+I, pw)``, optionally ``(0 mA, gap)``,
-``(−I, pw)``: equal and opposite phase charge, which the device itself does not enforce. The
+sciencemode4.md`` docs/protocols/sciencemode4.md §14): the frequency becomes a period word with
+0.5 ms resolution (code ``round(2000 / f)``, ties to the longer period), the amplitude is floored to
+the 0.5 mA step and capped at the profile limit (at most the device's 130 mA), the pulse width is
+floored to whole µs, and a channel gets a balanced biphasic pulse ``(+I, pw)``, optionally ``(0 mA,
+gap)``, ``(−I, pw)``: equal and opposite phase charge, which the device itself does not enforce. The
 load limit the device applies to a whole update is :func:`within_load_limit`.
 
 Nothing here is ever rounded up. Pure: no I/O, no clock, no session state.

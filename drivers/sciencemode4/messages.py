@@ -7,8 +7,8 @@ each state gives are policy for the emulator and the host, not checked here. The
 messages are in :mod:`.mid_level`, the low-level ones in :mod:`.low_level`.
 
 Every ack is its request's command + 1, echoes the request's packet number, and starts with a
-result byte (§8). An ack with a non-zero result keeps the full success layout with every other
-field zero (:meth:`AckBase.refusal`): clients index into it.
+result byte (docs/protocols/sciencemode4.md §8). An ack with a non-zero result keeps the full
+success layout with every other field zero (:meth:`AckBase.refusal`): clients index into it.
 
 Pure: no I/O, no clock, no silent clamping.
 """
@@ -56,7 +56,8 @@ DEVICE_ID_LEN = 10
 
 
 class Command(IntEnum):
-    """Command numbers of the P24 [§4]. An ack is always its request's number + 1."""
+    """Command numbers of the P24 [docs/protocols/sciencemode4.md §4]. An ack is always its
+    request's number + 1."""
 
     LL_INIT = 0
     LL_INIT_ACK = 1
@@ -167,7 +168,8 @@ class AckBase(MessageBase):
         return cls(packet_number=packet_number, result=result)
 
 
-# --- general layer (§5) --------------------------------------------------------------------------
+# --- general layer (docs/protocols/sciencemode4.md §5)
+# --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,8 +3,8 @@
 This is the one import for a host driver and the emulated device. It re-exports the framing
 (:mod:`.framing`, :mod:`.stream`), the field and pulse encodings (:mod:`.fields`, :mod:`.pulses`)
 and the messages (:mod:`.messages`, :mod:`.mid_level`, :mod:`.low_level`), and adds the dispatch
-between payloads and message types. It follows ``docs/protocols/sciencemode4.md``, whose §12 test
-vectors pin it byte for byte.
+between payloads and message types. It follows ``docs/protocols/sciencemode4.md``, whose
+docs/protocols/sciencemode4.md §12 test vectors pin it byte for byte.
 
 It is pure: it must never do I/O, read a clock, start a thread or keep session state (packet
 counters and level state belong to the driver and the emulator). Values out of range and
@@ -270,7 +270,8 @@ def decode_frame(payload: bytes) -> Message:
     """Decode the payload of a good frame (:attr:`Frame.payload`) into its message.
 
     Raises:
-        UnknownCommandError: a command number that is not in the tables of §4 (including the
+        UnknownCommandError: a command number that is not in the tables of
+        docs/protocols/sciencemode4.md §4 (including the
             vendor library's other commands, the I24's dyscom commands, and 37/38 from a host).
         MessageDecodeError: fewer than two prefix bytes, a wrong data length, or a value out
             of range.
@@ -293,7 +294,8 @@ def decode_request(payload: bytes) -> Request:
     """Decode the payload of a good frame as a host → device request (a device's view).
 
     Raises:
-        UnknownCommandError: a command number that is not a host command of §4 (acks sent by
+        UnknownCommandError: a command number that is not a host command of
+        docs/protocols/sciencemode4.md §4 (acks sent by
             a host included).
         MessageDecodeError: fewer than two prefix bytes, a wrong data length, or a value out
             of range.
@@ -326,7 +328,8 @@ def refusal(command: int, packet_number: int, result: Result) -> AckBase:
     data could not be decoded (result 2): the success layout, zero-filled.
 
     Raises:
-        ProtocolError: ``command`` is not one of the host commands of §4.
+        ProtocolError: ``command`` is not one of the host commands of
+        docs/protocols/sciencemode4.md §4.
     """
     ack_type = _ACK_TYPES.get(command)
     if ack_type is None:

@@ -1,6 +1,6 @@
 """The emulated DG-LAB Coyote V3: its GATT server, bytes in and bytes out, on the simulator model.
 
-Device side of ``protocols/coyote3.md`` (§5–§7, §12): B0 applies both strength fields (clamped to
+Device side of ``docs/protocols/coyote3.md`` §5–§7, §12: B0 applies both strength fields (clamped to
 0…min(200, soft limit); a value byte above 200 acts as 0) whatever the waveform, answers with B1
 when a strength changed and the sequence is > 0, and plays each channel's four 25 ms slots from
 receipt. A channel whose eight waveform bytes are not all in range is silent for that frame. A
@@ -114,11 +114,12 @@ class EmulatedCoyote:
         name: advertised name.
         address: Bluetooth address.
         battery_pct: initial battery level, 0–100.
-        frame_grace_ms: lenient mode: how long a frame outlives its 100 ms (§12), 0–50.
-        ack_unchanged: also answer a sequenced change that changed nothing (§6).
-        zero_on_disconnect: set both strengths to 0 when the link drops (default: keep them).
-        persist_path: where soft limits and balances survive emulator restarts (§5).
-        seed: seed of the byte-fault randomness.
+        frame_grace_ms: lenient mode: how long a frame outlives its 100 ms
+        (docs/protocols/coyote3.md §12), 0–50. ack_unchanged: also answer a sequenced change that
+        changed nothing (docs/protocols/coyote3.md §6). zero_on_disconnect: set both strengths to 0
+        when the link drops (default: keep them). persist_path: where soft limits and balances
+        survive emulator restarts (docs/protocols/coyote3.md §5). seed: seed of the byte-fault
+        randomness.
 
     Raises:
         InputError: a factor, grace or battery level out of range, or a mismatched device.
@@ -220,7 +221,7 @@ class EmulatedCoyote:
             try:
                 frame = decode_command(data)
             except ProtocolError:
-                self.writes_ignored += 1  # §3: ignored, nothing sent back
+                self.writes_ignored += 1  # docs/protocols/coyote3.md §3: ignored, nothing sent back
                 return
             if len(self._decoded) >= _DECODE_CACHE_MAX:
                 self._decoded.clear()
@@ -269,7 +270,8 @@ class EmulatedCoyote:
         raise ProtocolError(f"characteristic {uuid} is not readable on a Coyote V3")
 
     def _on_disconnect(self) -> None:
-        # §7: output stops once the buffer runs out; the strength is kept (worst case)
+        # docs/protocols/coyote3.md §7: output stops once the buffer runs out; the strength is kept
+        # (worst case)
         if self.zero_on_disconnect:
             self._set_strengths([0, 0], sequence=None)
 
@@ -313,7 +315,8 @@ class EmulatedCoyote:
         if last + 1 < SLOTS_PER_FRAME:
             playing.handle = loop.call_at(end_s, self._play_slot, index, last + 1)
         else:
-            end_s += self.frame_grace_s + _EPSILON_S  # §8 dead-man: the frame's end
+            # docs/protocols/coyote3.md §8 dead-man: the frame's end
+            end_s += self.frame_grace_s + _EPSILON_S
         lease_s = max(end_s - now_s, _EPSILON_S)
         self.device.set_outputs({index + 1: output}, lease_s)
 
@@ -352,7 +355,9 @@ class EmulatedCoyote:
     def _slot_output(self, strength: int, waveform: ChannelWaveform | None,
                      slot: int) -> ChannelSetpoint:
         if waveform is None or strength <= 0 or waveform.intensities[slot] <= 0:
-            return ZERO  # §7: strength > 0, a valid slot and intensity > 0 are all needed
+            # docs/protocols/coyote3.md §7: strength > 0, a valid slot and intensity > 0 are all
+            # needed
+            return ZERO
         return ChannelSetpoint(strength * self.ma_per_step,
                                frequency_hz_from_code(waveform.frequency_codes[slot]),
                                waveform.intensities[slot] * self.us_per_intensity)

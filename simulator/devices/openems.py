@@ -1,11 +1,11 @@
 """An emulated openEMSstim board: the firmware's device side, on the simulator model.
 
-Follows ``../shared/protocols/openemsstim.md`` (device side): lines are split and classified by
+Follows ``docs/protocols/openemsstim.md`` (device side): lines are split and classified by
 the codec's :class:`~emsctl.drivers.openems.protocol.LineParser` (trimming, the WV hex quirk,
 ``Connection End``, the single-character test handler, legacy plain text); actions follow the
-state machine of §5 (sticky I/T per channel, T capped at 5000 ms, I written to the wiper at
-once, an out-of-range channel shuts everything down); each channel's on-time is its lease and
-expires on the first loop pass after its deadline.
+state machine of docs/protocols/openemsstim.md §5 (sticky I/T per channel, T capped at 5000 ms, I
+written to the wiper at once, an out-of-range channel shuts everything down); each channel's on-time
+is its lease and expires on the first loop pass after its deadline.
 
 Malformed input gets no kinder treatment than the firmware gives it. The parser's values are
 the board's 16-bit ``int``: a letter without digits is −1 and is used (``I`` −1 is wiper 202,
@@ -25,9 +25,9 @@ recorded by a :class:`SimulatedStimulator`.
 
 Transports are attached from outside (:mod:`.openems_front`): USB bytes arrive through
 :meth:`OpenEmsBoard.serial_receive`, RN4020 lines through :meth:`OpenEmsBoard.ble_line`. Debug
-output (§2) goes to the USB writer when ``debug`` is on. Unsafe inputs (I > 100, negative
-values, the test handler, parameters without a channel, options that store a bound outside
-0–255) are carried out faithfully and logged in :attr:`OpenEmsBoard.unsafe_events`.
+output (docs/protocols/openemsstim.md §2) goes to the USB writer when ``debug`` is on. Unsafe inputs
+(I > 100, negative values, the test handler, parameters without a channel, options that store a
+bound outside 0–255) are carried out faithfully and logged in :attr:`OpenEmsBoard.unsafe_events`.
 
 Everything runs on the running asyncio loop: no threads, no wall clock, no I/O of its own.
 Nothing here may raise on received bytes.
@@ -91,10 +91,10 @@ SETUP_LINES = (b"openEMSstim booting", b"BLE module reset", b"BLE module initial
 class ExternalStimulator:
     """The certified stimulator the board modulates; its settings never change from the host.
 
-    The transfer through the attenuator is the declared calibration of §12 taken as true: the
-    current is linear in the wiper's level across the window, 0 mA at the level of I = 0 and
-    ``ma_at_100`` at the level of I = 100; levels beyond (I > 100, test-handler steps) pass
-    proportionally more, up to wiper 0.
+    The transfer through the attenuator is the declared calibration of
+    docs/protocols/openemsstim.md §12 taken as true: the current is linear in the wiper's level
+    across the window, 0 mA at the level of I = 0 and ``ma_at_100`` at the level of I = 100; levels
+    beyond (I > 100, test-handler steps) pass proportionally more, up to wiper 0.
 
     Raises:
         InputError: a figure that is not finite and positive.
@@ -113,7 +113,8 @@ class ExternalStimulator:
 
 @dataclass(frozen=True, slots=True)
 class OpenEmsConfig:
-    """Emulator configuration (spec §5 table) plus the external stimulator and the load.
+    """Emulator configuration (docs/protocols/openemsstim.md §5 table) plus the external stimulator
+    and the load.
 
     Raises:
         InputError: a window whose I = 0 and I = 100 levels coincide, or a bad figure.
@@ -193,7 +194,8 @@ class _Inbox:
 
 
 class OpenEmsBoard:
-    """The firmware of §5 on a 2-channel :class:`SimulatedStimulator` (channels 1 and 2).
+    """The firmware of docs/protocols/openemsstim.md §5 on a 2-channel :class:`SimulatedStimulator`
+    (channels 1 and 2).
 
     Args:
         config: firmware generation, debug output, windows, timing and the external unit.

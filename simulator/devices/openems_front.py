@@ -2,11 +2,13 @@
 
 * USB serial: :class:`UsbSerialFront` wires an :class:`~.openems.OpenEmsBoard` to a
   :class:`~emsctl.simulator.transports.MemorySerialPipe`; its host end is wrapped so that opening
-  the port resets the Nano, as DTR does on the real board (§2), and setup runs again. A pulled
-  cable goes unnoticed by the board: its on-time switches the output off (§9).
+  the port resets the Nano, as DTR does on the real board (docs/protocols/openemsstim.md §2), and
+  setup runs again. A pulled cable goes unnoticed by the board: its on-time switches the output off
+  (docs/protocols/openemsstim.md §9).
 * BLE: :class:`Rn4020Front` serves the EMS characteristic on a
   :class:`~emsctl.simulator.transports.GattServer`; each write becomes the line
-  ``WV,001C,<HEX>.`` and a disconnect the line ``Connection End`` (§2 [emsctl rule]).
+  ``WV,001C,<HEX>.`` and a disconnect the line ``Connection End`` (docs/protocols/openemsstim.md §2
+  [emsctl rule]).
 * Faults: both fronts are :class:`~emsctl.simulator.faults.FaultTarget`: ``disconnect``,
   ``device_reset``, byte faults on host→device traffic (``corrupt_bytes`` flips one digit of a
   line, ``drop_frames`` loses a line, ``duplicate_frames`` sends it twice; ``value`` is the
@@ -173,7 +175,8 @@ class UsbSerialFront(_Front):
         self.link = DtrResetLink(self.pipe, board)
 
     def disconnect(self) -> None:
-        """Pull the cable: the host is told; the board notices nothing (§9)."""
+        """Pull the cable: the host is told; the board notices nothing
+        (docs/protocols/openemsstim.md §9)."""
         self.pipe.cut("USB cable pulled")
 
 

@@ -1,14 +1,15 @@
 """An emulated Hasomed RehaStim2 speaking ScienceMode2, bytes in and bytes out.
 
-:class:`RehaStim2` follows the device side of ``shared/protocols/sciencemode2.md``: it sends Init
-every 500 ms until an InitAck with result 0 arrives (§5), runs the stimulation-mode state machine
-(0 start, 1 initialised, 2 started), checks parameters with the device's own result codes, keeps
-the communication watchdog (1.2 s by default; 2.0 s and gap logging in the ``lenient`` profile;
-``log_only`` never expires), applies output after the execution latency (15 ms by default),
-reports electrode errors from the body model as StimulationError −2, and tolerates the clients
-in the field that §10 describes. Output goes to a :class:`SimulatedStimulator`, whose recorder
-says what was delivered; the model's own per-channel lease is set to the same watchdog deadline,
-so the record shows output zeroed exactly when the watchdog expires.
+:class:`RehaStim2` follows the device side of ``docs/protocols/sciencemode2.md``: it sends Init
+every 500 ms until an InitAck with result 0 arrives (docs/protocols/sciencemode2.md §5), runs the
+stimulation-mode state machine (0 start, 1 initialised, 2 started), checks parameters with the
+device's own result codes, keeps the communication watchdog (1.2 s by default; 2.0 s and gap logging
+in the ``lenient`` profile; ``log_only`` never expires), applies output after the execution latency
+(15 ms by default), reports electrode errors from the body model as StimulationError −2, and
+tolerates the clients in the field that docs/protocols/sciencemode2.md §10 describes. Output goes to
+a :class:`SimulatedStimulator`, whose recorder says what was delivered; the model's own per-channel
+lease is set to the same watchdog deadline, so the record shows output zeroed exactly when the
+watchdog expires.
 
 It runs on the running asyncio loop (virtual or real time) and never reads the wall clock, sleeps
 or does I/O itself: bytes leave through the ``write`` callable it is given. Its one invariant
@@ -228,7 +229,8 @@ class RehaStim2:
         if not self.connected:
             if isinstance(message, p.InitAck) and message.result == p.Result.OK:
                 self._connect()
-            return  # everything else is ignored until the handshake (§5)
+            # everything else is ignored until the handshake (docs/protocols/sciencemode2.md §5)
+            return
         self._renew_watchdog()
         if message is None:
             self._refuse(pn, command, problem)
@@ -249,7 +251,8 @@ class RehaStim2:
         if command in (p.Command.WATCHDOG, p.Command.INIT_ACK):
             return  # never answered
         # A wrong byte count or a value out of range: −2, state unchanged. Stop and
-        # GetStimulationMode acks cannot carry −2 (§4), so they get −1.
+        # GetStimulationMode acks cannot carry −2 (docs/protocols/sciencemode2.md §4), so they get
+        # −1.
         result = 0xFF if command in (10, 34) else 0xFE
         if command in _ACKED_REQUESTS:
             self._send_raw(bytes((pn, command + 1, result)), f"ack of {command}: refused")
@@ -358,7 +361,9 @@ class RehaStim2:
                 continue
             if self.device.body.load(channel).no_load:
                 self.stimulation_error(p.StimulationErrorCode.ELECTRODE_ERROR)
-                return  # the skin-resistance test fails before the first pulse (§2)
+                # the skin-resistance test fails before the first pulse
+                # (docs/protocols/sciencemode2.md §2)
+                return
             rate_hz = 1.0 if t1_ms is None else 1000.0 / t1_ms
             if channel in clm.low_frequency_channels:
                 rate_hz /= clm.low_frequency_factor + 1

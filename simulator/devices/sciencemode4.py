@@ -1,15 +1,17 @@
 """An emulated Hasomed P24 speaking ScienceMode4, bytes in and bytes out.
 
 :class:`P24` follows the device side of ``docs/protocols/sciencemode4.md``: it sends nothing but
-replies (§2), answers every host command with its ack (command + 1, the request's packet number,
-a result byte and the full success layout, §4–§8), runs the level state machine of §9 (none, low
-level, mid level initialised, mid level running), checks parameters with the device's result
-codes (2 out of range, 7 not initialised, 1 transfer error, Unknown_cmd for everything else),
-keeps the fixed 2 s mid-level timeout (only an accepted Ml_update or Ml_get_current_data renews
-it; on expiry output stops and the state falls back to "mid level initialised"), and reports
-channel errors (electrode, pulse timeout, low current) in Ml_get_current_data. Mid-level output
-goes through :class:`~.sciencemode4_output.PulseTrains`, low-level pulses straight to the
-:class:`SimulatedStimulator`, whose recorder says what was delivered.
+replies (docs/protocols/sciencemode4.md §2), answers every host command with its ack (command + 1,
+the request's packet number, a result byte and the full success layout,
+docs/protocols/sciencemode4.md §4–§8), runs the level state machine of
+docs/protocols/sciencemode4.md §9 (none, low level, mid level initialised, mid level running),
+checks parameters with the device's result codes (2 out of range, 7 not initialised, 1 transfer
+error, Unknown_cmd for everything else), keeps the fixed 2 s mid-level timeout (only an accepted
+Ml_update or Ml_get_current_data renews it; on expiry output stops and the state falls back to "mid
+level initialised"), and reports channel errors (electrode, pulse timeout, low current) in
+Ml_get_current_data. Mid-level output goes through :class:`~.sciencemode4_output.PulseTrains`,
+low-level pulses straight to the :class:`SimulatedStimulator`, whose recorder says what was
+delivered.
 
 Fault hooks like the RehaStim2 emulation's: :attr:`P24.busy` (result 21 to everything but the
 stops and Reset), :attr:`P24.drop_replies`, :attr:`P24.reply_extra_delay_s`, :meth:`P24.reset`
@@ -41,12 +43,12 @@ if TYPE_CHECKING:
 __all__ = ["ML_TIMEOUT_S", "P24", "P24Config", "p24_spec"]
 
 ML_TIMEOUT_S = 2.0
-"""The device's fixed mid-level timeout [§9]."""
+"""The device's fixed mid-level timeout [docs/protocols/sciencemode4.md §9]."""
 _NEVER_BUSY = frozenset({p.Command.ML_STOP, p.Command.LL_STOP, p.Command.RESET})
 _NO_PARAMETER_ERROR = frozenset({p.Command.GET_STIM_STATUS, p.Command.GET_EXTENDED_VERSION,
                                  p.Command.GET_DEVICE_ID, p.Command.RESET, p.Command.ML_STOP,
                                  p.Command.LL_STOP})
-"""Their acks carry only 0 and 1 [§8]: bad data gets 1 there."""
+"""Their acks carry only 0 and 1 [docs/protocols/sciencemode4.md §8]: bad data gets 1 there."""
 
 Trace = Callable[[str, bytes, str], None]
 """trace(direction, wire bytes, one-line description) for every frame in and out."""

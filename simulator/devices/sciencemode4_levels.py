@@ -10,7 +10,7 @@ while it runs is an electrode error; an output stage that cannot drive the set c
 the load (compliance) is a pulse-low-current error.
 
 :class:`LowLevel` holds what Ll_init sets up and runs Ll_channel_config pulses one after the
-other from a buffer of 10, each acknowledged when it has run (§7).
+other from a buffer of 10, each acknowledged when it has run (docs/protocols/sciencemode4.md §7).
 
 Both run on the running asyncio loop; neither reads the wall clock nor does I/O: acks leave
 through the ``send`` callable the device gives them.
@@ -31,7 +31,7 @@ from .sciencemode4_output import PulseTrains, executed_duration_s, pulse_setpoin
 __all__ = ["LOW_LEVEL_BUFFER", "LowLevel", "MidLevel", "level_refusal", "update_in_range"]
 
 LOW_LEVEL_BUFFER = 10
-"""Channel configs the device buffers in low level [§7]."""
+"""Channel configs the device buffers in low level [docs/protocols/sciencemode4.md §7]."""
 _MAX_HIGH_VOLTAGE_CODE = 6
 _DELIVERY_TOLERANCE_MA = 1e-6
 Say = Callable[[str], None]
@@ -39,7 +39,8 @@ Send = Callable[[p.AckBase, float], None]
 
 
 def level_refusal(status: p.StimStatus, command: int) -> p.Result | None:
-    """Result 7 when ``command`` belongs to a level that is not active in ``status`` [§9]."""
+    """Result 7 when ``command`` belongs to a level that is not active in ``status``
+    [docs/protocols/sciencemode4.md §9]."""
     low, none = p.StimStatus.LOW_LEVEL, p.StimStatus.NONE
     mid = status in (p.StimStatus.MID_LEVEL_INITIALISED, p.StimStatus.MID_LEVEL_RUNNING)
     refused = (
@@ -52,8 +53,8 @@ def level_refusal(status: p.StimStatus, command: int) -> p.Result | None:
 
 
 def update_in_range(message: p.MlUpdate) -> bool:
-    """The device's checks of an Ml_update [§8]: period code from 1 up to 16383 ms, |I| ≤ 130 mA
-    (current codes 40–560), and the load sum below 1000."""
+    """The device's checks of an Ml_update [docs/protocols/sciencemode4.md §8]: period code from 1
+    up to 16383 ms, |I| ≤ 130 mA (current codes 40–560), and the load sum below 1000."""
     configs = list(message.enabled.values())
     for config in configs:
         period = config.period

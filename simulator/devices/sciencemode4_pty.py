@@ -3,7 +3,8 @@
 :func:`pty_device` has the shape of :data:`~emsctl.simulator.pty.PtyDeviceFactory`. The pty
 server already puts the pty into raw mode, keeps its slave open and writes each reply with one
 ``write()``; the P24 itself emits nothing but reply frames (``docs/protocols/sciencemode4.md``
-§2, §13), which is what third-party clients that search for ``F0 81`` need.
+docs/protocols/sciencemode4.md §2, §13), which is what third-party clients that search for ``F0 81``
+need.
 """
 
 from __future__ import annotations

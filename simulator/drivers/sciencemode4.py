@@ -101,8 +101,8 @@ class EmulatedLink:
         self.pipe.host.on_lost(handler)
 
     async def close(self) -> None:
-        """Close the port: the device stays powered (closing is not noticed, §9); pending
-        faults are disarmed."""
+        """Close the port: the device stays powered (closing is not noticed,
+        docs/protocols/sciencemode4.md §9); pending faults are disarmed."""
         if self._armed is not None:
             self._armed.cancel()
         await self.pipe.host.close()

@@ -1,4 +1,4 @@
-"""Threshold finding (PROGRAMS-BASIS P0): ST, MT and TOL on one channel, from 0 mA upwards.
+"""Threshold finding (docs/programs-basis.md P0): ST, MT and TOL on one channel, from 0 mA upwards.
 
 Ramp mode (below the tetanic frequency of L18): continuous output at the target frequency and
 width from 0 mA, 0.5 mA higher every 2 s (each step ramped over 0.5 s, 1 mA/s, L17). The person

@@ -1,4 +1,4 @@
-"""The electrical formulas of SAFETY-BASIS §3, written once, in three flavours.
+"""The electrical formulas of docs/safety-basis.md §3, written once, in three flavours.
 
 * **float** (``rms_current_ma``, …): for display, logs and reports.
 * **array** (``rms_current_ma_array``, …): numpy-vectorised floats for the plan verifier, which
@@ -6,7 +6,7 @@
 * **exact** (``*_exact`` and ``exceeds_*``): :class:`fractions.Fraction` arithmetic on the decimal
   inputs. Boundary verdicts come only from these. Square roots are never taken: a root quantity is
   compared through its square, and Shannon's ``k`` through ``Q²/A`` against ``10**k``, so boundary
-  cases such as W1 and W5 get the same verdict on every platform (SAFETY-BASIS §1).
+  cases such as W1 and W5 get the same verdict on every platform (docs/safety-basis.md §1).
 
 Symbols: I = peak phase current (mA); PW = phase width (µs); n = 2 phases per pulse (symmetric
 biphasic, L1); N = the largest number of pulses in any 1 s window (``pulses_per_s``, computed
@@ -64,10 +64,11 @@ __all__ = [
 ]
 
 PHASES_PER_PULSE: Final = 2
-"""n in §3: a symmetric biphasic pulse has two phases of equal width (L1)."""
+"""n in docs/safety-basis.md §3: a symmetric biphasic pulse has two phases of equal width (L1)."""
 
 REFERENCE_LOAD_OHM: Final = 500
-"""R in §3: the IEC/FDA reference load (SAFETY-BASIS §1, reference conditions)."""
+"""R in docs/safety-basis.md §3: the IEC/FDA reference load (docs/safety-basis.md §1, reference
+conditions)."""
 
 ExactInput: TypeAlias = int | float | str | Decimal | Fraction
 """A number the exact functions accept. Floats are read as their shortest decimal (``repr``)."""
@@ -100,7 +101,8 @@ def pulses_per_s(frequency_hz: float, burst_rate_hz: float = 0.0, burst_pulses: 
 
 
 def duty(pulse_width_us: float, pulses_per_s: float) -> float:
-    """Duty cycle d = n · PW · N · 10⁻⁶ (§3), the fraction of time current flows.
+    """Duty cycle d = n · PW · N · 10⁻⁶ (docs/safety-basis.md §3), the fraction of time current
+    flows.
 
     Args:
         pulse_width_us: Phase width in µs.
@@ -113,7 +115,8 @@ def duty(pulse_width_us: float, pulses_per_s: float) -> float:
 
 
 def session_average_duty(duty_fraction: float, on_s: float, off_s: float) -> float:
-    """Session-average duty d × ON / (ON + OFF), for logs and reports only (§3).
+    """Session-average duty d × ON / (ON + OFF), for logs and reports only
+    (docs/safety-basis.md §3).
 
     Args:
         duty_fraction: Duty cycle inside the ON time (from :func:`duty`).
@@ -127,7 +130,7 @@ def session_average_duty(duty_fraction: float, on_s: float, off_s: float) -> flo
 
 
 def rms_current_ma(amplitude_ma: float, pulse_width_us: float, pulses_per_s: float) -> float:
-    """rms current I_rms = I · √d in mA (§3, L4).
+    """rms current I_rms = I · √d in mA (docs/safety-basis.md §3, L4).
 
     Args:
         amplitude_ma: Peak phase current in mA.
@@ -143,7 +146,7 @@ def rms_current_ma(amplitude_ma: float, pulse_width_us: float, pulses_per_s: flo
 def current_density_ma_cm2(
     amplitude_ma: float, pulse_width_us: float, pulses_per_s: float, area_cm2: float
 ) -> float:
-    """rms current density J = I_rms / A in mA/cm² (§3, L9).
+    """rms current density J = I_rms / A in mA/cm² (docs/safety-basis.md §3, L9).
 
     Args:
         amplitude_ma: Peak phase current in mA.
@@ -160,7 +163,8 @@ def current_density_ma_cm2(
 def power_density_w_cm2(
     amplitude_ma: float, pulse_width_us: float, pulses_per_s: float, area_cm2: float
 ) -> float:
-    """Average power density P / A = I_rms² · R / A in W/cm² at 500 Ω (§3, L10).
+    """Average power density P / A = I_rms² · R / A in W/cm² at 500 Ω (docs/safety-basis.md §3,
+    L10).
 
     Args:
         amplitude_ma: Peak phase current in mA.
@@ -176,7 +180,7 @@ def power_density_w_cm2(
 
 
 def phase_charge_uc(amplitude_ma: float, pulse_width_us: float) -> float:
-    """Phase charge Q = I · PW / 1000 in µC (§3, L8).
+    """Phase charge Q = I · PW / 1000 in µC (docs/safety-basis.md §3, L8).
 
     Args:
         amplitude_ma: Peak phase current in mA.
@@ -189,7 +193,7 @@ def phase_charge_uc(amplitude_ma: float, pulse_width_us: float) -> float:
 
 
 def shannon_k(charge_uc: float, area_cm2: float) -> float:
-    """Shannon's k = log10(Q² / A) (§3, L8).
+    """Shannon's k = log10(Q² / A) (docs/safety-basis.md §3, L8).
 
     Args:
         charge_uc: Phase charge in µC.
@@ -205,7 +209,7 @@ def shannon_k(charge_uc: float, area_cm2: float) -> float:
 
 
 def max_phase_charge_uc(k: float, area_cm2: float) -> float:
-    """Largest phase charge at a given k: Q_max = √(10^k · A) in µC (§3).
+    """Largest phase charge at a given k: Q_max = √(10^k · A) in µC (docs/safety-basis.md §3).
 
     Args:
         k: Shannon's k.
@@ -218,7 +222,7 @@ def max_phase_charge_uc(k: float, area_cm2: float) -> float:
 
 
 def energy_per_pulse_mj(amplitude_ma: float, pulse_width_us: float) -> float:
-    """Energy per pulse E = I² · R · PW · n in mJ at 500 Ω (§3, L11).
+    """Energy per pulse E = I² · R · PW · n in mJ at 500 Ω (docs/safety-basis.md §3, L11).
 
     Args:
         amplitude_ma: Peak phase current in mA.
@@ -355,12 +359,13 @@ def exact(value: ExactInput) -> Fraction:
 def pulses_per_s_exact(
     frequency_hz: ExactInput, burst_rate_hz: ExactInput = 0, burst_pulses: int = 0
 ) -> Fraction:
-    """Exactly N, the largest number of pulses in any 1 s window [t, t + 1 s) (§3).
+    """Exactly N, the largest number of pulses in any 1 s window [t, t + 1 s)
+    (docs/safety-basis.md §3).
 
     The window is half-open, so a 100 Hz train has 100 pulses in every second.
 
-    * Continuous pulses: N = f, as §3 defines it (exact for a whole-number f; at a fractional
-      f the 1 s average is f and a window can hold ⌈f⌉).
+    * Continuous pulses: N = f, as docs/safety-basis.md §3 defines it (exact for a whole-number f;
+      at a fractional f the 1 s average is f and a window can hold ⌈f⌉).
     * Bursts of P pulses at f, one burst every T = 1/R s, each lasting (P − 1)/f: the fullest
       window starts with a burst. When bursts do not overlap (P/f ≤ T: every pulse comes at
       least 1/f after the one before, which the program model requires) the k-th burst after

@@ -27,7 +27,7 @@ __all__ = ["ChannelGuard", "Guard"]
 #: Tolerance for float noise when comparing against a limit (far below any device step).
 _EPS = 1e-9
 #: Within this relative distance of a limit, the float verdict is confirmed with exact rationals
-#: (SAFETY-BASIS §1: boundary cases such as W5 get the same verdict on every platform).
+#: (docs/safety-basis.md §1: boundary cases such as W5 get the same verdict on every platform).
 _NEAR = 1e-6
 
 

@@ -100,7 +100,7 @@ WEEK_WINDOW = timedelta(days=7)
 #: L20 ceiling for cramp-training: ≤ 2 sessions per week per leg, ≥ 72 h apart.
 CRAMP_PER_WEEK = 2
 CRAMP_MIN_SPACING = timedelta(hours=72)
-#: PROGRAMS-BASIS P8: refused 20:00–08:00 and within 3 h of bedtime [E].
+#: docs/programs-basis.md P8: refused 20:00–08:00 and within 3 h of bedtime [E].
 DAYTIME_START, DAYTIME_END = time(8, 0), time(20, 0)
 BEDTIME_MARGIN = timedelta(hours=3)
 CRAMP_PROGRAM = "cramp-training"

@@ -1,9 +1,9 @@
 """The safety numbers of emsctl: ceilings, shipped defaults, and the checks that use them.
 
-Every number cites its limit ID from SAFETY-BASIS.md §2 (L1–L24). A *ceiling* is a constant in
+Every number cites its limit ID from docs/safety-basis.md §2 (L1–L24). A *ceiling* is a constant in
 this module; nothing at run time can raise it. A *default* is the shipped configuration value,
-which a user may move only within the ceiling (SAFETY-BASIS §1). Device profiles, programs and
-calibration can only tighten: combine them with :func:`tighten` and :func:`intersect`.
+which a user may move only within the ceiling (docs/safety-basis.md §1). Device profiles, programs
+and calibration can only tighten: combine them with :func:`tighten` and :func:`intersect`.
 
 :class:`Limits` refuses, on construction, any value looser than its ceiling, so no ``Limits``
 object anywhere can be looser than :data:`CEILINGS`.
@@ -89,7 +89,8 @@ __all__ = [
     "tighten",
 ]
 
-# --- Ceilings: kernel constants (SAFETY-BASIS §2, "Absolute ceiling" column) ------------------
+# --- Ceilings: kernel constants (docs/safety-basis.md §2, "Absolute ceiling" column)
+# ------------------
 PEAK_CEILING_MA: Final = 80.0  # L3
 RMS_CEILING_MA: Final = 50.0  # L4
 PULSE_WIDTH_MIN_CEILING_US: Final = 50.0  # L6: phase width 50–400 µs
@@ -387,7 +388,7 @@ CEILINGS: Final = _make({name: spec.ceiling for name, spec in LIMIT_SPECS.items(
 """The kernel ceilings as a :class:`Limits`; nothing is looser."""
 
 DEFAULTS: Final = _make({name: spec.default for name, spec in LIMIT_SPECS.items()})
-"""The shipped configuration (SAFETY-BASIS §2, "Shipped default" column)."""
+"""The shipped configuration (docs/safety-basis.md §2, "Shipped default" column)."""
 
 
 def tighten(base: Limits, **overrides: float | int | bool) -> Limits:
@@ -439,7 +440,7 @@ def _did_you_mean(name: str) -> str:
 def limits_from_mapping(data: Mapping[str, object], *, source: str = "limits") -> Limits:
     """Build limits from field → value pairs: :data:`DEFAULTS`, moved only within the ceilings.
 
-    A value may loosen a default up to its ceiling (SAFETY-BASIS §1, "Default vs ceiling").
+    A value may loosen a default up to its ceiling (docs/safety-basis.md §1, "Default vs ceiling").
 
     Args:
         data: Field names of :class:`Limits` and their values (parsed TOML, say).
@@ -530,7 +531,7 @@ class Finding:
     """One limit broken (or, for ``Level.WARN``, reached) at an operating point.
 
     Attributes:
-        limit_id: SAFETY-BASIS limit ID, e.g. ``"L9"``.
+        limit_id: docs/safety-basis.md limit ID, e.g. ``"L9"``.
         quantity: The :class:`Limits` field (or, for L11, ``"energy_per_pulse_mj"``).
         value: The value found, as a float for display.
         relation: What the value must satisfy: ``"≤"``, ``"<"`` or ``"≥"``.
@@ -589,7 +590,8 @@ def check_pulse(
         amplitude_ma: Peak phase current in mA.
         pulse_width_us: Phase width in µs.
         frequency_hz: Pulse rate in Hz; for bursts the inner rate (L7 checks it).
-        pulses_per_s: Largest number of pulses in any 1 s window (N in §3), from
+        pulses_per_s: Largest number of pulses in any 1 s window (N in docs/safety-basis.md §3),
+        from
             :func:`emsctl.formulas.pulses_per_s`: the frequency for continuous trains and
             on/off trains with ON ≥ 1 s; for bursts the exact count of the fullest window
             (bursts/s × pulses per burst only at a whole number of bursts per second).

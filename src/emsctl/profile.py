@@ -73,7 +73,7 @@ PROFILE_MAX_BYTES = 16 * 1024 * 1024
 CALIBRATION_CEILING_MA = 40.0
 #: L3: a channel's cap is 0.9 × TOL.
 TOL_CAP_FACTOR = 0.9
-#: PROGRAMS-BASIS §1: recalibrate after 7 days at most [E].
+#: docs/programs-basis.md §1: recalibrate after 7 days at most [E].
 CALIBRATION_MAX_AGE = timedelta(days=7)
 #: A stored time may be this far ahead of the clock (clock skew between machines); beyond it
 #: the time is invalid, since a date in the future never expires.
@@ -82,7 +82,7 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 _EARLIEST_ZONE = timedelta(hours=14)
 #: The simulator's shipped synthetic person, used for every channel and site (cap 22.5 mA).
 SYNTHETIC_THRESHOLDS = Thresholds(st_ma=6.0, mt_ma=12.0, tol_ma=25.0)
-#: SAFETY-BASIS L6 ceilings, the widest pulse width any calibration can have used.
+#: docs/safety-basis.md L6 ceilings, the widest pulse width any calibration can have used.
 _PW_MIN_US, _PW_MAX_US = 50.0, 400.0
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 #: A profile holds at most 64 calibrations: far below this.
@@ -186,7 +186,8 @@ class Calibration(BaseModel):
 
 
 class ScreeningAnswers(BaseModel):
-    """The answers to the contraindication questionnaire (SAFETY-BASIS §6.1), with their date."""
+    """The answers to the contraindication questionnaire (docs/safety-basis.md §6.1), with their
+    date."""
 
     model_config = _STRICT
     answered_utc: AwareDatetime
@@ -215,7 +216,7 @@ class ScreeningAnswers(BaseModel):
 
 
 class CrampThreshold(BaseModel):
-    """A cramp threshold frequency measured by a clinician (PROGRAMS-BASIS §4)."""
+    """A cramp threshold frequency measured by a clinician (docs/programs-basis.md §4)."""
 
     model_config = _STRICT
     frequency_hz: float = Field(ge=2, le=60)

@@ -58,7 +58,7 @@ __all__ = ["SYNTHETIC_THRESHOLDS", "TOL_CAP_FACTOR", "Preflight", "Prepared", "R
 CTF_OFFSET_HZ, CTF_FREQUENCY_CAP_HZ = 30.0, 80.0
 #: The simulator's synthetic person has this CTF: + 30 Hz gives the file's 55 Hz (W7).
 SYNTHETIC_CTF_HZ = 25.0
-#: PROGRAMS-BASIS §4: ask for a CTF re-measurement after 6 weeks [E].
+#: docs/programs-basis.md §4: ask for a CTF re-measurement after 6 weeks [E].
 CTF_REMEASURE_AFTER = timedelta(weeks=6)
 
 

@@ -1,14 +1,15 @@
-"""The contraindication gate (L24, HZ-09, SAFETY-BASIS §6): questionnaire, checks, warnings.
+"""The contraindication gate (L24, HZ-09, docs/safety-basis.md §6): questionnaire, checks, warnings.
 
-- :data:`QUESTIONS` is the §6.1 questionnaire. Answers are stored in the profile with their date
-  and re-confirmed every 30 days. An implanted electronic device (pacemaker, ICD, defibrillator,
-  any other) is a **hard block** that no answer, flag or doctor approval lifts; under 18 blocks;
-  the other conditions block until the user confirms a doctor approved use; lesions, fresh scars
-  and numb skin block their site.
-- :data:`SESSION_CHECKS` are asked before every session on a leg site (§6.2, §6.5): one calf
-  swollen, red, warm or newly painful (possible DVT) blocks all leg programs and advises
-  same-day care; the pre-bed ``relaxation`` program therefore asks it every time.
-- :data:`WARNINGS` (§6.3) are shown before every session.
+- :data:`QUESTIONS` is the docs/safety-basis.md §6.1 questionnaire. Answers are stored in the
+  profile with their date and re-confirmed every 30 days. An implanted electronic device (pacemaker,
+  ICD, defibrillator, any other) is a **hard block** that no answer, flag or doctor approval lifts;
+  under 18 blocks; the other conditions block until the user confirms a doctor approved use;
+  lesions, fresh scars and numb skin block their site.
+- :data:`SESSION_CHECKS` are asked before every session on a leg site
+  (docs/safety-basis.md §6.2, §6.5): one calf swollen, red, warm or newly painful (possible DVT)
+  blocks all leg programs and advises same-day care; the pre-bed ``relaxation`` program therefore
+  asks it every time.
+- :data:`WARNINGS` (docs/safety-basis.md §6.3) are shown before every session.
 
 :func:`evaluate` and :func:`check_session_answers` are pure; :func:`ask_questionnaire` and
 :func:`ask_session_checks` take a ``confirm`` function (``click.confirm`` in the CLI), so tests
@@ -43,7 +44,8 @@ __all__ = [
 
 #: L24: the questionnaire is re-confirmed every 30 days.
 SCREENING_MAX_AGE = timedelta(days=30)
-#: Sites whose programs are "leg programs" (§6.1 arterial disease, §6.2 DVT signs).
+#: Sites whose programs are "leg programs" (docs/safety-basis.md §6.1 arterial disease,
+#: docs/safety-basis.md §6.2 DVT signs).
 LEG_REGIONS = ("calf", "thigh-front", "thigh-back", "foot")
 
 
@@ -93,7 +95,7 @@ SESSION_CHECKS: tuple[tuple[str, str, str], ...] = (
      "do not stimulate there: move the pads to healthy skin or wait until it has healed"),
 )
 
-#: SAFETY-BASIS §6.3, shown before every session.
+#: docs/safety-basis.md §6.3, shown before every session.
 WARNINGS: tuple[str, ...] = (
     "Do not use while asleep: the program ends by itself; take the pads off before you lie "
     "down to sleep.",
@@ -121,7 +123,7 @@ def _is_leg(site: str) -> bool:
 
 
 def evaluate(answers: ScreeningAnswers | None, sites: Iterable[str], now: datetime) -> None:
-    """Apply the §6.1 gate to a session on ``sites``.
+    """Apply the docs/safety-basis.md §6.1 gate to a session on ``sites``.
 
     Raises:
         GateRefused: not answered, older than 30 days or dated in the future; an implanted
@@ -165,7 +167,8 @@ def evaluate(answers: ScreeningAnswers | None, sites: Iterable[str], now: dateti
 
 def ask_questionnaire(confirm: Callable[[str], bool], ask_sites: Callable[[str], str],
                       now: datetime) -> ScreeningAnswers:
-    """Ask every §6.1 question; a "yes" to a doctor item asks whether a doctor approved it.
+    """Ask every docs/safety-basis.md §6.1 question; a "yes" to a doctor item asks whether a doctor
+    approved it.
 
     Args:
         confirm: asks a yes/no question, returns the answer.
@@ -222,7 +225,7 @@ def check_session_answers(answers: dict[str, bool]) -> None:
     """Refuse when any before-session check was answered "yes".
 
     Raises:
-        GateRefused: with the advice of SAFETY-BASIS §6.2/§6.5.
+        GateRefused: with the advice of docs/safety-basis.md §6.2/§6.5.
     """
     for key, _, advice in SESSION_CHECKS:
         if answers.get(key):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 __all__ = ["ALLOWED_REGIONS", "FORBIDDEN_WORDS", "SIDES", "allowed_sites", "check_channel_sites"]
 
-#: Regions a consumer program may use (SAFETY-BASIS §6.4; lower back is TENS-only, see program).
+#: Regions a consumer program may use (docs/safety-basis.md §6.4; lower back is TENS-only, see
+#: program).
 ALLOWED_REGIONS: tuple[str, ...] = (
     "calf",
     "thigh-front",
@@ -38,7 +39,7 @@ FORBIDDEN_WORDS: dict[str, str] = {
     "heart": "a current path across the heart (L23)",
     "breast": "a current path across the heart (L23)",
     "upper-back": "a chest and upper back path across the heart (L23)",
-    "abdomen": "the abdomen or a pregnant uterus (L23, SAFETY-BASIS §6.1)",
+    "abdomen": "the abdomen or a pregnant uterus (L23, docs/safety-basis.md §6.1)",
 }
 
 

@@ -110,7 +110,8 @@ def test_capabilities_are_in_device_steps_through_the_declared_factor() -> None:
 
 def test_connect_writes_the_soft_limits_and_starts_a_left_over_strength_at_zero() -> None:
     driver = coyote()
-    driver.emulator.strengths_steps = [120, 90]  # a dead host left the device set (§10)
+    # a dead host left the device set (docs/protocols/coyote3.md §10)
+    driver.emulator.strengths_steps = [120, 90]
     driver.set_channel_caps_ma({1: 9.1, 2: 30.0})  # min(program cap, profile cap), in mA
 
     async def body(d: SimulatedCoyoteDriver, heard: list[Telemetry]) -> None:
@@ -121,7 +122,8 @@ def test_connect_writes_the_soft_limits_and_starts_a_left_over_strength_at_zero(
         assert d.tracker.known == (0, 0)
         assert ("battery", 100.0) in [(t.kind, t.value) for t in heard]
         await d.close()
-        assert d.emulator.limits_steps == [0, 0]  # §10.3: the wheel cannot raise it now
+        # docs/protocols/coyote3.md §10 step 3: the wheel cannot raise it now
+        assert d.emulator.limits_steps == [0, 0]
     run(body, driver)
 
 
@@ -178,7 +180,8 @@ def test_without_lease_renewal_the_output_ends_and_the_driver_faults() -> None:
     run(body)
 
 
-# ---------------------------------------------------------------------- interlock (§9 step 5)
+# ---------------------------------------------------------------------- interlock
+# (docs/protocols/coyote3.md §9 step 5)
 
 def test_a_strength_raised_on_the_device_stops_the_output() -> None:
     driver = coyote(URL, Fault("strength_change", 1.0, channel=1, value=14.0))

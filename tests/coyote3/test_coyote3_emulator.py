@@ -1,4 +1,5 @@
-"""The emulated Coyote V3 follows the device side of the spec (§3–§7, §12), byte for byte."""
+"""The emulated Coyote V3 follows the device side of the spec
+(docs/protocols/coyote3.md §3–§7, §12), byte for byte."""
 
 from __future__ import annotations
 
@@ -103,7 +104,8 @@ def test_a_valid_frame_plays_for_100_ms_then_the_channel_falls_silent() -> None:
         assert (out[1].amplitude_ma, out[1].frequency_hz) == (pytest.approx(6.0), 25.0)
         await asyncio.sleep(0.06)  # 110 ms after receipt
         assert amplitudes(emulator) == [0.0, 0.0]
-        assert emulator.strengths_steps == [20, 30]  # §7: the strength is kept
+        # docs/protocols/coyote3.md §7: the strength is kept
+        assert emulator.strengths_steps == [20, 30]
     with_host(body)
 
 

@@ -2,7 +2,8 @@
 output that no valid command asked for (HZ-01, HZ-12).
 
 The emulator is checked against a second, independent reading of the spec written here: the
-strength arithmetic of §4/§5 and the waveform validity rule, in a dozen lines.
+strength arithmetic of docs/protocols/coyote3.md §4/§5 and the waveform validity rule, in a dozen
+lines.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def writes(draw: st.DrawFn) -> bytes:
 
 
 class Reference:
-    """An independent model of the device's strengths and limits (spec §4, §5)."""
+    """An independent model of the device's strengths and limits
+    (docs/protocols/coyote3.md §4, §5)."""
 
     def __init__(self) -> None:
         self.strength = [0, 0]

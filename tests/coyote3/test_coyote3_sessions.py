@@ -87,7 +87,8 @@ def test_builtin_program_is_delivered_as_planned_within_device_resolution(
         assert peak_ma <= cplan.cap_ma + 1e-9
         assert driver.recorder.peak_ma(cplan.channel) <= cplan.cap_ma + 1e-9
     assert_left_at_zero(prepared)
-    assert driver.emulator.limits_steps == [0, 0]  # closed with BF 0/0 (§10.3)
+    # closed with BF 0/0 (docs/protocols/coyote3.md §10 step 3)
+    assert driver.emulator.limits_steps == [0, 0]
 
 
 def test_a_program_the_coyote_cannot_time_is_refused_before_connecting() -> None:
@@ -142,7 +143,8 @@ def test_a_dropped_link_ends_the_session_with_zero_output_and_a_clear_message(
     driver = driver_of(prepared)
     # nothing reaches the device after the drop; its last frame runs out within 100 ms
     assert driver.device.outputs_at(start_s + 45.0 + 0.11) == (OFF, OFF)
-    assert_left_at_zero(prepared, strengths_zero=False)  # §7: the strength is kept
+    # docs/protocols/coyote3.md §7: the strength is kept
+    assert_left_at_zero(prepared, strengths_zero=False)
     assert not driver.emulator.server.connected
 
 

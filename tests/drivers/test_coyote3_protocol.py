@@ -1,6 +1,6 @@
 """Coyote V3 codec: the spec's test vectors byte for byte, round-trip properties, robustness.
 
-Every expected frame below is written out from the spec (protocols/coyote3.md §13), never
+Every expected frame below is written out from the spec (docs/protocols/coyote3.md §13), never
 computed with the code under test.
 """
 
@@ -225,7 +225,8 @@ def test_only_the_pulse_host_name_or_its_prefix_matches(name, matches):
     assert p.is_coyote3_name(name) is matches
 
 
-# --- strength rules (spec §4, §6, §13 "strength transitions") --------------------------------
+# --- strength rules (docs/protocols/coyote3.md §4, §6, §13 "strength transitions")
+# --------------------------------
 
 NIBBLE_CASES = [(0b0000, 10, 10), (0b0100, 15, 10), (0b0010, 10, 2), (0b0011, 10, 8)]
 NIBBLE_CASES += [(0b0110, 15, 2), (0b1101, 5, 18)]
@@ -351,7 +352,8 @@ def test_wheel_step_is_clamped_to_zero_and_the_soft_limit(strength, up, limit, w
     assert p.wheel_step(strength, up=up, limit_steps=limit) == want
 
 
-# --- waveform validity and output (spec §4, §7, §12) ----------------------------------------
+# --- waveform validity and output (docs/protocols/coyote3.md §4, §7, §12)
+# ----------------------------------------
 
 valid_codes = st.integers(10, 240)
 valid_intensities = st.integers(0, 100)
@@ -390,7 +392,8 @@ def test_channel_emits_only_with_strength_valid_waveform_and_slot_intensity():
     assert not any(p.channel_emits(0, waveform, slot) for slot in range(4))
 
 
-# --- frequency byte (spec §4, §13 "frequency byte") ------------------------------------------
+# --- frequency byte (docs/protocols/coyote3.md §4, §13 "frequency byte")
+# ------------------------------------------
 
 
 PERIOD_TO_CODE = [(10, 10), (20, 20), (50, 50), (100, 100), (110, 102), (150, 110), (680, 208)]
@@ -473,7 +476,8 @@ def test_decoding_an_invalid_frequency_byte_is_rejected(code):
         p.period_ms_from_frequency_code(code)
 
 
-# --- sequence numbers and host rules (spec §9, §10, §12) ------------------------------------
+# --- sequence numbers and host rules (docs/protocols/coyote3.md §9, §10, §12)
+# ------------------------------------
 
 
 def test_sequence_rotates_through_1_to_15_and_never_yields_0():
@@ -546,7 +550,8 @@ def test_battery_level_is_one_byte_0_to_100():
             p.decode_battery_level(raw)
 
 
-# --- robustness (spec §3, §12) ----------------------------------------------------------------
+# --- robustness (docs/protocols/coyote3.md §3, §12)
+# ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

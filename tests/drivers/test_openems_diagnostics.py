@@ -1,4 +1,5 @@
-"""openEMSstim debug output (§2, §7, §10): emitted by the emulator, tagged by the host."""
+"""openEMSstim debug output (docs/protocols/openemsstim.md §2, §7, §10): emitted by the emulator,
+tagged by the host."""
 
 from __future__ import annotations
 

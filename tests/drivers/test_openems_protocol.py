@@ -1,6 +1,6 @@
 """openEMSstim codec: the spec's test vectors byte for byte, its rules, and property tests.
 
-Spec: ../shared/protocols/openemsstim.md (section numbers in the comments).
+Spec: docs/protocols/openemsstim.md (section numbers in the comments).
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ actions = st.builds(
 host_commands = st.one_of(actions, st.just(SHUTDOWN))
 firmwares = st.sampled_from(Firmware)
 
-# --- §11 test vectors ---------------------------------------------------------------------
+# --- docs/protocols/openemsstim.md §11 test vectors
+# ---------------------------------------------------------------------
 
 WV_VECTORS = [
     (ActionCommand(0, 100, 1000), b"C0I100T1000G", b"WV,0018,433049313030543130303047."),
@@ -144,7 +145,8 @@ def test_uuids_are_the_ascii_names_in_hex():
     assert bytes.fromhex(BLE_CHARACTERISTIC_UUID.replace("-", "")) == b"EMS-Steuerung-CH"
 
 
-# --- §5 table: what the firmware makes of each input ---------------------------------------
+# --- docs/protocols/openemsstim.md §5 table: what the firmware makes of each input
+# ---------------------------------------
 
 
 def test_full_intensity_action_sets_wiper_42_and_activates():
@@ -180,7 +182,8 @@ def test_only_the_exact_connection_end_text_shuts_down(line):
     assert classify_line(line) == SingleCharCommand(line[:1], SingleCharAction.UNKNOWN, None)
 
 
-# --- §4.1 grammar rules --------------------------------------------------------------------
+# --- docs/protocols/openemsstim.md §4.1 grammar rules
+# --------------------------------------------------------------------
 
 
 def test_field_value_is_digit_run_after_first_occurrence_of_its_letter():
@@ -223,7 +226,8 @@ def test_to_command_rejects_what_the_host_never_sends(text):
         parse_command(text).to_command()
 
 
-# --- §3 line processing -------------------------------------------------------------------
+# --- docs/protocols/openemsstim.md §3 line processing
+# -------------------------------------------------------------------
 
 
 def test_hex_letters_a_to_f_decode_to_0_to_5():
@@ -393,7 +397,8 @@ def test_plain_form_parses_to_the_same_fields(command):
     assert LineParser(Firmware.LEGACY).feed(encode_ble(command) + b"\n") == [expected]
 
 
-# --- §10 robustness -------------------------------------------------------------------------
+# --- docs/protocols/openemsstim.md §10 robustness
+# -------------------------------------------------------------------------
 
 
 @given(st.binary(max_size=300), firmwares)
@@ -439,7 +444,8 @@ def test_command_after_unterminated_garbage_is_recovered_after_read_timeout(garb
     assert [p.to_command() for p in parser.feed(encode_serial(command))] == [command]
 
 
-# --- §4.2 / §4.3 intensity and calibration -------------------------------------------------
+# --- docs/protocols/openemsstim.md §4.2 / §4.3 intensity and calibration
+# -------------------------------------------------
 
 
 def test_every_intensity_0_to_100_has_a_distinct_wiper_and_maps_back():

@@ -1,6 +1,7 @@
-"""ScienceMode2 codec: §11 test vectors byte for byte, field encodings, robustness, properties.
+"""ScienceMode2 codec: docs/protocols/sciencemode2.md §11 test vectors byte for byte, field
+encodings, robustness, properties.
 
-Every expected frame below is copied from the spec (shared/protocols/sciencemode2.md §11), never
+Every expected frame below is copied from the spec (docs/protocols/sciencemode2.md §11), never
 computed with the code under test; the CRC and LEN columns are checked on the raw bytes too.
 """
 
@@ -67,7 +68,8 @@ def init_clm(
     )
 
 
-# (wire hex, message, logical CRC, LEN) for every §11 row our encoder must produce exactly.
+# (wire hex, message, logical CRC, LEN) for every docs/protocols/sciencemode2.md §11 row our encoder
+# must produce exactly.
 VECTORS: list[tuple[str, p.Message, int, int]] = [
     ("F0 81 47 81 56 00 01 01 0F", Init(packet_number=0, protocol_version=1), 0x12, 3),
     ("F0 81 C3 81 51 81 5A 01 01 0F", Init(packet_number=15, protocol_version=1), 0x96, 4),
@@ -189,7 +191,8 @@ VECTORS: list[tuple[str, p.Message, int, int]] = [
     ),
     ("F0 81 26 81 56 02 03 5F 0F", UnknownCommand(packet_number=2, received_command=0x5F), 0x73, 3),
 ]
-# §11 rows that only a tolerant receiver meets: (wire hex, logical CRC, LEN).
+# docs/protocols/sciencemode2.md §11 rows that only a tolerant receiver meets: (wire hex, logical
+# CRC, LEN).
 TOLERANT_ESCAPE_0A = ("F0 81 27 81 52 01 20 00 01 2C 81 5F 0F", 0x72, 7)
 XORED_GET_MODE = ("F0 81 E5 81 57 02 5F 0F", 0xB0, 2)
 
@@ -197,7 +200,8 @@ ALL_WIRES = [bytes.fromhex(h) for h, *_ in VECTORS]
 VECTOR_IDS = [f"{type(m).__name__}-{i}" for i, (_, m, *_) in enumerate(VECTORS)]
 
 
-# --- §11 test vectors ---------------------------------------------------------------------------
+# --- docs/protocols/sciencemode2.md §11 test vectors
+# ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("wire_hex", "message", "crc", "length"), VECTORS, ids=VECTOR_IDS)
@@ -495,7 +499,8 @@ def test_unstuff_rejects_lone_escape_and_bare_frame_bytes(stuffed_hex):
         p.unstuff(bytes.fromhex(stuffed_hex))
 
 
-# --- streaming decoder: §3 receiver algorithm and §10 robustness --------------------------------
+# --- streaming decoder: docs/protocols/sciencemode2.md §3 receiver algorithm and
+# docs/protocols/sciencemode2.md §10 robustness --------------------------------
 
 
 def feed_bytewise(decoder: FrameDecoder, data: bytes) -> list[Frame | BadFrame]:

@@ -74,7 +74,7 @@ T8_CH2 = MlChannelConfig((pt(100, 10), pt(100, 0), pt(100, -10)), Period(20), ra
 T9_BLOCK = MlChannelConfig((pt(200, 24.5), pt(200, -24.5)), Period(50))
 OK = Result.OK
 
-# (name, wire hex, message) — every row of §12.
+# (name, wire hex, message) — every row of docs/protocols/sciencemode4.md §12.
 VECTORS: list[tuple[str, str, p.Message]] = [
     ("T1", "F0 81 55 81 59 81 4E 81 0C 04 3E 0F", GetStimStatus(packet_number=1)),
     ("T2", "F0 81 55 81 59 81 AA 81 2B 08 34 0F", GetDeviceId(packet_number=2)),
@@ -139,7 +139,8 @@ WIRES = [H(h) for _, h, _ in VECTORS]
 MESSAGES = [msg for *_, msg in VECTORS]
 
 
-# --- §12 test vectors ----------------------------------------------------------------------------
+# --- docs/protocols/sciencemode4.md §12 test vectors
+# ----------------------------------------------------------------------------
 
 
 def test_the_spec_has_35_vectors():

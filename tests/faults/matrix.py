@@ -1,4 +1,4 @@
-"""The fault matrix (issue 8 item 1): every device family × every fault of the simulator's plan.
+"""The fault matrix: every device family × every fault of the simulator's plan.
 
 One table, :data:`CELLS`, says for each family and fault what must happen — the session stops
 and the output is zero within the device's own lease/watchdog, or the protocol tolerates the
@@ -253,7 +253,8 @@ CELLS: dict[tuple[str, str], Expect] = {
                                       "cable pulled: each channel's on-time ends output"),
     ("openems", "corrupt_bytes"): Expect(
         "stop-later", "which was not sent",
-        "no checksum (§9): a flipped digit changes I or T, or leaves a field without digits or "
+        "no checksum (docs/protocols/openemsstim.md §9): a flipped digit changes I or T, or leaves "
+        "a field without digits or "
         "merges two fields, which the emulated firmware parses as it does (16-bit values, −1 "
         "for no digits); the board's debug echo differs from every command sent, so the "
         "driver shuts it down (C9G) and the session ends (serial only: BLE has no echo); "
@@ -263,8 +264,10 @@ CELLS: dict[tuple[str, str], Expect] = {
                                             "action"),
     ("openems", "drop_frames"): Expect("tolerated",
                                        note="a lost renewal: the on-time (≤ 1 s) ends output"),
-    ("openems", "drop_acks"): _na("the board never answers (no acks to drop, §7)"),
-    ("openems", "late_acks"): _na("the board never answers (no acks to delay, §7)"),
+    ("openems", "drop_acks"): _na("the board never answers (no acks to drop, "
+                                  "docs/protocols/openemsstim.md §7)"),
+    ("openems", "late_acks"): _na("the board never answers (no acks to delay, "
+                                  "docs/protocols/openemsstim.md §7)"),
     ("openems", "busy"): _na(NO_BUSY),
     ("openems", "device_reset"): Expect(
         "stop-replay", "device reset",

@@ -1,6 +1,6 @@
 """Stop races updates, telemetry, controls, lost links and connects — and always wins (HZ-03).
 
-Issue 8 item 6, for every driver family (sim, ScienceMode2, Coyote V3, openEMSstim), thousands
+For every driver family (sim, ScienceMode2, Coyote V3, openEMSstim), thousands
 of seeded interleavings in virtual time. Each case runs the fault-matrix program (output from the
 first tick, ``fault-matrix.toml``) in a :class:`~emsctl.session.Session`, with seeded faults that
 keep updates in flight (late acks, duplicated or lost frames), and calls ``stop()`` at a seeded

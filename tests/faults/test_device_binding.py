@@ -1,4 +1,4 @@
-"""BLE connects only to the named device (issue 8 item 5, HZ-11), with two fake units in range.
+"""BLE connects only to the named device (HZ-11), with two fake units in range.
 
 The bleak adapter (:class:`~emsctl.drivers.links.ble.BleakGattLink`) is given a fake scanner that
 hears two Coyotes, and a client factory that records which device a client was made for: a name

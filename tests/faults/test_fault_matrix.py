@@ -1,4 +1,4 @@
-"""The fault matrix (issue 8 item 1): every device family × every fault of the simulator's plan.
+"""The fault matrix: every device family × every fault of the simulator's plan.
 
 The cells, their expected outcome and the checks live in ``matrix.py`` beside this file (also
 run as a script to write docs/fault-matrix.md). Here each cell is one test: a run cell runs the

@@ -1,6 +1,6 @@
 """The host process killed (SIGKILL) mid-session, over a real pty, for every serial protocol.
 
-Fault-matrix row "host process killed" (issue 8 item 1, HZ-03): ``emsctl simulate <device> --pty``
+Fault-matrix row "host process killed" (HZ-03): ``emsctl simulate <device> --pty``
 serves the emulated device in one process, in real time; a host session (the real driver on a
 SerialLink, the fault-matrix program) runs in another; the test SIGKILLs the host while output
 is on. Nothing on the host side can react, so only the device's own mechanism ends the output:

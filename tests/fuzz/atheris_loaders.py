@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of the loaders with atheris (libFuzzer), outside the pytest suite.
 
-Issue 8 item 2, HZ-13. Every input feeds these targets, so the seeds (real programs) reach
+HZ-13. Every input feeds these targets, so the seeds (real programs) reach
 deep at once:
 
 * program: UTF-8 text → ``parse_program_text`` → ``compile_plan`` → ``verify(CEILINGS)``; other

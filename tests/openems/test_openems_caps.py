@@ -57,8 +57,8 @@ def prepare(ma_at_100: float) -> Prepared:
 
 def test_full_scale_is_what_the_board_passes_at_wiper_0() -> None:
     declared = DeclaredStimulator(40.0, 180.0, 40.0)
-    # I 126–205 open the wiper fully (§4.2); the declared linear calibration then gives
-    # 40 × (255 − 54) / (213 − 54) = 50.57 mA, the figure of the incident
+    # I 126–205 open the wiper fully (docs/protocols/openemsstim.md §4.2); the declared linear
+    # calibration then gives 40 × (255 − 54) / (213 − 54) = 50.57 mA, the figure of the incident
     assert [intensity_pct_to_wiper_steps(i) for i in (125, 126, 190, 205)] == [2, 0, 0, 0]
     assert declared.full_scale_ma == pytest.approx(50.566, abs=1e-3)
     board = sim(40.0).emulator

@@ -1,4 +1,5 @@
-"""The emulated openEMSstim board against the device side of the spec (§3, §4, §5, §10)."""
+"""The emulated openEMSstim board against the device side of the spec
+(docs/protocols/openemsstim.md §3, §4, §5, §10)."""
 
 from __future__ import annotations
 

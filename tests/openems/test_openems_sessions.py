@@ -163,9 +163,9 @@ def test_corrupted_and_lost_lines_never_deliver_more_than_the_plan(tmp_path: Pat
     driver = driver_of(prepared)
     board = driver.emulator
     assert_all_zero_at_end(driver)
-    # HZ-12: without a checksum a flipped digit can change I or T unnoticed (§9); the board
-    # then does what it parsed, so the bound is the board's own: I > 100 is logged as unsafe,
-    # and the 5 s on-time cap ends every activation.
+    # HZ-12: without a checksum a flipped digit can change I or T unnoticed
+    # (docs/protocols/openemsstim.md §9); the board then does what it parsed, so the bound is the
+    # board's own: I > 100 is logged as unsafe, and the 5 s on-time cap ends every activation.
     unsafe_high = any(e.kind == "intensity_over_100" for e in board.unsafe_events)
     assert not any(e.kind.startswith("test_") for e in board.unsafe_events)  # WV lines only
     for channel in (1, 2):

@@ -1,4 +1,5 @@
-"""The emulated RehaStim2, byte for byte against the spec (§5, §10, §11), in virtual time."""
+"""The emulated RehaStim2, byte for byte against the spec
+(docs/protocols/sciencemode2.md §5, §10, §11), in virtual time."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from emsctl.simulator.devices.sciencemode2 import RehaStim2, RehaStim2Config, re
 from emsctl.simulator.model import SimulatedStimulator
 
 H = bytes.fromhex
-INIT_ACK_0 = H("F0 81 7F 81 56 00 02 00 0F")          # §11: InitAck pn 0, result 0
+# docs/protocols/sciencemode2.md §11: InitAck pn 0, result 0
+INIT_ACK_0 = H("F0 81 7F 81 56 00 02 00 0F")
 INIT_CLM_40HZ = H("F0 81 EC 81 5C 00 1E 00 03 00 0D 00 30 00 0F")  # ch1+ch2, t1 25 ms
 START_PN1 = H("F0 81 A1 81 5F 01 20 00 01 2C 14 01 00 C8 10 0F")  # ch1 20 mA, ch2 doublet 16
 STOP_PN7 = H("F0 81 D0 81 57 07 22 0F")
@@ -74,7 +76,8 @@ def test_init_is_sent_every_500_ms_until_acknowledged_with_the_spec_frame() -> N
         assert len(b.sent) == 3 and b.emulator.connected
 
     b = run(body)
-    assert b.raw[0] == H("F0 81 47 81 56 00 01 01 0F")  # §11 Init pn 0, version 1
+    # docs/protocols/sciencemode2.md §11 Init pn 0, version 1
+    assert b.raw[0] == H("F0 81 47 81 56 00 01 01 0F")
 
 
 def test_everything_but_init_ack_is_ignored_while_not_connected() -> None:
@@ -240,7 +243,8 @@ def test_strict_profile_answers_the_xored_command_with_unknown_command() -> None
     async def body(b: Bench) -> None:
         await connected(b)
         b.emulator.receive(GET_MODE_XOR)
-        assert b.raw[-1] == H("F0 81 26 81 56 02 03 5F 0F")  # §11 UnknownCommand vector
+        # docs/protocols/sciencemode2.md §11 UnknownCommand vector
+        assert b.raw[-1] == H("F0 81 26 81 56 02 03 5F 0F")
 
     run(body)
 
@@ -270,7 +274,8 @@ def test_electrode_off_on_a_running_channel_sends_stimulation_error_minus_2() ->
         assert b.output_ma(1) == 0.0 and b.output_ma(2) == 0.0
         error = b.sent[-1]
         assert isinstance(error, p.StimulationError) and error.error == -2
-        assert b.emulator.mode == 0 and b.emulator.connected   # the link stays up (§5)
+        # the link stays up (docs/protocols/sciencemode2.md §5)
+        assert b.emulator.mode == 0 and b.emulator.connected
 
     run(body)
 

@@ -1,7 +1,7 @@
 """Over a REAL pseudo-terminal, in real time, with the emulator in its own process:
 ``emsctl simulate sciencemode2 --pty`` driven by a session in another process (the real
 ScienceMode2 driver on a SerialLink); SIGKILL of the host → the emulated output reaches zero
-within its 1.2 s watchdog (L21 fallback, §8)."""
+within its 1.2 s watchdog (L21 fallback, docs/protocols/sciencemode2.md §8)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The emulated P24, byte for byte against docs/protocols/sciencemode4.md (§5–§9, §12), in
-virtual time: requests are built by the codec (or copied from the §12 vectors), replies are
-compared with the vectors or decoded, and output is read from the SimulatedStimulator."""
+"""The emulated P24, byte for byte against docs/protocols/sciencemode4.md §5–§9, §12, in
+virtual time: requests are built by the codec (or copied from the docs/protocols/sciencemode4.md §12
+vectors), replies are compared with the vectors or decoded, and output is read from the
+SimulatedStimulator."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from emsctl.simulator.model import SimulatedStimulator
 from emsctl.simulator.recorder import Recorder
 
 H = bytes.fromhex
-# §12 host frames
+# docs/protocols/sciencemode4.md §12 host frames
 T1_GET_STIM_STATUS = H("F0 81 55 81 59 81 4E 81 0C 04 3E 0F")
 T2_GET_DEVICE_ID = H("F0 81 55 81 59 81 AA 81 2B 08 34 0F")
 T3_GET_VERSION = H("F0 81 55 81 59 81 18 81 78 0C 44 0F")
@@ -43,7 +44,7 @@ T13_LL_INIT = H("F0 81 55 81 58 81 0F 81 53 24 00 00 0F")
 T14_LL_CONFIG = H("F0 81 55 81 43 81 3C 81 43 28 02 81 D4 0C 85 50 00 0C 84 10 00 0F")
 T15_LL_STOP = H("F0 81 55 81 59 81 56 81 5A 2C 04 0F")
 T16_RESET = H("F0 81 55 81 59 81 C7 81 D9 30 3A 0F")
-# §12 device frames
+# docs/protocols/sciencemode4.md §12 device frames
 A1 = H("F0 81 55 81 5A 81 34 81 75 04 3F 00 00 01 0F")
 A2 = H("F0 81 55 81 42 81 E8 81 D0 08 35 00 50 32 34 45 4D 55 30 30 30 31 0F")
 A3 = H("F0 81 55 81 4C 81 CF 81 74 0C 45 00 01 00 00 04 00 00 12 34 56 78 01 01 0F")
@@ -126,7 +127,8 @@ async def running(b: Bench, init: bytes = T4_ML_INIT, start: bytes = T7_ML_UPDAT
     await asyncio.sleep(0)
 
 
-# --- §10.2 and §12: the exact replies -------------------------------------------------------------
+# --- docs/protocols/sciencemode4.md §10 step 2 and §12: the exact replies
+# -------------------------------------------------------------
 
 
 def test_identification_replies_are_the_spec_frames_and_nothing_is_sent_unasked():
@@ -227,7 +229,8 @@ def test_packet_numbers_are_echoed_including_the_escaped_prefix_of_pn_60():
     run(body)
 
 
-# --- §9: the level state machine ------------------------------------------------------------------
+# --- docs/protocols/sciencemode4.md §9: the level state machine
+# ------------------------------------------------------------------
 
 REQUESTS = {
     "ml_init": T4_ML_INIT, "ml_update": T6_ML_UPDATE, "ml_data": T10_GET_DATA,
@@ -322,7 +325,8 @@ def test_a_channel_left_out_of_an_update_stops_and_the_other_runs_on():
     run(body)
 
 
-# --- range checks (§8) ----------------------------------------------------------------------------
+# --- range checks (docs/protocols/sciencemode4.md §8)
+# ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -384,7 +388,8 @@ def test_ll_init_high_voltage_code_7_and_pulses_over_130_ma_are_parameter_errors
     run(body)
 
 
-# --- the 2 s mid-level timeout (§9) ---------------------------------------------------------------
+# --- the 2 s mid-level timeout (docs/protocols/sciencemode4.md §9)
+# ---------------------------------------------------------------
 
 
 def test_silence_stops_output_exactly_2_s_after_the_last_update_and_update_restarts():
@@ -484,7 +489,8 @@ def test_delivered_pulses_follow_the_period():
     assert set(pulses["amplitude_ma"]) == {24.5}
 
 
-# --- channel errors (§9) --------------------------------------------------------------------------
+# --- channel errors (docs/protocols/sciencemode4.md §9)
+# --------------------------------------------------------------------------
 
 
 def test_electrode_off_stops_only_its_channel_and_is_reported_as_the_spec_frame():
@@ -579,7 +585,8 @@ def test_legacy_data_selections_2_and_3():
     run(body)
 
 
-# --- low level (§7) -------------------------------------------------------------------------------
+# --- low level (docs/protocols/sciencemode4.md §7)
+# -------------------------------------------------------------------------------
 
 
 def ll_pulse(pn: int, channel: int, current_ma: float = 10.0, width_us: int = 100) -> bytes:

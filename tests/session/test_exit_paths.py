@@ -177,7 +177,7 @@ def test_electrode_off_pauses_tells_the_user_and_holds_zero_until_resumed(
 
     run = run_virtual(prep, tmp_path, keep_states=False, at=[
         (t_off - 1, probe("before")), (t_off + 0.001, probe("just after")),
-        (t_back + 5, probe("pad back")),  # no auto-resume (SAFETY-BASIS §7)
+        (t_back + 5, probe("pad back")),  # no auto-resume (docs/safety-basis.md §7)
         (t_resume, lambda s: s.resume()),  # type: ignore[attr-defined]
         (t_resume + 30, probe("resumed")),
         (t_resume + 31, lambda s: s.stop()),  # type: ignore[attr-defined]

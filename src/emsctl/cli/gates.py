@@ -1,10 +1,10 @@
 """The checks before any output, shared by ``emsctl run`` and ``emsctl calibrate``.
 
-On a real device: the §6.1 questionnaire when it is missing, older than 30 days or
-``--rescreen`` is given (answers saved to the profile), the gate itself (a hard block has no
-override), the before-each-session checks (calf red flag, skin) and the §6.3 warnings. All of it
-needs a terminal: no flag answers a question. On the simulator the questions and warnings are
-shown but never asked and never block, so demos, tests and CI run unattended.
+On a real device: the docs/safety-basis.md §6.1 questionnaire when it is missing, older than 30 days
+or ``--rescreen`` is given (answers saved to the profile), the gate itself (a hard block has no
+override), the before-each-session checks (calf red flag, skin) and the docs/safety-basis.md §6.3
+warnings. All of it needs a terminal: no flag answers a question. On the simulator the questions and
+warnings are shown but never asked and never block, so demos, tests and CI run unattended.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _err(text: str) -> None:
 
 
 def show_warnings() -> None:
-    """Print the §6.3 warnings (before every session)."""
+    """Print the docs/safety-basis.md §6.3 warnings (before every session)."""
     _err("Before you start:")
     for warning in WARNINGS:
         _err(f"  - {warning}")
