@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -50,10 +51,12 @@ if TYPE_CHECKING:
     from .model import SimulatedStimulator
 
 __all__ = [
+    "BYTE_FAULT_KINDS",
     "DEVICE_FAULT_KINDS",
     "FAULT_KINDS",
     "WRONG_CURRENT_MAX_FACTOR",
     "ArmedFaultPlan",
+    "ByteFaults",
     "DeviceFaultInjector",
     "Fault",
     "FaultKind",
@@ -279,6 +282,47 @@ class FaultPlan:
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"{source}: not valid TOML: {exc}") from exc
         return _parse(data, source)
+
+
+#: Kinds that damage the bytes on a link (done by :class:`ByteFaults`).
+BYTE_FAULT_KINDS: tuple[str, ...] = ("corrupt_bytes", "duplicate_frames", "drop_frames")
+
+
+class ByteFaults:
+    """The byte-level faults of a serial link, as a pipe's tamper hook: while a fault lasts,
+    each chunk is dropped, has one bit flipped, or is sent twice with the fault's probability
+    (its ``value``, default 1). Seeded, so a run repeats exactly.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self._active: dict[str, list[Fault]] = {kind: [] for kind in BYTE_FAULT_KINDS}
+        self._random = random.Random(seed)
+
+    def start(self, fault: Fault) -> None:
+        """Begin a byte fault."""
+        self._active[fault.kind].append(fault)
+
+    def end(self, fault: Fault) -> None:
+        """End a byte fault whose duration is over."""
+        if fault in self._active[fault.kind]:
+            self._active[fault.kind].remove(fault)
+
+    def _chance(self, kind: str) -> bool:
+        faults = self._active[kind]
+        probability = max((1.0 if f.value is None else f.value for f in faults), default=0.0)
+        return probability > 0 and self._random.random() < probability
+
+    def tamper(self, direction: str, data: bytes) -> list[tuple[float, bytes]]:
+        """What reaches the other end of the link: (delay, bytes) chunks."""
+        if self._chance("drop_frames"):
+            return []
+        if data and self._chance("corrupt_bytes"):
+            flipped = bytearray(data)
+            flipped[self._random.randrange(len(data))] ^= 1 << self._random.randrange(8)
+            data = bytes(flipped)
+        if self._chance("duplicate_frames"):
+            return [(0.0, data), (0.0, data)]
+        return [(0.0, data)]
 
 
 def simulated_fault_plan(options: OpenOptions) -> FaultPlan | None:

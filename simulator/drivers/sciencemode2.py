@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import random
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -29,10 +28,18 @@ from ...drivers.sciencemode2.driver import ACK_TIMEOUT_S, ScienceModeDriver
 from ...errors import InputError
 from ..body import BodyModel
 from ..devices.sciencemode2 import RehaStim2, RehaStim2Config, rehastim2_spec
-from ..faults import ArmedFaultPlan, DeviceFaultInjector, Fault, FaultPlan, simulated_fault_plan
+from ..faults import (
+    BYTE_FAULT_KINDS,
+    ArmedFaultPlan,
+    ByteFaults,
+    DeviceFaultInjector,
+    Fault,
+    FaultPlan,
+    simulated_fault_plan,
+)
 from ..model import SimulatedStimulator
 from ..recorder import Recorder
-from ..transports import Direction, MemorySerialPipe
+from ..transports import MemorySerialPipe
 
 __all__ = ["SM2_FAULT_KINDS", "EmulatedLink", "SimulatedScienceModeDriver", "open_emulated"]
 
@@ -40,7 +47,7 @@ SM2_FAULT_KINDS: frozenset[str] = frozenset(
     {"disconnect", "drop_acks", "late_acks", "busy", "corrupt_bytes", "duplicate_frames",
      "drop_frames", "electrode_off", "electrode_on", "impedance", "device_reset",
      "wrong_current"})
-_BYTE_KINDS = ("corrupt_bytes", "duplicate_frames", "drop_frames")
+_BYTE_KINDS = BYTE_FAULT_KINDS
 
 
 class EmulatedLink:
@@ -66,9 +73,8 @@ class EmulatedLink:
         self.fault_plan = fault_plan
         self._armed: ArmedFaultPlan | None = None
         self._injector = DeviceFaultInjector(emulator.device)
-        self._active: dict[str, list[Fault]] = {kind: [] for kind in _BYTE_KINDS}
-        self._random = random.Random(seed)
-        pipe.tamper = self._tamper
+        self._bytes = ByteFaults(seed)
+        pipe.tamper = self._bytes.tamper
         pipe.on_device_receive(emulator.receive)
 
     async def open(self) -> None:
@@ -128,7 +134,7 @@ class EmulatedLink:
         elif fault.kind == "busy":
             emulator.busy = True
         elif fault.kind in _BYTE_KINDS:
-            self._active[fault.kind].append(fault)
+            self._bytes.start(fault)
         else:
             self._injector.start(fault)
 
@@ -142,26 +148,9 @@ class EmulatedLink:
         elif fault.kind == "busy":
             emulator.busy = False
         elif fault.kind in _BYTE_KINDS:
-            if fault in self._active[fault.kind]:
-                self._active[fault.kind].remove(fault)
+            self._bytes.end(fault)
         else:
             self._injector.end(fault)
-
-    def _chance(self, kind: str) -> bool:
-        faults = self._active[kind]
-        probability = max((1.0 if f.value is None else f.value for f in faults), default=0.0)
-        return probability > 0 and self._random.random() < probability
-
-    def _tamper(self, direction: Direction, data: bytes) -> list[tuple[float, bytes]]:
-        if self._chance("drop_frames"):
-            return []
-        if data and self._chance("corrupt_bytes"):
-            flipped = bytearray(data)
-            flipped[self._random.randrange(len(data))] ^= 1 << self._random.randrange(8)
-            data = bytes(flipped)
-        if self._chance("duplicate_frames"):
-            return [(0.0, data), (0.0, data)]
-        return [(0.0, data)]
 
 
 class SimulatedScienceModeDriver(ScienceModeDriver):

@@ -18,7 +18,6 @@ This module must never be imported by the real-device path; it reads time only f
 from __future__ import annotations
 
 import asyncio
-import random
 
 from pydantic import Field
 
@@ -31,15 +30,22 @@ from ...errors import InputError
 from ..body import BodyModel
 from ..devices.sciencemode4 import P24, P24Config, p24_spec
 from ..devices.sciencemode4_faults import P24FaultTarget
-from ..faults import ArmedFaultPlan, Fault, FaultPlan, simulated_fault_plan
+from ..faults import (
+    BYTE_FAULT_KINDS,
+    ArmedFaultPlan,
+    ByteFaults,
+    Fault,
+    FaultPlan,
+    simulated_fault_plan,
+)
 from ..model import SimulatedStimulator
 from ..recorder import Recorder
-from ..transports import Direction, MemorySerialPipe
+from ..transports import MemorySerialPipe
 
 __all__ = ["SM4_FAULT_KINDS", "EmulatedLink", "SimScienceMode4Params",
            "SimulatedScienceMode4Driver", "open_emulated"]
 
-_BYTE_KINDS = ("corrupt_bytes", "duplicate_frames", "drop_frames")
+_BYTE_KINDS = BYTE_FAULT_KINDS
 SM4_FAULT_KINDS: frozenset[str] = frozenset(
     {"disconnect", "drop_acks", "late_acks", "busy", *_BYTE_KINDS, "electrode_off",
      "electrode_on", "impedance", "device_reset", "wrong_current"})
@@ -68,9 +74,8 @@ class EmulatedLink:
         self.fault_plan = fault_plan
         self._armed: ArmedFaultPlan | None = None
         self._device_faults = P24FaultTarget(emulator)
-        self._active: dict[str, list[Fault]] = {kind: [] for kind in _BYTE_KINDS}
-        self._random = random.Random(seed)
-        pipe.tamper = self._tamper
+        self._bytes = ByteFaults(seed)
+        pipe.tamper = self._bytes.tamper
         pipe.on_device_receive(emulator.receive)
 
     async def open(self) -> None:
@@ -125,33 +130,16 @@ class EmulatedLink:
             self.pipe.cut("USB cable pulled (fault plan)")
             self._device_faults.fault_started(fault)  # bus powered: it switches off
         elif fault.kind in _BYTE_KINDS:
-            self._active[fault.kind].append(fault)
+            self._bytes.start(fault)
         else:
             self._device_faults.fault_started(fault)
 
     def fault_ended(self, fault: Fault) -> None:
         """Undo a fault whose duration is over."""
         if fault.kind in _BYTE_KINDS:
-            if fault in self._active[fault.kind]:
-                self._active[fault.kind].remove(fault)
+            self._bytes.end(fault)
         elif fault.kind != "disconnect":
             self._device_faults.fault_ended(fault)
-
-    def _chance(self, kind: str) -> bool:
-        faults = self._active[kind]
-        probability = max((1.0 if f.value is None else f.value for f in faults), default=0.0)
-        return probability > 0 and self._random.random() < probability
-
-    def _tamper(self, direction: Direction, data: bytes) -> list[tuple[float, bytes]]:
-        if self._chance("drop_frames"):
-            return []
-        if data and self._chance("corrupt_bytes"):
-            flipped = bytearray(data)
-            flipped[self._random.randrange(len(data))] ^= 1 << self._random.randrange(8)
-            data = bytes(flipped)
-        if self._chance("duplicate_frames"):
-            return [(0.0, data), (0.0, data)]
-        return [(0.0, data)]
 
 
 class SimulatedScienceMode4Driver(ScienceMode4Driver):
