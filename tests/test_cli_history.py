@@ -1,11 +1,13 @@
-"""``emsctl history``: the session list, one session's timeline, JSON output, killed sessions
-shown as incomplete, and one-sentence errors with exit 2 for sessions that do not exist."""
+"""``emsctl history``: the session list, one session's human summary and (``--events``) its event
+log, JSON output, running sessions shown as running and killed ones as incomplete, and
+one-sentence errors with exit 2 for sessions that do not exist."""
 
 from __future__ import annotations
 
 import json
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -20,21 +22,24 @@ from click.testing import CliRunner
 
 from emsctl.cli import cli, main
 from emsctl.contract import ZERO, ChannelSetpoint, Telemetry
-from emsctl.journal import INCOMPLETE, Journal
+from emsctl.journal import INCOMPLETE, RUNNING, Journal
 
 START = datetime(2025, 3, 4, 21, 30, 5, tzinfo=UTC)
 EMSCTL = Path(sys.executable).parent / "emsctl"
 
 
 def write_session(state: Path, *, session_id: str, program: str = "relaxation",
-                  started: datetime = START, footer: bool = True) -> Path:
-    """A 20-minute session in ``state``/journals with every kind of record."""
+                  started: datetime = START, footer: bool = True, acks: int = 0) -> Path:
+    """A 20-minute session in ``state``/journals with every kind of record (and ``acks``
+    device acknowledgements whose values change, so the journal keeps each one)."""
     journal = Journal(state / "journals", session_id=session_id)
     journal.header(program=program, program_sha256="ab" * 32, program_source="builtin",
                    device_url="sim", device_model="SimStim", limits={"amplitude_max_ma": 60.0},
                    profile_version="p1", intensity_pct=100.0, sites={1: "calf-left"},
                    started_utc=started)
     journal.event(0.0, "phase", name="settle")
+    for n in range(acks):
+        journal.telemetry(n * 0.5, Telemetry("ack", n * 0.5, value=float(n)))
     for tick in range(400):
         journal.command(tick * 0.025, [ChannelSetpoint(min(tick, 200) * 0.1, 6.0, 250.0)],
                         0.5, 100.0)
@@ -106,20 +111,47 @@ def test_dir_option_overrides_the_state_directory(tmp_path: Path) -> None:
     assert code == 0 and "cccccccc" in out
 
 
-def test_show_prints_header_timeline_and_footer_figures(tmp_path: Path) -> None:
+def test_show_prints_a_human_summary(tmp_path: Path) -> None:
     write_session(tmp_path, session_id="aaaa" * 8)
     code, out, _ = invoke(tmp_path, "aaaa")
     assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "Session aaaaaaaa: Evening calf relaxation (relaxation)"
+    flat = " ".join(out.split())
+    assert "Device SimStim (sim)" in flat
+    assert "Started Tue 04 Mar 2025" in flat
+    assert "Length 20:00" in flat
+    assert "Ended completed: the program ran to its end; output off" in flat
+    assert "Intensity started at 100 %, then 80 % (1 change)" in flat
+    assert "Channels 1: left calf (calf-left): peak 20.0 mA commanded" in flat
+    assert "--events" in out and "timeline" not in out and "sha256" not in out
+    assert all(len(line) <= 100 for line in lines)
+
+
+def test_events_add_the_details_and_the_event_log_with_acks_counted(tmp_path: Path) -> None:
+    path = write_session(tmp_path, session_id="aaaa" * 8, acks=40)
+    code, out, _ = invoke(tmp_path, "aaaa", "--events")
+    assert code == 0
     assert "program    relaxation (sha256 abababababababab…, from builtin)" in out
-    assert "device     sim (SimStim)" in out and "sites      1: calf-left" in out
-    timeline = out.split("\ntimeline\n")[1].split("\n\n")[0].splitlines()
-    assert [line.split()[2] for line in timeline] == [
+    assert "sites      1: calf-left" in out
+    events = out.split("\nevents\n")[1].split("\n\n")[0].splitlines()
+    assert [line.split()[2] for line in events] == [
         "event:phase", "telemetry:electrode_off", "event:pause", "event:resume",
         "event:intensity", "stop"]
-    assert timeline[2].split()[0] == "300.00" and 'reason="electrode off"' in timeline[2]
-    # commands stay out of the timeline and are counted: the ramp's 201 levels, then the zero
+    assert events[2].split()[0] == "300.00" and 'reason="electrode off"' in events[2]
+    assert "telemetry:ack" not in out  # acknowledgements are counted, not listed
+    acks = sum(1 for line in path.read_text().splitlines() if '"kind":"ack"' in line)
+    assert acks > 1 and f"acks       {acks} device acknowledgements (not listed)" in out
+    # commands stay out of the log and are counted: the ramp's 201 levels, then the zero
     assert "commands   202 recorded, peak 20.0 mA" in out and "duration   20:00 (1200.0 s)" in out
     assert "end        completed" in out and "charge_uc" in out and "1234.5" in out
+    # the limits are wrapped, not one long line
+    assert "limits     amplitude_max_ma=60.0" in out
+    assert all(len(line) <= 100 for line in out.splitlines() if "=" in line
+               and not line.startswith("  "))
+    verbose = CliRunner().invoke(cli, ["-v", "history", "aaaa"],
+                                 env={"EMSCTL_STATE_DIR": str(tmp_path)})
+    assert verbose.exit_code == 0 and "\nevents\n" in verbose.stdout
 
 
 def test_show_as_json_parses_with_header_records_and_footer(tmp_path: Path) -> None:
@@ -171,6 +203,9 @@ def test_show_of_a_cut_journal_says_incomplete(tmp_path: Path) -> None:
         f.write(b'{"type":"comm')
     code, out, _ = invoke(tmp_path, "aaaa")
     assert code == 0
+    assert (f"Ended {INCOMPLETE}: the journal has no footer and its last line was cut"
+            in " ".join(out.split()))
+    code, out, _ = invoke(tmp_path, "aaaa", "--events")
     assert f"end        {INCOMPLETE}: the journal has no footer (its last line was cut)" in out
 
 
@@ -190,7 +225,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def test_a_killed_session_is_listed_as_incomplete(tmp_path: Path) -> None:
+def test_a_running_session_is_running_and_a_killed_one_incomplete(tmp_path: Path) -> None:
     folder = tmp_path / "journals"
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)],
                             stdout=subprocess.PIPE, text=True)
@@ -201,6 +236,11 @@ def test_a_killed_session_is_listed_as_incomplete(tmp_path: Path) -> None:
         while path.read_bytes().count(b"\n") < 200:
             assert time.monotonic() < deadline, "the writer wrote too little"
             time.sleep(0.005)
+        # the writer is alive: its lock on the journal says so
+        code, out, _ = invoke(tmp_path)
+        assert code == 0 and f"  {RUNNING}  " in out.splitlines()[1]
+        code, out, _ = invoke(tmp_path, "dead0000")
+        assert code == 0 and "Ended still running" in " ".join(out.split())
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=10) == -signal.SIGKILL
     finally:
@@ -320,3 +360,60 @@ def test_every_cli_json_dumps_goes_through_the_finite_json_helper() -> None:
                  for n, line in enumerate(path.read_text().splitlines(), start=1)
                  if "json.dumps(" in line and path.name != "common.py"]
     assert offenders == []
+
+
+def _emsctl(state: Path, *args: str, columns: int = 100) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EMSCTL_STATE_DIR": str(state), "COLUMNS": str(columns)}
+    env.pop("EMSCTL_DEVICE", None)
+    return subprocess.run([str(EMSCTL), *args], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_a_real_session_reads_as_a_human_summary(tmp_path: Path) -> None:
+    run = _emsctl(tmp_path, "run", "relaxation", "-d", "sim+sciencemode2", "--speed", "max")
+    assert run.returncode == 0, run.stderr
+    [path] = (tmp_path / "journals").glob("*.jsonl")
+    short = path.stem.rsplit("-", 1)[1]
+    shown = _emsctl(tmp_path, "history", short, columns=80)
+    assert shown.returncode == 0, shown.stderr
+    flat = " ".join(shown.stdout.split())
+    assert flat.startswith(f"Session {short}: Evening calf relaxation (relaxation)")
+    assert "Device Hasomed RehaStim2 (ScienceMode2) (sim+sciencemode2)" in flat
+    assert "Length 16:00, 13:00 of it with current" in flat
+    assert "Ended completed: the program ran to its end; output off" in flat
+    assert "Intensity 100 % all through" in flat
+    assert re.search(r"1: left calf \(calf-left\): peak 12\.0 mA, rms 0\.\d\d mA, charge at "
+                     r"most \d\.\d µC per pulse phase", flat)
+    assert re.search(r"Reports \d+ acknowledgements recorded", flat)
+    assert "telemetry:ack" not in shown.stdout
+    assert all(len(line) <= 80 for line in shown.stdout.splitlines())
+    events = _emsctl(tmp_path, "history", short, "--events", columns=80)
+    limits = events.stdout.split("\nlimits     ", 1)[1].split("\n\nevents", 1)[0]
+    assert limits.count("\n") >= 5 and all(len(line) <= 80 for line in limits.splitlines())
+    assert 'event:phase            name="gentle twitches"' in events.stdout
+    assert "telemetry:ack" not in events.stdout
+
+
+def test_a_session_in_progress_is_listed_as_running(tmp_path: Path) -> None:
+    env = {**os.environ, "EMSCTL_STATE_DIR": str(tmp_path)}
+    env.pop("EMSCTL_DEVICE", None)
+    proc = subprocess.Popen([str(EMSCTL), "run", "relaxation", "--speed", "5"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("[00:00] phase stretch")  # it has started
+        listing = _emsctl(tmp_path, "history", "--format", "json")
+        [row] = json.loads(listing.stdout)
+        assert row["end_reason"] == RUNNING and row["running"] is True
+        shown = _emsctl(tmp_path, "history", row["session_id"][:8])
+        assert "Ended still running" in " ".join(shown.stdout.split())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    [row] = json.loads(_emsctl(tmp_path, "history", "--format", "json").stdout)
+    assert row["end_reason"] == "signal" and row["running"] is False
+    shown = _emsctl(tmp_path, "history", row["session_id"][:8])
+    assert "Ended stopped: emsctl was asked to quit; output off" in " ".join(shown.stdout.split())

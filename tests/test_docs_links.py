@@ -5,8 +5,7 @@
 (b) Every citation of the form ``docs/<file>.md §N`` anywhere in the repository (code, tests,
     program files, documents) names a document that exists and a section it has; a stable ID
     after the path (``docs/safety-basis.md L18``) must be defined in that document.
-    :func:`unresolved_citations` is the reusable check (``tools/rewrite_citations.py --check``
-    uses it too).
+    :func:`unresolved_citations` is the reusable check.
 (c) The numbered documents follow the heading convention of docs/README.md.
 
 This module imports only the standard library, so tools can load it without pytest.

@@ -144,27 +144,36 @@ _RECOVERY_HZ = (10, 9, 8, 7, 6, 5, 4, 3, 2.5, 2, 1.5, 1)
 #: given as a tuple is a triangular sweep (low, high, period_s). None: a guide phase.
 BASIS_TABLE: list[tuple[str, int, str, str, float, float | None, object]] = [
     ("relaxation", 0, "stretch", "guide", 180, None, None),
-    ("relaxation", 1, "A", "stim", 300, 6, 250),
-    ("relaxation", 2, "B", "stim", 300, 3, 250),
-    ("relaxation", 3, "C", "stim", 180, 2, 200),
-    ("massage", 0, "A", "stim", 300, 8, 250),
-    ("massage", 1, "B", "stim", 300, 5, 250),
-    ("massage", 2, "C", "stim", 300, 3, 250),
-    ("massage", 3, "D", "stim", 300, 2, 250),
-    ("circulation", 0, "A", "stim", 600, 8, 250),
-    ("circulation", 1, "B", "stim", 600, 2, 300),
-    *[("recovery", i, str(i + 1), "stim", 120, f, 250) for i, f in enumerate(_RECOVERY_HZ)],
-    ("tens", 0, "1", "stim", 1800, 80, 180),
-    ("tens-burst", 0, "1", "stim", 1800, 100, 180),
-    ("tens-modulated", 0, "1", "stim", 1800, 80, (100, 180, 1)),
-    ("cramp-training", 0, "set-1", "stim", 90, 55, 150),
-    ("cramp-training", 1, "rest-1", "guide", 120, None, None),
-    ("cramp-training", 2, "set-2", "stim", 90, 55, 150),
-    ("cramp-training", 3, "rest-2", "guide", 120, None, None),
-    ("cramp-training", 4, "set-3", "stim", 90, 55, 150),
+    ("relaxation", 1, "gentle twitches", "stim", 300, 6, 250),
+    ("relaxation", 2, "slower twitches", "stim", 300, 3, 250),
+    ("relaxation", 3, "fading out", "stim", 180, 2, 200),
+    ("massage", 0, "quick twitches, building up", "stim", 300, 8, 250),
+    ("massage", 1, "medium twitches", "stim", 300, 5, 250),
+    ("massage", 2, "slow twitches", "stim", 300, 3, 250),
+    ("massage", 3, "slowest twitches, easing off", "stim", 300, 2, 250),
+    ("circulation", 0, "quick pumping twitches", "stim", 600, 8, 250),
+    ("circulation", 1, "slow, stronger pumping", "stim", 600, 2, 300),
+    *[("recovery", i, f"{f:g} twitch{'' if f == 1 else 'es'} a second", "stim", 120, f, 250)
+      for i, f in enumerate(_RECOVERY_HZ)],
+    ("tens", 0, "steady tingling", "stim", 1800, 80, 180),
+    ("tens-burst", 0, "bursts, twice a second", "stim", 1800, 100, 180),
+    ("tens-modulated", 0, "tingling that swells and eases", "stim", 1800, 80, (100, 180, 1)),
+    ("cramp-training", 0, "training set 1 of 3", "stim", 90, 55, 150),
+    ("cramp-training", 1, "rest after set 1", "guide", 120, None, None),
+    ("cramp-training", 2, "training set 2 of 3", "stim", 90, 55, 150),
+    ("cramp-training", 3, "rest after set 2", "guide", 120, None, None),
+    ("cramp-training", 4, "training set 3 of 3", "stim", 90, 55, 150),
 ]
 _PHASE_COUNTS = {"relaxation": 4, "massage": 4, "circulation": 2, "recovery": 12, "tens": 1,
                  "tens-burst": 1, "tens-modulated": 1, "cramp-training": 5}
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_builtin_phase_names_are_plain_words(name: str) -> None:
+    """A tired person reads the phase on screen: "fading out", never a bare letter or number."""
+    for phase in _program(name).phases:
+        assert not re.fullmatch(r"[A-Za-z]|[0-9.]+|[A-Za-z]?-?[0-9]+", phase.name), phase.name
+        assert re.search(r"[a-z]{3,}", phase.name), phase.name
 
 
 @pytest.mark.parametrize("name", BUILTINS)

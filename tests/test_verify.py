@@ -83,8 +83,9 @@ def test_the_unbroken_originals_pass() -> None:
 def test_a_step_up_from_zero_after_a_rest_is_caught() -> None:
     # a rest (guide) between two stim phases, and no transition ramp: 0 → cap at once
     text = _sub(RELAX, r"^transition_s = 5", "transition_s = 0")
-    text = text.replace('name = "B"', 'name = "rest"\nkind = "guide"\nduration_s = 10\n'
-                        'instructions = "rest"\n\n[[phases]]\nname = "B"', 1)
+    text = text.replace('name = "slower twitches"', 'name = "rest"\nkind = "guide"\n'
+                        'duration_s = 10\ninstructions = "rest"\n\n[[phases]]\n'
+                        'name = "slower twitches"', 1)
     assert "L14" in _ids(text)
 
 

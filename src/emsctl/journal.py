@@ -16,6 +16,11 @@ only when its setpoints or intensity differ from the previous command, or when
 ``command_keepalive_s`` has passed since the last one written. That drops only exact repeats:
 every change — a drop to zero included — is written, and stops are never de-duplicated.
 
+While a session runs, its writer holds an exclusive advisory lock (``flock``) on the journal's
+file; the kernel drops it when the process ends, however it ends. A reader that can take the
+lock knows the writer is gone, so a journal without a footer is listed as ``running`` while its
+writer is alive and as ``killed/incomplete`` once it is not.
+
 This module must never rewrite or truncate a journal, and it decides nothing about safety: the
 dose ledger (L20, :mod:`emsctl.ledger`) keeps its own file and reads journals only once, to
 import the ones written before it existed. Journals are opened only when they are regular
@@ -24,6 +29,7 @@ files, without blocking (a FIFO named like a journal is reported as unreadable, 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -40,7 +46,7 @@ import platformdirs
 
 from . import __version__
 from .contract import ChannelSetpoint, Telemetry
-from .datafile import DataFileRefused, read_data_file
+from .datafile import DataFileRefused, open_regular, read_data_file
 from .devices import is_simulator_url
 from .errors import EmsError, InputError
 
@@ -48,6 +54,7 @@ __all__ = [
     "INCOMPLETE",
     "JOURNAL_MAX_BYTES",
     "NOT_A_JOURNAL",
+    "RUNNING",
     "Journal",
     "JournalCorruptError",
     "JournalRecord",
@@ -62,6 +69,7 @@ __all__ = [
     "read_journal",
     "state_dir",
     "summarize",
+    "writer_alive",
 ]
 
 JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
@@ -76,6 +84,8 @@ INCOMPLETE = "killed/incomplete"
 NOT_A_JOURNAL = "not a journal"
 #: The largest journal read: a 60-minute session logging every command at 40 Hz is ~30 MB.
 JOURNAL_MAX_BYTES = 256 * 1024 * 1024
+#: End reason shown for a journal without a footer whose writer still holds its lock.
+RUNNING = "running"
 #: A repeated command is still written this often, so a killed session's length is known.
 COMMAND_KEEPALIVE_S = 10.0
 #: Telemetry that may come with every command: written only when it changes, like commands.
@@ -169,6 +179,7 @@ class Journal:
         sites: Mapping[int, str] | None = None,
         started_utc: datetime | None = None,
         simulated: bool | None = None,
+        thresholds: Mapping[int, Mapping[str, float]] | None = None,
     ) -> Path:
         """Create the journal file (0600, never an existing one) and write its header.
 
@@ -181,6 +192,8 @@ class Journal:
             started_utc: the session's start (now by default).
             simulated: the driver's own flag (the dose ledger skips simulated sessions); None
                 leaves it out, and readers then go by the URL, as for old journals.
+            thresholds: channel → ``{"st_ma", "mt_ma", "tol_ma"}`` the plan was compiled
+                with (a session plot redraws the plan from them); None leaves them out.
 
         Returns:
             The journal's path.
@@ -199,9 +212,14 @@ class Journal:
             make_private_dir(self.directory)
             self._fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND, 0o600)
             os.fchmod(self._fd, 0o600)  # the umask may only have narrowed it; make it exact
+            # held until close or the process ends: readers tell "running" from "killed"
+            # (blocking: a reader holds its shared lock only for the moment of its test)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
         except OSError as exc:
             raise JournalWriteError(f"cannot create journal {self.path}: {exc.strerror}") from exc
-        flag = {} if simulated is None else {"simulated": simulated}
+        flag: dict[str, object] = {} if simulated is None else {"simulated": simulated}
+        if thresholds is not None:
+            flag["thresholds"] = {str(ch): dict(values) for ch, values in thresholds.items()}
         self._write({
             "type": "header", "t_s": 0.0, "schema": SCHEMA_VERSION, **flag,
             "session_id": self.session_id, "started_utc": started.isoformat(),
@@ -279,20 +297,22 @@ class Journal:
         self._write({"type": "event", "t_s": t_s, "kind": kind, **fields})
 
     def footer(self, end_reason: str, delivered: Mapping[str, object], *,
-               t_s: float | None = None) -> None:
+               t_s: float | None = None, message: str | None = None) -> None:
         """Write the last record: why the session ended and what it delivered. Fsynced.
 
         Args:
             end_reason: e.g. ``completed``, ``stopped``, ``fault``.
             delivered: figures such as delivered minutes or charge, JSON-serialisable.
             t_s: session time at the end; the latest time recorded by default.
+            message: the session's own words for how it ended (left out when None).
 
         Raises:
             JournalWriteError: the write failed. RuntimeError: no header, or a second footer.
         """
+        said = {} if message is None else {"message": message}
         self._write({
             "type": "footer", "t_s": self._last_t_s if t_s is None else t_s,
-            "end_reason": end_reason, "ended_utc": datetime.now(UTC).isoformat(),
+            "end_reason": end_reason, **said, "ended_utc": datetime.now(UTC).isoformat(),
             "delivered": dict(delivered), "commands_sent": self.commands_sent,
             "commands_logged": self.commands_logged, "peak_ma": self.peak_ma,
         }, sync=True)
@@ -451,6 +471,8 @@ class SessionSummary:
     peak_ma: float
     complete: bool
     problem: str | None = None
+    #: No footer, and the writer still holds the journal's lock: the session is running.
+    running: bool = False
 
 
 def _text(record: Record, key: str, default: str = "") -> str:
@@ -493,6 +515,7 @@ def summarize(journal: JournalRecord) -> SessionSummary:
     sites = header.get("sites")
     device_url = _text(header, "device_url", "?")
     footer_t_s = None if footer is None else _number(footer, "t_s")
+    running = footer is None and writer_alive(journal.path)
     return SessionSummary(
         session_id=_text(header, "session_id", journal.path.stem),
         path=journal.path,
@@ -504,10 +527,33 @@ def summarize(journal: JournalRecord) -> SessionSummary:
         sites=tuple(s for s in sites.values() if isinstance(s, str))
         if isinstance(sites, dict) else (),
         duration_s=footer_t_s if footer_t_s is not None else last_t_s,
-        end_reason=INCOMPLETE if footer is None else _text(footer, "end_reason", "?"),
+        end_reason=(RUNNING if running else INCOMPLETE) if footer is None
+        else _text(footer, "end_reason", "?"),
         peak_ma=peak_ma,
         complete=footer is not None,
+        running=running,
     )
+
+
+def writer_alive(path: str | os.PathLike[str]) -> bool:
+    """Whether a process still holds ``path``'s writer lock (its session is running).
+
+    A shared lock is tried without waiting and released at once: if it cannot be had, a
+    writer holds the exclusive one. Anything that cannot be opened or locked has no writer.
+    """
+    try:
+        fd, _ = open_regular(path)
+    except DataFileRefused:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing releases the shared lock, if it was taken
+    return False
 
 
 def _unreadable(path: Path, problem: str, end_reason: str = "corrupt") -> SessionSummary:

@@ -1,10 +1,13 @@
 """Pictures of programs and sessions: PNG/SVG figures and compact text plots for terminals.
 
-A program figure shows, per channel, the amplitude envelope (mA), the frequency (Hz) and the
-pulse width (µs) over time, the phases as shaded bands, and the symmetric biphasic pulse
-shape. A session figure (``emsctl history SESSION --plot``) draws what was planned against
-what was commanded, with stops, pauses and faults marked. The text plot needs nothing but
-numpy and fits in 80 columns.
+A program figure shows, per channel, the amplitude envelope (mA) a person would get — the
+simulator's synthetic person, a calibrated profile on a device (in the device's current
+steps), or the caps' worst case, always labelled — with the caps as limit lines, the frequency
+(Hz) and the pulse width (µs) over time, the phases as shaded bands, and the symmetric biphasic
+pulse shape. A session figure (``emsctl history SESSION --plot``) draws what was planned
+against what was commanded on the live view's clock (program time; pauses are bands where the
+clock stood still), with the events named in a strip of their own above the channels. The text
+plot needs nothing but numpy and fits in 80 columns.
 
 matplotlib (the ``plot`` extra) is imported only inside the functions that draw images, with
 the Agg canvas, so nothing here needs a display. This module only reads plans and journals and
@@ -34,10 +37,12 @@ __all__ = [
     "INTERPHASE_US",
     "PLOT_INSTALL_HINT",
     "AmplitudeBasis",
+    "PlotBasis",
     "PlotExtraMissingError",
     "SessionSeries",
     "format_min_s",
     "plan_for_plot",
+    "plot_basis",
     "require_matplotlib",
     "session_series",
     "text_plot",
@@ -106,6 +111,98 @@ def plan_for_plot(program: Program, basis: AmplitudeBasis = "caps") -> Plan:
     return compile_plan(program, thresholds, profile_caps_ma=caps_ma)
 
 
+@dataclass(frozen=True)
+class PlotBasis:
+    """A plan to draw and what its amplitudes are: ``note`` says it under the title."""
+
+    plan: Plan
+    note: str
+    #: the device's current step when drawn for a device (amplitudes rounded down to it)
+    step_ma: float | None = None
+
+
+def _thresholds_text(plan_thresholds: dict[int, Thresholds]) -> str:
+    distinct = list(dict.fromkeys(plan_thresholds.values()))
+    if len(distinct) == 1:
+        th = distinct[0]
+        return f"ST {th.st_ma:g}, MT {th.mt_ma:g}, TOL {th.tol_ma:g} mA"
+    return "; ".join(f"ch {ch}: ST {th.st_ma:g}, MT {th.mt_ma:g}, TOL {th.tol_ma:g} mA"
+                     for ch, th in sorted(plan_thresholds.items()))
+
+
+def plot_basis(program: Program, basis: Literal["person", "caps"] = "person",
+               device_url: str | None = None) -> PlotBasis:
+    """The plan a program plot draws, and its label.
+
+    ``caps``: at the channel caps (validation's worst case). ``person`` without a device: the
+    simulator's synthetic person. ``person`` with ``device_url``: the thresholds and caps your
+    profile gives on that device (the simulator's person on a simulated one), drawn in the
+    device's current steps. The device is opened, never connected.
+
+    Raises:
+        InputError: an unknown device URL; ProfileError (an InputError) for a real device
+            without a valid calibration for ``program``.
+    """
+    if basis == "caps":
+        return PlotBasis(compile_plan(program),
+                         "amplitudes at the channel caps: the worst case that validation checks")
+    if device_url is None:
+        return PlotBasis(plan_for_plot(program, "synthetic"),
+                         "amplitudes for the simulator's synthetic person ("
+                         + _thresholds_text({0: _synthetic()}) + "); yours follow your "
+                         "calibration (plot -d URL)")
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from .devices import open_device  # noqa: PLC0415
+    from .limits import DEFAULTS  # noqa: PLC0415
+    from .profile import load_profile  # noqa: PLC0415
+    from .thresholds import resolve_thresholds  # noqa: PLC0415
+
+    driver = open_device(device_url)
+    profile = None if driver.simulated else load_profile()
+    resolved = resolve_thresholds(profile, program, driver, now=datetime.now(UTC),
+                                  peak_limit_ma=DEFAULTS.peak_ma)
+    plan = compile_plan(program, resolved.thresholds, profile_caps_ma=resolved.caps_ma)
+    caps = driver.capabilities
+    who = "the simulator's synthetic person" if resolved.synthetic else "your calibration"
+    note = (f"amplitudes for {who} on {caps.model} ({_thresholds_text(resolved.thresholds)}),"
+            f" as the device sets them in {caps.amplitude_step_ma:g} mA steps")
+    return PlotBasis(plan, note, caps.amplitude_step_ma)
+
+
+def _synthetic() -> Thresholds:
+    from .profile import SYNTHETIC_THRESHOLDS  # noqa: PLC0415
+
+    return SYNTHETIC_THRESHOLDS
+
+
+def stepped(t_s: FloatArray, amp_ma: FloatArray, step_ma: float | None
+            ) -> tuple[FloatArray, FloatArray]:
+    """The envelope as a device with a ``step_ma`` current step sets it: rounded down, drawn as
+    steps (points added where a ramp crosses a step). Unchanged without a step."""
+    if step_ma is None or step_ma <= 0:
+        return t_s, amp_ma
+    xs: list[float] = []
+    ys: list[float] = []
+    for i in range(len(t_s)):
+        level = math.floor(amp_ma[i] / step_ma + 1e-9) * step_ma
+        if i and t_s[i] > t_s[i - 1] and amp_ma[i] != amp_ma[i - 1]:
+            a0, a1 = float(amp_ma[i - 1]), float(amp_ma[i])
+            lo, hi = sorted((a0, a1))
+            crossings = np.arange(math.ceil(lo / step_ma + 1e-9), math.floor(hi / step_ma
+                                                                              - 1e-9) + 1)
+            for k in crossings if a1 > a0 else crossings[::-1]:
+                t_cross = float(t_s[i - 1] + (k * step_ma - a0) / (a1 - a0)
+                                * (t_s[i] - t_s[i - 1]))
+                below = (k - 1) * step_ma if a1 > a0 else k * step_ma
+                above = k * step_ma if a1 > a0 else (k - 1) * step_ma
+                xs += [t_cross, t_cross]
+                ys += [max(0.0, below), max(0.0, above)]
+        xs.append(float(t_s[i]))
+        ys.append(level)
+    return np.asarray(xs), np.asarray(ys)
+
+
 def format_min_s(t_s: float) -> str:
     """``t_s`` as ``m:ss`` (minutes may exceed 59)."""
     minutes, seconds = divmod(round(t_s), 60)
@@ -143,7 +240,7 @@ def _bin_peaks(segments: npt.NDArray[np.void], edges_s: FloatArray) -> FloatArra
 
 
 def text_plot(plan: Plan, heading: str, *, width: int = 80, rows_per_channel: int = 3,
-              note: str = "") -> str:
+              note: str = "", step_ma: float | None = None) -> str:
     """A bar chart of each channel's amplitude envelope, with phases and a time axis.
 
     Args:
@@ -151,7 +248,8 @@ def text_plot(plan: Plan, heading: str, *, width: int = 80, rows_per_channel: in
         heading: first line (e.g. program name, title and total time).
         width: columns to fit in (at least 40); no line is longer.
         rows_per_channel: text rows per channel; each row has 8 levels.
-        note: a second line, e.g. which amplitudes are shown.
+        note: a second line, e.g. which amplitudes are shown (wrapped to ``width``).
+        step_ma: a device's current step: amplitudes rounded down to it.
 
     Returns:
         The plot, lines joined by newlines, without a trailing newline.
@@ -160,12 +258,17 @@ def text_plot(plan: Plan, heading: str, *, width: int = 80, rows_per_channel: in
     cols = width - _GUTTER
     duration_s = plan.duration_s
     edges_s = np.linspace(0.0, duration_s, cols + 1)
-    lines = [heading[:width]] + ([note[:width]] if note else [])
+    import textwrap  # noqa: PLC0415
+
+    lines = [heading[:width]] + (textwrap.wrap(note, width=width) if note else [])
     levels = rows_per_channel * 8
     for cplan in plan.channels:
         peaks_ma = _bin_peaks(cplan.segments, edges_s)
+        if step_ma is not None and step_ma > 0:
+            peaks_ma = np.floor(peaks_ma / step_ma + 1e-9) * step_ma
         top_ma = float(peaks_ma.max())
-        lines.append(f"ch {cplan.channel} · {cplan.site} · peak {top_ma:.1f} mA"[:width])
+        lines.append(f"ch {cplan.channel} · {cplan.site} · peak {top_ma:.1f} mA · "
+                     f"cap {cplan.cap_ma:g} mA"[:width])
         filled = (np.ceil(peaks_ma / top_ma * levels - 1e-9).astype(int) if top_ma > 0
                   else np.zeros(cols, int))
         for row in range(rows_per_channel):
@@ -174,13 +277,20 @@ def text_plot(plan: Plan, heading: str, *, width: int = 80, rows_per_channel: in
             label = (f"{top_ma:6.1f} mA" if row == 0 else
                      "  0 mA".rjust(_GUTTER - 1) if row == rows_per_channel - 1 else "")
             lines.append(f"{label:>{_GUTTER - 1}}{'┤' if label else '│'}{cells}".rstrip())
-    lines.append(" " * (_GUTTER - 1) + "└" + _phase_row(plan, cols))
+    phase_row, key = _phase_row(plan, cols)
+    lines.append(" " * (_GUTTER - 1) + "└" + phase_row)
     lines.extend(_time_axis(duration_s, cols))
+    if key:
+        lines.extend(textwrap.wrap("phases: " + " · ".join(key), width=width,
+                                   subsequent_indent="  "))
     return "\n".join(lines)
 
 
-def _phase_row(plan: Plan, cols: int) -> str:
+def _phase_row(plan: Plan, cols: int) -> tuple[str, list[str]]:
+    """The phase row under the bars, and a key for the phases whose names do not fit there:
+    those get their number in the row ("┬3") and "3 = slow twitches" in the key."""
     row = ["─"] * cols
+    key: list[str] = []
     starts = [min(cols - 1, int(span.start_s / plan.duration_s * cols)) for span in plan.phases]
     for i, (span, start) in enumerate(zip(plan.phases, starts, strict=True)):
         end = starts[i + 1] if i + 1 < len(starts) else cols
@@ -189,9 +299,14 @@ def _phase_row(plan: Plan, cols: int) -> str:
         room = max(0, end - start - 2)
         if room < len(name) and span.kind != "stim":
             name = span.name
+        if room < len(name):
+            number = str(i + 1)
+            key.append(f"{number} = {span.name}" + (" (no output)" if span.kind != "stim"
+                                                     else ""))
+            name = number
         for j, char in enumerate(name[:room]):
             row[start + 1 + j] = char
-    return "".join(row)
+    return "".join(row), key
 
 
 def _time_axis(duration_s: float, cols: int) -> list[str]:
@@ -234,14 +349,18 @@ def _time_axis_format(axis: Any, duration_s: float) -> None:
 
 
 def _phase_bands(axes: Sequence[Any], spans: Sequence[tuple[float, float, str, bool]],
-                 label_axis: Any) -> None:
-    """Shade phases on every axis; name them above ``label_axis`` where the name fits."""
+                 label_axis: Any, colour_index: Sequence[int] | None = None) -> None:
+    """Shade phases on every axis; name them above ``label_axis`` where the name fits.
+
+    ``colour_index`` gives each span's phase number, so the pieces of one phase cut by a
+    pause keep its colour (by default: the span's own position)."""
     from matplotlib.transforms import blended_transform_factory  # noqa: PLC0415
 
     total_s = max(end for _, end, _, _ in spans) or 1.0
     width_px = label_axis.get_position().width * label_axis.figure.get_figwidth() * 100
     for i, (start, end, name, guide) in enumerate(spans):
-        colour = "#e8e8e8" if guide else ("#eef3fa" if i % 2 == 0 else "#fbf6ec")
+        k = i if colour_index is None else colour_index[i]
+        colour = "#e8e8e8" if guide else ("#eef3fa" if k % 2 == 0 else "#fbf6ec")
         for axis in axes:
             axis.axvspan(start, end, color=colour, zorder=0, lw=0)
         band_px = (end - start) / total_s * width_px
@@ -265,8 +384,13 @@ def _stim_only(plan: Plan, t_s: FloatArray, values: FloatArray) -> FloatArray:
     return out
 
 
-def write_program_figure(plan: Plan, program: Program, path: Path, *, note: str = "") -> None:
+def write_program_figure(plan: Plan, program: Program, path: Path, *, note: str = "",
+                         step_ma: float | None = None) -> None:
     """Draw ``plan`` of ``program`` and save it as PNG or SVG, chosen by ``path``'s suffix.
+
+    Each channel's amplitude is drawn as planned (rounded down to ``step_ma``, a device's
+    current step, when given), with its cap as a limit line, and the program's own cap too
+    when a calibration lowered it.
 
     Raises:
         PlotExtraMissingError: matplotlib is not installed.
@@ -278,14 +402,27 @@ def write_program_figure(plan: Plan, program: Program, path: Path, *, note: str 
     grid = fig.add_gridspec(n + 2, 2, width_ratios=[4.3, 1.0], height_ratios=[2.0] * n + [1.2] * 2)
     left = [fig.add_subplot(grid[0, 0])]
     left += [fig.add_subplot(grid[i, 0], sharex=left[0]) for i in range(1, n + 2)]
+    program_caps = {c.id: c.max_amplitude_ma for c in program.channels}
     for axis, cplan in zip(left, plan.channels, strict=False):
-        t_s, amp_ma = _envelope(cplan.segments)
+        t_s, amp_ma = stepped(*_envelope(cplan.segments), step_ma)
         axis.fill_between(t_s, amp_ma, color="#1f77b4", alpha=0.3, lw=0)
         axis.plot(t_s, amp_ma, color="#1f77b4", lw=1.0)
-        axis.axhline(cplan.cap_ma, color="#c0392b", ls="--", lw=0.8)
+        peak = float(amp_ma.max()) if amp_ma.size else 0.0
+        if peak > 0:
+            at = float(t_s[int(np.argmax(amp_ma))])
+            axis.annotate(f"{peak:.3g} mA", (at, peak), (0, 4), textcoords="offset points",
+                          fontsize=8, color="#1f4e79", ha="center", va="bottom")
+        top = cplan.cap_ma
+        axis.axhline(cplan.cap_ma, color="#c0392b", ls="--", lw=0.9)
         axis.text(1.0, cplan.cap_ma, f" cap {cplan.cap_ma:g} mA", color="#c0392b", fontsize=8,
                   va="center", ha="left", transform=axis.get_yaxis_transform())
-        axis.set_ylim(0.0, cplan.cap_ma * 1.15)
+        own = program_caps.get(cplan.channel, cplan.cap_ma)
+        if own > cplan.cap_ma + 0.05:
+            top = own
+            axis.axhline(own, color="#c0392b", ls=":", lw=0.8, alpha=0.6)
+            axis.text(1.0, own, f" program cap\n {own:g} mA", color="#c0392b", fontsize=7,
+                      alpha=0.8, va="center", ha="left", transform=axis.get_yaxis_transform())
+        axis.set_ylim(0.0, max(top, peak) * 1.15)
         axis.set_ylabel(f"ch {cplan.channel} {cplan.site}\namplitude (mA)", fontsize=9)
     _draw_rate(left[n], left[n + 1], plan, program)
     _time_axis_format(left[-1], plan.duration_s)
@@ -298,11 +435,15 @@ def write_program_figure(plan: Plan, program: Program, path: Path, *, note: str 
     spans = [(s.start_s, s.end_s, s.name, s.kind != "stim") for s in plan.phases]
     fig.canvas.draw_idle()
     _phase_bands(left, spans, left[0])
-    _pulse_inset(fig.add_subplot(grid[0:max(1, n), 1]), plan)
+    _pulse_inset(fig.add_subplot(grid[0:max(1, n), 1]), plan, step_ma)
     facts = fig.add_subplot(grid[max(1, n):, 1])
     _phase_table(facts, plan, program)
+    import textwrap  # noqa: PLC0415
+
     fig.suptitle(f"{program.name}: {program.title}   ·   total {format_min_s(plan.duration_s)}"
-                 + (f"\n{note}" if note else ""), fontsize=12)
+                 + "".join(f"\n{line}" for line in textwrap.wrap(note, 110,
+                                                                  break_on_hyphens=False)),
+                 fontsize=11)
     _save(fig, path, fmt)
 
 
@@ -341,14 +482,17 @@ def _draw_rate(freq_axis: Any, width_axis: Any, plan: Plan, program: Program) ->
                            fontsize=8)
 
 
-def _pulse_inset(axis: Any, plan: Plan) -> None:
-    """The symmetric biphasic pulse at the widest width and highest amplitude of the plan."""
+def _pulse_inset(axis: Any, plan: Plan, step_ma: float | None = None) -> None:
+    """The symmetric biphasic pulse at the widest width and highest amplitude of the plan
+    (rounded down to ``step_ma``, a device's current step, when given)."""
     widths = np.concatenate([np.concatenate([c.segments["pw0_us"][c.segments["amp0_ma"] > 0],
                                              c.segments["pw1_us"][c.segments["amp1_ma"] > 0]])
                              for c in plan.channels])
     amps = np.concatenate([c.segments[["amp0_ma", "amp1_ma"]].tolist() for c in plan.channels])
     width_us = float(widths.max()) if widths.size else 0.0
     amp_ma = float(np.max(amps)) if amps.size else 0.0
+    if step_ma is not None and step_ma > 0:
+        amp_ma = math.floor(amp_ma / step_ma + 1e-9) * step_ma
     gap_us = INTERPHASE_US
     end_us = 2 * width_us + gap_us
     x = [-0.35 * width_us, 0, 0, width_us, width_us, width_us + gap_us, width_us + gap_us,
@@ -373,23 +517,26 @@ def _pulse_inset(axis: Any, plan: Plan) -> None:
     axis.set_xlabel("µs", fontsize=8)
     axis.set_ylabel("mA", fontsize=8)
     axis.tick_params(labelsize=7)
-    axis.set_title("pulse shape (symmetric biphasic)", fontsize=9)
+    axis.set_title("pulse shape\n(symmetric biphasic)", fontsize=9)
 
 
 def _phase_table(axis: Any, plan: Plan, program: Program) -> None:
-    """A small monospace table: each phase's times, frequency and pulse width."""
+    """A small table: each phase's name on one line, its times, frequency and width below."""
     axis.axis("off")
-    rows = [f"{'phase':<8} {'from–to':<12}{'Hz':<7}µs"]
+    many = len(plan.phases) > 6
+    rows = []
     for count, (span, phase) in enumerate(zip(plan.phases, program.phases, strict=True)):
         if count == 12:
             rows.append(f"… and {len(plan.phases) - 12} more")
             break
         when = f"{format_min_s(span.start_s)}–{format_min_s(span.end_s)}"
-        what = ("no output" if span.kind != "stim" else
-                f"{_spec(phase.frequency_hz):<6} {_spec(phase.pulse_width_us)}")
-        rows.append(f"{span.name[:8]:<8} {when:<12}{what}")
+        what = ("no current" if span.kind != "stim" else
+                f"{_spec(phase.frequency_hz)} Hz, {_spec(phase.pulse_width_us)} µs")
+        name = span.name if len(span.name) <= 30 else span.name[:29] + "…"
+        rows.append(f"{name}\n   {when}  {what}")
     axis.text(0.0, 1.0, "\n".join(rows), va="top", ha="left", family="monospace",
-              fontsize=7.5, transform=axis.transAxes)
+              fontsize=6 if many else 7.5, transform=axis.transAxes,
+              linespacing=1.1 if many else 1.25)
 
 
 def _spec(value: float | Ramp | Sweep | None) -> str:
@@ -519,6 +666,8 @@ def session_plan(journal: JournalRecord) -> tuple[Plan | None, str]:
             return None, "plan not shown: the journal does not record the thresholds used"
         thresholds = {c.id: SYNTHETIC_THRESHOLDS for c in loaded.program.channels}
         basis = "the simulator's synthetic thresholds"
+    elif header.get("profile_version") == "synthetic":
+        basis = "the simulator's synthetic thresholds"
     if any(c.id not in thresholds for c in loaded.program.channels):
         return None, "plan not shown: thresholds are missing for some channels"
     limits = header.get("limits")
@@ -583,10 +732,62 @@ def _session_s(program_s: float, pauses: Sequence[tuple[float, float | None]],
 _MARKER_STYLE = {"stop": ("#c0392b", "-"), "pause": ("#e67e22", "--"),
                  "resume": ("#27ae60", "--"), "intensity": ("#8e44ad", ":"),
                  "fault": ("#c0392b", ":")}
+_PAUSE_COLOUR = "#9e9e9e"
+
+
+def _program_s(session_s: float, pauses: Sequence[tuple[float, float | None]],
+               end_s: float) -> float:
+    """The live view's clock at session time ``session_s``: it stands still while paused."""
+    paused_s = 0.0
+    for start_s, resume_s in pauses:
+        stop_s = resume_s if resume_s is not None else max(end_s, start_s)
+        if session_s > start_s:
+            paused_s += min(session_s, stop_s) - start_s
+    return session_s - paused_s
+
+
+def _closed_pauses(pauses: Sequence[tuple[float, float | None]], end_s: float
+                   ) -> list[tuple[float, float]]:
+    return [(a, b if b is not None else max(end_s, a)) for a, b in pauses]
+
+
+def _program_clock_axis(axis: Any, program_end_s: float,
+                        pauses: Sequence[tuple[float, float | None]], end_s: float,
+                        xlim_s: float) -> None:
+    """Ticks at whole program-time steps, placed where the session was at that time."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator  # noqa: PLC0415
+
+    step_s = _tick_step_s(program_end_s, 10)
+    ticks = [k * step_s for k in range(int(program_end_s // step_s) + 1)]
+    if program_end_s - ticks[-1] > step_s * 0.3:
+        ticks.append(program_end_s)
+    axis.xaxis.set_major_locator(FixedLocator([_session_s(t, pauses, end_s) for t in ticks]))
+    axis.xaxis.set_major_formatter(FixedFormatter([format_min_s(t) for t in ticks]))
+    axis.set_xlim(0.0, xlim_s)
+
+
+def _stagger(items: Sequence[tuple[float, str]], span_s: float, width_px: float,
+             rows: int = 3) -> list[tuple[float, str, int, str]]:
+    """Event labels placed in rows so that none overlaps another: (x, text, row, align)."""
+    s_per_px = span_s / max(width_px, 1.0)
+    ends = [-math.inf] * rows
+    placed = []
+    for x, text in sorted(items):
+        width_s = (len(text) * 5.6 + 10) * s_per_px  # ~5.6 px per character at 7.5 pt
+        align = "left" if x + width_s <= span_s else "right"
+        left = x if align == "left" else x - width_s
+        row = next((r for r in range(rows) if left > ends[r]), None)
+        if row is None:  # every row is taken here: the emptiest one, text shortened
+            row = min(range(rows), key=lambda r: ends[r])
+        ends[row] = left + width_s
+        placed.append((x, text, row, align))
+    return placed
 
 
 def write_session_figure(journal: JournalRecord, path: Path) -> None:
-    """Draw a session: planned against commanded amplitude per channel, with markers.
+    """Draw a session: planned against commanded amplitude per channel, on the live view's
+    clock (program time; pauses are bands where it stood still), events named in a strip of
+    their own above the channels, so no label lies over a band or a line.
 
     Raises:
         PlotExtraMissingError: matplotlib is not installed.
@@ -595,6 +796,7 @@ def write_session_figure(journal: JournalRecord, path: Path) -> None:
     fmt = image_format(path)
     require_matplotlib()
     from matplotlib.lines import Line2D  # noqa: PLC0415 - the plot extra
+    from matplotlib.patches import Patch  # noqa: PLC0415
 
     series = session_series(journal)
     plan, basis = session_plan(journal)
@@ -602,77 +804,162 @@ def write_session_figure(journal: JournalRecord, path: Path) -> None:
     raw_pct = header.get("intensity_pct")
     intensity_pct = float(raw_pct) if isinstance(raw_pct, int | float) else 100.0
     n = max(1, len(series.channels))
-    fig = _figure(11.0, 2.0 * n + 1.9)
-    axes = [fig.add_subplot(n, 1, 1)]
-    axes += [fig.add_subplot(n, 1, i + 1, sharex=axes[0]) for i in range(1, n)]
-    end_s = series.end_s
+    fig = _figure(11.0, 2.0 * n + 2.4)
+    grid = fig.add_gridspec(n + 1, 1, height_ratios=[0.6] + [2.0] * n, hspace=0.08)
+    strip = fig.add_subplot(grid[0])
+    axes = [fig.add_subplot(grid[i + 1], sharex=strip) for i in range(n)]
+    stop_s = series.end_s
+    pauses = series.pauses
+    end_s = stop_s
+    program_end_s = _program_s(stop_s, pauses, stop_s)
     if plan is not None:
-        end_s = max(end_s, _session_s(plan.duration_s, series.pauses, series.end_s))
+        end_s = max(end_s, _session_s(plan.duration_s, pauses, stop_s))
+        program_end_s = max(program_end_s, plan.duration_s)
     sites = header.get("sites") if isinstance(header.get("sites"), dict) else {}
     for row, (axis, channel) in enumerate(zip(axes, series.channels, strict=False)):
         top_ma = 1.0
         if plan is not None and channel in {c.channel for c in plan.channels}:
             t_s, amp_ma = _envelope(plan.channel(channel).segments)
-            x, y = _planned_polyline(t_s, amp_ma * intensity_pct / 100.0, series.pauses,
-                                     series.end_s)
-            axis.plot(x, y, color="#9a9a9a", lw=3.0, alpha=0.7, label="planned")
+            x, y = _planned_polyline(t_s, amp_ma * intensity_pct / 100.0, pauses, stop_s)
+            x, y = _with_point_at(x, y, stop_s)
+            ran = np.where(x <= stop_s + 1e-9, y, np.nan)
+            rest = np.where(x >= stop_s - 1e-9, y, np.nan)
+            axis.plot(x, ran, color="#9a9a9a", lw=3.0, alpha=0.7)
+            axis.plot(x, rest, color="#9a9a9a", lw=1.5, alpha=0.6, ls="--")
             top_ma = max(top_ma, float(np.nanmax(y)))
-        x = np.append(series.command_t_s, series.end_s)
+        x = np.append(series.command_t_s, stop_s)
         y = np.append(series.command_ma[row], 0.0) if x.size > 1 else np.zeros(x.size)
-        axis.step(x, y, where="post", color="#1f77b4", lw=1.1, label="commanded")
+        axis.step(x, y, where="post", color="#1f77b4", lw=1.1)
         top_ma = max(top_ma, float(y.max()) if y.size else 0.0)
-        axis.set_ylim(0.0, top_ma * 1.35)
+        axis.set_ylim(0.0, top_ma * 1.2)
         site = sites.get(str(channel), "") if isinstance(sites, dict) else ""
         axis.set_ylabel(f"ch {channel} {site}\namplitude (mA)", fontsize=9)
         axis.tick_params(labelsize=8)
-    for axis in axes[:-1]:
+    for axis in [strip, *axes[:-1]]:
         axis.tick_params(labelbottom=False)
-    _time_axis_format(axes[-1], end_s)
-    axes[-1].set_xlabel("session time (min:s)")
+    _program_clock_axis(axes[-1], program_end_s, pauses, stop_s, end_s)
+    axes[-1].set_xlabel("program time (min:s), the live view's clock: it stands still while "
+                        "paused", fontsize=9)
     if plan is not None:
-        spans = [(_session_s(s.start_s, series.pauses, series.end_s),
-                  _session_s(s.end_s, series.pauses, series.end_s), s.name, s.kind != "stim")
-                 for s in plan.phases]
-        _phase_bands(axes, spans, axes[0])
-    _draw_markers(axes, series.markers, end_s)
-    handles = [Line2D([], [], color="#9a9a9a", lw=3.0, alpha=0.7, label="planned"),
-               Line2D([], [], color="#1f77b4", lw=1.1, label="commanded")]
-    handles += [Line2D([], [], color=c, ls=ls, label=kind)
-                for kind, (c, ls) in _MARKER_STYLE.items()
-                if any(m[2] == kind for m in series.markers)]
+        spans = [(_session_s(s.start_s, pauses, stop_s), _session_s(s.end_s, pauses, stop_s),
+                  s.name, s.kind != "stim") for s in plan.phases]
+        fig.canvas.draw_idle()
+        pieces = _cut_by_pauses(spans, pauses, stop_s)
+        _phase_bands(axes, [piece[:4] for piece in pieces], axes[0],
+                     [piece[4] for piece in pieces])
+    for start_s, resume_s in _closed_pauses(pauses, stop_s):
+        for axis in axes:
+            axis.axvspan(start_s, resume_s, facecolor="white", edgecolor=_PAUSE_COLOUR,
+                         hatch="////", lw=0, zorder=1)
+    if stop_s < end_s - 1e-6:
+        for axis in axes:
+            axis.axvspan(stop_s, end_s, color="#f4f4f4", lw=0, zorder=0.5)
+    _draw_events(strip, axes, series, stop_s, end_s, journal)
+    strip.set_ylim(0.0, 1.0)
+    strip.set_yticks([])
+    strip.tick_params(bottom=False)
+    for side in ("left", "right", "top"):
+        strip.spines[side].set_visible(False)
+    strip.set_facecolor("none")
+    handles: list[Any] = [Line2D([], [], color="#9a9a9a", lw=3.0, alpha=0.7, label="planned"),
+                          Line2D([], [], color="#1f77b4", lw=1.1, label="commanded")]
+    if pauses:
+        handles.append(Patch(facecolor="white", edgecolor=_PAUSE_COLOUR, hatch="////",
+                             label="paused (the clock stood still)"))
+    if stop_s < end_s - 1e-6:
+        handles.append(Patch(facecolor="#f4f4f4", label="planned, not run (after the end)"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8,
                frameon=False)
     fig.suptitle(_session_title(journal, basis), fontsize=11)
     _save(fig, path, fmt)
 
 
-def _draw_markers(axes: Sequence[Any], markers: Sequence[tuple[float, str, str]],
-                  end_s: float) -> None:
-    """Vertical lines on every axis; labels merged when lines are too close to read apart."""
-    groups: list[list[tuple[float, str, str]]] = []
-    for marker in sorted(markers, key=lambda m: m[0]):
-        if groups and marker[0] - groups[-1][0][0] <= end_s * 0.012:
-            groups[-1].append(marker)
+def _with_point_at(x: FloatArray, y: FloatArray, at_s: float) -> tuple[FloatArray, FloatArray]:
+    """The polyline with a point inserted at ``at_s`` (so it can be split there)."""
+    ok = ~np.isnan(x) & ~np.isnan(y)
+    if not ok.any() or at_s <= float(np.nanmin(x)) or at_s >= float(np.nanmax(x)):
+        return x, y
+    index = int(np.searchsorted(np.where(np.isnan(x), -np.inf, x), at_s))
+    value = float(np.interp(at_s, x[ok], y[ok]))
+    if index > 0 and (np.isnan(y[index - 1]) or (index < len(y) and np.isnan(y[index]))):
+        return x, y  # inside a gap (a pause): nothing to split
+    return np.insert(x, index, at_s), np.insert(y, index, value)
+
+
+def _cut_by_pauses(spans: Sequence[tuple[float, float, str, bool]],
+                   pauses: Sequence[tuple[float, float | None]], end_s: float
+                   ) -> list[tuple[float, float, str, bool, int]]:
+    """Phase bands in session time with the pauses taken out (a pause is its own band); each
+    piece keeps its phase's number."""
+    out: list[tuple[float, float, str, bool, int]] = []
+    closed = _closed_pauses(pauses, end_s)
+    for number, (start_s, stop_s, name, guide) in enumerate(spans):
+        pieces = [(start_s, stop_s)]
+        for pause_start, pause_end in closed:
+            cut = []
+            for a, b in pieces:
+                if pause_end <= a or pause_start >= b:
+                    cut.append((a, b))
+                    continue
+                if pause_start > a:
+                    cut.append((a, pause_start))
+                if pause_end < b:
+                    cut.append((pause_end, b))
+            pieces = cut
+        longest = max(pieces, key=lambda p: p[1] - p[0], default=None)
+        for piece in pieces:  # the name once, on the longest piece
+            out.append((piece[0], piece[1], name if piece == longest else "", guide, number))
+    return out
+
+
+def _draw_events(strip: Any, axes: Sequence[Any], series: SessionSeries, stop_s: float,
+                 end_s: float, journal: JournalRecord) -> None:
+    """Lines through the channels at each event; its words in the strip above, in rows."""
+    from matplotlib.transforms import blended_transform_factory  # noqa: PLC0415
+
+    entries: list[list[Any]] = []  # [time, words, colour]
+    for t_s, label, kind in series.markers:
+        if kind in ("pause", "resume"):
+            continue  # a pause is drawn as a band, and named below
+        colour, style = _MARKER_STYLE[kind]
+        for axis in axes:
+            axis.axvline(t_s, color=colour, ls=style, lw=1.0, zorder=3)
+        entries.append([t_s, _stop_words(journal) if kind == "stop" else label, colour])
+    for start_s, resume_s in _closed_pauses(series.pauses, stop_s):
+        length = f"paused {format_min_s(resume_s - start_s)}"
+        cause = next((e for e in entries if abs(e[0] - start_s) < 1e-6), None)
+        if cause is not None:  # the fault that paused it: one label for both
+            cause[1] = f"{cause[1]}: {length}"
         else:
-            groups.append([marker])
-    for group in groups:
-        for t_s, _label, kind in group:
-            colour, style = _MARKER_STYLE[kind]
-            for axis in axes:
-                axis.axvline(t_s, color=colour, ls=style, lw=1.0, zorder=3)
-        label = " · ".join(dict.fromkeys(m[1] for m in group))
-        axes[0].text(group[0][0], 0.96, " " + label, rotation=90, va="top", ha="right",
-                     fontsize=7.5, color=_MARKER_STYLE[group[0][2]][0],
-                     transform=axes[0].get_xaxis_transform(), zorder=4,
-                     bbox={"facecolor": "white", "alpha": 0.7, "lw": 0, "pad": 1})
+            entries.append([start_s, length, "#616161"])
+    strip.figure.canvas.draw_idle()
+    width_px = strip.get_position().width * strip.figure.get_figwidth() * 100
+    transform = blended_transform_factory(strip.transData, strip.transAxes)
+    colours = {(e[0], e[1]): e[2] for e in entries}
+    for x, text, row, align in _stagger([(e[0], e[1]) for e in entries], max(end_s, 1e-9),
+                                        width_px):
+        colour = colours.get((x, text), "#333333")
+        y = 0.1 + 0.3 * row
+        strip.plot([x, x], [0.0, y], color=colour, lw=0.8, transform=transform)
+        strip.text(x, y, (" " + text) if align == "left" else (text + " "), ha=align,
+                   va="bottom", fontsize=7.5, color=colour, transform=transform)
+
+
+def _stop_words(journal: JournalRecord) -> str:
+    footer = journal.footer
+    reason = str(footer.get("end_reason", "")) if footer is not None else ""
+    return {"completed": "completed", "stopped": "stopped by you", "signal": "stopped",
+            "fault": "ended early (fault)", "guard": "stopped by a safety check"}.get(
+                reason, "stop")
 
 
 def _session_title(journal: JournalRecord, basis: str) -> str:
     header, footer = journal.header, journal.footer
     session = str(header.get("session_id", journal.path.stem))[:8]
     started = str(header.get("started_utc", "?"))[:16].replace("T", " ")
+    series = session_series(journal)
+    at = format_min_s(_program_s(series.end_s, series.pauses, series.end_s))
     end = "no footer (killed or incomplete)" if footer is None else (
-        f"ended: {footer.get('end_reason', '?')} at "
-        f"{format_min_s(_number(footer.get('t_s')))}")
+        f"{_stop_words(journal)} at {at} (program time)")
     return (f"session {session} · {header.get('program', '?')} · {header.get('device_url', '?')}"
             f" · started {started} UTC\n{end} · {basis}")

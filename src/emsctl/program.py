@@ -203,6 +203,9 @@ class Program(BaseModel):
     evidence: str = Field(min_length=1, max_length=500)
     description: str = Field(min_length=1, max_length=4000)
     placement: str = Field(min_length=1, max_length=4000)
+    after: str | None = Field(
+        default=None, min_length=1, max_length=4000,
+        description="advice for after the session, shown on the final screen and by 'show'")
     expert: bool = False
     calibration_frequency_hz: float = Field(gt=0, le=1000)
     calibration_pulse_width_us: float = Field(gt=0, le=2000)

@@ -58,6 +58,12 @@ __all__ = ["SYNTHETIC_THRESHOLDS", "TOL_CAP_FACTOR", "Preflight", "Prepared", "R
 CTF_OFFSET_HZ, CTF_FREQUENCY_CAP_HZ = 30.0, 80.0
 #: The simulator's synthetic person has this CTF: + 30 Hz gives the file's 55 Hz (W7).
 SYNTHETIC_CTF_HZ = 25.0
+#: What a stop by each signal says: in words a person knows, never the signal's name.
+SIGNAL_WORDS: dict[int, str] = {
+    signal.SIGINT: "stopped with Ctrl-C",
+    signal.SIGTERM: "stopped: emsctl was asked to quit",
+    signal.SIGHUP: "stopped: the terminal was closed",
+}
 #: docs/programs-basis.md §4: ask for a CTF re-measurement after 6 weeks [E].
 CTF_REMEASURE_AFTER = timedelta(weeks=6)
 
@@ -186,7 +192,8 @@ def preflight(
         resolved = resolve_thresholds(
             profile, program, driver, now=now, peak_limit_ma=limits.peak_ma,
             pad_set=pad_set, frequency_hz=frequency_hz if training else None,
-            max_age=PER_SESSION_MAX_AGE if training else None)
+            max_age=PER_SESSION_MAX_AGE if training else None,
+            program_ref=program.name if loaded.builtin else loaded.source)
         thresholds, caps, synthetic = resolved.thresholds, resolved.caps_ma, resolved.synthetic
         notes += resolved.notes
     else:
@@ -360,6 +367,7 @@ async def _execute(
             limits=asdict(prepared.limits), profile_version=prepared.profile_version,
             intensity_pct=intensity_pct,
             sites={c.id: c.site for c in program.channels},
+            thresholds={ch: asdict(th) for ch, th in prepared.thresholds.items()},
         )
     except EmsError:
         if entry is not None:  # nothing was delivered; the session still counts as one
@@ -387,9 +395,8 @@ async def _execute(
         session = Session(verified, driver, intensity_pct=intensity_pct,
                           journal=journal, on_tick=on_tick, pause_limit_s=pause_limit_s)
         if handle_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, session.stop, "signal",
-                                        f"stopped by {signal.Signals(sig).name}")
+            for sig, why in SIGNAL_WORDS.items():
+                loop.add_signal_handler(sig, session.stop, "signal", why)
                 installed.append(sig)
         if on_start is not None:
             on_start(session)
@@ -405,7 +412,7 @@ async def _execute(
             result = _unconfirmed(result, exc)
     assert result is not None  # set by the session, its connect failure or the close
     delivered = _delivered(driver, result)
-    journal.footer(result.end_reason, delivered)
+    journal.footer(result.end_reason, delivered, message=result.message)
     journal.close()
     if entry is not None:
         try:

@@ -16,6 +16,7 @@ passed in).
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -64,6 +65,7 @@ def resolve_thresholds(
     pad_set: str = "default",
     frequency_hz: float | None = None,
     max_age: timedelta | None = None,
+    program_ref: str | None = None,
 ) -> Resolved:
     """Thresholds and caps for every channel of ``program`` on ``device_url``.
 
@@ -77,6 +79,8 @@ def resolve_thresholds(
         frequency_hz: the calibration frequency when the session replaces the program's
             (cramp-training: CTF + 30 Hz).
         max_age: the oldest calibration accepted (7 days by default).
+        program_ref: how the user names the program on the command line (a built-in's name,
+            or a program file's path), for the calibrate command a refusal suggests.
 
     Returns:
         Thresholds and caps per program channel id.
@@ -105,7 +109,8 @@ def resolve_thresholds(
                 f"channel {channel.id} ({channel.site}) {problem}; run 'emsctl calibrate "
                 f"--device {driver.url} --channel {channel.id} --site {channel.site}"
                 + ("" if pad_set == "default" else f" --pads {pad_set}")
-                + f" --program {program.name}" + (" --expert" if program.expert else "") + "'")
+                + f" --program {shlex.quote(program_ref or program.name)}"
+                + (" --expert" if program.expert else "") + "'")
         synthetic = True
         thresholds[channel.id] = SYNTHETIC_THRESHOLDS
         caps[channel.id] = min(TOL_CAP_FACTOR * SYNTHETIC_THRESHOLDS.tol_ma, peak_limit_ma)

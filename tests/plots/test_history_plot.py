@@ -143,3 +143,38 @@ def test_thresholds_recorded_in_the_header_are_used_for_the_plan(tmp_path: Path)
     plan, basis = session_plan(JournalRecord(tmp_path / "x.jsonl", header, [], None, False))
     assert plan is not None and basis == "planned at recorded thresholds"
     assert plan.setpoints_at(700.0).amplitude_ma[:, 0] == pytest.approx([11.0, 11.0])  # MT+10 %
+
+
+def test_the_session_plot_reads_on_the_live_view_clock_with_events_apart(
+        journal_path: Path, run_main, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Program time on the axis (as the live view showed it), the pause a band where the clock
+    stood still, and every event's words in the strip above the channels — never over a band."""
+    from emsctl import plotting
+
+    figures = []
+    monkeypatch.setattr(plotting, "_save", lambda fig, path, fmt: figures.append(fig))
+    state = journal_path.parent.parent
+    session_id = journal_path.stem.rsplit("-", 1)[1]
+    code, _, err = run_main("history", session_id, "--plot", str(tmp_path / "s.png"),
+                            state=state)
+    assert code == 0, err
+    [fig] = figures
+    strip, *channels = fig.axes
+    assert len(channels) == 2
+    events = [t.get_text().strip() for t in strip.texts]
+    assert "electrode off ch 1: paused 0:40" in events and "stopped by you" in events
+    for axis in channels:  # only phase names and "no output" inside the channels
+        assert {t.get_text() for t in axis.texts} <= {
+            "stretch", "gentle twitches", "slower twitches", "fading out", "no output", ""}
+        hatched = [p for p in axis.patches if p.get_hatch() == "////"]
+        assert len(hatched) == 1  # the pause
+    fig.canvas.draw()
+    labels = [t.get_text() for t in channels[-1].get_xticklabels()]
+    assert labels[0] == "0:00" and labels[-1] == "16:00"  # program time, not 16:40
+    assert "program time" in channels[-1].get_xlabel()
+    # the labels in the strip do not overlap each other
+    boxes = [t.get_window_extent() for t in strip.texts]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b)
+    assert "stopped by you at 14:20 (program time)" in fig._suptitle.get_text()

@@ -76,3 +76,46 @@ def test_the_text_plot_and_the_cli_module_do_not_import_matplotlib() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_plot_draws_what_a_person_gets_with_the_caps_as_limits(run_main) -> None:
+    """Not the 30 mA cap as if it were the dose: the synthetic person's 12 → 13.2 mA, labelled."""
+    code, out, err = run_main("plot", "relaxation", "--text")
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "amplitudes for the simulator's synthetic person (ST 6, MT 12, TOL 25 mA)" in flat
+    assert "ch 1 · calf-left · peak 13.2 mA · cap 22.5 mA" in out
+    code, out, _ = run_main("plot", "relaxation", "--text", "--amplitudes", "caps")
+    assert "peak 30.0 mA" in out and "worst case that validation checks" in out
+    # on a device with 2 mA steps, the person gets 12 mA, and the plot says so
+    code, out, err = run_main("plot", "relaxation", "--text", "-d", "sim+sciencemode2")
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "peak 12.0 mA" in out and "in 2 mA steps" in flat and "RehaStim2" in flat
+
+
+def test_the_image_draws_the_amplitudes_the_caps_and_names_them(
+        tmp_path: Path, run_main, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emsctl import plotting
+
+    figures = []
+    monkeypatch.setattr(plotting, "_save", lambda fig, path, fmt: figures.append(fig))
+    code, _, err = run_main("plot", "relaxation", "-o", str(tmp_path / "r.png"))
+    assert code == 0, err
+    [fig] = figures
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "13.2 mA" in texts and " cap 22.5 mA" in texts and " program cap\n 30 mA" in texts
+    assert "synthetic person" in fig._suptitle.get_text()
+    channel = fig.axes[0]
+    top = max(max(line.get_ydata()) for line in channel.lines if len(line.get_ydata()) > 2)
+    assert top == pytest.approx(13.2)
+    # every phase is named in the table beside the pulse, in full
+    table = "\n".join(texts)
+    for name in ("stretch", "gentle twitches", "slower twitches", "fading out"):
+        assert name in table
+
+
+def test_plot_for_a_real_device_without_a_calibration_says_what_to_do(run_main) -> None:
+    code, out, err = run_main("plot", "relaxation", "--text", "-d",
+                              "sciencemode2:///dev/emsctl-test-nothing-here")
+    assert code == 2 and out == "" and "emsctl calibrate" in err

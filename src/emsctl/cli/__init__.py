@@ -11,6 +11,7 @@ results, failures included, on stdout.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -62,23 +63,55 @@ def _available(name: str) -> bool:
     return find_spec(f"emsctl.cli.{COMMANDS[name][0]}") is not None
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, envvar="EMSCTL_DEBUG", help="Show tracebacks on errors.")
+ENVIRONMENT_HELP = """\
+\b
+Environment:
+  EMSCTL_DEVICE      device URL when -d/--device is not given (run, calibrate)
+  EMSCTL_LIMITS      limits file when --limits is not given
+  EMSCTL_DEBUG       set to 1 to show tracebacks on errors, as --debug
+  EMSCTL_DATA_DIR    folder of your profile (calibrations, screening answers)
+  EMSCTL_STATE_DIR   folder of the session journals and the dose ledger
+
+\b
+Shell completion (bash; use zsh_source or fish_source for those shells):
+  eval "$(_EMSCTL_COMPLETE=bash_source emsctl)"
+"""
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=ENVIRONMENT_HELP)
+@click.option("--debug", is_flag=True, envvar="EMSCTL_DEBUG",
+              help="Show tracebacks on errors (or set EMSCTL_DEBUG=1).")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Say less: run leaves out the program's description and, on the simulator, "
+              "the safety questions; validate prints only failures.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Say more: run ends with every delivered figure and the journal's path; "
+              "history shows the event log; validate prints every check.")
 @click.version_option(package_name="emsctl")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool) -> None:
     """Run EMS/TENS stimulation sessions safely from the command line.
 
     Every session starts at 0 mA, soft-starts, and ends at 0 with an explicit stop.
     """
-    ctx.obj = {"debug": debug}
+    if quiet and verbose:
+        raise click.UsageError("give -q or -v, not both")
+    ctx.obj = {"debug": debug, "verbosity": 1 if verbose else -1 if quiet else 0}
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    """--debug before the command, or EMSCTL_DEBUG set to anything but empty, 0 or false."""
+    if "--debug" in argv:
+        return True
+    return os.environ.get("EMSCTL_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``emsctl`` console script: errors become one sentence and an exit code."""
     from ..errors import EmsError  # noqa: PLC0415
 
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    debug = _debug_requested(argv if argv is not None else sys.argv[1:])
     try:
         return cli.main(args=argv, prog_name="emsctl", standalone_mode=False)
     except click.exceptions.Abort:

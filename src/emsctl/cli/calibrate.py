@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 
 from .common import FiniteFloat, json_text, limits_option, load_limits
+from .words import TERMS, term_lines, wrap
 
 if TYPE_CHECKING:
     from ..contract import Driver
@@ -42,15 +43,19 @@ CTF_OFFSET_HZ, CTF_FREQUENCY_CAP_HZ = 30.0, 80.0
 @click.option("--site", default=None, help="Electrode site, e.g. calf-left (default: the "
               "program's site for this channel).")
 @click.option("--program", "program_name", default=None,
-              help="Calibrate at this program's calibration frequency and pulse width.")
+              help="Calibrate at this program's calibration frequency and pulse width: a "
+              "built-in name or the path of a program file.")
 @click.option("--frequency-hz", type=FiniteFloat(0, low_open=True), default=None,
               help="Frequency (default 8 Hz).")
 @click.option("--pulse-width-us", type=FiniteFloat(0, low_open=True), default=None,
               help="Pulse width (default 250 µs).")
 @click.option("--electrode-area-cm2", type=FiniteFloat(0, low_open=True), default=None,
-              help="Smallest pad area (default: the program's, else 4 cm², L13).")
+              help="Smallest pad area (default: the program's, else 4 cm², the smallest pad "
+              "allowed: limit L13, electrode area).")
 @click.option("--pads", "pad_set", default="default", show_default=True,
-              help="Name of the pad set; sessions must use the same one (HZ-14).")
+              help="Name of the pad set. Sessions must use the same one: other pads change "
+              "the current per cm², so the thresholds would no longer hold (hazard HZ-14, "
+              "invalid calibration).")
 @click.option("--expert", is_flag=True, help="Needed to calibrate for expert programs.")
 @click.option("--virtual-user", default=None, metavar="ST,MT,TOL",
               help="Simulator only: a scripted person with these thresholds in mA.")
@@ -94,9 +99,11 @@ def calibrate(device_url: str, channel: int, site: str | None, program_name: str
     driver.set_channel_caps_ma({channel: cap_ma})
     profile, _ = pass_gates(profile, [site], driver.simulated, interactive=interactive,
                          rescreen=rescreen, now=now, path=path)
-    _err(f"Calibrating channel {channel} ({site}, pads '{pad_set}') at "
-         f"{settings.frequency_hz:g} Hz / {settings.pulse_width_us:g} µs, {settings.mode} "
-         f"mode, at most {settings.ceiling_ma:g} mA.")
+    _err("\n".join(wrap(f"Calibrating channel {channel} ({site}, pads '{pad_set}') at "
+                        f"{settings.frequency_hz:g} Hz / {settings.pulse_width_us:g} µs, "
+                        f"{settings.mode} mode, at most {settings.ceiling_ma:g} mA.")))
+    for line in term_lines(TERMS):  # the three terms the lines below report, explained once
+        _err(line)
     if not driver.simulated:
         click.confirm("Pads placed, sitting or lying down, and ready to start at 0 mA?",
                       abort=True, err=True)

@@ -14,7 +14,8 @@ import click
 if TYPE_CHECKING:
     from ..limits import Limits
 
-__all__ = ["FiniteFloat", "finite", "json_text", "limits_option", "load_limits"]
+__all__ = ["FiniteFloat", "complete_program", "finite", "json_text", "limits_option", "load_limits",
+           "verbosity"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -98,3 +99,22 @@ def json_text(data: Any, *, indent: int | None = 2, ensure_ascii: bool = True,
     """
     return json.dumps(finite(data), indent=indent, ensure_ascii=ensure_ascii, allow_nan=False,
                       default=None if default is None else (lambda o: finite(default(o))))
+
+
+def verbosity() -> int:
+    """The global ``emsctl -q`` / ``-v``: -1 quieter, 0 normal, 1 more detail."""
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    obj = root.obj if root is not None and isinstance(root.obj, dict) else {}
+    return int(obj.get("verbosity", 0))
+
+
+def complete_program(ctx: click.Context, param: click.Parameter, incomplete: str
+                     ) -> list[click.shell_completion.CompletionItem]:
+    """Shell completion of a PROGRAM argument: the built-in names, then files."""
+    from click.shell_completion import CompletionItem  # noqa: PLC0415
+
+    from ..loader import builtin_names  # noqa: PLC0415
+
+    names = [CompletionItem(name) for name in builtin_names() if name.startswith(incomplete)]
+    return [*names, CompletionItem(incomplete, type="file")]

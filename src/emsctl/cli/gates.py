@@ -27,6 +27,7 @@ from ..screening import (
     evaluate,
     is_current,
 )
+from .words import wrap
 
 __all__ = ["pass_gates", "show_warnings"]
 
@@ -35,11 +36,17 @@ def _err(text: str) -> None:
     click.echo(text, err=True)
 
 
+def _item(mark: str, text: str) -> None:
+    """One list item, wrapped to the terminal at word boundaries with a hanging indent."""
+    for line in wrap(text, label=f"  {mark} "):
+        _err(line)
+
+
 def show_warnings() -> None:
     """Print the docs/safety-basis.md §6.3 warnings (before every session)."""
     _err("Before you start:")
     for warning in WARNINGS:
-        _err(f"  - {warning}")
+        _item("-", warning)
 
 
 def _confirm(text: str) -> bool:
@@ -51,9 +58,12 @@ def _ask_sites(text: str) -> str:
 
 
 def pass_gates(profile: Profile, sites: Iterable[str], simulated: bool, *, interactive: bool,
-               rescreen: bool, now: datetime, path: Path | None = None
+               rescreen: bool, now: datetime, path: Path | None = None, quiet: bool = False
                ) -> tuple[Profile, dict[str, bool]]:
     """Screen, gate, check and warn.
+
+    ``quiet`` (``emsctl -q``) leaves out the simulator's list of questions it does not ask; the
+    warnings are always shown, and a real device always asks.
 
     Returns:
         The profile (saved again when the questionnaire was answered) and the answers to the
@@ -66,11 +76,14 @@ def pass_gates(profile: Profile, sites: Iterable[str], simulated: bool, *, inter
     """
     sites = list(sites)
     if simulated:
-        _err("Simulator: the safety questions are shown, not asked, and never block.")
-        for question in QUESTIONS:
-            _err(f"  ? {question.text}")
-        for _, text, _ in SESSION_CHECKS:
-            _err(f"  ? {text}")
+        if quiet:
+            _err("Simulator: the safety questions are not asked (shown without -q).")
+        else:
+            _err("Simulator: the safety questions are shown, not asked, and never block.")
+            for question in QUESTIONS:
+                _item("?", question.text)
+            for _, text, _ in SESSION_CHECKS:
+                _item("?", text)
         show_warnings()
         return profile, {}
     if rescreen or not is_current(profile.screening, now):

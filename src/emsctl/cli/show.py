@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from .common import json_text, limits_option, load_limits
+from .common import complete_program, json_text, limits_option, load_limits
+from .words import Explainer, term_lines, wrap
 
 __all__ = ["programs", "schema", "show", "worst_case"]
 
@@ -19,6 +20,7 @@ def worst_case(name_or_path: str, limits_path: Path | None = None) -> dict[str, 
     from .. import formulas  # noqa: PLC0415
     from ..loader import load_program  # noqa: PLC0415
     from ..plan import compile_plan  # noqa: PLC0415
+    from ..reports import limit_reports  # noqa: PLC0415
     from ..verify import verify  # noqa: PLC0415
 
     loaded = load_program(name_or_path)
@@ -64,10 +66,15 @@ def worst_case(name_or_path: str, limits_path: Path | None = None) -> dict[str, 
         "name": program.name, "title": program.title, "purpose": program.purpose,
         "evidence": program.evidence, "expert": program.expert,
         "description": program.description, "placement": program.placement,
+        "after": program.after,
         "source": loaded.source, "sha256": loaded.sha256,
         "duration_s": plan.duration_s, "phases": phases, "channels": channels,
         "violations": [str(v) for v in violations if v.severity == "block"],
         "warnings": [str(v) for v in violations if v.severity == "warn"],
+        "violation_reports": [r.summary(10_000) for r in limit_reports(
+            [v for v in violations if v.severity == "block"], program=program, plan=plan)],
+        "warning_reports": [r.summary(10_000) for r in limit_reports(
+            [v for v in violations if v.severity == "warn"], program=program, plan=plan)],
     }
 
 
@@ -95,34 +102,73 @@ def _minutes(seconds: float) -> str:
 
 
 @click.command()
-@click.argument("program")
+@click.argument("program", shell_complete=complete_program)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @limits_option
 def show(program: str, fmt: str, limits_path: Path | None) -> None:
-    """Show PROGRAM (a built-in name or a file): phases, total time, worst-case figures."""
+    """Show PROGRAM (a built-in name or a file): what it is, where the pads go, what to do
+    afterwards, its phases and the worst-case figures at its caps.
+
+    Text is wrapped to the terminal; the threshold terms (ST, MT, TOL) are explained where they
+    first appear. With -q (emsctl -q show) only the phases and figures.
+    """
+    from .common import verbosity  # noqa: PLC0415
+
     info = worst_case(program, limits_path)
     if fmt == "json":
         click.echo(json_text(info, ensure_ascii=False))
         return
+    quiet = verbosity() < 0
+    explain = Explainer()
+
+    def say(text: str, label: str = "") -> None:
+        click.echo("\n".join(wrap(text, label=label)))
+        for line in explain.lines(text):
+            click.echo(line)
+
     click.echo(f"{info['title']} ({info['name']}){'  [expert]' if info['expert'] else ''}")
-    click.echo(f"Purpose: {info['purpose']}.  Evidence: {info['evidence']}")
-    click.echo(f"Total time: {_minutes(info['duration_s'])} min\n")
-    click.echo(f"{'phase':<16}{'start':>7}{'length':>8}  {'Hz':<18}{'µs':<22}amplitude")
-    for p in info["phases"]:
-        if p["kind"] == "guide":
-            click.echo(f"{p['name']:<16}{_minutes(p['start_s']):>7}{_minutes(p['duration_s']):>8}"
-                       "  (no output: guidance on screen)")
+    guide_s = sum(p["duration_s"] for p in info["phases"] if p["kind"] == "guide")
+    length = f"Total time: {_minutes(info['duration_s'])} min"
+    if guide_s:
+        length += (f" ({_minutes(guide_s)} of guidance with no current, then "
+                   f"{_minutes(info['duration_s'] - guide_s)} with current)")
+    click.echo("\n".join(wrap(length)))
+    if not quiet:
+        click.echo("")
+        say(info["description"])
+        click.echo("")
+        say(info["placement"], "Placement: ")
+        if info["after"]:
+            click.echo("")
+            say(info["after"], "After the session: ")
+        click.echo("")
+        say(f"{info['evidence']}", "Evidence: ")
+        click.echo(f"Purpose: {info['purpose']}.")
+    table = [(p["name"], _minutes(p["start_s"]), _minutes(p["duration_s"]),
+              _spec_text(p["frequency_hz"]), _spec_text(p["pulse_width_us"]),
+              _amplitude_text(p)) for p in info["phases"]]
+    terms = explain.new_terms(" ".join(row[5] for row in table))
+    click.echo("")
+    if terms:
+        click.echo("Amplitudes follow your own thresholds:")
+        for line in term_lines(terms):
+            click.echo(line)
+        click.echo("")
+    name_width = max(len("phase"), *(len(row[0]) for row in table)) + 2
+    click.echo(f"{'phase':<{name_width}}{'start':>6}{'length':>8}  {'Hz':<12}{'µs':<13}"
+               "amplitude")
+    for (name, start, length_text, hz, us, amplitude), phase in zip(table, info["phases"],
+                                                                     strict=True):
+        if phase["kind"] == "guide":
+            click.echo(f"{name:<{name_width}}{start:>6}{length_text:>8}  no current: "
+                       "guidance on screen")
             continue
-        extra = ""
-        if p["duty"]:
-            d = p["duty"]
-            extra = f"  on {d['on_s']:g} s / off {d['off_s']:g} s"
-        if p["burst"]:
-            extra = f"  bursts {p['burst']['rate_hz']:g}/s × {p['burst']['pulses']}"
-        click.echo(f"{p['name']:<16}{_minutes(p['start_s']):>7}{_minutes(p['duration_s']):>8}  "
-                   f"{p['frequency_hz']!s:<18}{p['pulse_width_us']!s:<22}{p['amplitude']}{extra}")
-    click.echo("\nWorst case per channel, at the program's caps:")
+        click.echo(f"{name:<{name_width}}{start:>6}{length_text:>8}  {hz:<12}{us:<13}"
+                   f"{amplitude}")
+    click.echo("")
+    click.echo("\n".join(wrap("Worst case per channel, at the program's caps: the most it could "
+                              "ever give; a session follows your thresholds and gives less.")))
     click.echo(f"{'ch':<4}{'site':<14}{'cm²':>6}{'peak mA':>9}{'rms mA':>8}{'µC':>7}{'k':>6}"
                f"{'mA/cm²':>8}{'W/cm²':>9}")
     for c in info["channels"]:
@@ -130,11 +176,25 @@ def show(program: str, fmt: str, limits_path: Path | None) -> None:
         click.echo(f"{c['channel']:<4}{c['site']:<14}{c['electrode_area_cm2']:>6g}"
                    f"{c['peak_ma']:>9.1f}{c['rms_ma']:>8.2f}{c['phase_charge_uc']:>7.2f}{k:>6}"
                    f"{c['current_density_ma_cm2']:>8.3f}{c['power_density_w_cm2']:>9.5f}")
-    click.echo(f"\nPlacement: {info['placement']}")
-    for v in info["violations"]:
-        click.echo(f"VIOLATION {v}")
-    for w in info["warnings"]:
-        click.echo(f"warning {w}")
+    for label, key in (("VIOLATION ", "violation_reports"), ("warning ", "warning_reports")):
+        for text in info[key]:
+            click.echo("\n".join(wrap(text, label=label)))
+
+
+def _spec_text(value: str | float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _amplitude_text(phase: dict[str, Any]) -> str:
+    text = str(phase["amplitude"] or "")
+    if phase["duty"]:
+        d = phase["duty"]
+        text += f"  on {d['on_s']:g} s / off {d['off_s']:g} s"
+    if phase["burst"]:
+        text += f"  bursts {phase['burst']['rate_hz']:g}/s × {phase['burst']['pulses']}"
+    return text
 
 
 @click.command()

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import EmsError
-from .common import json_text, limits_option, load_limits
+from .common import json_text, limits_option, load_limits, verbosity
 
 if TYPE_CHECKING:
     from ..contract import Capabilities
@@ -168,6 +168,9 @@ def validate(paths: tuple[str, ...], fmt: str, device_url: str | None, quiet: bo
 
     if quiet and verbose:
         raise click.UsageError("-q/--quiet and -v/--verbose exclude each other")
+    if not quiet and not verbose:  # the global emsctl -q / -v, when validate has neither
+        level = verbosity()
+        quiet, verbose = level < 0, level > 0
     load_limits(limits_path)  # a bad limits file is bad input before anything else
     capabilities = None
     if device_url is not None:
