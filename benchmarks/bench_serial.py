@@ -87,6 +87,9 @@ class _Emulator:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 class _Floor:
@@ -107,6 +110,8 @@ class _Floor:
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         for fd in (self.master, self.slave):
             with contextlib.suppress(OSError):
                 os.close(fd)

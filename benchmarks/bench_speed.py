@@ -40,17 +40,17 @@ def session_wall_s(argv: list[str], env: dict[str, str]) -> float:
     Raises:
         RuntimeError: the run printed no progress line or no summary, or failed.
     """
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=env)
-    assert proc.stdout is not None
-    started = ended = None
-    for line in proc.stdout:
-        now = time.perf_counter()
-        if started is None and line.startswith("["):
-            started = now
-        elif started is not None and ended is None and not line.startswith("["):
-            ended = now
-    code = proc.wait()
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          env=env) as proc:
+        assert proc.stdout is not None
+        started = ended = None
+        for line in proc.stdout:
+            now = time.perf_counter()
+            if started is None and line.startswith("["):
+                started = now
+            elif started is not None and ended is None and not line.startswith("["):
+                ended = now
+        code = proc.wait()
     if code != 0 or started is None or ended is None:
         raise RuntimeError(f"{' '.join(argv)} exited {code} (start seen: {started is not None}, "
                            f"end seen: {ended is not None})")

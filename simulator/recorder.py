@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from ..results import PULSE_DTYPE
 from .model import SimulatedStimulator
 
 __all__ = ["DELIVERED_PULSE_DTYPE", "Recorder"]
 
-#: One row per delivered pulse: start time, delivered first-phase current, first-phase width.
-DELIVERED_PULSE_DTYPE = np.dtype([("t_s", "f8"), ("amplitude_ma", "f8"),
-                                  ("pulse_width_us", "f8")])
+#: One row per delivered pulse: start time, delivered first-phase current, first-phase width
+#: (the core's :data:`emsctl.results.PULSE_DTYPE`, which :func:`emsctl.run` returns).
+DELIVERED_PULSE_DTYPE = PULSE_DTYPE
 
 _PHASE_EPS = 1e-9
 

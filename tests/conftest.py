@@ -15,9 +15,13 @@ reason shown by ``-ra``. They run with ``--run-slow``, or when the marker expres
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +30,17 @@ def _private_emsctl_folders(tmp_path_factory: pytest.TempPathFactory,
     home = tmp_path_factory.mktemp("emsctl-home")
     monkeypatch.setenv("EMSCTL_STATE_DIR", str(Path(home, "state")))
     monkeypatch.setenv("EMSCTL_DATA_DIR", str(Path(home, "data")))
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """emsctl built as a wheel from this checkout, once per test run."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)
+    wheels = list(out.glob("emsctl-*.whl"))
+    assert len(wheels) == 1
+    return wheels[0]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -247,6 +247,8 @@ def test_a_running_session_is_running_and_a_killed_one_incomplete(tmp_path: Path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:  # an open pipe is a ResourceWarning, an error in the suite
+            proc.stdout.close()
 
     code, out, _ = invoke(tmp_path)
     assert code == 0
@@ -399,20 +401,21 @@ def test_a_session_in_progress_is_listed_as_running(tmp_path: Path) -> None:
     env.pop("EMSCTL_DEVICE", None)
     proc = subprocess.Popen([str(EMSCTL), "run", "relaxation", "--speed", "5"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().startswith("[00:00] phase stretch")  # it has started
-        listing = _emsctl(tmp_path, "history", "--format", "json")
-        [row] = json.loads(listing.stdout)
-        assert row["end_reason"] == RUNNING and row["running"] is True
-        shown = _emsctl(tmp_path, "history", row["session_id"][:8])
-        assert "Ended still running" in " ".join(shown.stdout.split())
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 130
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().startswith("[00:00] phase stretch")  # it has started
+            listing = _emsctl(tmp_path, "history", "--format", "json")
+            [row] = json.loads(listing.stdout)
+            assert row["end_reason"] == RUNNING and row["running"] is True
+            shown = _emsctl(tmp_path, "history", row["session_id"][:8])
+            assert "Ended still running" in " ".join(shown.stdout.split())
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 130
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     [row] = json.loads(_emsctl(tmp_path, "history", "--format", "json").stdout)
     assert row["end_reason"] == "signal" and row["running"] is False
     shown = _emsctl(tmp_path, "history", row["session_id"][:8])

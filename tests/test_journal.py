@@ -399,6 +399,8 @@ def run_and_kill_writer(folder: Path, min_lines: int = 300) -> Path:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:  # an open pipe is a ResourceWarning, an error in the suite
+            proc.stdout.close()
     return path
 
 

@@ -590,7 +590,8 @@ class CheckRun:
     @property
     def recorder(self) -> Any:
         """The emulator's record of what it delivered (None on hardware)."""
-        return None if self.driver is None else self.driver.recorder
+        driver = self.driver
+        return driver.recorder if driver is not None and driver.has_recorder else None
 
     def emulated_peak_problems(self, limit_ma: float) -> list[str]:
         """On an emulation: problems when any channel ever delivered more than ``limit_ma``."""

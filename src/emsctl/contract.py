@@ -22,9 +22,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, final
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, final
 
-from .errors import DeviceError, InputError
+from .errors import DeviceError, EmsError, InputError
 from .limits import (
     FREQUENCY_MAX_CEILING_HZ,
     FREQUENCY_MIN_CEILING_HZ,
@@ -34,13 +34,19 @@ from .limits import (
     PULSE_WIDTH_MIN_CEILING_US,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
 __all__ = [
     "ZERO",
     "Capabilities",
     "ChannelSetpoint",
     "Driver",
     "DriverStoppedError",
+    "NoRecorderError",
     "OutputRecord",
+    "SetpointGuard",
     "Telemetry",
     "TelemetryKind",
 ]
@@ -134,6 +140,11 @@ class OutputRecord(Protocol):
         """Per device channel: peak and rms mA, phase charge, pulse count, net DC."""
         ...
 
+    def pulses(self, channel: int, until_s: float | None = None) -> npt.NDArray[np.void]:
+        """Every pulse ``channel`` (1-based) delivered, in time order: a structured array of
+        :data:`emsctl.results.PULSE_DTYPE` (``t_s``, ``amplitude_ma``, ``pulse_width_us``)."""
+        ...
+
     def delivered_now_ma(self, channel: int) -> float:
         """The current the device delivers on ``channel`` (1-based) right now."""
         ...
@@ -157,6 +168,33 @@ class DriverStoppedError(DeviceError):
     """``apply`` was called with output after ``stop()``; nothing was sent."""
 
 
+class NoRecorderError(DeviceError, AttributeError):
+    """The driver has no output record: it drives a real device, which records nothing.
+
+    Also an :class:`AttributeError`, so ``getattr(driver, "recorder", None)`` gives None.
+    """
+
+
+class SetpointGuard(Protocol):
+    """A check every :meth:`Driver.apply` passes before anything is sent (see
+    :meth:`Driver.set_guard`).
+
+    The core's runtime guard behind :func:`emsctl.open_device` implements it; a session has
+    its own guard and installs none.
+    """
+
+    def start(self, t_s: float) -> None:
+        """A new session begins at ``t_s``: the driver has just been (re)connected."""
+        ...
+
+    def check(self, t_s: float, setpoints: tuple[ChannelSetpoint, ...], lease_s: float
+              ) -> tuple[ChannelSetpoint, ...]:
+        """Return ``setpoints`` (to be held for ``lease_s``) when they are within the limits;
+        raise an :class:`EmsError` (such as :class:`~emsctl.errors.SafetyViolation`) when they
+        are not."""
+        ...
+
+
 class Driver(ABC):
     """Base class of every device driver; an async context manager (connect … close).
 
@@ -166,8 +204,8 @@ class Driver(ABC):
     capabilities: Capabilities
     #: The URL the driver was opened from (for the journal).
     url: str = ""
-    #: What the device delivered, where a simulated device can tell (None on hardware).
-    recorder: OutputRecord | None = None
+    _recorder: OutputRecord | None = None
+    _guard: SetpointGuard | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -209,6 +247,8 @@ class Driver(ABC):
         self._stopped = self._stops != stops_before
         self.last_applied = (ZERO,) * self.capabilities.channels
         self._applied_at_s, self._applied_lease_s = -math.inf, 0.0
+        if self._guard is not None:
+            self._guard.start(self._now())
 
     async def apply(self, setpoints: Sequence[ChannelSetpoint], lease_s: float) -> None:
         """Send absolute setpoints for every channel, valid for at most ``lease_s``.
@@ -219,6 +259,8 @@ class Driver(ABC):
             InputError: wrong number of channels, or values outside the device's capabilities.
             DriverStoppedError: the driver was stopped and the setpoints are not all zero.
             DeviceError: the device did not accept the command.
+            EmsError: the driver's guard (:meth:`set_guard`) refused the setpoints; nothing was
+                sent and the driver is stopping (e.g. SafetyViolation).
         """
         caps = self.capabilities
         if len(setpoints) != caps.channels:
@@ -234,6 +276,12 @@ class Driver(ABC):
             raise DeviceError("apply() before connect()")
         now_s = self._now()
         self._check_rise(rounded, now_s)
+        if self._guard is not None:
+            try:
+                rounded = self._guard.check(now_s, rounded, lease_s)
+            except EmsError:
+                self.request_stop()  # a refused command ends the output, as in a session
+                raise
         self._applied_at_s, self._applied_lease_s = now_s, lease_s
         await self._apply_internal(rounded, lease_s)
         if self._stopped:  # stop() ran while we waited for the ack: its zero stands
@@ -293,6 +341,37 @@ class Driver(ABC):
         them, so that a different declaration needs a new calibration.
         """
         return self.url.partition("://")[0].partition("?")[0].lower() or type(self).__name__
+
+    @property
+    def recorder(self) -> OutputRecord:
+        """What the device actually delivered; only simulated devices have one.
+
+        Raises:
+            NoRecorderError: a real device (see :attr:`has_recorder`).
+        """
+        if self._recorder is None:
+            model = getattr(self, "capabilities", None)
+            name = model.model if model is not None else type(self).__name__
+            raise NoRecorderError(f"{name} records nothing: only simulated devices have a "
+                                  "recorder")
+        return self._recorder
+
+    @recorder.setter
+    def recorder(self, record: OutputRecord | None) -> None:
+        self._recorder = record
+
+    @property
+    def has_recorder(self) -> bool:
+        """True when :attr:`recorder` can tell what the device delivered (simulated devices)."""
+        return self._recorder is not None
+
+    def set_guard(self, guard: SetpointGuard | None) -> None:
+        """Pass every later :meth:`apply` through ``guard`` (None: no guard of the driver's own).
+
+        :func:`emsctl.open_device` installs the runtime guard of the limits; the guard is
+        restarted at every :meth:`connect`.
+        """
+        self._guard = guard
 
     @final
     @property

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self, TypeAlias
+from typing import Any, Literal, Protocol, Self, TypeAlias
 
 import platformdirs
 
@@ -58,9 +58,11 @@ __all__ = [
     "Journal",
     "JournalCorruptError",
     "JournalRecord",
+    "JournalSink",
     "JournalWriteError",
     "JsonValue",
     "NotAJournalError",
+    "NullJournal",
     "SessionSummary",
     "find_journal",
     "journal_dir",
@@ -361,6 +363,86 @@ class Journal:
             if isinstance(t_s, float | int):
                 self._last_t_s = max(self._last_t_s, float(t_s))
             self._footer_written = record["type"] == "footer"
+
+
+class JournalSink(Protocol):
+    """What :func:`emsctl.runner.execute` records a session in: a :class:`Journal`, or a
+    :class:`NullJournal` for runs that keep no record (simulated devices only)."""
+
+    @property
+    def session_id(self) -> str:
+        """The session's id (the dose ledger keys real-device sessions by it)."""
+        ...
+
+    def header(self, *, program: str, program_sha256: str, program_source: str,
+               device_url: str, device_model: str, limits: Mapping[str, object],
+               profile_version: str | None, intensity_pct: float,
+               sites: Mapping[int, str] | None = None, started_utc: datetime | None = None,
+               simulated: bool | None = None,
+               thresholds: Mapping[int, Mapping[str, float]] | None = None,
+               ) -> Path | None:
+        """Start the record; its file, or None when nothing is written."""
+        ...
+
+    def command(self, t_s: float, setpoints: Sequence[ChannelSetpoint], lease_s: float,
+                intensity_pct: float) -> None:
+        """Record setpoints as sent to the driver."""
+        ...
+
+    def stop(self, t_s: float, reason: str) -> None:
+        """Record a stop."""
+        ...
+
+    def telemetry(self, t_s: float, telemetry: Telemetry) -> None:
+        """Record a device report."""
+        ...
+
+    def event(self, t_s: float, kind: str, **fields: Any) -> None:
+        """Record a session event."""
+        ...
+
+    def footer(self, end_reason: str, delivered: Mapping[str, object], *,
+               t_s: float | None = None, message: str | None = None) -> None:
+        """Finish the record: why the session ended and what it delivered."""
+        ...
+
+    def close(self) -> None:
+        """Release the record; idempotent."""
+        ...
+
+
+class NullJournal:
+    """A journal that writes nothing: for simulator runs from Python that keep no record.
+
+    :func:`emsctl.runner.execute` refuses it for a real device, whose every session is
+    journaled (HZ-22).
+    """
+
+    def __init__(self) -> None:
+        self.session_id = uuid.uuid4().hex
+
+    def header(self, **fields: Any) -> None:
+        """Write nothing; there is no file."""
+
+    def command(self, t_s: float, setpoints: Sequence[ChannelSetpoint], lease_s: float,
+                intensity_pct: float) -> None:
+        """Write nothing."""
+
+    def stop(self, t_s: float, reason: str) -> None:
+        """Write nothing."""
+
+    def telemetry(self, t_s: float, telemetry: Telemetry) -> None:
+        """Write nothing."""
+
+    def event(self, t_s: float, kind: str, **fields: Any) -> None:
+        """Write nothing."""
+
+    def footer(self, end_reason: str, delivered: Mapping[str, object], *,
+               t_s: float | None = None, message: str | None = None) -> None:
+        """Write nothing."""
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 def make_private_dir(path: Path) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .amplitude import Thresholds
 from .clock import Clock, RealClock, VirtualClock
@@ -50,6 +50,9 @@ from .screening import GateRefused, check_session_answers, evaluate
 from .session import PAUSE_LIMIT_S, Session, SessionResult, SessionState, session_lease_s
 from .thresholds import PER_SESSION_MAX_AGE, resolve_thresholds
 from .verify import VerifiedPlan, Violation, certify
+
+if TYPE_CHECKING:
+    from .journal import JournalSink
 
 __all__ = ["SYNTHETIC_THRESHOLDS", "TOL_CAP_FACTOR", "Preflight", "Prepared", "RunOutcome",
            "execute", "make_clock", "open_driver", "preflight", "prepare_run"]
@@ -316,6 +319,7 @@ def execute(
     on_tick: Callable[[SessionState], None] | None = None,
     handle_signals: bool = True,
     pause_limit_s: float = PAUSE_LIMIT_S,
+    journal: JournalSink | None = None,
 ) -> RunOutcome:
     """Connect, run the session to its end, stop, close. The device is left at zero.
 
@@ -326,31 +330,43 @@ def execute(
     SIGHUP stop the session immediately when ``handle_signals``. A pause longer than
     ``pause_limit_s`` ends the session (0: at once, for runs where nobody can resume).
 
+    The session is recorded in a new :class:`~emsctl.journal.Journal` in ``journal_dir``
+    (default: the user's journal folder), or in ``journal`` when given: a simulated device
+    may run with a :class:`~emsctl.journal.NullJournal`, which writes nothing; a real device
+    always writes a journal file (HZ-22).
+
     Raises:
+        InputError: ``journal`` together with ``journal_dir``, or a ``journal`` that is not a
+            journal file for a real device.
         DoseLimitReached: a real device, and the ledger refuses the session now.
         LedgerError: a real device, and the ledger cannot be read, trusted or written.
         EmsError: the device could not be connected or the journal could not be written.
     """
     from .journal import Journal  # noqa: PLC0415 - only sessions write journals
 
-    return clock.run(_execute(prepared, intensity_pct, journal_dir, on_start, on_tick,
-                              handle_signals, Journal, pause_limit_s))
+    if journal is None:
+        journal = Journal(journal_dir)
+    elif journal_dir is not None:
+        raise InputError("give either a journal or a journal folder, not both")
+    elif not prepared.driver.simulated and not isinstance(journal, Journal):
+        raise InputError(f"a session on {prepared.driver.capabilities.model} is always "
+                         "recorded in a journal file")
+    return clock.run(_execute(prepared, intensity_pct, journal, on_start, on_tick,
+                              handle_signals, pause_limit_s))
 
 
 async def _execute(
     prepared: Prepared,
     intensity_pct: float,
-    journal_dir: Path | None,
+    journal: JournalSink,
     on_start: Callable[[Session], None] | None,
     on_tick: Callable[[SessionState], None] | None,
     handle_signals: bool,
-    journal_cls: Any,
     pause_limit_s: float,
 ) -> RunOutcome:
     loop = asyncio.get_running_loop()
     driver = prepared.driver
     program = prepared.loaded.program
-    journal = journal_cls(journal_dir)
     entry: LedgerEntry | None = None
     started_s = loop.time()
     if not driver.simulated:  # counted whatever the journal folder: one ledger per person
@@ -442,10 +458,10 @@ def _unconfirmed(result: SessionResult | None, exc: EmsError) -> SessionResult:
 
 def _delivered(driver: Driver, result: SessionResult) -> dict[str, Any]:
     """What was delivered: from the simulator's recorder, else from what the session sent."""
-    recorder = driver.recorder
     figures: dict[str, Any] = {"stim_time_s": result.stim_time_s, "source": "commands",
                                "peak_ma_commanded": result.peak_ma}
-    if recorder is not None:
+    if driver.has_recorder:
         figures["source"] = "simulator"
-        figures["channels"] = {str(ch): values for ch, values in recorder.summary().items()}
+        figures["channels"] = {str(ch): values
+                               for ch, values in driver.recorder.summary().items()}
     return figures

@@ -41,9 +41,10 @@ class VirtualUser:
         Raises:
             InputError: the calibration's driver is not a simulated device.
         """
-        recorder = calibration.driver.recorder
-        if recorder is None or not calibration.driver.simulated:
+        driver = calibration.driver
+        if not driver.has_recorder or not driver.simulated:
             raise InputError("a virtual user needs the simulator (--device sim)")
+        recorder = driver.recorder
         channel = calibration.settings.channel
         said: set[Response] = set()
         while not calibration.finished:

@@ -185,18 +185,17 @@ def test_the_open_load_check_of_an_emulated_rehastim(capsys: pytest.CaptureFixtu
 
 @pytest.fixture
 def pty_device() -> Iterator[str]:
-    proc = subprocess.Popen([EMSCTL, "simulate", "sciencemode2", "--pty"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    path = proc.stdout.readline().strip()
-    assert path.startswith("/dev/"), path + (proc.stderr.read() if proc.poll() else "")  # type: ignore[union-attr]
-    yield path
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with subprocess.Popen([EMSCTL, "simulate", "sciencemode2", "--pty"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        path = proc.stdout.readline().strip()
+        assert path.startswith("/dev/"), path + (proc.stderr.read() if proc.poll() else "")  # type: ignore[union-attr]
+        yield path
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.mark.realtime

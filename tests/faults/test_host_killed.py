@@ -129,6 +129,15 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[SerialFamily, subpr
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
+        _close_pipes(proc)
+
+
+def _close_pipes(proc: subprocess.Popen[str]) -> None:
+    """Close a finished child's pipes (left open, they are a ResourceWarning: an error here)."""
+    proc.wait(5)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def _start_host(family: SerialFamily, path: str) -> tuple[subprocess.Popen[str], float]:
@@ -153,6 +162,7 @@ def test_a_killed_host_leaves_the_device_at_zero_within_its_own_watchdog(
     finally:
         if host.poll() is None:
             host.kill()
+        _close_pipes(host)
     assert host.returncode == -signal.SIGKILL
     lines = lines_until(proc, "output zero", timeout_s=family.holds_s + 2.0)
     on_before_kill = [float(m["ma"]) for t, text in lines
@@ -175,7 +185,7 @@ def test_a_second_emsctl_session_on_the_same_port_fails_with_one_sentence(
                                 timeout=30, check=False)
     finally:
         host.send_signal(signal.SIGKILL)
-        host.wait(5)
+        _close_pipes(host)
     assert second.returncode == 1, second.stderr
     assert "Traceback" not in second.stderr
     end_reason, exit_code, message = json.loads(second.stdout)

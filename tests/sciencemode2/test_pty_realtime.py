@@ -66,6 +66,15 @@ def emulator(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]
         proc.wait(5)
     except subprocess.TimeoutExpired:
         proc.kill()
+    _close_pipes(proc)
+
+
+def _close_pipes(proc: subprocess.Popen[str]) -> None:
+    """Close a finished child's pipes (left open, they are a ResourceWarning: an error here)."""
+    proc.wait(5)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
 
 
 @pytest.mark.realtime
@@ -86,6 +95,7 @@ def test_session_over_a_real_pty_matches_the_plan_and_sigkill_ends_output_by_the
     finally:
         if host.poll() is None:
             host.kill()
+        _close_pipes(host)
     lines = lines_until(proc, "watchdog", timeout_s=4.0)
     plan = compile_plan(load_program("circulation").program, THRESHOLDS,
                         profile_caps_ma={1: 22.5, 2: 22.5})

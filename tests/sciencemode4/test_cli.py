@@ -152,20 +152,20 @@ def test_run_relaxation_on_sim_sciencemode4_completes(tmp_path: Path) -> None:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     trace = tmp_path / "trace.txt"
-    proc = subprocess.Popen([EMSCTL, "simulate", "sciencemode4", "--pty", "--trace", str(trace)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    path = proc.stdout.readline().strip()
-    assert path.startswith("/dev/"), path
-    try:
-        lines_until(proc, "powered on", 5.0)
-        yield path, trace
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    with subprocess.Popen([EMSCTL, "simulate", "sciencemode4", "--pty", "--trace", str(trace)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        path = proc.stdout.readline().strip()
+        assert path.startswith("/dev/"), path
         try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            lines_until(proc, "powered on", 5.0)
+            yield path, trace
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @pytest.mark.realtime

@@ -255,7 +255,7 @@ def _on_key(cal: Any) -> None:
 
 def _zero_after_ms(driver: Driver, channel: int, result: Any) -> float | None:
     """From the simulator's record: ms from "too much" until the channel's output was zero."""
-    if driver.recorder is None or result.too_much_at_s is None:
+    if not driver.has_recorder or result.too_much_at_s is None:
         return None
     pressed_s = result.loop_start_s + result.too_much_at_s
     zero_at_s = driver.recorder.zero_after_s(channel, pressed_s)
