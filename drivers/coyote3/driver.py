@@ -106,6 +106,15 @@ class CoyoteDriver(Driver):
         self._caps_steps = (caps[0], caps[1])
 
     @property
+    def declared_scaling(self) -> Mapping[str, float]:
+        """``ma_per_step``, the declared current of one strength step, on which every mA rests,
+        and the two BF balances, which change the effective pulse width at the same strength
+        (docs/protocols/coyote3.md §5)."""
+        config = self.config
+        return {"ma_per_step": config.ma_per_step, "frequency_balance": config.frequency_balance,
+                "intensity_balance": config.intensity_balance}
+
+    @property
     def soft_limits_steps(self) -> tuple[int, int]:
         """The BF limits the next connect writes."""
         return self._caps_steps

@@ -116,6 +116,14 @@ class OpenEmsDriver(Driver):
         self._caps_ma: dict[int, float] = {}
 
     @property
+    def declared_scaling(self) -> Mapping[str, float]:
+        """The declared external stimulator: ``ma_at_100``, the current at I = 100 on which
+        every mA rests, and the fixed rate and width it delivers them at."""
+        declared = self.declared
+        return {"ma_at_100": declared.ma_at_100, "frequency_hz": declared.frequency_hz,
+                "pulse_width_us": declared.pulse_width_us}
+
+    @property
     def link_up(self) -> bool:
         """True between a successful open and a lost link or ``close()``."""
         return self._link_up

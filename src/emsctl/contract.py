@@ -212,6 +212,9 @@ class Driver(ABC):
         if "simulated" in cls.__dict__:
             raise TypeError(f"{cls.__name__} may not define 'simulated': only the device table "
                             "marks a driver as simulated")
+        if "calibration_key" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} may not define 'calibration_key': declare the values "
+                            "that turn settings into mA in 'declared_scaling'")
 
     def __init__(self) -> None:
         self._listeners: list[Callable[[Telemetry], None]] = []
@@ -334,13 +337,30 @@ class Driver(ABC):
                 await self._close_internal()
 
     @property
-    def calibration_key(self) -> str:
-        """What a person's calibration on this device is stored under: the URL's scheme.
+    def declared_scaling(self) -> Mapping[str, float]:
+        """The values declared in the URL that decide what a setting delivers to the person.
 
-        A driver whose mA depend on a declared scaling adds every declared value that changes
-        them, so that a different declaration needs a new calibration.
+        Empty for a device that is set in mA. A driver whose currents rest on a declaration
+        (the Coyote's ``ma_per_step`` and balances, the openEMSstim's external stimulator)
+        returns every declared value that changes the current or the pulse a setting gives;
+        :attr:`calibration_key` binds a person's calibration to them.
         """
-        return self.url.partition("://")[0].partition("?")[0].lower() or type(self).__name__
+        return {}
+
+    @final
+    @property
+    def calibration_key(self) -> str:
+        """What a person's calibration on this device is stored under.
+
+        The URL's scheme (each emulation has its own: ``sim+coyote3`` is not ``coyote3``), then
+        every value of :attr:`declared_scaling`: ``coyote3?ma_per_step=0.2``. Thresholds in mA
+        measured under one declaration are wrong under another (the same strength step gives a
+        different current), so a different declaration needs a new calibration.
+        """
+        scheme = self.url.partition("://")[0].partition("?")[0].lower() or type(self).__name__
+        declared = "&".join(f"{name}={float(value)!r}"
+                            for name, value in sorted(self.declared_scaling.items()))
+        return f"{scheme}?{declared}" if declared else scheme
 
     @property
     def recorder(self) -> OutputRecord:

@@ -136,11 +136,18 @@ Site = Annotated[str, AfterValidator(_site)]
 ThresholdMa = Annotated[float, Field(gt=0, le=CALIBRATION_CEILING_MA)]
 
 
+#: A calibration key: the device kind, then the declared values that turn its settings into mA
+#: (``coyote3?ma_per_step=0.2``, ``openems?ma_at_100=16.0``); see ``Driver.calibration_key``.
+DEVICE_KEY_PATTERN = (r"^[a-z0-9][a-z0-9+._-]{0,39}"
+                      r"(\?[a-z0-9_]{1,30}=[0-9.e+-]{1,24}(&[a-z0-9_]{1,30}=[0-9.e+-]{1,24}){0,5})?$")
+
+
 class Calibration(BaseModel):
-    """ST, MT and TOL of one channel and site, bound to device kind, pads, frequency and width."""
+    """ST, MT and TOL of one channel and site, bound to device kind and declared scaling, pads,
+    frequency and width."""
 
     model_config = _STRICT
-    device: str = Field(pattern=r"^[a-z0-9][a-z0-9+._-]{0,39}$")
+    device: str = Field(pattern=DEVICE_KEY_PATTERN)
     channel: int = Field(ge=1, le=8)
     site: Site
     pad_set: str = Field(default="default", min_length=1, max_length=40)

@@ -50,9 +50,9 @@ class Resolved:
 
 
 def device_key(driver: Driver) -> str:
-    """The profile's device key: the driver's calibration key; every simulated device is
-    ``sim``."""
-    return "sim" if driver.simulated else driver.calibration_key
+    """The profile's device key: the driver's calibration key (device kind and declared
+    scaling)."""
+    return driver.calibration_key
 
 
 def resolve_thresholds(
@@ -126,6 +126,14 @@ def _pick(profile: Profile | None, key: str, channel: int, site: str, pad_set: s
         return None, "has no usable profile"
     entries = profile.find(key, channel, site, pad_set)
     if not entries:
+        kind, _, declared = key.partition("?")
+        others = sorted({c.device.partition("?")[2] for c in profile.calibrations
+                         if c.device.partition("?")[0] == kind and c.device != key
+                         and c.matches(c.device, channel, site, pad_set)})
+        if others:
+            return None, (f"was calibrated on this {kind} device with {' or '.join(others)}, "
+                          f"not with {declared or 'no declared scaling'} as the URL now declares: "
+                          "the same setting gives a different current, so calibrate again")
         return None, f"has no calibration on a {key} device with pad set '{pad_set}'"
     at_settings = [c for c in entries if c.measured_at(frequency_hz, pulse_width_us)]
     if not at_settings:

@@ -18,6 +18,8 @@ from emsctl.thresholds import PER_SESSION_MAX_AGE, device_key, resolve_threshold
 REAL = open_device(REAL_URL)  # made, never connected: no port is opened
 
 PERSON = Thresholds(st_ma=5.0, mt_ma=10.0, tol_ma=20.0)
+COYOTE = "coyote3://AA:BB:CC:DD:EE:FF"
+BALANCES = "frequency_balance=128&intensity_balance=128"
 
 
 @pytest.mark.parametrize(("text", "expected_ma"), [
@@ -116,7 +118,58 @@ def test_cramp_training_needs_a_calibration_from_this_session() -> None:
                            peak_limit_ma=40.0, frequency_hz=52.0, max_age=PER_SESSION_MAX_AGE)
 
 
-def test_device_keys_are_schemes_and_every_simulator_is_sim() -> None:
+def test_device_keys_are_the_scheme_and_the_declared_scaling() -> None:
     assert device_key(REAL) == "sciencemode2"
-    assert device_key(open_device("sim+sciencemode2")) == "sim"
-    assert device_key(open_device("sim?channels=2")) == "sim"
+    assert device_key(open_device("sim")) == "sim"
+    assert device_key(open_device("sim?channels=2")) == "sim"  # not a scaling: same person
+    # each emulation has its own key: a calibration on one is not one on another
+    assert device_key(open_device("sim+sciencemode2")) == "sim+sciencemode2"
+    assert device_key(open_device(f"{COYOTE}?frequency_balance=100&intensity_balance=128&"
+                                  "ma_per_step=0.2")) == \
+        "coyote3?frequency_balance=100.0&intensity_balance=128.0&ma_per_step=0.2"
+    assert device_key(open_device("sim+coyote3?ma_per_step=0.25")).startswith(
+        "sim+coyote3?frequency_balance=")
+    assert device_key(open_device("openems:///dev/null?ma_at_100=16&frequency_hz=80&"
+                                  "pulse_width_us=200")) == \
+        "openems?frequency_hz=80.0&ma_at_100=16.0&pulse_width_us=200.0"
+
+
+def test_a_driver_cannot_define_its_own_calibration_key() -> None:
+    from emsctl.contract import Driver
+
+    with pytest.raises(TypeError, match="declared_scaling"):
+        type("Sneaky", (Driver,), {"calibration_key": "sim"})
+
+
+# Class 4 of the safety issue: a person calibrated under one declared scaling and run under
+# another got 23.9 mA against a TOL of 20 mA, while the summary said 12 mA. The calibration is
+# bound to the declaration: another one means calibrate again.
+
+@pytest.mark.parametrize(("calibrated", "running"), [
+    (f"{COYOTE}?ma_per_step=0.2&{BALANCES}", f"{COYOTE}?ma_per_step=0.4&{BALANCES}"),
+    (f"{COYOTE}?ma_per_step=0.2&{BALANCES}",
+     f"{COYOTE}?ma_per_step=0.2&frequency_balance=128&intensity_balance=200"),
+    ("openems:///dev/null?ma_at_100=16&frequency_hz=6&pulse_width_us=250",
+     "openems:///dev/null?ma_at_100=32&frequency_hz=6&pulse_width_us=250"),
+])
+def test_a_calibration_under_another_declared_scaling_is_refused(calibrated: str,
+                                                                running: str) -> None:
+    program = load_program("relaxation").program
+    key = device_key(open_device(calibrated))
+    profile = relaxation_profile(NOW, device=key)
+    same = resolve_thresholds(profile, program, open_device(calibrated), now=NOW,
+                              peak_limit_ma=40.0)
+    assert same.thresholds[1] == PERSON and not same.synthetic
+    with pytest.raises(ProfileError, match=r"calibrated on this \w+ device with \w+=[\d.]+.*, "
+                                           r"not with \w+=[\d.]+.* as the URL now declares.*"
+                                           r"calibrate again"):
+        resolve_thresholds(profile, program, open_device(running), now=NOW, peak_limit_ma=40.0)
+
+
+def test_a_calibration_on_one_emulation_is_not_used_on_another() -> None:
+    program = load_program("relaxation").program
+    profile = relaxation_profile(NOW, device="sim+coyote3?ma_per_step=0.2", st_ma=4.0,
+                                 mt_ma=8.0, tol_ma=14.0)
+    other = resolve_thresholds(profile, program, open_device("sim+coyote3?ma_per_step=0.4"),
+                               now=NOW, peak_limit_ma=40.0)
+    assert other.synthetic  # the synthetic person, never the other declaration's thresholds
