@@ -54,6 +54,9 @@ US_PER_INTENSITY_MAX = PULSE_WIDTH_MAX_CEILING_US / INTENSITY_MAX
 CONNECT_TIMEOUT_DEFAULT_S = 10.0
 #: The synthetic profile of the simulator declares these balances (no vendor default exists).
 SIMULATED_BALANCE = 128
+#: The emulated Coyote's own calibration: one strength step is 0.2 mA into its load (0–40 mA over
+#: 200 steps). A real unit's owner measures theirs (docs/devices.md §3.3).
+SIMULATED_MA_PER_STEP = 0.2
 
 
 
@@ -186,14 +189,17 @@ def parse_coyote_params(model: type[P], params: Mapping[str, str], scheme: str) 
         InputError: a missing ``ma_per_step`` or (for a model that requires them) balance, an
             unknown key, or a value that is not a number or out of range.
     """
-    if "ma_per_step" not in params:
-        raise InputError("the Coyote V3 counts strength in steps, not mA: declare your "
-                         "calibration with '?ma_per_step=…' in the device URL")
+    if "ma_per_step" not in params and model.model_fields["ma_per_step"].is_required():
+        raise InputError("the Coyote V3 counts strength in steps, not mA: declare the current of "
+                         "one step you measured on your unit with '?ma_per_step=…' in the device "
+                         "URL (for example 0.2; docs/devices.md §3.3 says how to measure it)")
     missing = [k for k in ("frequency_balance", "intensity_balance")
                if k not in params and model.model_fields[k].is_required()]
     if missing:
         raise InputError(f"the Coyote V3 has no documented default for {' and '.join(missing)}; "
-                         "declare it in the device URL (e.g. '&frequency_balance=128')")
+                         "declare what your unit is set to in the device URL (for example "
+                         "'&frequency_balance=128&intensity_balance=128', the middle; "
+                         "docs/devices.md §3.3)")
     return parse_params(model, params, scheme)
 
 

@@ -150,11 +150,12 @@ def parse_openems_params(model: type[P], params: Mapping[str, str], scheme: str)
         InputError: a missing declaration (the message names all three and why), an unknown
             key, or a value that is malformed or out of range.
     """
-    missing = [k for k in DECLARED_KEYS if k not in params]
+    missing = [k for k in DECLARED_KEYS if k not in params and model.model_fields[k].is_required()]
     if missing:
         raise InputError(
             f"openEMSstim modulates an external stimulator, so the device URL must declare "
-            f"{', '.join(missing)} (e.g. '?ma_at_100=40&frequency_hz=80&pulse_width_us=180'): "
-            "the board cannot set rate or width, and its intensity is a percentage that "
-            "becomes mA only through your measured ma_at_100")
+            f"{', '.join(missing)} of the stimulator behind it (for example "
+            "'?ma_at_100=16&frequency_hz=80&pulse_width_us=180'; docs/devices.md §3.4 says how "
+            "to measure them): the board cannot set rate or width, and its intensity is a "
+            "percentage that becomes mA only through your measured ma_at_100")
     return parse_params(model, params, scheme)

@@ -18,7 +18,10 @@ from pydantic import Field
 
 from ...devices import DeviceUrl, OpenOptions
 from ...drivers.coyote3.config import (
+    MA_PER_STEP_MAX,
+    MA_PER_STEP_MIN,
     SIMULATED_BALANCE,
+    SIMULATED_MA_PER_STEP,
     CoyoteConfig,
     CoyoteParams,
     parse_coyote_params,
@@ -79,9 +82,12 @@ class SimulatedCoyoteDriver(CoyoteDriver):
 
 
 class SimCoyoteParams(CoyoteParams):
-    """``sim+coyote3?…`` parameters: the Coyote's own, with the synthetic profile's balances,
-    plus the emulation's."""
+    """``sim+coyote3?…`` parameters: the Coyote's own, with the emulated unit's calibration and
+    the synthetic profile's balances as defaults, plus the emulation's."""
 
+    ma_per_step: float = Field(SIMULATED_MA_PER_STEP, ge=MA_PER_STEP_MIN, le=MA_PER_STEP_MAX,
+                               description=("mA per strength step (default 0.2, the emulated "
+                                            "unit's own)"))
     frequency_balance: int = Field(SIMULATED_BALANCE, ge=0, le=BALANCE_MAX, description=(
         "BF frequency balance 0–255 (default 128, the synthetic profile)"))
     intensity_balance: int = Field(SIMULATED_BALANCE, ge=0, le=BALANCE_MAX, description=(
@@ -95,15 +101,16 @@ class SimCoyoteParams(CoyoteParams):
 
 
 def open_simulated_coyote(url: DeviceUrl, options: OpenOptions) -> SimulatedCoyoteDriver:
-    """Make a driver wired to a fresh emulated Coyote from ``sim+coyote3?ma_per_step=…``.
+    """Make a driver wired to a fresh emulated Coyote from ``sim+coyote3`` (``?ma_per_step=…``
+    and the rest optional).
 
     Raises:
-        InputError: a target, a missing ``ma_per_step``, an unknown or bad parameter, or a
+        InputError: a target, an unknown or bad parameter, or a
             fault plan that is not a :class:`FaultPlan` or that the emulator cannot carry out.
     """
     if url.target:
-        raise InputError(f"sim+coyote3 takes no target, got '{url.target}'; use e.g. "
-                         "'sim+coyote3?ma_per_step=0.2'")
+        raise InputError(f"sim+coyote3 takes no target, got '{url.target}'; use 'sim+coyote3' "
+                         "or e.g. 'sim+coyote3?ma_per_step=0.25'")
     p = parse_coyote_params(SimCoyoteParams, url.params, url.scheme)
     config = p.config()
     plan = simulated_fault_plan(options)

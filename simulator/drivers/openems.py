@@ -19,6 +19,7 @@ from pydantic import Field
 from ...devices import DeviceUrl, OpenOptions
 from ...drivers.openems.driver import OpenEmsDriver
 from ...drivers.openems.params import (
+    DECLARED_KEYS,
     DeclaredParams,
     DeclaredStimulator,
     parse_openems_params,
@@ -26,6 +27,13 @@ from ...drivers.openems.params import (
 from ...drivers.openems.protocol import Firmware
 from ...drivers.openems.transport import READY_TIMEOUT_S, BleLines, CommandLink, SerialLines
 from ...errors import InputError
+from ...limits import (
+    FREQUENCY_MAX_CEILING_HZ,
+    FREQUENCY_MIN_CEILING_HZ,
+    PEAK_CEILING_MA,
+    PULSE_WIDTH_MAX_CEILING_US,
+    PULSE_WIDTH_MIN_CEILING_US,
+)
 from ..devices.openems import BOOT_S, ExternalStimulator, OpenEmsBoard, OpenEmsConfig
 from ..devices.openems_front import Rn4020Front, UsbSerialFront
 from ..faults import ArmedFaultPlan, FaultPlan, simulated_fault_plan
@@ -94,8 +102,27 @@ class SimulatedOpenEmsDriver(OpenEmsDriver):
 # ---------------------------------------------------------------------- factories
 
 
+#: The emulated board's own external stimulator (a TENS unit at its usual setting), so that
+#: ``sim+openems`` needs no parameters: 16 mA at I = 100 (20.2 mA at full scale, within the
+#: synthetic person's cap), 80 Hz, 180 µs.
+SIMULATED_STIMULATOR = {"ma_at_100": 16.0, "frequency_hz": 80.0, "pulse_width_us": 180.0}
+
+
 class BoardParams(DeclaredParams):
-    """What every simulated openEMSstim URL may say about the emulated board."""
+    """What every simulated openEMSstim URL may say about the emulated board; the external
+    stimulator behind it defaults to :data:`SIMULATED_STIMULATOR`."""
+
+    ma_at_100: float = Field(SIMULATED_STIMULATOR["ma_at_100"], ge=0.1, le=PEAK_CEILING_MA,
+                             description=DECLARED_KEYS["ma_at_100"].replace(
+                                 "(required)", "(default 16)"))
+    frequency_hz: float = Field(SIMULATED_STIMULATOR["frequency_hz"],
+                                ge=FREQUENCY_MIN_CEILING_HZ, le=FREQUENCY_MAX_CEILING_HZ,
+                                description=DECLARED_KEYS["frequency_hz"].replace(
+                                    "(required)", "(default 80)"))
+    pulse_width_us: float = Field(SIMULATED_STIMULATOR["pulse_width_us"],
+                                  ge=PULSE_WIDTH_MIN_CEILING_US, le=PULSE_WIDTH_MAX_CEILING_US,
+                                  description=DECLARED_KEYS["pulse_width_us"].replace(
+                                      "(required)", "(default 180)"))
 
     debug: bool = Field(True, description="the board prints its debug lines: 1 or 0 (default 1)")
     firmware: Firmware = Field(Firmware.CURRENT, description="current or legacy (default current)")

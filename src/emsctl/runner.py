@@ -31,6 +31,7 @@ from .clock import Clock, RealClock, VirtualClock
 from .contract import Driver, Telemetry
 from .devices import OpenOptions, open_device
 from .errors import EmsError, InputError
+from .fit import Adaptation, Fit, fit_program
 from .ledger import (
     LedgerEntry,
     LedgerError,
@@ -49,7 +50,7 @@ from .profile import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR, Profile, ProfileError
 from .screening import GateRefused, check_session_answers, evaluate
 from .session import PAUSE_LIMIT_S, Session, SessionResult, SessionState, session_lease_s
 from .thresholds import PER_SESSION_MAX_AGE, resolve_thresholds
-from .verify import VerifiedPlan, Violation, certify
+from .verify import VerifiedPlan, Violation, certify, refusal, verify
 
 if TYPE_CHECKING:
     from .journal import JournalSink
@@ -98,6 +99,13 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     #: The plan as verified for this driver: the only form a session runs.
     verified: VerifiedPlan | None = None
+    #: How the program was fitted to the device (``loaded.program`` is the fitted program).
+    fit: Fit | None = None
+
+    @property
+    def adaptations(self) -> tuple[Adaptation, ...]:
+        """What the device runs differently from the program as written (none: as written)."""
+        return () if self.fit is None else self.fit.adaptations
 
 
 @dataclass
@@ -274,11 +282,15 @@ def prepare_run(
         ValidationFailed: the plan breaks a limit or the device's capabilities, or the
             device refuses the verified caps (it could go past them).
     """
-    program = loaded.program
     driver = open_driver(device, options)
     if options is not None and options.fault_plan is not None and not driver.simulated:
         raise InputError("fault plans only work with the simulator")
     session_lease_s(driver.capabilities, limits)  # a lease the device can keep, before all else
+    # the device runs the fitted program: its calibration width is the one the phases use, so
+    # the thresholds below are the ones measured at it
+    fit = fit_program(loaded.program, driver.capabilities)
+    loaded = replace(loaded, program=fit.program)
+    program = loaded.program
     if checked is None:
         checked = preflight(loaded, driver, limits, profile=profile, thresholds=thresholds,
                             frequency_hz=frequency_hz, expert=expert, pad_set=pad_set, now=now,
@@ -298,6 +310,11 @@ def prepare_run(
             f"{driver.capabilities.model} has no output watchdog, so emsctl cannot guarantee "
             "that output stops if this computer fails; it does not run sessions on it "
             "(use the device's own presets and its stop button)")
+    if fit.unfitted:  # say why a width was not fitted, in the sentence that refuses it
+        blocks = [v for v in fit.explain(verify(plan, limits, driver.capabilities))
+                  if v.severity == "block"]
+        if blocks:
+            raise refusal(plan.program_name, driver.capabilities.model, blocks)
     verified = certify(plan, limits, driver.capabilities)
     # a device that can hold its own limits gets the verified caps (Coyote: BF soft limits, so
     # neither its wheel nor a stray frame can go past them; HZ-01); one that cannot refuses
@@ -306,7 +323,7 @@ def prepare_run(
     driver.set_channel_caps_ma({c.channel: c.cap_ma for c in plan.channels})
     return Prepared(loaded, plan, driver, limits, driver.url, checked.thresholds,
                     list(verified.warnings), checked.profile_version, list(checked.notes),
-                    verified)
+                    verified, fit)
 
 
 def execute(
@@ -385,6 +402,8 @@ async def _execute(
             sites={c.id: c.site for c in program.channels},
             thresholds={ch: asdict(th) for ch, th in prepared.thresholds.items()},
         )
+        for adaptation in prepared.adaptations:  # what runs differs from the file: on record
+            journal.event(0.0, "adaptation", text=str(adaptation))
     except EmsError:
         if entry is not None:  # nothing was delivered; the session still counts as one
             with contextlib.suppress(LedgerError):  # else it counts with its planned length

@@ -25,7 +25,7 @@ from .violation import Violation
 if TYPE_CHECKING:
     from .contract import Capabilities
 
-__all__ = ["VerifiedPlan", "Violation", "certify", "verify"]
+__all__ = ["VerifiedPlan", "Violation", "certify", "refusal", "verify"]
 
 FloatArray = npt.NDArray[np.float64]
 _EPS = 1e-9
@@ -70,10 +70,7 @@ def certify(plan: Plan, limits: Limits, capabilities: Capabilities) -> VerifiedP
     found = verify(plan, limits, capabilities)
     blocks = [v for v in found if v.severity == "block"]
     if blocks:
-        from .reports import limit_reports  # noqa: PLC0415 - only when refusing
-
-        raise ValidationFailed(f"'{plan.program_name}' cannot run on {capabilities.model}:\n"
-                               + "\n".join(f"  {r.summary()}" for r in limit_reports(blocks)))
+        raise refusal(plan.program_name, capabilities.model, blocks)
     for cplan in plan.channels:
         cplan.segments.flags.writeable = False
     verified = object.__new__(VerifiedPlan)
@@ -81,6 +78,15 @@ def certify(plan: Plan, limits: Limits, capabilities: Capabilities) -> VerifiedP
                         ("warnings", tuple(v for v in found if v.severity == "warn"))):
         object.__setattr__(verified, name, value)
     return verified
+
+
+def refusal(program_name: str, model: str, blocks: list[Violation]) -> ValidationFailed:
+    """The error that refuses ``program_name`` on ``model``: each problem once, with the
+    channels it affects."""
+    from .reports import limit_reports  # noqa: PLC0415 - only when refusing
+
+    return ValidationFailed(f"'{program_name}' cannot run on {model}:\n"
+                            + "\n".join(f"  {r.summary()}" for r in limit_reports(blocks)))
 
 
 def verify(plan: Plan, limits: Limits, capabilities: Capabilities | None = None) -> list[Violation]:

@@ -59,11 +59,20 @@ def kinds(heard: list[Telemetry]) -> list[str]:
 
 # ---------------------------------------------------------------------- URLs and capabilities
 
-def test_mA_per_step_is_required_with_one_clear_sentence() -> None:
-    with pytest.raises(InputError, match=r"counts strength in steps, not mA.*ma_per_step"):
-        open_device("sim+coyote3")
-    with pytest.raises(InputError, match="ma_per_step"):
+def test_a_real_unit_needs_its_measured_ma_per_step_named_with_a_value_and_the_doc() -> None:
+    with pytest.raises(InputError, match=r"counts strength in steps, not mA.*'\?ma_per_step=…'.*"
+                                         r"for example 0\.2; docs/devices\.md §3\.3 says how to "
+                                         r"measure it"):
         open_device("coyote3://AA:BB:CC:DD:EE:FF")
+    with pytest.raises(InputError, match=r"frequency_balance and intensity_balance.*"
+                                         r"docs/devices\.md §3\.3"):
+        open_device("coyote3://AA:BB:CC:DD:EE:FF?ma_per_step=0.2")
+
+
+def test_the_emulated_coyote_declares_its_own_calibration() -> None:
+    caps = open_device("sim+coyote3").capabilities
+    assert caps.ma_per_step == 0.2 and caps.amplitude_max_ma == pytest.approx(40.0)
+    assert open_device("sim+coyote3?ma_per_step=0.25").capabilities.ma_per_step == 0.25
 
 
 @pytest.mark.parametrize("url", [

@@ -94,8 +94,11 @@ def test_builtin_program_is_delivered_as_planned_within_device_resolution(
 def test_a_program_the_coyote_cannot_time_is_refused_before_connecting() -> None:
     with pytest.raises(ValidationFailed, match="cannot time bursts"):
         prepare_run(load_program("tens-burst"), URL, DEFAULTS)
-    with pytest.raises(ValidationFailed, match="µs is outside what DG-LAB Coyote V3 can do"):
-        prepare_run(load_program("relaxation"), "sim+coyote3?ma_per_step=0.2", DEFAULTS)
+    # relaxation's widths (200–250 µs) are fitted to the Coyote's widest, 100 µs: its currents
+    # are relative to the person's thresholds, which are then measured at 100 µs
+    fitted = prepare_run(load_program("relaxation"), "sim+coyote3", DEFAULTS)
+    assert [a.now for a in fitted.adaptations] == ["100 µs"] * 4
+    assert fitted.loaded.program.calibration_pulse_width_us == 100.0
 
 
 def test_user_stop_ends_at_zero(tmp_path: Path) -> None:

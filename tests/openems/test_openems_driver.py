@@ -86,13 +86,20 @@ def amps(driver: SimulatedOpenEmsDriver) -> list[float]:
 # ---------------------------------------------------------------------- URL and capabilities
 
 
-@pytest.mark.parametrize("scheme", ["sim+openems", "sim+openems+ble", "openems:///dev/ttyX",
-                                    "openems+ble://00:11:22:33:44:55"])
+@pytest.mark.parametrize("scheme", ["openems:///dev/ttyX", "openems+ble://00:11:22:33:44:55"])
 def test_ma_at_100_is_required_with_a_sentence_that_says_why(scheme: str) -> None:
-    sep = "&" if "?" in scheme else "?"
-    with pytest.raises(InputError, match="ma_at_100") as info:
-        open_device(f"{scheme}{sep}frequency_hz=80&pulse_width_us=180")
+    with pytest.raises(InputError, match=r"ma_at_100.*for example '\?ma_at_100=16&frequency_hz=80&"
+                                         r"pulse_width_us=180'; docs/devices\.md §3\.4") as info:
+        open_device(f"{scheme}?frequency_hz=80&pulse_width_us=180")
     assert "external stimulator" in str(info.value)
+
+
+@pytest.mark.parametrize("scheme", ["sim+openems", "sim+openems+ble"])
+def test_the_emulated_board_declares_its_own_external_stimulator(scheme: str) -> None:
+    driver = open_device(scheme)
+    assert driver.declared_scaling == {"ma_at_100": 16.0, "frequency_hz": 80.0,
+                                       "pulse_width_us": 180.0}
+    assert open_device(f"{scheme}?ma_at_100=12").declared_scaling["ma_at_100"] == 12.0
 
 
 @pytest.mark.parametrize("url", [
