@@ -158,8 +158,10 @@ def test_special_characters_in_annotations_are_escaped(
 def test_a_device_problem_is_one_report_per_phase_naming_both_channels(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """relaxation on an openEMSstim fixed at 80 Hz, 180 µs: each phase's rate and width, once,
-    for channels 1 and 2, at the phase's own start (C starts at 13:00), each on its own line."""
+    """relaxation on an openEMSstim fixed at 80 Hz, 180 µs: each phase's rate, once, for
+    channels 1 and 2, at the phase's own start ('fading out' starts at 13:00), each on its own
+    line. Its widths would be fitted (its currents follow the person's thresholds); its rates
+    are never changed."""
     monkeypatch.chdir(ROOT)
     relaxation = "programs/relaxation.toml"
     code, out, err = _run(capsys, "validate", relaxation, "-d", OPENEMS, "--format", "github")
@@ -167,16 +169,17 @@ def test_a_device_problem_is_one_report_per_phase_naming_both_channels(
     lines = out.splitlines()
     assert lines[-1] == "0 of 1 program files valid"
     annotations = lines[:-1]
-    assert len(annotations) == 6  # 3 stim phases × (frequency, width); not repeated per channel
+    assert len(annotations) == 3  # 3 stim phases × frequency; not repeated per channel
     assert all("channels 1, 2, phase '" in line for line in annotations)
     # short lines; phase names are words ("gentle twitches"), a little longer than letters
     assert all(len(line) <= 220 for line in lines), max(lines, key=len)
     text = (ROOT / "programs" / "relaxation.toml").read_text().splitlines()
-    c_width = next(n for n, line in enumerate(text, 1) if n > 100 and line.startswith(
-        "pulse_width_us = 200"))
-    assert (f"::error file={relaxation},line={c_width},col=1,title=Pulse width above the "
-            "device's range::channels 1, 2, phase 'fading out' (starts 13:00): 200 µs is outside "
-            "what openEMSstim can do (only 180 µs)") in annotations
+    c_rate = next(n for n, line in enumerate(text, 1) if n > 100 and line.startswith(
+        "frequency_hz = ") and n > next(m for m, t in enumerate(text, 1)
+                                         if t.startswith('name = "fading out"')))
+    assert (f"::error file={relaxation},line={c_rate},col=1,title=Frequency below the "
+            "device's range::channels 1, 2, phase 'fading out' (starts 13:00): 2 Hz is outside "
+            "what openEMSstim can do (only 80 Hz, its fixed rate)") in annotations
     assert "t=0.0" not in out and "(starts 0:00)" not in out
 
 
@@ -343,7 +346,7 @@ def test_run_refuses_a_program_the_device_cannot_express_in_short_grouped_lines(
     refusal = err.splitlines()
     start = next(n for n, line in enumerate(refusal) if "cannot run on openEMSstim" in line)
     reports = refusal[start + 1:]
-    assert len(reports) == 6 and all(line.startswith("  ") for line in reports)
+    assert len(reports) == 3 and all(line.startswith("  ") for line in reports)
     assert all(len(line) <= 200 for line in refusal[start:])
     assert ("  Frequency below the device's range: channels 1, 2, phase 'fading out' (starts "
-            "13:00): 2 Hz is outside what openEMSstim can do (only 80 Hz)") in reports
+            "13:00): 2 Hz is outside what openEMSstim can do (only 80 Hz, its fixed rate)") in reports

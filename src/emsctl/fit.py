@@ -31,12 +31,13 @@ from .contract import Capabilities
 from .limits import Limits
 from .plan import Plan, compile_plan
 from .program import AmplitudeRamp, Phase, Program, Ramp, Sweep
-from .reports import minutes
+from .reports import Report, limit_reports, minutes
+from .source_lines import SourceMap
 from .verify import verify
 from .violation import Violation
 
 __all__ = ["Adaptation", "Checked", "Fit", "amplitude_rounding", "check_on_device",
-           "fit_program"]
+           "fit_program", "fit_verdict"]
 
 #: Widths within this of a range's edge are inside it (the verifier's tolerance).
 _EPS = 1e-9
@@ -50,15 +51,18 @@ class Adaptation:
     phase: str | None
     #: The phase's start in program time (None for the calibration setting).
     start_s: float | None
+    #: The phase's index in the program (None for the calibration setting).
+    phase_index: int | None
     setting: str
     was: str
     now: str
     reason: str
 
     def __str__(self) -> str:
-        where = (f"phase '{self.phase}' (starts {minutes(self.start_s or 0.0)})"
-                 if self.phase is not None else "calibration")
-        return f"{where}: {self.setting} {self.was} → {self.now}, {self.reason}"
+        what = f"{self.setting} {self.was} → {self.now}, {self.reason}"
+        if self.phase is None:
+            return what
+        return f"phase '{self.phase}' (starts {minutes(self.start_s or 0.0)}): {what}"
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,22 @@ class Fit:
     def adapted(self) -> bool:
         """True when the device runs something other than the program as written."""
         return bool(self.adaptations)
+
+    def reports(self, text: str = "") -> list[Report]:
+        """Each adaptation as a notice, at the line of the setting it changed in ``text``."""
+        source = SourceMap(text) if text else None
+        out = []
+        for a in self.adaptations:
+            path: tuple[str | int, ...] = (("phases", a.phase_index, "pulse_width_us")
+                                           if a.phase_index is not None
+                                           else ("calibration_pulse_width_us",))
+            found = source.exact(path) if source is not None else None
+            out.append(Report("notice", "Fitted to the device",
+                              f"{a.setting} {a.was} → {a.now}, {a.reason}",
+                              limit="device", setting="pulse_width_us", phase=a.phase,
+                              phase_start_s=a.start_s,
+                              line=found[0] if found else None, col=found[1] if found else None))
+        return out
 
     def explain(self, violations: Iterable[Violation]) -> list[Violation]:
         """``violations`` with the reason a width was not fitted added to the device's width
@@ -125,7 +145,8 @@ def fit_program(program: Program, capabilities: Capabilities) -> Fit:
                 fitted = _clamped(width, low, high)
                 edge = "widest" if max(_ends(width)) > high else "narrowest"
                 adaptations.append(Adaptation(
-                    phase.name, start_s, "pulse width", _width_text(width), _width_text(fitted),
+                    phase.name, start_s, index, "pulse width", _width_text(width),
+                    _width_text(fitted),
                     f"the {edge} the {model} can make"))
                 phase = phase.model_copy(update={"pulse_width_us": fitted})
         phases.append(phase)
@@ -136,7 +157,8 @@ def fit_program(program: Program, capabilities: Capabilities) -> Fit:
         fitted_us = min(max(calibration_us, low), high)
         update["calibration_pulse_width_us"] = fitted_us
         adaptations.append(Adaptation(
-            None, None, "pulse width", f"{calibration_us:g} µs", f"{fitted_us:g} µs",
+            None, None, None, "calibration pulse width", f"{calibration_us:g} µs",
+            f"{fitted_us:g} µs",
             "so that your thresholds are measured at the width the phases now use"))
     fitted_program = program.model_copy(update=update) if adaptations else program
     return Fit(program, fitted_program, tuple(adaptations), unfitted)
@@ -166,6 +188,27 @@ def check_on_device(program: Program, limits: Limits, capabilities: Capabilities
     plan = compile_plan(fit.program, profile_caps_ma={
         c.id: capabilities.amplitude_max_ma for c in fit.program.channels})
     return Checked(fit, plan, tuple(fit.explain(verify(plan, limits, capabilities))))
+
+
+def fit_verdict(program: Program, limits: Limits, capabilities: Capabilities
+                ) -> tuple[str, str]:
+    """Whether ``program`` fits the device, in a word and one sentence.
+
+    Returns:
+        ``("fits", "")``, ``("adapted", what changed)`` or ``("refused", the first problem,
+        and how many more)``.
+    """
+    checked = check_on_device(program, limits, capabilities)
+    if checked.blocks:
+        reports = limit_reports(checked.blocks, program=checked.fit.program, plan=checked.plan)
+        more = len(reports) - 1
+        return "refused", reports[0].detail + (f" (and {more} more problem{'s' * (more > 1)})"
+                                               if more else "")
+    if not checked.fit.adapted:
+        return "fits", ""
+    changes = sorted({f"{a.was} → {a.now}" for a in checked.fit.adaptations
+                      if a.phase is not None})
+    return "adapted", f"pulse width {', '.join(changes)}"
 
 
 def amplitude_rounding(plan: Plan, capabilities: Capabilities) -> float:

@@ -89,7 +89,7 @@ class Report:
     ``line`` and ``col`` (from 1) are None where the file has no place for the problem.
     """
 
-    severity: Literal["error", "warning"]
+    severity: Literal["error", "warning", "notice"]
     title: str
     message: str
     limit: str | None = None

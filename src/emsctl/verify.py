@@ -384,7 +384,15 @@ def _short_model(model: str) -> str:
 
 
 def _span(lo: float, hi: float, unit: str) -> str:
-    return f"only {lo:g} {unit}" if abs(hi - lo) <= _EPS else f"{lo:g}–{hi:g} {unit}"
+    if abs(hi - lo) <= _EPS:
+        what = {"Hz": "rate", "µs": "width"}.get(unit, "setting")
+        return f"only {_figure(lo)} {unit}, its fixed {what}"
+    return f"{_figure(lo)}–{_figure(hi)} {unit}"
+
+
+def _figure(value: float) -> str:
+    """A device's range end as people read it: at most two decimals (0.97561 → 0.98)."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _sorted_unique_ints(values: npt.NDArray[np.int32]) -> list[int]:

@@ -142,7 +142,11 @@ def _settings(profile: Any, driver: Driver, channel: int, site: str | None,
     if program_name is not None:
         if frequency_hz is not None or pulse_width_us is not None:
             raise InputError("give either --program or --frequency-hz/--pulse-width-us")
-        program = load_program(program_name).program
+        from ..fit import fit_program  # noqa: PLC0415
+
+        # the width the device runs the program at: a fitted program is calibrated at its
+        # fitted width, so the thresholds are the person's at the width that is delivered
+        program = fit_program(load_program(program_name).program, driver.capabilities).program
         chan = next((c for c in program.channels if c.id == channel), None)
         if chan is None:
             raise InputError(f"'{program.name}' has no channel {channel}")

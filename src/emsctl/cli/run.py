@@ -226,6 +226,13 @@ def _announce(prepared: Prepared, *, quiet: bool = False) -> None:
     _echo("")
     _echo(wrap(f"{program.title} ({program.name}), {length}."))
     _echo(wrap(f"{prepared.driver.capabilities.model} ({prepared.device_url})", label="Device: "))
+    if prepared.fit is not None and prepared.fit.adapted:
+        _echo("")
+        _echo(wrap("This device cannot run the program exactly as written; it runs it with "
+                   "these changes:"))
+        for adaptation in prepared.fit.adaptations:
+            _echo(wrap(str(adaptation), label="  - ", indent=4))
+        _echo(wrap(prepared.fit.why))
     if not quiet:
         _echo("")
         _echo(wrap(program.description))

@@ -13,8 +13,10 @@ from .words import Explainer, term_lines, wrap
 __all__ = ["programs", "schema", "show", "worst_case"]
 
 
-def worst_case(name_or_path: str, limits_path: Path | None = None) -> dict[str, Any]:
-    """Phases, total time and per-channel worst-case figures of a program at its caps."""
+def worst_case(name_or_path: str, limits_path: Path | None = None,
+               device_url: str | None = None) -> dict[str, Any]:
+    """Phases, total time and per-channel worst-case figures of a program at its caps; with a
+    device, of the program fitted to it, with the adaptations and the device's rounding."""
     import numpy as np  # noqa: PLC0415
 
     from .. import formulas  # noqa: PLC0415
@@ -25,8 +27,13 @@ def worst_case(name_or_path: str, limits_path: Path | None = None) -> dict[str, 
 
     loaded = load_program(name_or_path)
     program = loaded.program
-    plan = compile_plan(program)
     limits = load_limits(limits_path)
+    device: dict[str, Any] | None = None
+    if device_url is None:
+        plan = compile_plan(program)
+        violations = verify(plan, limits)
+    else:
+        device, program, plan, violations = _on_device(program, limits, device_url)
     channels = []
     for cplan in plan.channels:
         seg = cplan.segments
@@ -61,8 +68,8 @@ def worst_case(name_or_path: str, limits_path: Path | None = None) -> dict[str, 
             "duty": phase.duty.model_dump() if phase.duty else None,
             "burst": phase.burst.model_dump() if phase.burst else None,
         })
-    violations = verify(plan, limits)
     return {
+        "device": device,
         "name": program.name, "title": program.title, "purpose": program.purpose,
         "evidence": program.evidence, "expert": program.expert,
         "description": program.description, "placement": program.placement,
@@ -76,6 +83,35 @@ def worst_case(name_or_path: str, limits_path: Path | None = None) -> dict[str, 
         "warning_reports": [r.summary(10_000) for r in limit_reports(
             [v for v in violations if v.severity == "warn"], program=program, plan=plan)],
     }
+
+
+def _on_device(program: Any, limits: Any, device_url: str) -> tuple[dict[str, Any], Any, Any,
+                                                                     list[Any]]:
+    """The program fitted to the device at ``device_url`` (made, never opened): what changed,
+    the device's amplitude rounding for the synthetic person, the fitted program, its worst-case
+    plan and its violations."""
+    from ..devices import open_device  # noqa: PLC0415
+    from ..fit import amplitude_rounding, check_on_device  # noqa: PLC0415
+    from ..plan import compile_plan  # noqa: PLC0415
+    from ..profile import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR  # noqa: PLC0415
+
+    driver = open_device(device_url)
+    caps = driver.capabilities
+    checked = check_on_device(program, limits, caps)
+    fitted = checked.fit.program
+    person = compile_plan(
+        fitted, {c.id: SYNTHETIC_THRESHOLDS for c in fitted.channels},
+        profile_caps_ma={c.id: min(TOL_CAP_FACTOR * SYNTHETIC_THRESHOLDS.tol_ma,
+                                   caps.amplitude_max_ma) for c in fitted.channels})
+    info = {
+        "url": device_url, "model": caps.model, "simulated": driver.simulated,
+        "adaptations": [str(a) for a in checked.fit.adaptations],
+        "adaptations_why": checked.fit.why,
+        "amplitude_step_ma": caps.amplitude_step_ma,
+        "amplitude_rounding_ma": amplitude_rounding(person, caps),
+        "fits": not checked.blocks,
+    }
+    return info, fitted, checked.plan, list(checked.violations)
 
 
 def _describe(value: object) -> str | float | None:
@@ -105,8 +141,11 @@ def _minutes(seconds: float) -> str:
 @click.argument("program", shell_complete=complete_program)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
+@click.option("-d", "--device", "device_url", default=None, metavar="URL",
+              help="Show the program as this device runs it: fitted to what it can do, with "
+              "every adaptation and its rounding (the device is not opened).")
 @limits_option
-def show(program: str, fmt: str, limits_path: Path | None) -> None:
+def show(program: str, fmt: str, device_url: str | None, limits_path: Path | None) -> None:
     """Show PROGRAM (a built-in name or a file): what it is, where the pads go, what to do
     afterwards, its phases and the worst-case figures at its caps.
 
@@ -115,7 +154,7 @@ def show(program: str, fmt: str, limits_path: Path | None) -> None:
     """
     from .common import verbosity  # noqa: PLC0415
 
-    info = worst_case(program, limits_path)
+    info = worst_case(program, limits_path, device_url)
     if fmt == "json":
         click.echo(json_text(info, ensure_ascii=False))
         return
@@ -179,6 +218,28 @@ def show(program: str, fmt: str, limits_path: Path | None) -> None:
     for label, key in (("VIOLATION ", "violation_reports"), ("warning ", "warning_reports")):
         for text in info[key]:
             click.echo("\n".join(wrap(text, label=label)))
+    if info["device"] is not None:
+        _device_text(info["device"], say)
+
+
+def _device_text(device: dict[str, Any], say: Any) -> None:
+    """What the device changes: its adaptations, then its rounding, in words."""
+    click.echo("")
+    verdict = ("does not fit it (see above)" if not device["fits"]
+               else "fits it with the adaptations below" if device["adaptations"]
+               else "fits it as written")
+    say(f"On {device['model']} ({device['url']}): the program {verdict}.")
+    for text in device["adaptations"]:
+        say(text, "  adapted: ")
+    if device["adaptations_why"]:
+        say(device["adaptations_why"])
+    step = device["amplitude_step_ma"]
+    if step > 0:
+        largest = device["amplitude_rounding_ma"]
+        say(f"Rounding: the device sets current in steps of {step:g} mA, and emsctl always "
+            "rounds down, never up: a current can be up to one step below the plan"
+            + (f" (for the synthetic person, up to {largest:.1f} mA below)."
+               if largest >= 0.05 else " (for the synthetic person, nothing is rounded)."))
 
 
 def _spec_text(value: str | float | None) -> str:
@@ -201,11 +262,22 @@ def _amplitude_text(phase: dict[str, Any]) -> str:
 @click.argument("folder", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-def programs(folder: Path | None, fmt: str) -> None:
+@click.option("-d", "--device", "device_url", default=None, metavar="URL",
+              help="Also say whether each program fits this device: as written, with "
+              "adaptations (named), or not (why). The device is not opened.")
+@limits_option
+def programs(folder: Path | None, fmt: str, device_url: str | None,
+             limits_path: Path | None) -> None:
     """List the built-in programs, and those in FOLDER when given."""
     from ..errors import EmsError  # noqa: PLC0415
     from ..loader import builtin_names, find_program_files, load_program  # noqa: PLC0415
 
+    capabilities = None
+    if device_url is not None:
+        from ..devices import open_device  # noqa: PLC0415
+
+        capabilities = open_device(device_url).capabilities  # made, never connected
+    limits = load_limits(limits_path)
     sources = builtin_names() + ([str(p) for p in find_program_files([folder])] if folder else [])
     rows: list[dict[str, Any]] = []
     for source in sources:
@@ -214,10 +286,15 @@ def programs(folder: Path | None, fmt: str) -> None:
         except EmsError as exc:
             rows.append({"name": source, "error": str(exc)})
             continue
-        rows.append({"name": program.name if source in builtin_names() else source,
-                     "title": program.title, "purpose": program.purpose,
-                     "duration_s": program.duration_s, "expert": program.expert,
-                     "builtin": source in builtin_names()})
+        row = {"name": program.name if source in builtin_names() else source,
+               "title": program.title, "purpose": program.purpose,
+               "duration_s": program.duration_s, "expert": program.expert,
+               "builtin": source in builtin_names()}
+        if capabilities is not None:
+            from ..fit import fit_verdict  # noqa: PLC0415
+
+            row["fit"], row["fit_detail"] = fit_verdict(program, limits, capabilities)
+        rows.append(row)
     if fmt == "json":
         click.echo(json_text(rows, ensure_ascii=False))
         return
@@ -229,6 +306,11 @@ def programs(folder: Path | None, fmt: str) -> None:
         flag = " [expert]" if r["expert"] else ""
         click.echo(f"{r['name']:<18}{r['duration_s'] / 60:>6.1f}  {r['purpose']:<12}"
                    f"{r['title']}{flag}")
+        if "fit" in r:
+            words = {"fits": "fits", "adapted": "fits with adaptations",
+                     "refused": "does not fit"}[r["fit"]]
+            detail = f": {r['fit_detail']}" if r["fit_detail"] else ""
+            click.echo("\n".join(wrap(f"{words}{detail}", label=" " * 26)))
 
 
 @click.command()

@@ -79,6 +79,8 @@ class FileResult:
     problems: list[Report] = field(default_factory=list)
     warnings: list[Report] = field(default_factory=list)
     device: bool = False  # checked against a device
+    #: How the program was fitted to the device (notices; the file is still valid).
+    adaptations: list[Report] = field(default_factory=list)
 
     def checks(self) -> list[tuple[str, str, str]]:
         """(outcome, ID, what) of every check: "pass", "FAIL", "warn" or "skip" (not run)."""
@@ -109,6 +111,7 @@ class FileResult:
             "path": self.path, "status": self.status,
             "problems": [p.as_dict() for p in self.problems],
             "warnings": [w.as_dict() for w in self.warnings],
+            "adaptations": [a.as_dict() for a in self.adaptations],
         }
         if verbose:
             data["checks"] = [{"check": c, "what": w, "outcome": o} for o, c, w in self.checks()]
@@ -129,9 +132,17 @@ def check_file(path: Path, limits_path: Path | None,
     except EmsError as exc:
         return FileResult(str(path), "error", input_reports(exc, str(path)), device=device)
     limits = load_limits(limits_path)
-    plan = compile_plan(loaded.program)
-    reports = limit_reports(verify(plan, limits, capabilities), loaded.text, loaded.program, plan)
     result = FileResult(str(path), "ok", device=device)
+    if capabilities is None:
+        plan = compile_plan(loaded.program)
+        violations = verify(plan, limits)
+    else:
+        from ..fit import check_on_device  # noqa: PLC0415
+
+        checked = check_on_device(loaded.program, limits, capabilities)
+        plan, violations = checked.plan, list(checked.violations)
+        result.adaptations = checked.fit.reports(loaded.text)
+    reports = limit_reports(violations, loaded.text, loaded.program, plan)
     for report in reports:
         (result.warnings if report.severity == "warning" else result.problems).append(report)
     if result.problems:
@@ -219,6 +230,8 @@ def _report(results: list[FileResult], fmt: str, *, quiet: bool, verbose: bool) 
         if not quiet:
             for w in r.warnings:
                 click.echo(_github(r.path, w) if fmt == "github" else _line("warning ", r.path, w))
+            for a in r.adaptations if r.status == "ok" else ():
+                click.echo(_github(r.path, a) if fmt == "github" else _line("adapted ", r.path, a))
         if verbose:
             for outcome, check_id, what in r.checks():
                 click.echo(f"  {outcome:<5} {check_id:<6} {what}")
