@@ -57,7 +57,7 @@ class BadFrameReason(StrEnum):
     """LEN and CRC were right but fewer than two prefix bytes followed the header."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Frame:
     """A frame that passed the header, LEN and CRC checks.
 
@@ -85,7 +85,7 @@ class Frame:
         return self.payload[PREFIX_LEN:]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BadFrame:
     """Bytes that began like a frame but were dropped.
 
@@ -159,8 +159,10 @@ class FrameDecoder:
                     pos += len(whole.wire)
                     continue
             pos = self._walk(data, pos, out)
-        self.frames += sum(isinstance(item, Frame) for item in out)
-        self.bad_frames += sum(isinstance(item, BadFrame) for item in out)
+        if out:
+            bad = sum(isinstance(item, BadFrame) for item in out)
+            self.frames += len(out) - bad
+            self.bad_frames += bad
         return out
 
     @staticmethod
