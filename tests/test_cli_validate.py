@@ -349,4 +349,5 @@ def test_run_refuses_a_program_the_device_cannot_express_in_short_grouped_lines(
     assert len(reports) == 3 and all(line.startswith("  ") for line in reports)
     assert all(len(line) <= 200 for line in refusal[start:])
     assert ("  Frequency below the device's range: channels 1, 2, phase 'fading out' (starts "
-            "13:00): 2 Hz is outside what openEMSstim can do (only 80 Hz, its fixed rate)") in reports
+            "13:00): 2 Hz is outside what openEMSstim can do (only 80 Hz, its fixed rate)"
+            ) in reports

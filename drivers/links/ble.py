@@ -9,7 +9,10 @@ front end over an emulated Bluetooth stack.
 
 - **Connect** by address (``BleakScanner.find_device_by_address``) or by advertised name. A
   name is resolved by one scan and must match exactly one device: two units with the same name
-  in range are refused (HZ-11: never pair with a neighbour's unit).
+  in range are refused (HZ-11: never pair with a neighbour's unit). The scan must hear every
+  unit in range, so it cannot end at the first match; it takes at most half of the connect
+  timeout (:data:`SCAN_SHARE`, and never more than 5 s), so that the other half is left for the
+  connection itself.
 - **Reconnect policy** (L14): the link never reconnects by itself and never replays anything.
   When the connection drops, ``on_lost`` is told once and every later call raises
   :class:`~emsctl.errors.LinkLostError`. ``connect()`` may be called again; it makes a new client
@@ -37,6 +40,9 @@ __all__ = ["BleakBackendClasses", "BleakGattLink", "BluetoothUnavailableError", 
            "ScanResult", "ScannerLike", "recognise", "scan", "translate_ble_error"]
 
 SCAN_TIMEOUT_DEFAULT_S = 5.0
+#: The share of a connect-by-name timeout the scan for the name may take; the rest is the
+#: connection's.
+SCAN_SHARE = 0.5
 
 
 class BluetoothUnavailableError(DeviceError):
@@ -144,7 +150,7 @@ def translate_ble_error(exc: BaseException, what: str) -> DeviceError:
         return exc
     if isinstance(exc, TimeoutError):
         return DeviceTimeoutError(f"{what}: no answer in time; is the device on and in range?")
-    detail = str(exc) or type(exc).__name__
+    detail = _detail(exc)
     if _no_bluetooth(exc):
         return BluetoothUnavailableError(
             f"Bluetooth is not available on this computer (no adapter, no BlueZ service, or "
@@ -152,6 +158,21 @@ def translate_ble_error(exc: BaseException, what: str) -> DeviceError:
     if isinstance(exc, OSError):
         return LinkLostError(f"{what}: the operating system reported {detail}")
     return DeviceError(f"{what}: {detail}")
+
+
+def _detail(exc: BaseException) -> str:
+    """The error's own sentence.
+
+    ``str()`` of an exception made with several arguments is the tuple of them: bleak 3's
+    ``BleakGATTProtocolError`` is ``(code, "GATT Protocol Error: …")`` and
+    ``BleakBluetoothNotAvailableError`` is ``(message, reason)``. Their text arguments are the
+    sentence; an exception with a ``__str__`` of its own (``BleakDBusError``) says it itself.
+    """
+    if len(exc.args) > 1 and type(exc).__str__ is BaseException.__str__:
+        texts = [arg for arg in exc.args if isinstance(arg, str) and arg]
+        if texts:
+            return "; ".join(texts)
+    return str(exc) or type(exc).__name__
 
 
 def _no_bluetooth(exc: BaseException) -> bool:
@@ -305,8 +326,8 @@ class BleakGattLink:
                                   f"{found_address or 'a device without an address'}; "
                                   "not connecting to it")
             return device
-        found = await scanner.discover(timeout=min(timeout_s, SCAN_TIMEOUT_DEFAULT_S),
-                                       return_adv=True)
+        scan_s = min(timeout_s * SCAN_SHARE, SCAN_TIMEOUT_DEFAULT_S)  # the rest: connecting
+        found = await scanner.discover(timeout=scan_s, return_adv=True)
         matches = [dev for dev, adv in found.values()
                    if (adv.local_name or getattr(dev, "name", None)) == self.name]
         if not matches:

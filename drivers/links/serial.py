@@ -133,11 +133,12 @@ class SerialLink:
         """
         if self._port is None:
             raise LinkLostError(f"{self.description}: link is closed")
+        data = bytes(data)
         if self._backlog:
-            self._queue(bytes(data))
+            self._queue(data)
             return
         try:
-            sent = self._write_now(bytes(data))
+            sent = self._write_now(data)
         except OSError as exc:
             self._report_lost(f"write failed: {exc}")
             raise LinkLostError(f"{self.description}: write failed: {exc}") from exc

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pydantic import Field
@@ -73,6 +73,31 @@ _STATE_TEXT = {
     p.ChannelState.PULSE_LOW_CURRENT: "pulse low current (the voltage is too low for the "
                                       "current: check the pads)",
 }
+#: Prepared updates kept per driver (setpoints → blocks, stuffed data, description); a session
+#: repeats few distinct setpoints between ramps, and the cache starts afresh when full.
+_PREPARED_MAX = 512
+#: A timer may run a hair before its time (the loop's clock resolution): a lease or an ack
+#: counts as run out this close to its end.
+_TIMER_SLACK_S = 1e-6
+_PacketFrame = Callable[[int], bytes]
+
+
+def _frames_of(make: Callable[[int], p.Request]) -> _PacketFrame:
+    """The wire frame of a command without varying data, for each packet number, built once
+    (the stop and the poll are on the hot path)."""
+    return tuple(p.encode_message(make(pn)) for pn in range(p.MAX_PACKET_NUMBER + 1)).__getitem__
+
+
+_GET_STIM_STATUS = _frames_of(lambda pn: p.GetStimStatus(packet_number=pn))
+_GET_DEVICE_ID = _frames_of(lambda pn: p.GetDeviceId(packet_number=pn))
+_GET_EXTENDED_VERSION = _frames_of(lambda pn: p.GetExtendedVersion(packet_number=pn))
+_ML_INIT = _frames_of(lambda pn: p.MlInit(packet_number=pn, stop_all_on_error=True))
+_ML_GET_CURRENT_DATA = _frames_of(lambda pn: p.MlGetCurrentData(packet_number=pn))
+_ML_STOP = _frames_of(lambda pn: p.MlStop(packet_number=pn))
+_LL_STOP = _frames_of(lambda pn: p.LlStop(packet_number=pn))
+#: The stuffed command prefix of Ml_update for each packet number.
+_ML_UPDATE_PREFIX = tuple(p.stuff(p.command_prefix(pn, p.Command.ML_UPDATE))
+                          for pn in range(p.MAX_PACKET_NUMBER + 1))
 
 
 def capabilities() -> Capabilities:
@@ -111,6 +136,35 @@ class _Aborted(Exception):
     """A stop came while an update was on its way: the update is dropped, never resent."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Update:
+    """An Ml_update prepared once per distinct set of setpoints.
+
+    Attributes:
+        configs: channel → block, as :func:`_blocks` makes them (never mutated).
+        data: the update's data (enable mask and blocks), stuffed: the same bytes as
+            ``p.stuff(p.MlUpdate.of(pn, configs).data())`` for any packet number.
+        load: the device's load sum of the blocks (:func:`mapping.update_load`).
+        text: the blocks in words, for the ``ack`` telemetry.
+    """
+
+    configs: dict[int, p.MlChannelConfig]
+    data: bytes
+    load: float
+    text: str
+
+    @classmethod
+    def of(cls, configs: dict[int, p.MlChannelConfig]) -> _Update:
+        """Prepare the update of ``configs`` (the codec checks every field once, here)."""
+        message = p.MlUpdate.of(0, configs)
+        return cls(configs, p.stuff(message.data()), mapping.update_load(configs.values()),
+                   _describe(configs))
+
+    def frame(self, packet_number: int) -> bytes:
+        """The wire frame with ``packet_number``: ``p.encode_message`` of the Ml_update."""
+        return p.frame_from_stuffed(_ML_UPDATE_PREFIX[packet_number] + self.data)
+
+
 class ScienceMode4Driver(Driver):
     """A P24 in ScienceMode4 mid level behind a byte link.
 
@@ -136,8 +190,11 @@ class ScienceMode4Driver(Driver):
         self.bad_frames = 0
         self._decoder = p.FrameDecoder()
         self._pn = 0
-        #: packet number → (the request's command, the future its ack completes)
-        self._pending: dict[int, tuple[int, asyncio.Future[p.Message]]] = {}
+        #: packet number → (the request's command, the future its ack completes, when it
+        #: times out)
+        self._pending: dict[int, tuple[int, asyncio.Future[p.Message], float]] = {}
+        #: One timer for every pending ack, at the earliest deadline (re-armed when it fires).
+        self._ack_timer: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()
         self._opened = self._lost = self._silenced = False
         self._silence_reason = ""
@@ -148,6 +205,7 @@ class ScienceMode4Driver(Driver):
         self._last_poll_s = -math.inf
         self._lease: asyncio.TimerHandle | None = None
         self._lease_end_s = 0.0
+        self._prepared: dict[tuple[tuple[float, float, float], ...], _Update] = {}
 
     # ------------------------------------------------------------------ driver hooks
 
@@ -169,7 +227,7 @@ class ScienceMode4Driver(Driver):
         self._fault = None
         async with self._lock:
             try:
-                status = await self._command(lambda pn: p.GetStimStatus(packet_number=pn),
+                status = await self._command(p.Command.GET_STIM_STATUS, _GET_STIM_STATUS,
                                              "Get_stim_status")
             except DeviceTimeoutError:
                 raise DeviceError(f"no answer from a P24 on {self.link.description} within "
@@ -177,13 +235,13 @@ class ScienceMode4Driver(Driver):
                                   "its port? ('emsctl devices' lists the candidates)") from None
             assert isinstance(status, p.GetStimStatusAck)
             if status.stim_status == p.StimStatus.LOW_LEVEL:
-                await self._command(lambda pn: p.LlStop(packet_number=pn), "Ll_stop")
+                await self._command(p.Command.LL_STOP, _LL_STOP, "Ll_stop")
             elif status.stim_status != p.StimStatus.NONE:
-                await self._command(lambda pn: p.MlStop(packet_number=pn), "Ml_stop")
+                await self._command(p.Command.ML_STOP, _ML_STOP, "Ml_stop")
             self._initialised, self._running = False, {}
-            ident = await self._command(lambda pn: p.GetDeviceId(packet_number=pn),
+            ident = await self._command(p.Command.GET_DEVICE_ID, _GET_DEVICE_ID,
                                         "Get_device_id")
-            version = await self._command(lambda pn: p.GetExtendedVersion(packet_number=pn),
+            version = await self._command(p.Command.GET_EXTENDED_VERSION, _GET_EXTENDED_VERSION,
                                           "Get_extended_version")
             assert isinstance(ident, p.GetDeviceIdAck)
             assert isinstance(version, p.GetExtendedVersionAck)
@@ -202,10 +260,11 @@ class ScienceMode4Driver(Driver):
                 a pulse timeout or low current.
             DeviceTimeoutError: no ack after the resend.
         """
-        configs = _blocks(setpoints)
-        if configs and not mapping.within_load_limit(configs.values()):
+        update = self._prepare(setpoints)
+        configs = update.configs
+        if configs and not update.load < mapping.LOAD_LIMIT:  # mapping.within_load_limit
             raise InputError(f"the P24 cannot make these pulses together: load "
-                             f"{mapping.update_load(configs.values()):.0f} of at most "
+                             f"{update.load:.0f} of at most "
                              f"{mapping.LOAD_LIMIT:g} (Σ (pulse µs + 60) / period ms)")
         if configs and self._fault is not None:
             raise DeviceError(self._fault)
@@ -217,7 +276,7 @@ class ScienceMode4Driver(Driver):
                 if not configs:
                     self._cancel_lease()
                     if self._running:
-                        await self._update({})
+                        await self._update(update)
                     return
                 sent_s = self._now()
                 if not self._initialised:
@@ -227,11 +286,11 @@ class ScienceMode4Driver(Driver):
                 if self._running and due and not await self._poll():
                     return  # an electrode error: reported, the session pauses
                 if not unchanged:
-                    await self._update(configs)
+                    await self._update(update)
                 if self.stopped:
                     return  # the stop that came meanwhile stands
                 self._arm_lease(sent_s + lease_s)
-                self._tell("ack", _describe(configs), value=1.0)
+                self._tell("ack", update.text, value=1.0)
         except _Aborted:
             return
 
@@ -268,19 +327,36 @@ class ScienceMode4Driver(Driver):
         """Cancel the lease timer, fail pending acks, close the link."""
         self._cancel_lease()
         self._fail_pending(DeviceError("the driver was closed"))
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
         self._opened = False
         await self.link.close()
 
     # ------------------------------------------------------------------ mid level
 
+    def _prepare(self, setpoints: Sequence[ChannelSetpoint]) -> _Update:
+        """The update of ``setpoints``, prepared once (blocks, frame data, load, words).
+
+        Raises:
+            InputError: a setpoint the mid level cannot express.
+        """
+        key = tuple((sp.amplitude_ma, sp.pulse_width_us, sp.frequency_hz) for sp in setpoints)
+        update = self._prepared.get(key)
+        if update is None:
+            update = _Update.of(_blocks(setpoints))
+            if len(self._prepared) >= _PREPARED_MAX:
+                self._prepared.clear()
+            self._prepared[key] = update
+        return update
+
     async def _ml_init(self) -> None:
-        await self._command(lambda pn: p.MlInit(packet_number=pn, stop_all_on_error=True),
-                            "Ml_init")
+        await self._command(p.Command.ML_INIT, _ML_INIT, "Ml_init")
         self._initialised, self._running = True, {}
 
-    async def _update(self, configs: dict[int, p.MlChannelConfig]) -> None:
-        await self._command(lambda pn: p.MlUpdate.of(pn, configs), "Ml_update", abortable=True)
-        self._running = configs
+    async def _update(self, update: _Update) -> None:
+        await self._command(p.Command.ML_UPDATE, update.frame, "Ml_update", abortable=True)
+        self._running = update.configs
 
     async def _poll(self) -> bool:
         """Ml_get_current_data: renews the device's timeout and checks every channel.
@@ -293,7 +369,7 @@ class ScienceMode4Driver(Driver):
             DeviceError: a pulse timeout or low current, or a configured channel the device
                 stopped by itself (its timeout).
         """
-        ack = await self._command(lambda pn: p.MlGetCurrentData(packet_number=pn),
+        ack = await self._command(p.Command.ML_GET_CURRENT_DATA, _ML_GET_CURRENT_DATA,
                                   "Ml_get_current_data", abortable=True,
                                   accept=frozenset({p.Result.ELECTRODE_ERROR,
                                                     p.Result.PULSE_TIMEOUT,
@@ -338,14 +414,14 @@ class ScienceMode4Driver(Driver):
         """
         for _ in range(1 + _RESENDS):
             try:
-                ack = await self._request(lambda pn: p.MlStop(packet_number=pn))
+                ack = await self._request(p.Command.ML_STOP, _ML_STOP)
             except DeviceTimeoutError:
                 continue
             if isinstance(ack, p.MlStopAck) and ack.result == p.Result.OK:
                 break
         else:
             try:
-                status = await self._request(lambda pn: p.GetStimStatus(packet_number=pn))
+                status = await self._request(p.Command.GET_STIM_STATUS, _GET_STIM_STATUS)
             except DeviceTimeoutError:
                 raise DeviceTimeoutError(f"no answer to Ml_stop ({1 + _RESENDS} tries) nor to "
                                          f"Get_stim_status, {self.ack_timeout_s:g} s each"
@@ -359,9 +435,12 @@ class ScienceMode4Driver(Driver):
     # ------------------------------------------------------------------ the host lease
 
     def _arm_lease(self, end_s: float) -> None:
-        self._cancel_lease()
+        """The lease now ends at ``end_s``. A renewal only moves the end: the timer, when it
+        fires before the end, sets itself there again; a shorter lease moves it earlier."""
         self._lease_end_s = end_s
-        self._lease = asyncio.get_running_loop().call_at(end_s, self._lease_expired)
+        if self._lease is None or self._lease.when() > end_s:
+            self._cancel_lease()
+            self._lease = asyncio.get_running_loop().call_at(end_s, self._lease_expired)
 
     def _cancel_lease(self) -> None:
         if self._lease is not None:
@@ -370,6 +449,10 @@ class ScienceMode4Driver(Driver):
 
     def _lease_expired(self) -> None:
         self._lease = None
+        if self._now() < self._lease_end_s - _TIMER_SLACK_S:  # renewed since it was set
+            self._lease = asyncio.get_running_loop().call_at(self._lease_end_s,
+                                                             self._lease_expired)
+            return
         if not self.stopped and self._running:
             task = asyncio.ensure_future(self._end_lease())
             task.add_done_callback(_ignore_result)
@@ -378,7 +461,8 @@ class ScienceMode4Driver(Driver):
         """No apply renewed the lease: the host stops the output itself, long before the
         device's own 2 s timeout would."""
         async with self._lock:
-            if self.stopped or self._lease is not None or self._now() < self._lease_end_s:
+            if (self.stopped or self._lease is not None
+                    or self._now() < self._lease_end_s - _TIMER_SLACK_S):
                 return  # renewed or stopped meanwhile
             if not self._running:
                 return
@@ -391,7 +475,7 @@ class ScienceMode4Driver(Driver):
 
     # ------------------------------------------------------------------ commands and acks
 
-    async def _command(self, build: Callable[[int], p.Request], what: str, *,
+    async def _command(self, command: int, frame: _PacketFrame, what: str, *,
                        abortable: bool = False,
                        accept: frozenset[p.Result] = frozenset()) -> p.Message:
         """Send a command until it is acknowledged (one resend on a timeout or a transfer
@@ -408,7 +492,7 @@ class ScienceMode4Driver(Driver):
             if abortable and self.stopped:
                 raise _Aborted  # HZ-03: never (re)send an update after a stop
             try:
-                ack = await self._request(build)
+                ack = await self._request(command, frame)
             except DeviceTimeoutError:
                 if abortable and self.stopped:
                     raise _Aborted from None
@@ -438,8 +522,9 @@ class ScienceMode4Driver(Driver):
             raise self._failure(DeviceError(
                 f"the P24 refused {what} with result {int(result)} ({_result_name(result)})"))
 
-    async def _request(self, build: Callable[[int], p.Request]) -> p.Message:
-        """Write one command now and wait for the frame that acknowledges it.
+    async def _request(self, command: int, frame: _PacketFrame) -> p.Message:
+        """Write one command now (``frame(pn)``: its wire frame with a packet number) and wait
+        for the frame that acknowledges it.
 
         Raises:
             DeviceTimeoutError: no ack within the timeout.
@@ -447,20 +532,44 @@ class ScienceMode4Driver(Driver):
             DeviceError: the device answered General_error or Unknown_cmd.
         """
         self._check_link()
-        message = build(self._next_pn())
+        pn = self._next_pn()
+        wire = frame(pn)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[p.Message] = loop.create_future()
-        pn = message.packet_number
-        self._pending[pn] = (message.command, future)
-        # a plain timer rather than asyncio.wait_for: this runs for every update
-        timer = loop.call_later(self.ack_timeout_s, _time_out, future, self.ack_timeout_s)
+        deadline_s = loop.time() + self.ack_timeout_s
+        self._pending[pn] = (command, future, deadline_s)
+        # one shared timer rather than asyncio.wait_for or a timer each: this runs for every
+        # update
+        timer = self._ack_timer
+        if timer is None or timer.when() > deadline_s:
+            if timer is not None:
+                timer.cancel()
+            self._ack_timer = loop.call_at(deadline_s, self._acks_due)
         try:
-            await self.link.write(p.encode_message(message))
+            await self.link.write(wire)
             return await future
         finally:
-            timer.cancel()
-            if self._pending.get(pn, (0, None))[1] is future:
+            entry = self._pending.get(pn)
+            if entry is not None and entry[1] is future:
                 del self._pending[pn]
+
+    def _acks_due(self) -> None:
+        """The ack timer: fail every request whose ack is overdue; set the timer again for the
+        earliest one still pending."""
+        self._ack_timer = None
+        loop = asyncio.get_running_loop()
+        now_s = loop.time()
+        next_s = math.inf
+        for _command, future, deadline_s in list(self._pending.values()):
+            if future.done():
+                continue
+            if deadline_s <= now_s + _TIMER_SLACK_S:
+                future.set_exception(DeviceTimeoutError(f"no ack within {self.ack_timeout_s:g} "
+                                                        "s"))
+            else:
+                next_s = min(next_s, deadline_s)
+        if next_s < math.inf:
+            self._ack_timer = loop.call_at(next_s, self._acks_due)
 
     def _next_pn(self) -> int:
         # packet numbers count 1, 2 … 63, 0, 1 … (docs/protocols/sciencemode4.md §10)
@@ -490,7 +599,7 @@ class ScienceMode4Driver(Driver):
         entry = self._pending.get(message.packet_number)
         if entry is None:
             return  # a late ack of a request given up on, or nothing we asked for
-        command, future = entry
+        command, future, _deadline_s = entry
         if future.done():
             return
         if message.command == command + 1:
@@ -525,7 +634,7 @@ class ScienceMode4Driver(Driver):
                               f"({self._silence_reason})")
 
     def _fail_pending(self, error: DeviceError) -> None:
-        for _, future in list(self._pending.values()):
+        for _command, future, _deadline_s in list(self._pending.values()):
             if not future.done():
                 future.set_exception(error)
         self._pending.clear()
@@ -534,7 +643,7 @@ class ScienceMode4Driver(Driver):
         self._emit(Telemetry(kind, self._now(), None, value, message))
 
 
-def _blocks(setpoints: tuple[ChannelSetpoint, ...]) -> dict[int, p.MlChannelConfig]:
+def _blocks(setpoints: Sequence[ChannelSetpoint]) -> dict[int, p.MlChannelConfig]:
     """One Ml_update block per channel with output (the base class checked the ranges).
 
     Raises:
@@ -561,11 +670,6 @@ def _result_name(result: int) -> str:
         return p.Result(result).name.lower().replace("_", " ")
     except ValueError:
         return "unknown"
-
-
-def _time_out(future: asyncio.Future[p.Message], timeout_s: float) -> None:
-    if not future.done():
-        future.set_exception(DeviceTimeoutError(f"no ack within {timeout_s:g} s"))
 
 
 def _ignore_result(task: asyncio.Future[None]) -> None:

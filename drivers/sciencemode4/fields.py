@@ -163,6 +163,8 @@ def check_int(name: str, value: object, low: int, high: int) -> None:
 
 def to_enum(enum: type[_E], value: object, name: str) -> _E:
     """The enum member for a value, or ProtocolError naming the field (bools are refused)."""
+    if type(value) is enum:  # already a member (a decoded field handed on): nothing to check
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise ProtocolError(f"{name} must be an integer, not {value!r}")
     try:

@@ -12,6 +12,8 @@ clock or keep state.
 
 from __future__ import annotations
 
+import re
+
 from ...errors import ProtocolError
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "command_prefix",
     "crc16_xmodem",
     "encode_frame",
+    "frame_from_stuffed",
     "split_prefix",
     "stuff",
     "unstuff",
@@ -38,6 +41,8 @@ STOP = 0x0F
 ESCAPE = 0x81
 ESCAPE_KEY = 0x55
 SPECIAL_BYTES = frozenset({START, STOP, ESCAPE})
+_SPECIAL = re.compile(b"[\xf0\x0f\x81]")
+_ESCAPED = {bytes((b,)): bytes((ESCAPE, b ^ ESCAPE_KEY)) for b in SPECIAL_BYTES}
 
 HEADER_LEN = 9
 """Start byte plus four escaped pairs (LEN high, LEN low, CRC high, CRC low)."""
@@ -81,13 +86,7 @@ def crc16_xmodem(data: bytes) -> int:
 
 def stuff(raw: bytes) -> bytes:
     """Escape F0, 0F and 81 as ``81, b ⊕ 0x55`` (``81 A5``, ``81 5A``, ``81 D4``); keep the rest."""
-    out = bytearray()
-    for byte in raw:
-        if byte in SPECIAL_BYTES:
-            out += bytes((ESCAPE, byte ^ ESCAPE_KEY))
-        else:
-            out.append(byte)
-    return bytes(out)
+    return _SPECIAL.sub(lambda match: _ESCAPED[match.group()], bytes(raw))
 
 
 def unstuff(stuffed: bytes) -> bytes:
@@ -97,6 +96,8 @@ def unstuff(stuffed: bytes) -> bytes:
     Raises:
         ProtocolError: on a bare start or stop byte, or an escape byte with nothing after it.
     """
+    if not _SPECIAL.search(stuffed):
+        return bytes(stuffed)  # nothing escaped: most frames
     out = bytearray()
     escaped = False
     for byte in stuffed:
@@ -146,12 +147,21 @@ def encode_frame(payload: bytes) -> bytes:
     """
     if len(payload) < PREFIX_LEN:
         raise ProtocolError(f"a frame needs a 2-byte command prefix, got {len(payload)} bytes")
-    body = stuff(payload)
+    return frame_from_stuffed(stuff(payload))
+
+
+def frame_from_stuffed(body: bytes) -> bytes:
+    """The wire frame around an already stuffed prefix and data (``stuff`` works byte by byte,
+    so a host may stuff a prefix and a data block apart and join them).
+
+    Raises:
+        ProtocolError: a frame longer than 1200 wire bytes.
+    """
     length = HEADER_LEN + len(body) + 1
     if length > MAX_FRAME_LEN:
         raise ProtocolError(f"a frame of {length} wire bytes is over {MAX_FRAME_LEN}")
     crc = crc16_xmodem(body)
-    header = bytearray((START,))
-    for value in (length >> 8, length & 0xFF, crc >> 8, crc & 0xFF):
-        header += bytes((ESCAPE, value ^ ESCAPE_KEY))  # always escaped, whatever the value
-    return bytes(header) + body + bytes((STOP,))
+    # the four header values are always escaped, whatever their value
+    return bytes((START, ESCAPE, (length >> 8) ^ ESCAPE_KEY, ESCAPE, (length & 0xFF) ^ ESCAPE_KEY,
+                  ESCAPE, (crc >> 8) ^ ESCAPE_KEY, ESCAPE, (crc & 0xFF) ^ ESCAPE_KEY)) \
+        + body + bytes((STOP,))

@@ -14,6 +14,7 @@ This module is pure: no I/O, no clock, and :meth:`FrameDecoder.feed` never raise
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -35,6 +36,10 @@ from .framing import (
 __all__ = ["BadFrame", "BadFrameReason", "Frame", "FrameDecoder", "unwrap_frame"]
 
 _HEADER_ESCAPE_INDEXES = (1, 3, 5, 7)
+#: One whole frame as the byte walk reads it: the start, four escaped header pairs, then pairs
+#: ``81 x`` and bytes other than F0/0F/81 up to the first bare stop. Such bytes are checked
+#: at once (:meth:`FrameDecoder._whole`); anything else takes the byte walk.
+_WHOLE_FRAME = re.compile(b"\xf0(?:\x81.){4}(?:\x81.|[^\x81\xf0\x0f])*\x0f", re.DOTALL)
 
 
 class BadFrameReason(StrEnum):
@@ -52,7 +57,7 @@ class BadFrameReason(StrEnum):
     """LEN and CRC were right but fewer than two prefix bytes followed the header."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Frame:
     """A frame that passed the header, LEN and CRC checks.
 
@@ -80,7 +85,7 @@ class Frame:
         return self.payload[PREFIX_LEN:]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BadFrame:
     """Bytes that began like a frame but were dropped.
 
@@ -148,10 +153,41 @@ class FrameDecoder:
                     break
                 self.discarded_bytes += start - pos
                 pos = start
+                whole = self._whole(data, pos)
+                if whole is not None:
+                    out.append(whole)
+                    pos += len(whole.wire)
+                    continue
             pos = self._walk(data, pos, out)
-        self.frames += sum(isinstance(item, Frame) for item in out)
-        self.bad_frames += sum(isinstance(item, BadFrame) for item in out)
+        if out:
+            bad = sum(isinstance(item, BadFrame) for item in out)
+            self.frames += len(out) - bad
+            self.bad_frames += bad
         return out
+
+    @staticmethod
+    def _whole(data: bytes, pos: int) -> Frame | None:
+        """The good frame that starts at ``data[pos]`` and ends in ``data``, read at once; None
+        when there is none (the byte walk then reads the bytes, and reports what is wrong).
+
+        The same frames as the walk, by the same rules: the pattern is the walk's path to a
+        finished frame, and LEN, CRC and the prefix are checked as :meth:`_finish` does.
+        """
+        match = _WHOLE_FRAME.match(data, pos)
+        if match is None:
+            return None
+        wire = match.group()
+        if len(wire) > MAX_FRAME_LEN:
+            return None
+        length = ((wire[2] ^ ESCAPE_KEY) << 8) | (wire[4] ^ ESCAPE_KEY)
+        crc = ((wire[6] ^ ESCAPE_KEY) << 8) | (wire[8] ^ ESCAPE_KEY)
+        body = wire[HEADER_LEN:-1]
+        if length != len(wire) or crc16_xmodem(body) != crc:
+            return None
+        payload = unstuff(body)
+        if len(payload) < PREFIX_LEN:
+            return None
+        return Frame(payload, wire)
 
     def _walk(self, data: bytes, pos: int, out: list[Frame | BadFrame]) -> int:
         """Step byte by byte from ``data[pos]`` until the frame in progress has ended and no

@@ -11,8 +11,8 @@ it delivered (``Driver.recorder``) as an extra check.
 
 What a family's bytes mean is not known here: each family (one per protocol, in the drivers
 layer) describes its wire facts in a :class:`Family`, found through :data:`FAMILIES` by module
-path, as data, like the device table. A new family (the P24) is one entry there plus its
-``conformance`` module.
+path, as data, like the device table. A new family is one entry there plus its ``conformance``
+module.
 
 Output. With no person connected (``emsctl check`` asks the owner; simulated devices need
 nothing) the profile and screening gates do not apply, but every ceiling does: each output goes
@@ -301,6 +301,13 @@ class Family:
         """Let the host fall silent and see the device end its output by itself."""
         return Outcome.impossible("the device's own timeout cannot be observed from the host")
 
+    async def electrode_wait(self, run: CheckRun, driver: Driver,
+                             setpoints: Sequence[ChannelSetpoint]) -> None:
+        """After the electrode step's update, until its stop: the time the device has to
+        report its electrodes (a family whose device reports only when asked renews the
+        update here, as a session does)."""
+        await asyncio.sleep(0.3)
+
     def is_electrode_report(self, telemetry: Telemetry) -> bool:
         """Whether a telemetry report is the device's electrode (open load) report."""
         return telemetry.kind == "electrode_off"
@@ -344,6 +351,11 @@ FAMILIES: dict[str, FamilyEntry] = {
         "emsctl.drivers.coyote3.conformance:FAMILY",
         ("coyote3", "sim+coyote3"),
         ("sim+coyote3?ma_per_step=0.2",)),
+    "sciencemode4": FamilyEntry(
+        "emsctl.drivers.sciencemode4.conformance:FAMILY",
+        ("sciencemode4", "sim+sciencemode4"),
+        ("sim+sciencemode4",),
+        ("sim+sciencemode4?impedance_ohm=1000000",)),
     "openems": FamilyEntry(
         "emsctl.drivers.openems.conformance:FAMILY",
         ("openems", "openems+ble", "sim+openems", "sim+openems+ble"),
@@ -857,7 +869,7 @@ async def _electrode(run: CheckRun) -> Outcome:
     except DeviceError as exc:
         if run.options.load != "open":
             out.problems.append(f"the update was refused: {exc}")
-    await asyncio.sleep(0.3)
+    await family.electrode_wait(run, driver, setpoints)
     with contextlib.suppress(DeviceError):
         await driver.stop()
     reports = [t for t in run.telemetry_since(t0, run.session) if family.is_electrode_report(t)]

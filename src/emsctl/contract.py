@@ -465,9 +465,14 @@ class Driver(ABC):
 
     def _checked(self, channel: int, sp: ChannelSetpoint) -> ChannelSetpoint:
         caps = self.capabilities
-        values = (sp.amplitude_ma, sp.frequency_hz, sp.pulse_width_us)
-        if not all(math.isfinite(v) and v >= 0 for v in values):
+        amplitude_ma = sp.amplitude_ma
+        # finite and non-negative (NaN fails every comparison); this runs for every channel
+        # of every update, so without a generator
+        if not (0.0 <= amplitude_ma < math.inf and 0.0 <= sp.frequency_hz < math.inf
+                and 0.0 <= sp.pulse_width_us < math.inf):
             raise InputError(f"channel {channel}: setpoints must be finite and non-negative")
+        if amplitude_ma == 0:  # off, within every ceiling; only a -0.0 needs a copy
+            return sp if math.copysign(1.0, amplitude_ma) > 0 else replace(sp, amplitude_ma=0.0)
         if sp.amplitude_ma > PEAK_CEILING_MA:
             raise InputError(f"channel {channel}: {sp.amplitude_ma:g} mA is over emsctl's "
                              f"absolute ceiling of {PEAK_CEILING_MA:g} mA (limit L3)")
@@ -476,8 +481,6 @@ class Driver(ABC):
         if sp.amplitude_ma > caps.amplitude_max_ma:
             raise InputError(f"channel {channel}: {sp.amplitude_ma:g} mA is over the device "
                              f"maximum of {caps.amplitude_max_ma:g} mA")
-        if sp.amplitude_ma == 0:  # off; only a -0.0 needs a copy
-            return sp if math.copysign(1.0, sp.amplitude_ma) > 0 else replace(sp, amplitude_ma=0.0)
         if sp.burst_rate_hz > 0 and not caps.bursts:
             raise InputError(f"channel {channel}: {caps.model} cannot time bursts")
         if not caps.frequency_min_hz <= sp.frequency_hz <= caps.frequency_max_hz:
@@ -486,9 +489,9 @@ class Driver(ABC):
         if not caps.pulse_width_min_us <= sp.pulse_width_us <= caps.pulse_width_max_us:
             raise InputError(f"channel {channel}: {sp.pulse_width_us:g} µs is outside "
                              f"{caps.pulse_width_min_us:g}–{caps.pulse_width_max_us:g} µs")
-        amplitude_ma = caps.quantize_ma(sp.amplitude_ma)
+        quantized_ma = caps.quantize_ma(amplitude_ma)
         # the session already sends device steps: keep its object rather than copying it
-        return sp if amplitude_ma == sp.amplitude_ma else replace(sp, amplitude_ma=amplitude_ma)
+        return sp if quantized_ma == amplitude_ma else replace(sp, amplitude_ma=quantized_ma)
 
     @abstractmethod
     async def _connect_internal(self) -> None:

@@ -10,8 +10,9 @@ never imports a driver), so the driver's code runs unchanged. Every chunk is rec
 A tap can also do, on the host's side of the link, what a host can always do: fall silent
 (:meth:`TapControls.mute`, the device sees nothing more), not hand one reply on to the driver
 (:meth:`TapControls.drop_next`), hand replies on only later (:meth:`TapControls.hold_incoming`),
-hold one write's completion (:meth:`TapControls.hang_next_write`). What was withheld is logged
-with a note, so a report shows it.
+hold one write's completion (:meth:`TapControls.hang_next_write`), and, on a byte link, ask the
+device something of its own (:meth:`ByteTap.send_own`, e.g. a status query while the driver is
+muted). What was withheld or sent by the check is logged with a note, so a report shows it.
 
 Received bytes can be re-chunked by a family's splitter into whole frames or lines, so a reply
 can be recognised and dropped whole even when a serial port delivers it in pieces. The driver
@@ -28,11 +29,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["DEVICE_TO_HOST", "HOST_TO_DEVICE", "ByteTap", "GattTap", "Splitter", "TapControls",
-           "WireEvent", "WireLog"]
+__all__ = ["DEVICE_TO_HOST", "HOST_TO_DEVICE", "SENT_BY_CHECK", "ByteTap", "GattTap", "Splitter",
+           "TapControls", "WireEvent", "WireLog"]
 
 HOST_TO_DEVICE = "host→device"
 DEVICE_TO_HOST = "device→host"
+#: The note on bytes the check sent itself (:meth:`ByteTap.send_own`).
+SENT_BY_CHECK = "sent by the check"
 
 ReceiveHandler = Callable[[bytes], None]
 NotifyHandler = Callable[[str, bytes], None]
@@ -75,6 +78,11 @@ class WireEvent:
     def from_host(self) -> bool:
         """True for what the host wrote."""
         return self.direction == HOST_TO_DEVICE
+
+    @property
+    def by_check(self) -> bool:
+        """True for bytes the check itself sent (:meth:`ByteTap.send_own`), not the driver."""
+        return self.note.startswith(SENT_BY_CHECK)
 
 
 class WireLog:
@@ -257,6 +265,15 @@ class ByteTap(TapControls):
             self._written(event, "", before=False)
         if self._take_hang():
             await asyncio.Event().wait()
+
+    async def send_own(self, data: bytes) -> WireEvent:
+        """Write bytes of the check's own to the device, even while muted (a status query the
+        driver does not make). Logged with the note :data:`SENT_BY_CHECK`; it is not the
+        driver's write, so :attr:`last_delivered_write_s` keeps the driver's last one. The
+        replies reach the driver like any other received bytes."""
+        event = self.log.add(self.session, HOST_TO_DEVICE, data, "", f"{SENT_BY_CHECK}: a probe")
+        await self.inner.write(data)
+        return event
 
     def on_receive(self, handler: ReceiveHandler) -> None:
         """Deliver received bytes to ``handler`` (after logging)."""

@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import bleak.exc
 import pytest
 from bleak import BleakClient, BleakScanner
 from support.ble_stack import (
@@ -272,20 +271,22 @@ def test_the_stack_also_runs_in_real_time() -> None:
     asyncio.run(main())
 
 
-@pytest.mark.xfail(strict=True, reason="BleakGattLink spends the whole of a connect timeout "
-                   "of 5 s or less on the scan for the name, so there is no time left to "
-                   "connect (only the real scanner shows it; fakes answer at once)")
-def test_a_connect_by_name_within_5_s_succeeds() -> None:
+@pytest.mark.parametrize("timeout_s", [5.0, 2.0])
+def test_a_connect_by_name_within_5_s_succeeds(timeout_s: float) -> None:
+    """The scan for the name takes half of the timeout, the connection the rest (only the real
+    scanner shows it; fakes answer at once)."""
     async def main() -> None:
+        loop = asyncio.get_running_loop()
         _, _, stack = coyote_world()
-        await stack.link(name="47L121000").connect(5.0)
+        link = stack.link(name="47L121000")
+        started = loop.time()
+        await link.connect(timeout_s)
+        assert link.is_connected
+        assert loop.time() - started < timeout_s
+        await link.disconnect()
     run(main)
 
 
-@pytest.mark.xfail(hasattr(bleak.exc, "BleakGATTProtocolError"), strict=True,
-                   reason="translate_ble_error shows bleak 3's BleakGATTProtocolError as a "
-                   "tuple, e.g. \"(3, 'GATT Protocol Error: Write Not Permitted')\", not as "
-                   "one sentence")
 def test_a_write_the_device_refuses_is_one_clear_sentence() -> None:
     async def main() -> None:
         _, front, _ = openems_world()

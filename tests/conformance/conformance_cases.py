@@ -2,8 +2,8 @@
 
 The devices come from :data:`emsctl.conformance.FAMILIES` (each family's emulations, and its
 open-load emulations for the electrode step), plus the real device given with
-``pytest --hw-device URL``. A new family (the P24) needs its entry there; it needs a line here
-only if some step is not possible on its emulation.
+``pytest --hw-device URL``. A new family needs its entry there; it needs a line here only if
+some step is not possible on its emulation (every step is possible on the P24's).
 """
 
 from __future__ import annotations

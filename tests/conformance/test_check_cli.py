@@ -31,6 +31,7 @@ def check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
 
 @pytest.mark.parametrize("url, passed, not_possible", [
     ("sim+sciencemode2", ALL_STEPS, 0),
+    ("sim+sciencemode4", ALL_STEPS, 0),
     ("sim+coyote3?ma_per_step=0.2", ALL_STEPS - 1, 1),
     (f"sim+openems?{OPENEMS}", ALL_STEPS - 6, 6),
     (f"sim+openems+ble?{OPENEMS}", ALL_STEPS - 5, 5),
@@ -112,6 +113,38 @@ def test_a_pad_off_fails_the_matching_steps_in_markdown(
     assert any("StimulationError pn" in line and "error -2" in line for line in out.splitlines())
 
 
+def test_a_p24_that_answers_nothing_fails_the_handshake_with_its_bytes(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    plan = _plan(tmp_path, 'kind = "drop_acks"', "at_s = 0.0")
+    code, out, _err = check(capsys, "sim+sciencemode4", "--faults", plan)
+    assert code == 1
+    assert "FAILED" in out and "Bytes exchanged during handshake" in out
+    # Get_stim_status pn 1 (vector T1 of the protocol document), sent once more, never answered
+    assert "F0 81 55 81 59 81 4E 81 0C 04 3E 0F  | GetStimStatus pn 1" in out
+    assert "GetStimStatus pn 2" in out and "GetStimStatusAck" not in out
+    assert "0 passed, 1 failed, 0 not possible on this device, 10 not run; exit 1" in out
+
+
+def test_a_p24_pad_off_fails_the_electrode_step_with_the_devices_report(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    plan = _plan(tmp_path, 'kind = "electrode_off"', "at_s = 0.0", "channel = 1")
+    code, out, _err = check(capsys, "sim+sciencemode4", "--faults", plan, "--steps",
+                            "electrode", "--format", "markdown")
+    assert code == 1
+    assert "| `electrode` Electrode and error reports | **FAILED** |" in out
+    assert "with the test load in place" in out
+    # the poll the driver makes on the renewal, and the device's answer: ch1 electrode error
+    assert any("MlGetCurrentDataAck pn" in line and "result 10 (electrode error)" in line
+               and "ch1 electrode error" in line for line in out.splitlines())
+
+
+def test_the_open_load_check_of_an_emulated_p24(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _err = check(capsys, "sim+sciencemode4?impedance_ohm=1000000", "--load", "open",
+                            "--steps", "electrode")
+    assert code == 0, out
+    assert "reported: the P24 reports an electrode error on channel 1" in out
+
+
 def test_a_coyote_that_confirms_nothing_fails_with_its_frames(
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     plan = _plan(tmp_path, 'kind = "drop_acks"', "at_s = 0.0")
@@ -183,9 +216,8 @@ def test_the_open_load_check_of_an_emulated_rehastim(capsys: pytest.CaptureFixtu
 # ---------------------------------------------------------------------- over a real pty
 
 
-@pytest.fixture
-def pty_device() -> Iterator[str]:
-    with subprocess.Popen([EMSCTL, "simulate", "sciencemode2", "--pty"],
+def _serve_pty(family: str) -> Iterator[str]:
+    with subprocess.Popen([EMSCTL, "simulate", family, "--pty"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         path = proc.stdout.readline().strip()
@@ -196,6 +228,16 @@ def pty_device() -> Iterator[str]:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def pty_device() -> Iterator[str]:
+    yield from _serve_pty("sciencemode2")
+
+
+@pytest.fixture
+def p24_pty() -> Iterator[str]:
+    yield from _serve_pty("sciencemode4")
 
 
 @pytest.mark.realtime
@@ -209,6 +251,19 @@ def test_check_over_a_pty_served_by_emsctl_simulate(pty_device: str) -> None:
     assert "protocol version: 1" in out
     assert "device fell silent after the host did" in out
     assert done.stderr.startswith("WARNING: the next steps put current on the outputs")
+
+
+@pytest.mark.realtime
+def test_check_of_a_p24_over_a_pty_served_by_emsctl_simulate(p24_pty: str) -> None:
+    done = subprocess.run([EMSCTL, "check", f"sciencemode4://{p24_pty}", "--no-person"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert f"Result: {ALL_STEPS} passed, 0 failed" in out
+    assert "real device; times are real time" in out
+    assert "device id: P24EMU0001; firmware: 1.0.0; ScienceMode version: 4.0.0" in out
+    assert "device fell silent after the host did" in out
+    assert "at 0.5 mA (the smallest step)" in done.stderr
 
 
 @pytest.mark.realtime
@@ -230,8 +285,9 @@ def test_hw_device_tests_skip_cleanly_without_hardware() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "passed" not in done.stdout.splitlines()[-1]
-    assert "33 skipped" in done.stdout
+    assert "44 skipped" in done.stdout
     assert "no real sciencemode2 device: pass --hw-device URL" in done.stdout
+    assert "no real sciencemode4 device: pass --hw-device URL" in done.stdout
 
 
 def test_hw_device_names_a_family(tmp_path: Path) -> None:

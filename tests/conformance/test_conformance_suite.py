@@ -189,3 +189,67 @@ def test_an_openems_driver_that_skips_its_shutdown_fails_the_handshake(
     report = _check(OPENEMS, "identity")
     assert report.steps[0].status == "failed"
     assert "C9G" in report.steps[0].detail
+
+
+# ---------------------------------------------------------------------- the P24 can fail too
+
+P24 = "sim+sciencemode4"
+
+
+def test_a_p24_that_keeps_running_when_the_host_falls_silent_fails_the_watchdog_step(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from emsctl.simulator.devices.sciencemode4 import P24 as EmulatedP24
+
+    monkeypatch.setattr(EmulatedP24, "_timeout_due", lambda self: None)  # no 2 s timeout
+    report = _check(P24, "device_watchdog")
+    result = _step(report, "device_watchdog")
+    assert result.status == "failed", render_text(report)
+    assert "the mid level still ran" in result.detail
+    # the driver's lease stop was muted; the check's own status queries were answered
+    assert any(not e.delivered and "MlStop" in report.describe(e) for e in result.wire)
+    assert any(e.by_check for e in result.wire)
+    assert "mid level running" in report.describe(result.wire[-1])
+
+
+def test_a_p24_stop_that_waits_behind_the_pending_update_fails_the_race(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from emsctl.drivers.sciencemode4.driver import ScienceMode4Driver
+
+    original = ScienceMode4Driver._stop_internal
+
+    async def stop_behind_the_lock(self: ScienceMode4Driver) -> None:
+        async with self._lock:
+            await original(self)
+
+    monkeypatch.setattr(ScienceMode4Driver, "_stop_internal", stop_behind_the_lock)
+    report = _check(P24, "stop_race")
+    result = _step(report, "stop_race")
+    assert result.status == "failed", render_text(report)
+    assert "not at once: it waited behind the update" in result.detail
+    assert any("MlUpdate pn" in report.describe(e) for e in result.wire)
+
+
+def test_a_p24_driver_that_does_not_resend_its_stop_fails_the_ack_timeout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from emsctl.drivers.sciencemode4 import driver as sm4
+
+    monkeypatch.setattr(sm4, "_RESENDS", 0)
+    result = _step(_check(P24, "ack_timeout"), "ack_timeout")
+    assert result.status == "failed"
+    assert "Ml_stop was not sent again" in result.detail
+    assert any(not e.delivered for e in result.wire)
+
+
+def test_a_p24_driver_that_never_polls_misses_the_open_load(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from emsctl.drivers.sciencemode4.driver import ScienceMode4Driver
+
+    async def no_poll(self: ScienceMode4Driver) -> bool:
+        return True
+
+    monkeypatch.setattr(ScienceMode4Driver, "_poll", no_poll)
+    report = run_check("sim+sciencemode4?impedance_ohm=1000000",
+                       CheckOptions(load="open", steps=("electrode",)))
+    result = _step(report, "electrode")
+    assert result.status == "failed", render_text(report)
+    assert "reported no electrode error" in result.detail

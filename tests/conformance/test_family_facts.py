@@ -112,3 +112,82 @@ def test_openems_an_action_closer_than_50_ms_is_outstanding_and_the_on_time_is_t
     assert len(OPENEMS.outstanding_problems(events, NO_RUN)) == 1
     assert OPENEMS.output_requested_until(events) == 0.01 + 1.0
     assert OPENEMS.is_stop("", b"WV,0018,433947.\n")
+
+
+def _sm4(message: object) -> bytes:
+    from emsctl.drivers.sciencemode4 import protocol as p4
+
+    assert isinstance(message, p4.MessageBase)
+    return p4.encode_message(message)
+
+
+def _p24_frames() -> dict[str, bytes]:
+    from emsctl.drivers.sciencemode4 import protocol as p4
+
+    block = p4.MlChannelConfig(points=(p4.Point.of(100, 0.5), p4.Point.of(100, -0.5)),
+                               period=p4.Period(code=100))
+    return {
+        "update": _sm4(p4.MlUpdate.of(1, {1: block})),
+        "update_ack": _sm4(p4.MlUpdateAck(packet_number=1, result=p4.Result.OK)),
+        "poll": _sm4(p4.MlGetCurrentData(packet_number=2)),
+        "stop": _sm4(p4.MlStop(packet_number=3)),
+        "off": _sm4(p4.MlUpdate.of(4, {})),
+        "electrode": _sm4(p4.MlGetCurrentDataAck(
+            packet_number=2, result=p4.Result.ELECTRODE_ERROR,
+            channel_states=(p4.ChannelState.ELECTRODE_ERROR,) + (p4.ChannelState.OK,) * 7)),
+        "not_running": _sm4(p4.GetStimStatusAck(
+            packet_number=5, result=p4.Result.OK, stim_status=p4.StimStatus.MID_LEVEL_INITIALISED,
+            high_voltage=p4.HIGH_VOLTAGE_150V)),
+    }
+
+
+def test_p24_a_poll_before_the_update_ack_is_a_second_command_outstanding() -> None:
+    from emsctl.drivers.sciencemode4.conformance import FAMILY as P24
+
+    f = _p24_frames()
+    problems = P24.outstanding_problems(_events(
+        (0.0, HOST_TO_DEVICE, f["update"]), (0.001, HOST_TO_DEVICE, f["poll"])), NO_RUN)
+    assert len(problems) == 1 and "MlGetCurrentData pn 2" in problems[0]
+
+
+def test_p24_after_the_ack_or_the_timeout_or_for_ml_stop_it_is_not() -> None:
+    from emsctl.drivers.sciencemode4.conformance import FAMILY as P24
+
+    f = _p24_frames()
+    assert P24.outstanding_problems(_events(
+        (0.0, HOST_TO_DEVICE, f["update"]), (0.0005, DEVICE_TO_HOST, f["update_ack"]),
+        (0.001, HOST_TO_DEVICE, f["poll"])), NO_RUN) == []
+    assert P24.outstanding_problems(_events(
+        (0.0, HOST_TO_DEVICE, f["update"]), (0.25, HOST_TO_DEVICE, f["poll"])), NO_RUN) == []
+    assert P24.outstanding_problems(_events(
+        (0.0, HOST_TO_DEVICE, f["update"]), (0.001, HOST_TO_DEVICE, f["stop"])), NO_RUN) == []
+
+
+def test_p24_output_runs_from_an_update_to_a_stop_or_the_device_saying_it_stopped() -> None:
+    from emsctl.drivers.sciencemode4.conformance import FAMILY as P24
+
+    f = _p24_frames()
+    assert P24.output_requested_until(_events((0.0, HOST_TO_DEVICE, f["poll"]))) is None
+    assert P24.output_requested_until(_events(
+        (0.0, HOST_TO_DEVICE, f["update"]), (0.3, HOST_TO_DEVICE, f["stop"]))) == 0.3
+    assert P24.output_requested_until(_events(
+        (0.0, HOST_TO_DEVICE, f["update"]), (0.2, HOST_TO_DEVICE, f["off"]))) == 0.2
+    assert P24.output_requested_until(_events(
+        (0.0, HOST_TO_DEVICE, f["update"]), (0.1, DEVICE_TO_HOST, f["electrode"]))) == 0.1
+    assert P24.output_requested_until(_events(
+        (0.0, HOST_TO_DEVICE, f["update"]), (2.0, DEVICE_TO_HOST, f["not_running"]))) == 2.0
+    assert P24.output_requested_until(_events((0.0, HOST_TO_DEVICE, f["update"]))) == float("inf")
+    assert P24.is_stop("", f["stop"]) and not P24.is_stop("", f["update"])
+    assert P24.is_race_trigger("", f["update"]) and not P24.is_race_trigger("", f["off"])
+
+
+def test_p24_frames_are_split_whole_even_with_a_raw_0f_in_the_header() -> None:
+    from emsctl.drivers.sciencemode4.conformance import FrameSplitter
+
+    # vector A16: a Ml_get_current_data_ack whose header CRC byte is a raw 0F
+    a16 = bytes.fromhex("F0815581468 1A7810F082500040300000000 0F".replace(" ", ""))
+    t1 = bytes.fromhex("F0815581598 14E810C043E0F".replace(" ", ""))
+    splitter = FrameSplitter()
+    stream = b"\x00" + a16 + t1
+    units = [u for i in range(len(stream)) for u in splitter.feed(stream[i:i + 1])]
+    assert units == [b"\x00", a16, t1]

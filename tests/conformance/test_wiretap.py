@@ -92,3 +92,22 @@ def test_the_tap_records_mutes_drops_and_holds() -> None:
         assert tap.last_delivered_write_s is not None
 
     asyncio.run(main())
+
+
+def test_what_the_check_sends_itself_goes_out_while_muted_and_is_marked() -> None:
+    async def main() -> None:
+        pipe, log = _Pipe(), WireLog()
+        tap = ByteTap(pipe, log, 0)
+        await tap.open()
+        await tap.write(b"driver")
+        last = tap.last_delivered_write_s
+        tap.mute()
+        await tap.write(b"muted")
+        event = await tap.send_own(b"probe")
+        assert pipe.written == [b"driver", b"probe"]
+        assert event.by_check and event.delivered and event.from_host
+        assert event.note == "sent by the check: a probe"
+        assert not any(e.by_check for e in log.events[:2])
+        assert tap.last_delivered_write_s == last  # the driver's last write, not the probe
+
+    asyncio.run(main())

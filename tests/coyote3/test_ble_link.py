@@ -221,6 +221,38 @@ def test_bleak_and_os_errors_become_project_errors_with_one_sentence(
     run(main())
 
 
+class _TwoArgumentError(BleakError):
+    """Shaped like bleak 3's BleakGATTProtocolError: (code, sentence)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code, "GATT Protocol Error: Write Not Permitted")
+
+
+def test_an_error_made_of_several_arguments_is_its_sentence_not_a_tuple() -> None:
+    error = translate_ble_error(_TwoArgumentError(3), "writing 150b")
+    assert str(error) == "writing 150b: GATT Protocol Error: Write Not Permitted"
+
+
+def test_a_connect_by_name_scans_half_of_its_timeout_at_most_5_s() -> None:
+    async def main() -> None:
+        link, _ = make_link(COYOTE, name="47L121000")
+        scans: list[float] = []
+        scanner = link._scanner
+        assert scanner is not None
+        discover = scanner.discover
+
+        async def recording(timeout: float = 5.0, *, return_adv: bool = False) -> Any:
+            scans.append(timeout)
+            return await discover(timeout=timeout, return_adv=return_adv)
+
+        scanner.discover = recording  # type: ignore[method-assign]
+        for timeout_s in (2.0, 10.0, 30.0):
+            await link.connect(timeout_s)
+            await link.disconnect()
+        assert scans == [1.0, 5.0, 5.0]
+    run(main())
+
+
 def test_an_unrequested_disconnect_is_reported_once_and_nothing_is_resumed() -> None:
     async def main() -> None:
         link, clients = make_link()

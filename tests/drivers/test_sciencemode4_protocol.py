@@ -776,3 +776,36 @@ def test_a_corrupted_byte_costs_at_most_its_own_frame_and_never_raises(wires, da
     # every other frame survives; the damaged one at most turns into something else
     for payload in others:
         assert payload in payloads
+
+
+def _fed_bytewise(stream: bytes) -> tuple[list[Frame | BadFrame], tuple[int, int, int]]:
+    """The walk alone: one byte at a time never holds a whole frame."""
+    decoder = FrameDecoder()
+    items = [item for i in range(len(stream)) for item in decoder.feed(stream[i:i + 1])]
+    return items, (decoder.frames, decoder.bad_frames, decoder.discarded_bytes)
+
+
+def _with_one_byte_replaced(message: p.MessageBase, at: int, value: int) -> bytes:
+    wire = p.encode_message(message)
+    at %= len(wire)
+    return wire[:at] + bytes((value,)) + wire[at + 1:]
+
+
+_damaged = st.builds(_with_one_byte_replaced, messages, st.integers(0, 40), st.integers(0, 255))
+
+
+@given(st.lists(st.one_of(messages.map(p.encode_message), _damaged, st.binary(max_size=30)),
+                max_size=8))
+def test_reading_whole_frames_at_once_gives_what_the_byte_walk_gives(parts):
+    stream = b"".join(parts)
+    decoder = FrameDecoder()
+    items = decoder.feed(stream)  # whole good frames take the fast path
+    assert (items, (decoder.frames, decoder.bad_frames, decoder.discarded_bytes)) == \
+        _fed_bytewise(stream)
+
+
+def test_stuffing_in_parts_is_stuffing_the_whole() -> None:
+    payload = p.command_prefix(60, p.Command.ML_UPDATE) + bytes(range(256))
+    assert p.frame_from_stuffed(p.stuff(payload[:2]) + p.stuff(payload[2:])) == \
+        p.encode_frame(payload)
+    assert p.unstuff(p.stuff(payload)) == payload
