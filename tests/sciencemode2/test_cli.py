@@ -38,6 +38,19 @@ def test_devices_lists_ports_with_vid_pid_guess_and_url(ports: None) -> None:
     assert "openems:///dev/ttyACM0" in result.output
 
 
+def test_devices_names_the_emulated_devices_and_what_each_declares(ports: None) -> None:
+    result = CliRunner().invoke(cli, ["devices"])
+    assert "  --device sim+coyote3       declares ma_per_step=0.2&frequency_balance=128&" \
+           "intensity_balance=128" in result.output
+    assert "  --device sim+openems       declares ma_at_100=16&frequency_hz=80&" \
+           "pulse_width_us=180" in result.output
+    assert "  --device sim+sciencemode4\n" in result.output
+    emulated = json.loads(CliRunner().invoke(cli, ["devices", "--format", "json"]).output)[
+        "emulated"]
+    assert [e["url"] for e in emulated] == ["sim", "sim+sciencemode2", "sim+sciencemode4",
+                                            "sim+coyote3", "sim+openems", "sim+openems+ble"]
+
+
 def test_devices_json_is_data(ports: None) -> None:
     result = CliRunner().invoke(cli, ["devices", "--format", "json"])
     rows = json.loads(result.output)["serial"]

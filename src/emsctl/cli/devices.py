@@ -126,6 +126,22 @@ def ble_devices(scan_s: float) -> tuple[list[BleRow], str | None]:
     return rows, None
 
 
+#: The emulated devices, in the order `emsctl devices` lists them.
+EMULATED = ("sim", "sim+sciencemode2", "sim+sciencemode4", "sim+coyote3", "sim+openems",
+            "sim+openems+ble")
+
+
+def emulated_devices() -> list[tuple[str, str]]:
+    """Each emulated device's URL and what it declares by itself ('' when nothing)."""
+    from ..devices import open_device  # noqa: PLC0415
+
+    rows = []
+    for url in EMULATED:
+        declared = open_device(url).declared_scaling  # made, never connected
+        rows.append((url, "&".join(f"{k}={float(v):g}" for k, v in declared.items())))
+    return rows
+
+
 @click.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="'json' prints the ports as data.")
@@ -138,7 +154,10 @@ def devices(ctx: click.Context, fmt: str, ble: bool, scan_s: float) -> None:
     rows = serial_ports()
     ble_rows, ble_error = ble_devices(scan_s) if ble else ([], None)
     if fmt == "json":
-        data: dict[str, object] = {"serial": [asdict(r) for r in rows]}
+        data: dict[str, object] = {
+            "serial": [asdict(r) for r in rows],
+            "emulated": [{"url": url, "declares": declared}
+                         for url, declared in emulated_devices()]}
         if ble:
             data["ble"] = [asdict(r) for r in ble_rows]
             data["ble_error"] = ble_error
@@ -164,9 +183,12 @@ def devices(ctx: click.Context, fmt: str, ble: bool, scan_s: float) -> None:
                    "'sciencemode4://' without a port opens the one that answers as a P24 and "
                    "refuses if none or several do.")
     click.echo("URLs: sciencemode2:///dev/ttyUSB0 (RehaStim2), sciencemode4:///dev/ttyACM0 "
-               "(P24), openems:///dev/ttyUSB0; any pyserial URL works after the scheme, e.g. "
-               "sciencemode2://socket://host:port. Without hardware: --device sim+sciencemode2 "
-               "or sim+sciencemode4.")
+               "(P24), openems:///dev/ttyUSB0?ma_at_100=…&frequency_hz=…&pulse_width_us=…; any "
+               "pyserial URL works after the scheme, e.g. sciencemode2://socket://host:port.")
+    click.echo("Without hardware, emulated devices that need no parameters (docs/devices.md):")
+    for url, declared in emulated_devices():
+        click.echo(f"  --device {url:<17} declares {declared}" if declared
+                   else f"  --device {url}")
     if ble:
         _echo_ble(ctx, ble_rows, ble_error)
 
@@ -177,7 +199,7 @@ def _echo_ble(ctx: click.Context, rows: list[BleRow], error: str | None) -> None
         ctx.exit(1)
     if not rows:
         click.echo("No Bluetooth LE devices heard. Switch the Coyote on (it advertises as "
-                   "47L121000) or try the emulator: --device 'sim+coyote3?ma_per_step=0.2'.")
+                   "47L121000) or try the emulator: --device sim+coyote3.")
     for r in rows:
         rssi = f", {r.rssi_dbm} dBm" if r.rssi_dbm is not None else ""
         click.echo(f"{r.address}: {r.name or '(no name)'}{rssi} — {r.guess}")
