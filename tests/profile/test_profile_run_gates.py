@@ -168,6 +168,27 @@ def test_prepare_run_on_a_real_device_uses_the_profile_and_needs_the_checks() ->
     assert prepared.plan.channel(1).cap_ma == pytest.approx(18.0)
 
 
+COYOTE = ("coyote3://AA:BB:CC:DD:EE:FF?ma_per_step=0.2&frequency_balance=128&"
+          "intensity_balance=128")
+COYOTE_KEY = "coyote3?frequency_balance=128.0&intensity_balance=128.0&ma_per_step=0.2"
+
+
+def test_a_fitted_program_needs_a_calibration_at_the_fitted_width() -> None:
+    """relaxation runs on a Coyote at 100 µs (its widest): the person's thresholds must have
+    been measured at 100 µs, not at the 250 µs the file says; the driver is made, not opened."""
+    loaded = load_program("relaxation")
+    at_file_width = relaxation_profile(device=COYOTE_KEY)
+    with pytest.raises(ProfileError, match=r"not calibrated at 6 Hz / 100 µs"):
+        prepare_run(loaded, COYOTE, DEFAULTS, profile=at_file_width, now=NOW, past=[],
+                    session_checks=NO_FLAGS)
+    at_fitted_width = relaxation_profile(device=COYOTE_KEY, pulse_width_us=100.0)
+    prepared = prepare_run(loaded, COYOTE, DEFAULTS, profile=at_fitted_width, now=NOW,
+                           past=[], session_checks=NO_FLAGS)
+    assert prepared.loaded.program.calibration_pulse_width_us == 100.0
+    assert [a.now for a in prepared.adaptations] == ["100 µs"] * 4
+    assert prepared.thresholds[1].mt_ma == 10.0
+
+
 def cramp_profile(when: datetime, ctf_hz: float = 22.0) -> Profile:
     freq = min(ctf_hz + 30.0, 80.0)
     return Profile(screening=answers(when), ctf=ctf(ctf_hz), calibrations=[
