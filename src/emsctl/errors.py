@@ -2,19 +2,34 @@
 
 Every error a user can see derives from :class:`EmsError` and carries one clear sentence.
 Low-level errors (pyserial, bleak, OS) are translated at the link boundary with ``raise … from``.
+The branches are defined here; the leaves live beside the code that raises them (module in
+brackets). ``tests/test_errors.py`` fails when an error class is missing from this drawing.
 
 ::
 
     EmsError
     ├── InputError (ValueError)            bad user input: files, flags, URLs       → exit 2
     │   ├── ProgramError                   a program file that does not load
-    │   └── LimitsFileError                a limits file that is invalid or tries to loosen
+    │   ├── LimitsFileError                a limits file that is invalid or tries to loosen
+    │   ├── ProfileError [profile]         a profile that is unreadable or lacks what is needed
+    │   ├── GateRefused [screening]        the screening or a before-session check says no
+    │   ├── LedgerError [ledger]           the dose ledger cannot be read, trusted or written
+    │   ├── NotAJournalError [journal]     a journal path that is not a regular file
+    │   ├── JournalCorruptError [journal]  a journal with a bad line or no header
+    │   └── PlotExtraMissingError [plotting] matplotlib is not installed
     ├── ValidationFailed                   a program that loads but breaks a limit    → exit 1
     ├── SafetyViolation                    the guard caught a setpoint beyond a limit → exit 1
+    ├── DoseLimitReached [ledger]          a dose limit (L20) would be exceeded       → exit 1
+    ├── JournalWriteError [journal]        a journal could not be written             → exit 1
     ├── DeviceError                        a device answered with an error          → exit 1
     │   ├── ProtocolError (ValueError)     bytes that do not decode
+    │   │   ├── MessageDecodeError [drivers.sciencemode2/4.protocol]   a frame whose body is bad
+    │   │   │   └── UnknownCommandError [drivers.sciencemode2/4.protocol]  an unknown command
     │   ├── DeviceTimeoutError (TimeoutError) no answer in time
-    │   └── LinkLostError (ConnectionError) the link went away
+    │   ├── LinkLostError (ConnectionError) the link went away
+    │   ├── DriverStoppedError [contract]  output asked of a stopped driver
+    │   ├── NoRecorderError (AttributeError) [contract]  a real device records nothing
+    │   └── BluetoothUnavailableError [drivers.links.ble]  no usable Bluetooth adapter
     └── SessionAborted                     a session ended by a fault               → exit 1
 """
 
