@@ -48,6 +48,11 @@ PAUSE_LIMIT_S = 600.0
 #: A strength report may answer any amplitude asked for this recently (reports of a change can
 #: arrive after the next change was sent, e.g. a Coyote B1 a few frames late).
 STRENGTH_WINDOW_S = 1.0
+#: Loop times are a start plus k periods, so the time between two ticks carries float noise
+#: (0.1 s can come out as 0.0999…): "a heartbeat or a lease has passed" is decided this much
+#: early. Without it a heartbeat of one period went every other tick, and a lease of two
+#: periods (the shortest legal one) ran out just as the next command was sent.
+_TIME_SLACK_S = 1e-6
 
 
 def session_lease_s(capabilities: Capabilities, limits: Limits) -> float:
@@ -286,7 +291,7 @@ class Session:
                     break
                 if stim_time_s >= self.plan.duration_s:
                     break
-                if now_s - last_sent_s >= self.lease_s and any(
+                if now_s - last_sent_s >= self.lease_s - _TIME_SLACK_S and any(
                         sp.amplitude_ma > 0 for sp in last_sent):
                     # the host stalled past the lease: the device has switched off by itself,
                     # and output never comes back from a level nobody saw being delivered
@@ -306,7 +311,7 @@ class Session:
                 # an unchanged command is re-sent only as the heartbeat (L21), which renews
                 # the lease long before the device's watchdog would silence it
                 if (checked is not last_sent and checked != last_sent) \
-                        or now_s - last_sent_s >= heartbeat_s:
+                        or now_s - last_sent_s >= heartbeat_s - _TIME_SLACK_S:
                     # asked for before it is sent: a device may report it during the send
                     self._note_asked(now_s, checked)
                     await self.driver.apply(checked, self.lease_s)

@@ -35,3 +35,61 @@ def test_the_cli_says_so_in_one_sentence_and_exits_2(tmp_path: Path) -> None:
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "shorter than two of its" in done.stderr and "Traceback" not in done.stderr
     assert not list(tmp_path.glob("*.jsonl"))  # nothing ran, nothing was journalled
+
+
+#: Two minutes of steady TENS every family in the list can make (40 Hz, 180 µs).
+_STEADY = """\
+name = "short-lease"
+title = "Steady output under the shortest lease"
+purpose = "tens"
+evidence = "test"
+description = "test"
+placement = "test"
+calibration_frequency_hz = 40
+calibration_pulse_width_us = 180
+soft_start_s = 5
+transition_s = 5
+end_ramp_s = 3
+
+[[channels]]
+id = 1
+site = "lower-back-left"
+electrode_area_cm2 = 16
+max_amplitude_ma = 40
+
+[[phases]]
+name = "steady"
+duration_s = 20
+frequency_hz = 40
+pulse_width_us = 180
+amplitude = "MT-10%"
+amplitude_cap = "MT"
+"""
+
+
+@pytest.mark.parametrize("url", ["sim", "sim+sciencemode4",
+                                 "sim+coyote3?ma_per_step=0.2&us_per_intensity=3"])
+def test_the_shortest_legal_lease_keeps_the_output_on_between_commands(
+        url: str, tmp_path: Path) -> None:
+    # a lease of exactly two command periods is legal, and the heartbeat is then one period:
+    # it must go every tick (loop times carry float noise: "0.1 s since the last send" can
+    # come out as 0.0999…), or the lease runs out just as the next command is sent — the sim
+    # session then ended as a stalled host, the P24's driver stopped the output for a moment
+    # at every other tick, and the Coyote's frames went silent between its commands
+    from emsctl.clock import VirtualClock
+    from emsctl.runner import execute
+
+    path = tmp_path / "steady.toml"
+    path.write_text(_STEADY)
+    limits = tighten(DEFAULTS, watchdog_s=0.2, heartbeat_s=0.1)
+    prep = prepare_run(load_program(str(path)), url, limits)
+    outcome = execute(prep, VirtualClock(None), journal_dir=tmp_path, handle_signals=False)
+    assert (outcome.result.end_reason, outcome.result.exit_code) == ("completed", 0), \
+        outcome.result.message
+    device = prep.driver.device  # type: ignore[attr-defined]
+    rows = device.intervals(1)
+    on = [i for i, row in enumerate(rows) if row["amplitude_ma"] > 0]
+    # from the first output to the end ramp's last step, the output never stops
+    lapses = [(float(row["t0_s"]), float(row["t1_s"])) for row in rows[on[0]:on[-1] + 1]
+              if row["amplitude_ma"] == 0]
+    assert lapses == []
