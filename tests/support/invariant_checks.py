@@ -1,0 +1,330 @@
+"""The invariants of tests/session/test_invariants.py, judged on the device's recorded output.
+
+Every check reads the simulator's record of what the device's output stage applied on each
+channel (:meth:`SimulatedStimulator.intervals`, the recorder's source; the ``amplitude_ma``
+column) and the pulses it made (:meth:`Recorder.pulses`) — never the commands the host sent.
+The host side supplies only what the person asked for: the program time and the target
+intensity at each tick, and when each event happened. What flows into the body can only be
+less (the load limits it: checked too); a pad put back on a device that cannot sense it
+(Coyote, openEMSstim) lets the full applied current flow again at once, which the fault matrix
+documents as a known limit.
+
+:func:`check_run` returns every broken rule as a sentence (empty: the run passes):
+
+1. never above the verified plan × intensity (one device step of rounding allowed);
+2. never a rise faster than the slew limit from the level actually delivered: over any stretch
+   the output rises at most ``plan_rise × (stretch + one command period) + one step``, measured
+   from whatever the device applied (zero after a pause, a watchdog or a lost link);
+3. never more pulses in any 1 s window than N, the most pulses in any 1 s window of the plan;
+4. zero at the end and, after any loss of the host (a freeze, a send that hangs, a lost link),
+   within the device's own bound; a user's stop on a healthy link within L22's 300 ms;
+5. a lost link ends the session as a fault, and output never rises after it (no reconnect).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from emsctl.formulas import pulses_per_s_array
+
+from .invariant_runs import DISOBEYING_FAULTS, Run
+
+__all__ = ["check_run"]
+
+_EPS = 1e-6
+#: L22: stop → output zero, end to end.
+STOP_LATENCY_S = 0.3
+#: Faults after which the link or the device may no longer take a stop (so the device's own
+#: bound, not L22, applies to the end).
+_LINK_FAULTS = frozenset({"disconnect", "drop_acks", "late_acks", "busy", "corrupt_bytes",
+                          "duplicate_frames", "drop_frames", "device_reset"})
+
+
+def check_run(run: Run) -> list[str]:
+    """Every invariant ``run`` breaks, one sentence each."""
+    problems: list[str] = []
+    device = run.device
+    exempt = _exempt_windows(run)
+    for channel in device.channels:
+        rows = device.intervals(channel)
+        problems += _check_load(channel, rows)
+        problems += _check_plan(run, channel, rows, exempt)
+        problems += _check_slew(run, channel, rows, exempt)
+        problems += _check_pulses(run, channel)
+    problems += _check_end(run)
+    problems += _check_host_loss(run)
+    problems += _check_link_loss(run)
+    return problems
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _on(rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
+    return rows[rows["amplitude_ma"] > 0]
+
+
+def _exempt_windows(run: Run) -> list[tuple[float, float]]:
+    """While a device disobeys (strength turned on the device, a wrong output stage), its
+    output is not what anyone asked for until the session sees the report and stops it: the
+    fault matrix's bound (Coyote: within 150 ms; sim: at once)."""
+    windows = []
+    for t_s, event, _ in run.fired:
+        if event.kind in DISOBEYING_FAULTS:
+            windows.append((t_s, t_s + run.family.lag_s + _EPS))
+    return windows
+
+
+def _exempt(t_s: float, windows: list[tuple[float, float]]) -> bool:
+    return any(a - _EPS <= t_s <= b for a, b in windows)
+
+
+def _plan_channel(run: Run, channel: int) -> int | None:
+    """Row of ``channel`` in the plan (device channel = program channel), None if unused."""
+    for row, cplan in enumerate(run.prepared.plan.channels):
+        if cplan.channel == channel:
+            return row
+    return None
+
+
+def _step_ma(run: Run) -> float:
+    return run.prepared.driver.capabilities.amplitude_step_ma
+
+
+# ---------------------------------------------------------------------- 1: plan × intensity
+
+
+def _check_load(channel: int, rows: npt.NDArray[np.void]) -> list[str]:
+    over = rows[rows["delivered_ma"] > rows["amplitude_ma"] + _EPS]
+    if over.size:
+        return [f"ch{channel}: {over['delivered_ma'][0]:g} mA flowed with "
+                f"{over['amplitude_ma'][0]:g} mA applied at {over['t0_s'][0]:.3f} s"]
+    return []
+
+
+def _check_plan(run: Run, channel: int, rows: npt.NDArray[np.void],
+                exempt: list[tuple[float, float]]) -> list[str]:
+    on = _on(rows)
+    row = _plan_channel(run, channel)
+    if row is None:
+        if on.size:
+            return [f"ch{channel} is not in the plan but applied {on['amplitude_ma'].max():g} mA "
+                    f"at {on['t0_s'][0]:.3f} s"]
+        return []
+    if not on.size:
+        return []
+    cap_ma = run.prepared.plan.channels[row].cap_ma
+    step = _step_ma(run)
+    problems = []
+    above_cap = on[on["amplitude_ma"] > cap_ma + step + _EPS]
+    for r in above_cap:
+        if not _exempt(float(r["t0_s"]), exempt):
+            problems.append(f"ch{channel}: {r['amplitude_ma']:g} mA at {r['t0_s']:.3f} s is "
+                            f"above the verified cap of {cap_ma:g} mA")
+            break
+    ticks = run.ticks
+    if not ticks:
+        return problems + [f"ch{channel}: output with no tick of the session"]
+    tick_t = np.array([t.t_s for t in ticks])
+    stim = np.array([t.stim_time_s for t in ticks])
+    target = np.array([t.target_pct for t in ticks])
+    allowed = run.prepared.plan.setpoints_at(stim).amplitude_ma[row] * target / 100.0
+    lag = run.family.lag_s
+    holds = [(t, t + (e.value or 0.0)) for t, e, _ in run.fired if e.kind == "hold"]
+    for r in on:
+        t0, t1, level = float(r["t0_s"]), float(r["t1_s"]), float(r["amplitude_ma"])
+        if _exempt(t0, exempt):
+            continue
+        # the allowance is piecewise constant: it changes only at a tick and a lag after one,
+        # so its lowest value over the row is at the row's start or one of those instants
+        later = tick_t + lag + _EPS
+        ends = np.array([b + lag + _EPS for _, b in holds])
+        candidates = np.concatenate([[t0], later[(later > t0) & (later < t1)],
+                                     tick_t[(tick_t > t0) & (tick_t < t1)],
+                                     ends[(ends > t0) & (ends < t1)]])
+        for t in candidates:
+            limit = _allowed_at(float(t), tick_t, allowed, lag, holds)
+            if level > limit + step + _EPS:
+                return problems + [
+                    f"ch{channel}: {level:g} mA at {t:.3f} s is above the plan × intensity "
+                    f"({limit:.3f} mA, one {step:g} mA step allowed)"]
+    return problems
+
+
+def _allowed_at(t_s: float, tick_t: npt.NDArray[np.float64],
+                allowed: npt.NDArray[np.float64], lag_s: float,
+                holds: list[tuple[float, float]]) -> float:
+    """The most the host asked for that may still be in force at ``t_s``: what it asked at
+    every tick in the last ``lag_s`` and at the last tick before that (commands land in
+    order, each within ``lag_s``), and while a send hangs (a ``hold``, until ``lag_s`` after
+    it ends) at the last tick before the hang and at the tick whose send hung."""
+    last = int(np.searchsorted(tick_t, t_s - lag_s - _EPS, side="right")) - 1
+    upto = int(np.searchsorted(tick_t, t_s + _EPS, side="right"))
+    lo = max(last, 0)
+    best = float(allowed[lo:max(upto, lo + 1)].max()) if last >= 0 or upto > 0 else 0.0
+    for start_s, end_s in holds:
+        if start_s - _EPS <= t_s <= end_s + lag_s + _EPS:
+            before = int(np.searchsorted(tick_t, start_s - _EPS, side="left"))
+            for k in (before - 1, before):
+                if 0 <= k < tick_t.size and tick_t[k] <= t_s + _EPS:
+                    best = max(best, float(allowed[k]))
+    return best
+
+
+# ---------------------------------------------------------------------- 2: slew
+
+
+def _check_slew(run: Run, channel: int, rows: npt.NDArray[np.void],
+                exempt: list[tuple[float, float]]) -> list[str]:
+    """A rise to ``b`` at ``t2`` is checked against every earlier level ``a`` that lasted up to
+    ``u``: ``b − a ≤ rate·(t2 − u + period) + step``. The worst earlier level is tracked as the
+    running maximum of ``rate·u − a``."""
+    rate = run.prepared.limits.plan_rise_ma_per_s
+    period = run.prepared.driver.capabilities.update_period_s
+    step = _step_ma(run)
+    levels = rows["amplitude_ma"]
+    best = -math.inf  # max over earlier rows of rate·(their end) − their level
+    for i in range(1, rows.size):
+        prev_end = float(rows["t1_s"][i - 1])
+        best = max(best, rate * prev_end - float(levels[i - 1]))
+        b = float(levels[i])
+        t2 = float(rows["t0_s"][i])
+        if b <= float(levels[i - 1]) or _exempt(t2, exempt):
+            continue
+        excess = b + best - rate * t2 - (rate * period + step)
+        if excess > _EPS:
+            a_min = float(levels[:i].min())
+            return [f"ch{channel}: rose to {b:g} mA at {t2:.3f} s, {excess:.3f} mA faster than "
+                    f"{rate:g} mA/s from what was applied before (lowest earlier level "
+                    f"{a_min:g} mA; one {period:g} s period and one {step:g} mA step allowed)"]
+    return []
+
+
+# ---------------------------------------------------------------------- 3: pulses per 1 s
+
+
+def _verified_n(run: Run, channel: int) -> float:
+    row = _plan_channel(run, channel)
+    if row is None:
+        return 0.0
+    seg = run.prepared.plan.channels[row].segments
+    seg = seg[(seg["amp0_ma"] > 0) | (seg["amp1_ma"] > 0)]
+    if not seg.size:
+        return 0.0
+    freq = np.maximum(seg["freq0_hz"], seg["freq1_hz"])
+    return float(pulses_per_s_array(freq, seg["burst_rate_hz"], seg["burst_pulses"]).max())
+
+
+def _check_pulses(run: Run, channel: int) -> list[str]:
+    times = np.sort(run.prepared.driver.recorder.pulses(channel)["t_s"])
+    if not times.size:
+        return []
+    n = _verified_n(run, channel)
+    # the fullest half-open window [t, t + 1 s) starts at a pulse
+    end = np.searchsorted(times, times + 1.0 - 1e-9, side="left")
+    counts = end - np.arange(times.size)
+    worst = int(counts.max())
+    if worst > n + _EPS:
+        at = float(times[int(counts.argmax())])
+        return [f"ch{channel}: {worst} pulses in the 1 s from {at:.3f} s, more than the "
+                f"verified N = {n:g}"]
+    return []
+
+
+# ---------------------------------------------------------------------- 4, 5: ends and losses
+
+
+def _last_on_s(run: Run, after_s: float = -math.inf) -> float:
+    """When the last output ended (−inf: none after ``after_s``)."""
+    last = -math.inf
+    for channel in run.device.channels:
+        on = _on(run.device.intervals(channel))
+        on = on[on["t1_s"] > after_s]
+        if on.size:
+            last = max(last, float(on["t1_s"].max()))
+    return last
+
+
+def _on_between(run: Run, t0_s: float, t1_s: float) -> float | None:
+    """The first time in ``(t0_s, t1_s)`` when some channel applied output, if any."""
+    first: float | None = None
+    for channel in run.device.channels:
+        on = _on(run.device.intervals(channel))
+        hit = on[(on["t1_s"] > t0_s + _EPS) & (on["t0_s"] < t1_s - _EPS)]
+        if hit.size:
+            t = max(float(hit["t0_s"][0]), t0_s)
+            first = t if first is None else min(first, t)
+    return first
+
+
+def _check_end(run: Run) -> list[str]:
+    problems = []
+    if any(o.amplitude_ma != 0 for o in run.device.outputs_at(math.inf)):
+        problems.append("the device is left with output after the session")
+    bound_s = run.family.host_bound_s(run.sequence.lease_s)
+    last = _last_on_s(run)
+    if last > run.end_s + bound_s + _EPS:
+        problems.append(f"output until {last:.3f} s, {last - run.end_s:.3f} s after the "
+                        f"session ended (the device's bound is {bound_s:g} s)")
+    link_faults = [t for t, e, _ in run.fired if e.kind in _LINK_FAULTS]
+    for t_s, event, running in run.fired:
+        if event.kind != "stop" or not running:
+            continue
+        if any(t <= t_s + STOP_LATENCY_S for t in link_faults):
+            continue  # the stop may not get through: the device's bound applies (above)
+        late = _on_between(run, t_s + STOP_LATENCY_S, math.inf)
+        if late is not None:
+            problems.append(f"output at {late:.3f} s, more than {STOP_LATENCY_S:g} s after "
+                            f"the stop at {t_s:.3f} s (L22)")
+        break
+    return problems
+
+
+def _check_host_loss(run: Run) -> list[str]:
+    problems = []
+    lease_s = run.sequence.lease_s
+    device_bound_s = run.family.host_bound_s(lease_s)
+    for t_s, event, _ in run.fired:
+        if event.kind not in ("freeze", "hold") or event.value is None:
+            continue
+        # ``t_s`` is when the stall began (a freeze's callback ran before time jumped)
+        stall_end_s = t_s + event.value
+        # a hung send leaves the driver running: it keeps the lease it was given (the
+        # Coyote's stream, say); a freeze stops the driver too, so only the device's own bound
+        bound_s = device_bound_s if event.kind == "freeze" else max(device_bound_s, lease_s)
+        if event.value <= bound_s:
+            continue
+        late = _on_between(run, t_s + bound_s, stall_end_s)
+        if late is not None:
+            problems.append(f"output at {late:.3f} s during a {event.kind} of the host "
+                            f"from {t_s:.3f} s, past the device's {bound_s:g} s bound")
+    return problems
+
+
+def _check_link_loss(run: Run) -> list[str]:
+    problems = []
+    bound_s = run.family.host_bound_s(run.sequence.lease_s)
+    for t_s, event, running in run.fired:
+        if event.kind != "disconnect":
+            continue
+        late = _on_between(run, t_s + bound_s, math.inf)
+        if late is not None:
+            problems.append(f"output at {late:.3f} s, after the link was lost at {t_s:.3f} s "
+                            f"and the device's {bound_s:g} s bound")
+        for channel in run.device.channels:
+            rows = run.device.intervals(channel)
+            for i in range(1, rows.size):
+                if rows["t0_s"][i] > t_s + _EPS and rows["amplitude_ma"][i] > \
+                        rows["amplitude_ma"][i - 1] + _EPS:
+                    problems.append(f"ch{channel} rose to {rows['amplitude_ma'][i]:g} mA at "
+                                    f"{rows['t0_s'][i]:.3f} s after the link was lost at "
+                                    f"{t_s:.3f} s")
+                    break
+        if running and run.result.end_reason != "fault":
+            problems.append(f"the link was lost at {t_s:.3f} s while the session ran, but it "
+                            f"ended {run.result.end_reason!r}: {run.result.message}")
+        break
+    return problems
