@@ -276,7 +276,7 @@ class Session:
         span: PhaseSpan | None = None
         last_sent: tuple[ChannelSetpoint, ...] = ()
         last_sent_s = start_s
-        heartbeat_s = min(self.limits.heartbeat_s, self.lease_s / 2)
+        heartbeat_s = self._heartbeat_s()
         self.state.status = "running"
         try:
             while self._stop_reason is None:
@@ -325,6 +325,9 @@ class Session:
                 # the end of the flat stretch) needs a tick; any control wakes the loop at once
                 wake_s = min(last_sent_s + heartbeat_s, now_s + self._steady_for(stim_time_s))
                 await self._sleep_until(start_s, now_s, wake_s)
+            # a stop ends the stimulation when it comes, not at the last tick before it (a
+            # steady stretch ticks only at its heartbeat)
+            stim_time_s = max(stim_time_s, self._stim_time(loop.time()))
             if self._stop_reason is None:
                 self._stop_reason, self._stop_message = "completed", "program completed"
         except SafetyViolation as exc:
@@ -347,6 +350,18 @@ class Session:
         finally:
             await self._final_stop(loop.time() - start_s)
         return self._result(stim_time_s)
+
+    def _heartbeat_s(self) -> float:
+        """How often an unchanged command is re-sent: a whole number of ticks (at least one),
+        the most within the heartbeat limit and half the lease (L21).
+
+        Commands go only at ticks, so a heartbeat between two ticks would go at the later one:
+        0.25 s became 0.3 s, and 0.125 s (half of a 0.25 s lease) became 0.2 s, which left the
+        device 50 ms of lease when the Coyote built its next 100 ms frame, whose last slot then
+        went silent. Rounded down, at least half the lease (≥ one period) is always left.
+        """
+        wanted_s = min(self.limits.heartbeat_s, self.lease_s / 2)
+        return self.period_s * max(1, math.floor(wanted_s / self.period_s + 1e-9))
 
     def _stall_message(self, gap_s: float) -> str:
         return (f"the device went {gap_s:.1f} s without a command, longer than its "

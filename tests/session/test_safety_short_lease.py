@@ -67,21 +67,25 @@ amplitude_cap = "MT"
 """
 
 
+@pytest.mark.parametrize("lease_s", [0.2, 0.25])
 @pytest.mark.parametrize("url", ["sim", "sim+sciencemode4",
                                  "sim+coyote3?ma_per_step=0.2&us_per_intensity=3"])
-def test_the_shortest_legal_lease_keeps_the_output_on_between_commands(
-        url: str, tmp_path: Path) -> None:
-    # a lease of exactly two command periods is legal, and the heartbeat is then one period:
-    # it must go every tick (loop times carry float noise: "0.1 s since the last send" can
-    # come out as 0.0999…), or the lease runs out just as the next command is sent — the sim
-    # session then ended as a stalled host, the P24's driver stopped the output for a moment
-    # at every other tick, and the Coyote's frames went silent between its commands
+def test_a_short_lease_keeps_the_output_on_between_commands(
+        url: str, lease_s: float, tmp_path: Path) -> None:
+    # A lease of two command periods is legal, and the heartbeat is then one period: it must
+    # go every tick (loop times carry float noise: "0.1 s since the last send" can come out as
+    # 0.0999…), or the lease runs out just as the next command is sent — the sim session then
+    # ended as a stalled host, and the P24's driver stopped the output for a moment at every
+    # other tick. And the heartbeat goes at the last tick within its period, not the first
+    # after it: with a 0.125 s heartbeat sent every 0.2 s, a 0.25 s lease had 50 ms left when
+    # the Coyote built its next 100 ms frame, whose last slot then went silent (10.8 mA on and
+    # off every 200 ms).
     from emsctl.clock import VirtualClock
     from emsctl.runner import execute
 
     path = tmp_path / "steady.toml"
     path.write_text(_STEADY)
-    limits = tighten(DEFAULTS, watchdog_s=0.2, heartbeat_s=0.1)
+    limits = tighten(DEFAULTS, watchdog_s=lease_s, heartbeat_s=lease_s / 2)
     prep = prepare_run(load_program(str(path)), url, limits)
     outcome = execute(prep, VirtualClock(None), journal_dir=tmp_path, handle_signals=False)
     assert (outcome.result.end_reason, outcome.result.exit_code) == ("completed", 0), \
