@@ -16,8 +16,8 @@ documents as a known limit.
    the output rises at most ``plan_rise × (stretch + one command period) + one step``, measured
    from whatever the device applied (zero after a pause, a watchdog or a lost link);
 3. never more pulses in any 1 s window than N, the most pulses in any 1 s window of the plan;
-4. zero at the end and, after any loss of the host (a freeze, a send that hangs, a lost link),
-   within the device's own bound; a user's stop on a healthy link within L22's 300 ms;
+4. zero at the end and, after any loss of the host (a freeze, a lost link), within the
+   device's own bound; a user's stop on a healthy link within L22's 300 ms;
 5. a lost link ends the session as a fault, and output never rises after it (no reconnect).
 """
 
@@ -82,6 +82,28 @@ def _exempt(t_s: float, windows: list[tuple[float, float]]) -> bool:
     return any(a - _EPS <= t_s <= b for a, b in windows)
 
 
+def _lag_s(run: Run) -> float:
+    """How long a command may take from the host's tick to the device's output."""
+    lag = run.family.lag_s
+    if run.family.per_pulse:  # a change waits for the channel's next pulse period
+        freqs = [float(np.min(np.minimum(c.segments["freq0_hz"], c.segments["freq1_hz"])))
+                 for c in run.prepared.plan.channels]
+        lag += 1.0 / max(min(freqs), 1e-9)
+    return lag
+
+
+#: Faults that can lose a command on the link (the one before it then stays in force).
+_LOSSY = frozenset({"drop_frames", "corrupt_bytes"})
+
+
+def _loss_windows(run: Run) -> list[tuple[float, float]]:
+    """While commands can be lost, and a lease (plus the lag) after: the last command that got
+    through may be in force for up to its lease."""
+    reach = run.sequence.lease_s + _lag_s(run)
+    return [(t, t + (e.duration_s or math.inf) + reach)
+            for t, e, _ in run.fired if e.kind in _LOSSY]
+
+
 def _plan_channel(run: Run, channel: int) -> int | None:
     """Row of ``channel`` in the plan (device channel = program channel), None if unused."""
     for row, cplan in enumerate(run.prepared.plan.channels):
@@ -127,51 +149,45 @@ def _check_plan(run: Run, channel: int, rows: npt.NDArray[np.void],
             break
     ticks = run.ticks
     if not ticks:
-        return problems + [f"ch{channel}: output with no tick of the session"]
+        return [*problems, f"ch{channel}: output with no tick of the session"]
     tick_t = np.array([t.t_s for t in ticks])
     stim = np.array([t.stim_time_s for t in ticks])
     target = np.array([t.target_pct for t in ticks])
     allowed = run.prepared.plan.setpoints_at(stim).amplitude_ma[row] * target / 100.0
-    lag = run.family.lag_s
-    holds = [(t, t + (e.value or 0.0)) for t, e, _ in run.fired if e.kind == "hold"]
+    lag = _lag_s(run)
+    lossy_lag = lag + run.sequence.lease_s
+    losses = _loss_windows(run)
     for r in on:
         t0, t1, level = float(r["t0_s"]), float(r["t1_s"]), float(r["amplitude_ma"])
         if _exempt(t0, exempt):
             continue
         # the allowance is piecewise constant: it changes only at a tick and a lag after one,
         # so its lowest value over the row is at the row's start or one of those instants
-        later = tick_t + lag + _EPS
-        ends = np.array([b + lag + _EPS for _, b in holds])
+        later = np.concatenate([tick_t + lag, tick_t + lossy_lag]) + _EPS
         candidates = np.concatenate([[t0], later[(later > t0) & (later < t1)],
-                                     tick_t[(tick_t > t0) & (tick_t < t1)],
-                                     ends[(ends > t0) & (ends < t1)]])
+                                     tick_t[(tick_t > t0) & (tick_t < t1)]])
         for t in candidates:
-            limit = _allowed_at(float(t), tick_t, allowed, lag, holds)
+            # a command lost on the link leaves the one before it in force, for its lease
+            t_lag = lossy_lag if _exempt(float(t), losses) else lag
+            limit = _allowed_at(float(t), tick_t, allowed, t_lag)
             if level > limit + step + _EPS:
-                return problems + [
-                    f"ch{channel}: {level:g} mA at {t:.3f} s is above the plan × intensity "
-                    f"({limit:.3f} mA, one {step:g} mA step allowed)"]
+                return [*problems,
+                        f"ch{channel}: {level:g} mA at {t:.3f} s is above the plan × intensity "
+                        f"({limit:.3f} mA, one {step:g} mA step allowed)"]
     return problems
 
 
 def _allowed_at(t_s: float, tick_t: npt.NDArray[np.float64],
-                allowed: npt.NDArray[np.float64], lag_s: float,
-                holds: list[tuple[float, float]]) -> float:
+                allowed: npt.NDArray[np.float64], lag_s: float) -> float:
     """The most the host asked for that may still be in force at ``t_s``: what it asked at
     every tick in the last ``lag_s`` and at the last tick before that (commands land in
-    order, each within ``lag_s``), and while a send hangs (a ``hold``, until ``lag_s`` after
-    it ends) at the last tick before the hang and at the tick whose send hung."""
+    order, each within ``lag_s``)."""
     last = int(np.searchsorted(tick_t, t_s - lag_s - _EPS, side="right")) - 1
     upto = int(np.searchsorted(tick_t, t_s + _EPS, side="right"))
     lo = max(last, 0)
-    best = float(allowed[lo:max(upto, lo + 1)].max()) if last >= 0 or upto > 0 else 0.0
-    for start_s, end_s in holds:
-        if start_s - _EPS <= t_s <= end_s + lag_s + _EPS:
-            before = int(np.searchsorted(tick_t, start_s - _EPS, side="left"))
-            for k in (before - 1, before):
-                if 0 <= k < tick_t.size and tick_t[k] <= t_s + _EPS:
-                    best = max(best, float(allowed[k]))
-    return best
+    if upto <= lo and last < 0:
+        return 0.0
+    return float(allowed[lo:max(upto, lo + 1)].max())
 
 
 # ---------------------------------------------------------------------- 2: slew
@@ -186,13 +202,17 @@ def _check_slew(run: Run, channel: int, rows: npt.NDArray[np.void],
     period = run.prepared.driver.capabilities.update_period_s
     step = _step_ma(run)
     levels = rows["amplitude_ma"]
+    # a family that cannot see a lost frame or renewal is silent until the next one gets
+    # through, which brings the level the host asks for then: a documented limit (SAFETY.md,
+    # fault matrix and HZ-12), so rises while commands can be lost are not judged there
+    blind = _loss_windows(run) if run.family.blind else []
     best = -math.inf  # max over earlier rows of rate·(their end) − their level
     for i in range(1, rows.size):
         prev_end = float(rows["t1_s"][i - 1])
         best = max(best, rate * prev_end - float(levels[i - 1]))
         b = float(levels[i])
         t2 = float(rows["t0_s"][i])
-        if b <= float(levels[i - 1]) or _exempt(t2, exempt):
+        if b <= float(levels[i - 1]) or _exempt(t2, exempt) or _exempt(t2, blind):
             continue
         excess = b + best - rate * t2 - (rate * period + step)
         if excess > _EPS:
@@ -285,16 +305,13 @@ def _check_end(run: Run) -> list[str]:
 
 def _check_host_loss(run: Run) -> list[str]:
     problems = []
-    lease_s = run.sequence.lease_s
-    device_bound_s = run.family.host_bound_s(lease_s)
+    device_bound_s = run.family.host_bound_s(run.sequence.lease_s)
     for t_s, event, _ in run.fired:
-        if event.kind not in ("freeze", "hold") or event.value is None:
+        if event.kind != "freeze" or event.value is None:
             continue
         # ``t_s`` is when the stall began (a freeze's callback ran before time jumped)
         stall_end_s = t_s + event.value
-        # a hung send leaves the driver running: it keeps the lease it was given (the
-        # Coyote's stream, say); a freeze stops the driver too, so only the device's own bound
-        bound_s = device_bound_s if event.kind == "freeze" else max(device_bound_s, lease_s)
+        bound_s = device_bound_s
         if event.value <= bound_s:
             continue
         late = _on_between(run, t_s + bound_s, stall_end_s)

@@ -9,17 +9,16 @@ what was delivered), the session's result and the host-side facts the checks nee
 event happened, the program time and the user's intensity at every tick).
 :mod:`support.invariant_checks` judges the record.
 
-Two kinds of host stall:
-
-- ``freeze``: the whole process stops (suspend, swap): virtual time jumps by ``value`` seconds
-  inside one callback, so no host code runs and no timer fires meanwhile. The emulated devices
-  share the host's loop, so they freeze too; the model's watchdog still zeroes each channel at
-  its exact deadline, so the record is what a real device would have done. The openEMSstim's
-  board enforces its on-time in its own emulated firmware loop, which a freeze stops with the
-  host, and a line on its way is frozen with it (tests/session/test_safety_host_stall.py says
-  the same): freezes are not drawn for it.
-- ``hold``: only the session stalls, in its next send (a write that blocks for ``value``
-  seconds), while the driver's own tasks, the link and the device run on.
+Host stalls (``freeze``): the whole process stops (suspend, swap, a stalled VM): virtual time
+jumps by ``value`` seconds inside one callback, so no host code runs and no timer fires
+meanwhile. The emulated devices share the host's loop, so they freeze too; the model's watchdog
+still zeroes each channel at its exact deadline, so the record is what a real device would have
+done. The openEMSstim's board enforces its on-time in its own emulated firmware loop, which a
+freeze stops with the host, and a line on its way is frozen with it
+(tests/session/test_safety_host_stall.py says the same): freezes are not drawn for it. A host
+that is slow rather than stopped — waiting for late or lost acks, a busy device — comes from
+the fault plans (``late_acks``, ``drop_acks``, ``busy``): the session then waits inside the
+driver while the driver's own timers and the device run on.
 
 This module must never read the wall clock: time is the virtual loop's.
 """
@@ -29,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +71,14 @@ class Family:
         faults: the fault kinds drawn for it (those its emulation supports, less the ones the
             docstring of :mod:`tests.session.test_invariants` leaves out, with the reason).
         freeze: whether whole-process freezes are drawn (see the module docstring).
+        per_pulse: the device applies a changed setting from the channel's next pulse period
+            (the P24, docs/protocols/sciencemode4.md §9), so a change may also wait one period of
+            the slowest frequency of the plan.
+        blind: the host cannot see a command lost on the link (the Coyote's B0 frames are
+            written without response; the openEMSstim gives no answer to a renewal): a lost
+            frame or renewal silences the output until the next one (SAFETY.md, fault matrix:
+            "a lost frame is 100 ms of silence", "a lost renewal: the on-time ends output"),
+            which then brings back the level held before.
     """
 
     key: str
@@ -82,6 +88,8 @@ class Family:
     programs: tuple[str, ...]
     faults: tuple[str, ...]
     freeze: bool = True
+    per_pulse: bool = False
+    blind: bool = False
 
 
 _COMMON = ("disconnect", "device_reset", "electrode_off", "impedance", "late_acks")
@@ -97,20 +105,21 @@ FAMILIES: dict[str, Family] = {f.key: f for f in (
            (*_COMMON, "drop_acks", "busy", *_BYTES)),
     Family("sciencemode4", "sim+sciencemode4", lambda lease_s: 2.0, 0.1,
            ("steady", "trains", "twitch"),
-           (*_COMMON, "drop_acks", "busy", *_BYTES)),
+           (*_COMMON, "drop_acks", "busy", *_BYTES), per_pulse=True),
     Family("coyote3", "sim+coyote3?ma_per_step=0.2&us_per_intensity=3", lambda lease_s: 0.1,
            0.25, ("steady", "trains", "twitch"),
-           (*_COMMON, "drop_acks", "battery_low", "strength_change", "wrong_current", *_BYTES)),
+           (*_COMMON, "drop_acks", "battery_low", "strength_change", "wrong_current", *_BYTES),
+           blind=True),
     # openEMSstim: no acks (nothing to drop or delay); a reset is learnt only from the setup
     # banner 11.4 s later, and the lines buffered during setup run at the pre-reset level for
     # ≤ 0.1 s first (SAFETY.md, fault matrix, stop*): a documented firmware limit, not drawn
     Family("openems", f"sim+openems?{_OPENEMS}", lambda lease_s: lease_s + 0.05, 0.25,
            ("steady", "trains"),
-           ("disconnect", "electrode_off", "impedance", *_BYTES), freeze=False),
+           ("disconnect", "electrode_off", "impedance", *_BYTES), freeze=False, blind=True),
     Family("openems+ble", f"sim+openems+ble?{_OPENEMS}", lambda lease_s: lease_s + 0.05, 0.25,
            ("steady", "trains"),
            ("disconnect", "electrode_off", "impedance", "duplicate_frames", "drop_frames"),
-           freeze=False),
+           freeze=False, blind=True),
 )}
 
 _HEAD = """\
@@ -217,7 +226,7 @@ class Event:
     """One thing that happens at ``t_s`` seconds after the session started.
 
     ``kind`` is a host action (``pause``, ``resume``, ``plus``, ``minus``, ``stop``), a host
-    stall (``freeze``, ``hold``: ``value`` seconds) or a fault kind of the simulator's plans
+    stall (``freeze``: ``value`` seconds) or a fault kind of the simulator's plans
     (``disconnect`` is the lost link), with the fault's ``channel``, ``duration_s`` and
     ``value``.
     """
@@ -238,7 +247,7 @@ class Event:
         return Fault(self.kind, self.t_s, self.channel, self.duration_s, self.value)  # type: ignore[arg-type]
 
 
-_HOST_KINDS = frozenset({"pause", "resume", "plus", "minus", "stop", "freeze", "hold"})
+_HOST_KINDS = frozenset({"pause", "resume", "plus", "minus", "stop", "freeze"})
 
 
 @dataclass(frozen=True)
@@ -284,7 +293,7 @@ def _times(duration_s: float) -> st.SearchStrategy[float]:
 
 def _fault_event(kind: str, t_s: float, draw: Any) -> Event:
     channel = draw(st.sampled_from([None, 1, 2]))
-    if kind == "disconnect" or kind == "device_reset" or kind == "drop_acks":
+    if kind in ("disconnect", "device_reset", "drop_acks"):
         return Event(t_s, kind)
     if kind == "busy":
         return Event(t_s, kind, duration_s=draw(st.sampled_from([0.3, 2.0])))
@@ -313,14 +322,14 @@ def _fault_event(kind: str, t_s: float, draw: Any) -> Event:
 @st.composite
 def _event(draw: Any, family: Family, duration_s: float) -> Event:
     t_s = draw(_times(duration_s))
-    kinds = ["pause", "resume", "plus", "minus", "hold", "stop", "fault"]
-    weights = [3, 3, 4, 3, 2, 1, 3]
+    kinds = ["pause", "resume", "plus", "minus", "stop", "fault"]
+    weights = [3, 3, 4, 3, 1, 4]
     if family.freeze:
         kinds.append("freeze")
         weights.append(2)
     index = draw(st.integers(0, sum(weights) - 1))
     kind = next(k for k, w in zip(kinds, _cumulative(weights), strict=True) if index < w)
-    if kind in ("freeze", "hold"):
+    if kind == "freeze":
         return Event(t_s, kind, value=draw(st.sampled_from(_STALLS_S)))
     if kind == "fault":
         return _fault_event(draw(st.sampled_from(family.faults)), t_s, draw)
@@ -432,7 +441,7 @@ class _DeferredPlan(FaultPlan):
                 target.fault_ended(fault)
 
         armed = FaultPlan.schedule(self, loop, _Watched(), start_s=start_s)
-        self._handles.extend(armed._handles)  # noqa: SLF001 - one cancel for both
+        self._handles.extend(armed._handles)
 
 
 def run_sequence(sequence: Sequence) -> Run:
@@ -469,11 +478,10 @@ def run_sequence(sequence: Sequence) -> Run:
             session.ticks = ticks
             box["session"] = session
             start_s = box["start_s"] = loop.time()
-            _hold_sends(driver, box)
             plan.arm(loop, start_s)
             for event in sequence.events:
                 if not event.is_fault:
-                    loop.call_at(start_s + event.t_s, _act, session, event, fired, box)
+                    loop.call_at(start_s + event.t_s, _act, session, event, fired)
             result = await session.run()
             box["end_s"] = loop.time()
         finally:
@@ -491,8 +499,7 @@ def _running(session: Session) -> bool:
     return session.state.status in ("running", "paused", "starting")
 
 
-def _act(session: Session, event: Event, fired: list[tuple[float, Event, bool]],
-         box: dict[str, Any]) -> None:
+def _act(session: Session, event: Event, fired: list[tuple[float, Event, bool]]) -> None:
     loop = asyncio.get_running_loop()
     fired.append((loop.time(), event, _running(session)))
     kind = event.kind
@@ -507,21 +514,3 @@ def _act(session: Session, event: Event, fired: list[tuple[float, Event, bool]],
     elif kind == "freeze":
         assert event.value is not None
         loop.advance(event.value)  # type: ignore[attr-defined]  # the VirtualEventLoop
-    elif kind == "hold":
-        assert event.value is not None
-        box["hold_until_s"] = max(box.get("hold_until_s", -math.inf), loop.time() + event.value)
-
-
-def _hold_sends(driver: Any, box: dict[str, Any]) -> None:
-    """Make the session's sends block until a ``hold`` stall is over (the driver's own tasks
-    and the device run on meanwhile)."""
-    send = driver.apply
-
-    async def apply(setpoints: tuple[ChannelSetpoint, ...], lease_s: float) -> None:
-        loop = asyncio.get_running_loop()
-        until_s = box.get("hold_until_s", -math.inf)
-        if loop.time() < until_s:
-            await asyncio.sleep(until_s - loop.time())
-        await send(setpoints, lease_s)
-
-    driver.apply = apply
