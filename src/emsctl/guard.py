@@ -26,6 +26,8 @@ __all__ = ["ChannelGuard", "Guard"]
 
 #: Tolerance for float noise when comparing against a limit (far below any device step).
 _EPS = 1e-9
+#: Stands for "no setpoint checked yet" on a channel: equal to no real setpoint.
+_UNCHECKED = ChannelSetpoint(-1.0, 0.0, 0.0)
 #: Within this relative distance of a limit, the float verdict is confirmed with exact rationals
 #: (docs/safety-basis.md §1: boundary cases such as W5 get the same verdict on every platform).
 _NEAR = 1e-6
@@ -79,6 +81,14 @@ class Guard:
         last passed plus the slew allowance of at most one command period, plus one step."""
         dt_s = 0.0 if self._last_t_s is None else max(0.0, t_s - self._last_t_s)
         return self._last[index] + self._allowed_rise_ma(dt_s)
+
+    def rise_from(self, index: int, level_ma: float) -> None:
+        """Device channel ``index`` (0-based) reports that it delivers only ``level_ma``, less
+        than was last passed (a late report of a lower amplitude, or its own control turned
+        down): the next rise starts from there (L14, L17). Never raises the level."""
+        if 0.0 <= level_ma < self._last[index]:
+            self._last[index] = level_ma
+            self._last_checked[index] = _UNCHECKED  # the next setpoint is checked in full
 
     def _allowed_rise_ma(self, dt_s: float) -> float:
         return self.limits.plan_rise_ma_per_s * min(dt_s, self._period_s) + self._step_ma

@@ -55,6 +55,12 @@ STRENGTH_WINDOW_S = 1.0
 _TIME_SLACK_S = 1e-6
 
 
+def _pulse_period_s(frequency_hz: float, burst_rate_hz: float) -> float:
+    """The time between pulse-train starts: a pulse (continuous) or a burst (bursts)."""
+    period_s = 1.0 / frequency_hz if frequency_hz > 0 else 0.0
+    return max(period_s, 1.0 / burst_rate_hz) if burst_rate_hz > 0 else period_s
+
+
 def session_lease_s(capabilities: Capabilities, limits: Limits) -> float:
     """The lease every command carries: the device's longest, within the watchdog limit (L21).
 
@@ -198,6 +204,11 @@ class Session:
         # ones in force within STRENGTH_WINDOW_S; strength reports are judged against them
         self._asked: list[deque[tuple[float, float]]] = [
             deque([(-math.inf, 0.0)]) for _ in range(caps.channels)]
+        # per device channel: whether the last command sent had output on it, when it last
+        # went off, and the pulse period of its last output (a restart waits one period)
+        self._sent_on = [False] * caps.channels
+        self._off_since_s = [-math.inf] * caps.channels
+        self._on_period_s = [0.0] * caps.channels
         self._running = False
         self._events: list[str] = []
         self._stop_task: asyncio.Future[None] | None = None
@@ -316,6 +327,7 @@ class Session:
                     self._note_asked(now_s, checked)
                     await self.driver.apply(checked, self.lease_s)
                     last_sent, last_sent_s = checked, now_s
+                    self._note_sent(now_s, checked)
                     if self.journal is not None:
                         self.journal.command(now_s - start_s, checked, self.lease_s,
                                              self.state.intensity_pct)
@@ -435,6 +447,12 @@ class Session:
             amplitude_ma = caps.quantize_ma(min(amp * gain, guard.rise_ceiling_ma(index, now_s)))
             if amplitude_ma <= 0:
                 continue
+            if not self._sent_on[index] and now_s < self._off_since_s[index] + max(
+                    self._on_period_s[index], _pulse_period_s(freq, burst_rate)) - _TIME_SLACK_S:
+                # a device starts its pulse train with a pulse: switched back on sooner than a
+                # pulse period after it went off, it would put more pulses in a second than N,
+                # the most the plan has in any 1 s window (L4, L9, L10 are checked on N)
+                continue
             key = (amplitude_ma, freq, width, burst_rate, burst_pulses)
             if made[index][0] != key:
                 made[index] = (key, ChannelSetpoint(*key))
@@ -519,6 +537,15 @@ class Session:
                 and telemetry.value is not None:
             self._check_strength(telemetry.channel, telemetry.value, telemetry.t_s)
 
+    def _note_sent(self, now_s: float, setpoints: tuple[ChannelSetpoint, ...]) -> None:
+        for index, sp in enumerate(setpoints):
+            on = sp.amplitude_ma > 0
+            if on:
+                self._on_period_s[index] = _pulse_period_s(sp.frequency_hz, sp.burst_rate_hz)
+            elif self._sent_on[index]:
+                self._off_since_s[index] = now_s
+            self._sent_on[index] = on
+
     def _note_asked(self, now_s: float, setpoints: tuple[ChannelSetpoint, ...]) -> None:
         for asked, sp in zip(self._asked, setpoints, strict=False):
             if asked[-1][1] != sp.amplitude_ma:
@@ -540,6 +567,14 @@ class Session:
         self._prune(asked, t_s)
         tolerance_ma = self.driver.capabilities.amplitude_step_ma + 1e-6
         if math.isfinite(value_ma) and any(abs(value_ma - a) <= tolerance_ma for _, a in asked):
+            if value_ma < asked[-1][1] - tolerance_ma:
+                # a late report of an earlier, lower amplitude, or the device's own control
+                # turned down to one: either way the output rises from the level reported, not
+                # from the one asked for last (L14, L17)
+                self.guard.rise_from(channel - 1, max(value_ma, 0.0))
+                if value_ma <= 0 and self._sent_on[channel - 1]:
+                    self._sent_on[channel - 1] = False
+                    self._off_since_s[channel - 1] = t_s
             return
         latest_ma = asked[-1][1]
         where = "above" if not value_ma <= latest_ma else "below"
