@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from emsctl.formulas import pulses_per_s_array
 
-from .invariant_runs import DISOBEYING_FAULTS, Run
+from .invariant_runs import DISOBEYING_FAULTS, Event, Run
 
 __all__ = ["check_run"]
 
@@ -50,10 +50,10 @@ def check_run(run: Run) -> list[str]:
     exempt = _exempt_windows(run)
     for channel in device.channels:
         rows = device.intervals(channel)
-        problems += _check_load(channel, rows)
+        problems += _check_load(channel, rows, run.start_s)
         problems += _check_plan(run, channel, rows, exempt)
         problems += _check_slew(run, channel, rows, exempt)
-        problems += _check_pulses(run, channel)
+        problems += _check_pulses(run, channel, rows)
     problems += _check_end(run)
     problems += _check_host_loss(run)
     problems += _check_link_loss(run)
@@ -63,6 +63,11 @@ def check_run(run: Run) -> list[str]:
 # ---------------------------------------------------------------------- helpers
 
 
+def _s(run: Run, t_s: float) -> str:
+    """A loop time as seconds into the session, for messages."""
+    return f"{t_s - run.start_s:.3f} s"
+
+
 def _on(rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
     return rows[rows["amplitude_ma"] > 0]
 
@@ -70,12 +75,39 @@ def _on(rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
 def _exempt_windows(run: Run) -> list[tuple[float, float]]:
     """While a device disobeys (strength turned on the device, a wrong output stage), its
     output is not what anyone asked for until the session sees the report and stops it: the
-    fault matrix's bound (Coyote: within 150 ms; sim: at once)."""
+    fault matrix's bound (Coyote: within 150 ms; sim: at once). On a link without a checksum
+    (the openEMSstim), a corrupted line can set any level within the cap until the echo check
+    ends the session. The verified cap is checked throughout."""
     windows = []
     for t_s, event, _ in run.fired:
         if event.kind in DISOBEYING_FAULTS:
             windows.append((t_s, t_s + run.family.lag_s + _EPS))
+        if event.kind == "corrupt_bytes" and not run.family.checksum:
+            windows.append((t_s, t_s + (event.duration_s or math.inf) + run.sequence.lease_s
+                            + run.family.lag_s))
     return windows
+
+
+def _frozen_in_flight(run: Run) -> list[tuple[float, float]]:
+    """The instants a freeze ended. The emulated links and devices share the host's loop, so
+    bytes on their way when the host froze arrive only when it thaws, all at that instant,
+    where on a real link they arrive during the freeze: a change of output at exactly that
+    instant is that late delivery, not something the host did after the freeze (which comes a
+    link latency later). Rises there are not judged by invariant 2."""
+    return [(t + e.value, t + e.value) for t, e, _ in run.fired
+            if e.kind == "freeze" and e.value is not None]
+
+
+def _frozen_restarts(run: Run, rows: npt.NDArray[np.void]) -> list[float]:
+    """Where a late delivery of a freeze (see :func:`_frozen_in_flight`) turned output on."""
+    thaws = _frozen_in_flight(run)
+    out = []
+    for i in range(1, rows.size):
+        t0 = float(rows["t0_s"][i])
+        if rows["amplitude_ma"][i] > 0 and rows["amplitude_ma"][i - 1] == 0 \
+                and _exempt(t0, thaws):
+            out.append(t0)
+    return out
 
 
 def _exempt(t_s: float, windows: list[tuple[float, float]]) -> bool:
@@ -92,16 +124,21 @@ def _lag_s(run: Run) -> float:
     return lag
 
 
-#: Faults that can lose a command on the link (the one before it then stays in force).
-_LOSSY = frozenset({"drop_frames", "corrupt_bytes"})
+#: Faults that lose commands on the link or make the device slow to take them: the last one
+#: that got through then stays in force, as the lease lets it, until the next one lands.
+_LOSSY = frozenset({"drop_frames", "corrupt_bytes", "late_acks", "drop_acks", "busy"})
 
 
 def _loss_windows(run: Run) -> list[tuple[float, float]]:
-    """While commands can be lost, and a lease (plus the lag) after: the last command that got
-    through may be in force for up to its lease."""
+    """While commands can be lost or late, and a lease (plus the lag) after: the last command
+    that got through may be in force for up to its lease."""
     reach = run.sequence.lease_s + _lag_s(run)
     return [(t, t + (e.duration_s or math.inf) + reach)
             for t, e, _ in run.fired if e.kind in _LOSSY]
+
+
+def _lossy_events(run: Run) -> list[tuple[float, Event, bool]]:
+    return [f for f in run.fired if f[1].kind in _LOSSY]
 
 
 def _plan_channel(run: Run, channel: int) -> int | None:
@@ -119,11 +156,11 @@ def _step_ma(run: Run) -> float:
 # ---------------------------------------------------------------------- 1: plan × intensity
 
 
-def _check_load(channel: int, rows: npt.NDArray[np.void]) -> list[str]:
+def _check_load(channel: int, rows: npt.NDArray[np.void], start_s: float) -> list[str]:
     over = rows[rows["delivered_ma"] > rows["amplitude_ma"] + _EPS]
     if over.size:
         return [f"ch{channel}: {over['delivered_ma'][0]:g} mA flowed with "
-                f"{over['amplitude_ma'][0]:g} mA applied at {over['t0_s'][0]:.3f} s"]
+                f"{over['amplitude_ma'][0]:g} mA applied at {over['t0_s'][0] - start_s:.3f} s"]
     return []
 
 
@@ -134,7 +171,7 @@ def _check_plan(run: Run, channel: int, rows: npt.NDArray[np.void],
     if row is None:
         if on.size:
             return [f"ch{channel} is not in the plan but applied {on['amplitude_ma'].max():g} mA "
-                    f"at {on['t0_s'][0]:.3f} s"]
+                    f"at {_s(run, on['t0_s'][0])}"]
         return []
     if not on.size:
         return []
@@ -144,7 +181,7 @@ def _check_plan(run: Run, channel: int, rows: npt.NDArray[np.void],
     above_cap = on[on["amplitude_ma"] > cap_ma + step + _EPS]
     for r in above_cap:
         if not _exempt(float(r["t0_s"]), exempt):
-            problems.append(f"ch{channel}: {r['amplitude_ma']:g} mA at {r['t0_s']:.3f} s is "
+            problems.append(f"ch{channel}: {r['amplitude_ma']:g} mA at {_s(run, r['t0_s'])} is "
                             f"above the verified cap of {cap_ma:g} mA")
             break
     ticks = run.ticks
@@ -172,7 +209,7 @@ def _check_plan(run: Run, channel: int, rows: npt.NDArray[np.void],
             limit = _allowed_at(float(t), tick_t, allowed, t_lag)
             if level > limit + step + _EPS:
                 return [*problems,
-                        f"ch{channel}: {level:g} mA at {t:.3f} s is above the plan × intensity "
+                        f"ch{channel}: {level:g} mA at {_s(run, t)} is above the plan × intensity "
                         f"({limit:.3f} mA, one {step:g} mA step allowed)"]
     return problems
 
@@ -205,19 +242,22 @@ def _check_slew(run: Run, channel: int, rows: npt.NDArray[np.void],
     # a family that cannot see a lost frame or renewal is silent until the next one gets
     # through, which brings the level the host asks for then: a documented limit (SAFETY.md,
     # fault matrix and HZ-12), so rises while commands can be lost are not judged there
-    blind = _loss_windows(run) if run.family.blind else []
+    blind = [w for w, (_, e, _) in zip(_loss_windows(run), _lossy_events(run), strict=True)
+             if e.kind in ("drop_frames", "corrupt_bytes")] if run.family.blind else []
+    thaws = _frozen_in_flight(run)
     best = -math.inf  # max over earlier rows of rate·(their end) − their level
     for i in range(1, rows.size):
         prev_end = float(rows["t1_s"][i - 1])
         best = max(best, rate * prev_end - float(levels[i - 1]))
         b = float(levels[i])
         t2 = float(rows["t0_s"][i])
-        if b <= float(levels[i - 1]) or _exempt(t2, exempt) or _exempt(t2, blind):
+        if b <= float(levels[i - 1]) or _exempt(t2, exempt) or _exempt(t2, blind) \
+                or _exempt(t2, thaws):
             continue
         excess = b + best - rate * t2 - (rate * period + step)
         if excess > _EPS:
             a_min = float(levels[:i].min())
-            return [f"ch{channel}: rose to {b:g} mA at {t2:.3f} s, {excess:.3f} mA faster than "
+            return [f"ch{channel}: rose to {b:g} mA at {_s(run, t2)}, {excess:.3f} mA faster than "
                     f"{rate:g} mA/s from what was applied before (lowest earlier level "
                     f"{a_min:g} mA; one {period:g} s period and one {step:g} mA step allowed)"]
     return []
@@ -238,7 +278,7 @@ def _verified_n(run: Run, channel: int) -> float:
     return float(pulses_per_s_array(freq, seg["burst_rate_hz"], seg["burst_pulses"]).max())
 
 
-def _check_pulses(run: Run, channel: int) -> list[str]:
+def _check_pulses(run: Run, channel: int, rows: npt.NDArray[np.void]) -> list[str]:
     times = np.sort(run.prepared.driver.recorder.pulses(channel)["t_s"])
     if not times.size:
         return []
@@ -246,10 +286,15 @@ def _check_pulses(run: Run, channel: int) -> list[str]:
     # the fullest half-open window [t, t + 1 s) starts at a pulse
     end = np.searchsorted(times, times + 1.0 - 1e-9, side="left")
     counts = end - np.arange(times.size)
+    # a frozen delivery that restarted the output (see _frozen_in_flight) restarts its pulse
+    # train one pulse early at most: one more pulse in the windows that hold it
+    for restart_s in _frozen_restarts(run, rows):
+        inside = (times <= restart_s + _EPS) & (times + 1.0 > restart_s)
+        counts = np.where(inside, counts - 1, counts)
     worst = int(counts.max())
     if worst > n + _EPS:
         at = float(times[int(counts.argmax())])
-        return [f"ch{channel}: {worst} pulses in the 1 s from {at:.3f} s, more than the "
+        return [f"ch{channel}: {worst} pulses in the 1 s from {_s(run, at)}, more than the "
                 f"verified N = {n:g}"]
     return []
 
@@ -287,18 +332,20 @@ def _check_end(run: Run) -> list[str]:
     bound_s = run.family.host_bound_s(run.sequence.lease_s)
     last = _last_on_s(run)
     if last > run.end_s + bound_s + _EPS:
-        problems.append(f"output until {last:.3f} s, {last - run.end_s:.3f} s after the "
+        problems.append(f"output until {_s(run, last)}, {last - run.end_s:.3f} s after the "
                         f"session ended (the device's bound is {bound_s:g} s)")
-    link_faults = [t for t, e, _ in run.fired if e.kind in _LINK_FAULTS]
+    # a stop may not get through a faulty link, nor leave a frozen host: the device's own
+    # bound applies to it then (above)
+    hindered = [t for t, e, _ in run.fired if e.kind in _LINK_FAULTS or e.kind == "freeze"]
     for t_s, event, running in run.fired:
         if event.kind != "stop" or not running:
             continue
-        if any(t <= t_s + STOP_LATENCY_S for t in link_faults):
-            continue  # the stop may not get through: the device's bound applies (above)
+        if any(t <= t_s + STOP_LATENCY_S for t in hindered):
+            continue
         late = _on_between(run, t_s + STOP_LATENCY_S, math.inf)
         if late is not None:
-            problems.append(f"output at {late:.3f} s, more than {STOP_LATENCY_S:g} s after "
-                            f"the stop at {t_s:.3f} s (L22)")
+            problems.append(f"output at {_s(run, late)}, more than {STOP_LATENCY_S:g} s after "
+                            f"the stop at {_s(run, t_s)} (L22)")
         break
     return problems
 
@@ -316,8 +363,8 @@ def _check_host_loss(run: Run) -> list[str]:
             continue
         late = _on_between(run, t_s + bound_s, stall_end_s)
         if late is not None:
-            problems.append(f"output at {late:.3f} s during a {event.kind} of the host "
-                            f"from {t_s:.3f} s, past the device's {bound_s:g} s bound")
+            problems.append(f"output at {_s(run, late)} during a {event.kind} of the host "
+                            f"from {_s(run, t_s)}, past the device's {bound_s:g} s bound")
     return problems
 
 
@@ -329,7 +376,7 @@ def _check_link_loss(run: Run) -> list[str]:
             continue
         late = _on_between(run, t_s + bound_s, math.inf)
         if late is not None:
-            problems.append(f"output at {late:.3f} s, after the link was lost at {t_s:.3f} s "
+            problems.append(f"output at {_s(run, late)}, after the link was lost at {_s(run, t_s)} "
                             f"and the device's {bound_s:g} s bound")
         for channel in run.device.channels:
             rows = run.device.intervals(channel)
@@ -337,11 +384,14 @@ def _check_link_loss(run: Run) -> list[str]:
                 if rows["t0_s"][i] > t_s + _EPS and rows["amplitude_ma"][i] > \
                         rows["amplitude_ma"][i - 1] + _EPS:
                     problems.append(f"ch{channel} rose to {rows['amplitude_ma'][i]:g} mA at "
-                                    f"{rows['t0_s'][i]:.3f} s after the link was lost at "
-                                    f"{t_s:.3f} s")
+                                    f"{_s(run, rows['t0_s'][i])} after the link was lost at "
+                                    f"{_s(run, t_s)}")
                     break
-        if running and run.result.end_reason != "fault":
-            problems.append(f"the link was lost at {t_s:.3f} s while the session ran, but it "
+        # a stop the user gave before the host could learn of the loss keeps its reason
+        stopped_first = any(e.kind == "stop" and r and t <= t_s + run.family.lag_s + _EPS
+                            for t, e, r in run.fired)
+        if running and not stopped_first and run.result.end_reason != "fault":
+            problems.append(f"the link was lost at {_s(run, t_s)} while the session ran, but it "
                             f"ended {run.result.end_reason!r}: {run.result.message}")
         break
     return problems
