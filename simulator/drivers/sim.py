@@ -4,11 +4,12 @@
 ``apply`` reaches the device at once and waits for its ack, which comes on the next loop turn —
 or late, or never, as the fault plan says — with an ack timeout and one retry; a retry is never
 sent after a stop (HZ-03), nor once the first send's lease has run out (the device's watchdog
-has switched the output off, and a resend would switch it back on at once: L14). ``stop`` zeroes the device synchronously, before any await, so it never
-waits behind a pending apply. A ``disconnect`` fault cuts the link: the host sees ``link_lost``,
-later commands raise :class:`~emsctl.errors.LinkLostError`, and the device — which, like a pulled
-serial cable, does not notice — falls silent by its own watchdog at the lease end (L21); the
-host never zeroes it on the device's behalf.
+has switched the output off, and a resend would switch it back on at once: L14). ``stop``
+zeroes the device synchronously, before any await, so it never waits behind a pending apply. A
+``disconnect`` fault cuts the link: the host sees ``link_lost``, later commands raise
+:class:`~emsctl.errors.LinkLostError`, and the device — which, like a pulled serial cable, does
+not notice — falls silent by its own watchdog at the lease end (L21); the host never zeroes it
+on the device's behalf.
 
 This module must never import pyserial or bleak, and reads time only from the running loop.
 """

@@ -76,9 +76,9 @@ class Family:
             the slowest frequency of the plan.
         blind: the host cannot see a command lost on the link (the Coyote's B0 frames are
             written without response; the openEMSstim gives no answer to a renewal): a lost
-            frame or renewal silences the output until the next one (SAFETY.md, fault matrix:
-            "a lost frame is 100 ms of silence", "a lost renewal: the on-time ends output"),
-            until the next one gets through with the level the host asks for then.
+            frame or renewal silences the output (SAFETY.md, fault matrix: "a lost frame is
+            100 ms of silence", "a lost renewal: the on-time ends output") until the next one
+            gets through with the level the host asks for then.
         checksum: whether the protocol protects its commands. The openEMSstim's lines have no
             checksum: a corrupted digit can set any intensity, which the driver's caps keep
             within the verified cap, until the board's echo shows it and the driver shuts the
