@@ -29,7 +29,11 @@ What is left out, and why (each a documented limit, not a fudge):
   only the verified cap is checked (the matrix's bound: at once on sim, ≤ 150 ms on the Coyote).
 - On the openEMSstim (no checksum), a corrupted line may set any level within the cap until the
   echo check ends the session; over BLE there is no echo, so corruption is not drawn there
-  (SAFETY.md, HZ-12). A board reset is not drawn: the board learns of it from its 11.4 s setup
+  (SAFETY.md, HZ-12). The Coyote's B0 frames have no checksum either: a damaged frame that
+  stays in range plays its 100 ms at another strength (within the BF soft limits), frequency or
+  width (found by the slow run: one 25 ms slot at 58.8 Hz instead of 40 Hz, one pulse more in a
+  second than N); only a strength that differs is reported. While corruption lasts, and a lease
+  after, invariants 1–3 are not judged on these two families; the cap is. A board reset is not drawn: the board learns of it from its 11.4 s setup
   banner and replays buffered lines for ≤ 0.1 s first (the fault matrix's stop*).
 - The openEMSstim's board runs its firmware loop on the host's loop, so a whole-process freeze
   would freeze the board and a line on its way too; freezes are not drawn for it

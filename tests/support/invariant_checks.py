@@ -72,16 +72,22 @@ def _on(rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
     return rows[rows["amplitude_ma"] > 0]
 
 
-def _exempt_windows(run: Run) -> list[tuple[float, float]]:
+def _disobeying_windows(run: Run) -> list[tuple[float, float]]:
     """While a device disobeys (strength turned on the device, a wrong output stage), its
     output is not what anyone asked for until the session sees the report and stops it: the
-    fault matrix's bound (Coyote: within 150 ms; sim: at once). On a link without a checksum
-    (the openEMSstim), a corrupted line can set any level within the cap until the echo check
-    ends the session. The verified cap is checked throughout."""
-    windows = []
+    fault matrix's bound (Coyote: within 150 ms; sim: at once)."""
+    return [(t_s, t_s + run.family.lag_s + _EPS) for t_s, event, _ in run.fired
+            if event.kind in DISOBEYING_FAULTS]
+
+
+def _exempt_windows(run: Run) -> list[tuple[float, float]]:
+    """The disobeying windows, and while a command without a checksum can be corrupted (the
+    openEMSstim's lines, the Coyote's frames) plus a lease after: a corrupted command that
+    stays in range sets another level (within the cap: the driver's caps, the BF soft limits),
+    frequency or width until the session sees it or the next command replaces it. The
+    verified cap is checked there too."""
+    windows = _disobeying_windows(run)
     for t_s, event, _ in run.fired:
-        if event.kind in DISOBEYING_FAULTS:
-            windows.append((t_s, t_s + run.family.lag_s + _EPS))
         if event.kind == "corrupt_bytes" and not run.family.checksum:
             windows.append((t_s, t_s + (event.duration_s or math.inf) + run.sequence.lease_s
                             + run.family.lag_s))
@@ -114,25 +120,33 @@ def _exempt(t_s: float, windows: list[tuple[float, float]]) -> bool:
     return any(a - _EPS <= t_s <= b for a, b in windows)
 
 
+def _pulse_period_s(run: Run) -> float:
+    """For a device that applies changes at its next pulse (the P24): the longest pulse
+    period of the plan; 0 for the others."""
+    if not run.family.per_pulse:
+        return 0.0
+    freqs = [float(np.min(np.minimum(c.segments["freq0_hz"], c.segments["freq1_hz"])))
+             for c in run.prepared.plan.channels]
+    return 1.0 / max(min(freqs), 1e-9)
+
+
 def _lag_s(run: Run) -> float:
-    """How long a command may take from the host's tick to the device's output."""
-    lag = run.family.lag_s
-    if run.family.per_pulse:  # a change waits for the channel's next pulse period
-        freqs = [float(np.min(np.minimum(c.segments["freq0_hz"], c.segments["freq1_hz"])))
-                 for c in run.prepared.plan.channels]
-        lag += 1.0 / max(min(freqs), 1e-9)
-    return lag
+    """How long a command may take from the host's tick to the device's output (a change
+    waits for the channel's next pulse period on the P24)."""
+    return run.family.lag_s + _pulse_period_s(run)
 
 
 #: Faults that lose commands on the link or make the device slow to take them: the last one
 #: that got through then stays in force, as the lease lets it, until the next one lands.
-_LOSSY = frozenset({"drop_frames", "corrupt_bytes", "late_acks", "drop_acks", "busy"})
+_LOSSY = frozenset({"drop_frames", "corrupt_bytes", "late_acks", "drop_acks", "busy",
+                    "disconnect"})
 
 
 def _loss_windows(run: Run) -> list[tuple[float, float]]:
-    """While commands can be lost or late, and a lease (plus the lag) after: the last command
-    that got through may be in force for up to its lease."""
-    reach = run.sequence.lease_s + _lag_s(run)
+    """While commands can be lost or late, and a lease (the device's own bound, if longer)
+    plus the lag after: the last command that got through may be in force that long."""
+    lease_s = run.sequence.lease_s
+    reach = max(lease_s, run.family.host_bound_s(lease_s)) + _lag_s(run)
     return [(t, t + (e.duration_s or math.inf) + reach)
             for t, e, _ in run.fired if e.kind in _LOSSY]
 
@@ -180,7 +194,7 @@ def _check_plan(run: Run, channel: int, rows: npt.NDArray[np.void],
     problems = []
     above_cap = on[on["amplitude_ma"] > cap_ma + step + _EPS]
     for r in above_cap:
-        if not _exempt(float(r["t0_s"]), exempt):
+        if not _exempt(float(r["t0_s"]), _disobeying_windows(run)):
             problems.append(f"ch{channel}: {r['amplitude_ma']:g} mA at {_s(run, r['t0_s'])} is "
                             f"above the verified cap of {cap_ma:g} mA")
             break
@@ -192,7 +206,7 @@ def _check_plan(run: Run, channel: int, rows: npt.NDArray[np.void],
     target = np.array([t.target_pct for t in ticks])
     allowed = run.prepared.plan.setpoints_at(stim).amplitude_ma[row] * target / 100.0
     lag = _lag_s(run)
-    lossy_lag = lag + run.sequence.lease_s
+    lossy_lag = lag + max(run.sequence.lease_s, run.family.host_bound_s(run.sequence.lease_s))
     losses = _loss_windows(run)
     for r in on:
         t0, t1, level = float(r["t0_s"]), float(r["t1_s"]), float(r["amplitude_ma"])
@@ -236,7 +250,9 @@ def _check_slew(run: Run, channel: int, rows: npt.NDArray[np.void],
     ``u``: ``b − a ≤ rate·(t2 − u + period) + step``. The worst earlier level is tracked as the
     running maximum of ``rate·u − a``."""
     rate = run.prepared.limits.plan_rise_ma_per_s
-    period = run.prepared.driver.capabilities.update_period_s
+    # a device that applies a change from the channel's next pulse period (the P24) takes the
+    # host's changes in steps of that period: a rise lands with the slew of that period
+    period = max(run.prepared.driver.capabilities.update_period_s, _pulse_period_s(run))
     step = _step_ma(run)
     levels = rows["amplitude_ma"]
     # a family that cannot see a lost frame or renewal is silent until the next one gets
@@ -291,6 +307,11 @@ def _check_pulses(run: Run, channel: int, rows: npt.NDArray[np.void]) -> list[st
     for restart_s in _frozen_restarts(run, rows):
         inside = (times <= restart_s + _EPS) & (times + 1.0 > restart_s)
         counts = np.where(inside, counts - 1, counts)
+    # pulses a disobeying device or a corrupted unprotected command made are not counted
+    for a, b in _exempt_windows(run):
+        made = (times >= a - _EPS) & (times <= b)
+        counts = counts - np.array([int(np.count_nonzero(made[i:e]))
+                                    for i, e in enumerate(end)])
     worst = int(counts.max())
     if worst > n + _EPS:
         at = float(times[int(counts.argmax())])

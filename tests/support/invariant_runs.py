@@ -82,7 +82,10 @@ class Family:
         checksum: whether the protocol protects its commands. The openEMSstim's lines have no
             checksum: a corrupted digit can set any intensity, which the driver's caps keep
             within the verified cap, until the board's echo shows it and the driver shuts the
-            board down (SAFETY.md, HZ-12 and "openEMSstim: what the host cannot check").
+            board down (SAFETY.md, HZ-12 and "openEMSstim: what the host cannot check"). The
+            Coyote's B0 frames have none either: a damaged frame that stays in range plays
+            for its 100 ms at another strength (within the BF soft limits), frequency or
+            width, and only a strength that differs is reported (B1) and ends the session.
     """
 
     key: str
@@ -114,7 +117,7 @@ FAMILIES: dict[str, Family] = {f.key: f for f in (
     Family("coyote3", "sim+coyote3?ma_per_step=0.2&us_per_intensity=3", lambda lease_s: 0.1,
            0.25, ("steady", "trains", "twitch"),
            (*_COMMON, "drop_acks", "battery_low", "strength_change", "wrong_current", *_BYTES),
-           blind=True),
+           blind=True, checksum=False),
     # openEMSstim: no acks (nothing to drop or delay); a reset is learnt only from the setup
     # banner 11.4 s later, and the lines buffered during setup run at the pre-reset level for
     # ≤ 0.1 s first (SAFETY.md, fault matrix, stop*): a documented firmware limit, not drawn
