@@ -567,14 +567,17 @@ class Session:
         self._prune(asked, t_s)
         tolerance_ma = self.driver.capabilities.amplitude_step_ma + 1e-6
         if math.isfinite(value_ma) and any(abs(value_ma - a) <= tolerance_ma for _, a in asked):
-            if value_ma < asked[-1][1] - tolerance_ma:
+            if value_ma <= 0 and self._sent_on[channel - 1]:
+                # the device says its output is off (however close that is to what was asked):
+                # it comes back from zero, and no sooner than a pulse period
+                self._sent_on[channel - 1] = False
+                self._off_since_s[channel - 1] = t_s
+                self.guard.rise_from(channel - 1, 0.0)
+            elif value_ma < asked[-1][1] - tolerance_ma:
                 # a late report of an earlier, lower amplitude, or the device's own control
                 # turned down to one: either way the output rises from the level reported, not
                 # from the one asked for last (L14, L17)
-                self.guard.rise_from(channel - 1, max(value_ma, 0.0))
-                if value_ma <= 0 and self._sent_on[channel - 1]:
-                    self._sent_on[channel - 1] = False
-                    self._off_since_s[channel - 1] = t_s
+                self.guard.rise_from(channel - 1, value_ma)
             return
         latest_ma = asked[-1][1]
         where = "above" if not value_ma <= latest_ma else "below"

@@ -60,3 +60,15 @@ def test_a_strength_turned_down_on_the_device_comes_back_only_at_the_slew_rate()
     caps = run.prepared.driver.capabilities
     allowed_ma = DEFAULTS.plan_rise_ma_per_s * caps.update_period_s + caps.amplitude_step_ma
     assert np.diff(after["amplitude_ma"][:3]).max() <= allowed_ma + 1e-9
+
+
+def test_a_device_that_reports_its_output_off_restarts_no_sooner_than_a_pulse_period() -> None:
+    # at 30 % intensity the soft start asks 0.1 mA; the device's own control is turned to 0:
+    # the report is within one device step of what was asked, but the output is off, and the
+    # next tick switched it on again 0.1 s after the last pulse of an 8 Hz train (found by the
+    # long run of tests/session/test_invariants.py: 9 pulses in a second, N = 8)
+    run = run_sequence(Sequence("sim", "twitch", 0.2, 30.0, 0,
+                                (Event(0.201, "strength_change", 0.0, 1),)))
+    pulses = run.prepared.driver.recorder.pulses(1)["t_s"]  # type: ignore[union-attr]
+    gaps = np.diff(pulses[pulses < run.start_s + 3.0])
+    assert gaps.min() >= 1 / 8 - 1e-9
