@@ -41,11 +41,13 @@ What is left out, and why (each a documented limit, not a fudge):
   would freeze the board and a line on its way too; freezes are not drawn for it
   (tests/session/test_safety_host_stall.py covers its stall rule on the driver).
 - While commands can be lost or late (dropped or corrupted frames, late or dropped acks, a busy
-  device), the last command that got through may stay in force for its lease (the contract's
-  lease semantics), so invariant 1 looks back a lease. On the Coyote and the openEMSstim a lost
-  frame or renewal cannot be seen by the host: the output is silent until the next one gets
-  through with the level the host asks for then (fault matrix: tolerated), so rises in that
-  window are not judged by invariant 2.
+  device, a lost link) or the host is frozen, the last command that got through may stay in
+  force for its lease or the device's own bound (the contract's lease semantics; invariant 4
+  checks the bound), so invariant 1 looks back that long. On the Coyote and the openEMSstim a
+  lost frame or renewal cannot be seen by the host: the output is silent until the next one
+  gets through with the level the host asks for then, and the device's pulse train starts
+  again with it (fault matrix: tolerated), so in that window rises are not judged by
+  invariant 2 nor pulses by invariant 3.
 - What flows into the body is the applied current limited by the load (checked never to be
   more); a pad put back on a device that cannot sense it lets the applied current flow again at
   once, which the fault matrix lists as a known limit.

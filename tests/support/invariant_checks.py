@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from emsctl.formulas import pulses_per_s_array
 
-from .invariant_runs import DISOBEYING_FAULTS, Event, Run
+from .invariant_runs import DISOBEYING_FAULTS, Run
 
 __all__ = ["check_run"]
 
@@ -143,16 +143,31 @@ _LOSSY = frozenset({"drop_frames", "corrupt_bytes", "late_acks", "drop_acks", "b
 
 
 def _loss_windows(run: Run) -> list[tuple[float, float]]:
-    """While commands can be lost or late, and a lease (the device's own bound, if longer)
-    plus the lag after: the last command that got through may be in force that long."""
+    """While commands can be lost or late, or the host is frozen, and a lease (the device's
+    own bound, if longer) plus the lag after: the last command that got through may be in
+    force that long (a frozen host renews nothing, and the device keeps its last command for
+    up to its bound, which invariant 4 checks)."""
     lease_s = run.sequence.lease_s
     reach = max(lease_s, run.family.host_bound_s(lease_s)) + _lag_s(run)
+    windows = []
+    for t, e, _ in run.fired:
+        if e.kind in _LOSSY:
+            windows.append((t, t + (e.duration_s or math.inf) + reach))
+        elif e.kind == "freeze" and e.value is not None:
+            windows.append((t, t + e.value + reach))
+    return windows
+
+
+def _blind_windows(run: Run) -> list[tuple[float, float]]:
+    """On a family that cannot see a lost frame or renewal: while frames can be lost or
+    damaged, and a lease plus the lag after. The output is silent until the next one gets
+    through with the level the host asks for then, and the device's pulse train starts again
+    with it (a documented limit: SAFETY.md, fault matrix and HZ-12)."""
+    if not run.family.blind:
+        return []
+    reach = run.sequence.lease_s + _lag_s(run)
     return [(t, t + (e.duration_s or math.inf) + reach)
-            for t, e, _ in run.fired if e.kind in _LOSSY]
-
-
-def _lossy_events(run: Run) -> list[tuple[float, Event, bool]]:
-    return [f for f in run.fired if f[1].kind in _LOSSY]
+            for t, e, _ in run.fired if e.kind in ("drop_frames", "corrupt_bytes")]
 
 
 def _plan_channel(run: Run, channel: int) -> int | None:
@@ -258,8 +273,7 @@ def _check_slew(run: Run, channel: int, rows: npt.NDArray[np.void],
     # a family that cannot see a lost frame or renewal is silent until the next one gets
     # through, which brings the level the host asks for then: a documented limit (SAFETY.md,
     # fault matrix and HZ-12), so rises while commands can be lost are not judged there
-    blind = [w for w, (_, e, _) in zip(_loss_windows(run), _lossy_events(run), strict=True)
-             if e.kind in ("drop_frames", "corrupt_bytes")] if run.family.blind else []
+    blind = _blind_windows(run)
     thaws = _frozen_in_flight(run)
     best = -math.inf  # max over earlier rows of rate·(their end) − their level
     for i in range(1, rows.size):
@@ -307,8 +321,9 @@ def _check_pulses(run: Run, channel: int, rows: npt.NDArray[np.void]) -> list[st
     for restart_s in _frozen_restarts(run, rows):
         inside = (times <= restart_s + _EPS) & (times + 1.0 > restart_s)
         counts = np.where(inside, counts - 1, counts)
-    # pulses a disobeying device or a corrupted unprotected command made are not counted
-    for a, b in _exempt_windows(run):
+    # pulses a disobeying device or a corrupted unprotected command made are not counted, nor
+    # those of a train that a lost frame on a blind link made start again
+    for a, b in _exempt_windows(run) + _blind_windows(run):
         made = (times >= a - _EPS) & (times <= b)
         counts = counts - np.array([int(np.count_nonzero(made[i:e]))
                                     for i, e in enumerate(end)])
