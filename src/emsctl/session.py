@@ -5,14 +5,19 @@ stimulation time, scales it by the user's intensity and by the resume soft start
 through the :class:`Guard`, and applies it with a lease that the device's watchdog enforces.
 Controls: :meth:`Session.stop` is immediate and bypasses any queue (the driver's stop path
 never waits behind a pending command); pause drops to zero at once and freezes the program
-clock; resume soft-starts from zero (L14, L15); intensity increases are slew-limited (L17).
+clock; resume soft-starts from zero (L14, L15); intensity increases are slew-limited (L17); a
+channel whose output went off comes back no sooner than one pulse (or burst) period later, as
+a device starts its pulse train with a pulse and would otherwise put more than N pulses in a
+second.
 Telemetry: electrode off pauses and tells the user; link loss, device errors, resets and a
 low battery end the session as a fault, and so does a ``strength`` report (the device's own
 account of the current it applies) that differs by more than one device step from every
 amplitude the session asked for on that channel within :data:`STRENGTH_WINDOW_S` — higher
 (a knob turned, a miscalibrated output stage) or lower alike (HZ-01: the device is the source of
-truth). On every exit path — normal end, stop, signal, exception — the device is stopped and
-left at zero.
+truth); a lower report that some recent ask explains (a late report, or the device's own
+control turned down) is where the next rise starts, and a report of 0 means the output is off.
+On every exit path — normal end, stop, signal, exception — the device is stopped and left at
+zero.
 
 The session never reads the wall clock: time is ``loop.time()`` of the running clock.
 """
