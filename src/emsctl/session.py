@@ -325,9 +325,11 @@ class Session:
                 if self._stop_reason is not None:
                     break
                 # an unchanged command is re-sent only as the heartbeat (L21), which renews
-                # the lease long before the device's watchdog would silence it
+                # the lease long before the device's watchdog would silence it: at the last
+                # tick within a heartbeat of the last send (which a key press may have made
+                # between two ticks), never the first one after it
                 if (checked is not last_sent and checked != last_sent) \
-                        or now_s - last_sent_s >= heartbeat_s - _TIME_SLACK_S:
+                        or now_s + self.period_s > last_sent_s + heartbeat_s + _TIME_SLACK_S:
                     # asked for before it is sent: a device may report it during the send
                     self._note_asked(now_s, checked)
                     await self.driver.apply(checked, self.lease_s)
@@ -375,7 +377,8 @@ class Session:
         Commands go only at ticks, so a heartbeat between two ticks would go at the later one:
         0.25 s became 0.3 s, and 0.125 s (half of a 0.25 s lease) became 0.2 s, which left the
         device 50 ms of lease when the Coyote built its next 100 ms frame, whose last slot then
-        went silent. Rounded down, at least half the lease (≥ one period) is always left.
+        went silent. Rounded down, and sent at the last tick within it of the last send (even
+        one made between ticks), at least half the lease (≥ one period) is always left.
         """
         wanted_s = min(self.limits.heartbeat_s, self.lease_s / 2)
         return self.period_s * max(1, math.floor(wanted_s / self.period_s + 1e-9))

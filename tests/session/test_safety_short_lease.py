@@ -97,3 +97,24 @@ def test_a_short_lease_keeps_the_output_on_between_commands(
     lapses = [(float(row["t0_s"]), float(row["t1_s"])) for row in rows[on[0]:on[-1] + 1]
               if row["amplitude_ma"] == 0]
     assert lapses == []
+
+
+def test_a_send_between_ticks_does_not_push_the_next_renewal_past_half_the_lease() -> None:
+    # A key press sends between two ticks ("+" at 1.462 s); then nothing changes at the next
+    # tick, so nothing is sent until the heartbeat. Counted from the key press, the renewal fell
+    # to the first tick after the heartbeat had passed (1.6 s): with a 0.2 s lease the Coyote
+    # had by then built its frame with 62 ms of lease left, whose last slot went silent, and the
+    # output came back at once 25 ms later (found by the long run of
+    # tests/session/test_invariants.py). The renewal now goes at the last tick within the
+    # heartbeat (1.5 s).
+    from support.invariant_checks import check_run
+    from support.invariant_runs import Event, Sequence, run_sequence
+
+    run = run_sequence(Sequence("coyote3", "twitch", 0.2, 100.0, 0, (
+        Event(0.0, "minus"), Event(1.462, "plus"), Event(1.8, "pause"), Event(1.8, "pause"))))
+    rows = run.device.intervals(1)
+    on = [i for i, row in enumerate(rows) if row["amplitude_ma"] > 0]
+    before_pause = [(float(row["t0_s"]), float(row["t1_s"])) for row in rows[on[0]:on[-1] + 1]
+                    if row["amplitude_ma"] == 0 and row["t0_s"] < run.start_s + 1.8]
+    assert before_pause == []
+    assert check_run(run) == []
