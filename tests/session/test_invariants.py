@@ -48,6 +48,12 @@ What is left out, and why (each a documented limit, not a fudge):
   gets through with the level the host asks for then, and the device's pulse train starts
   again with it (fault matrix: tolerated), so in that window rises are not judged by
   invariant 2 nor pulses by invariant 3.
+- The emulated Coyote holds each frame's output 1 µs past its 100 ms (so an on-time frame
+  continues it); a pulse due exactly at the end of a frame that no frame follows at once falls
+  in that microsecond and is not counted (the device makes no such pulse).
+- The emulated links and devices share the host's loop: bytes on their way when the host froze
+  arrive only when it thaws, all at that instant; a change of output at exactly that instant is
+  not judged as a rise (a real link delivers them during the freeze).
 - What flows into the body is the applied current limited by the load (checked never to be
   more); a pad put back on a device that cannot sense it lets the applied current flow again at
   once, which the fault matrix lists as a known limit.
