@@ -48,6 +48,10 @@ What is left out, and why (each a documented limit, not a fudge):
   gets through with the level the host asks for then, and the device's pulse train starts
   again with it (fault matrix: tolerated), so in that window rises are not judged by
   invariant 2 nor pulses by invariant 3.
+- The Coyote driver still sends a frame up to one 25 ms slot after the last one ran out (a late
+  timer on a busy host) and fails beyond that: such a silence, and the output continuing at the
+  level it had (its pulse train restarting), is that documented tolerance; the rise after it is
+  judged from the level before it.
 - The emulated Coyote holds each frame's output 1 µs past its 100 ms (so an on-time frame
   continues it); a pulse due exactly at the end of a frame that no frame follows at once falls
   in that microsecond and is not counted (the device makes no such pulse).
