@@ -99,6 +99,24 @@ def test_a_jump_faster_than_the_rise_limit_is_refused() -> None:
         guard.check(0.1, 0.1, _sp(10.0))  # 10 mA in 0.1 s = 100 mA/s > 40 mA/s
 
 
+def test_the_rounding_step_is_allowed_once_not_at_every_check() -> None:
+    # L16: a rise may exceed the slew by one device step (rounding down to the step), once:
+    # two checks 15 ms apart each took the step, and after a host stall through an off phase
+    # the output rose 4.8 mA in 0.115 s, more than 40 mA/s × (0.115 s + one 0.1 s period) +
+    # one 0.1 mA step (found by tests/session/test_invariants.py)
+    guard = _guard()
+    guard.check(0.0, 0.0, _sp(0.0))
+    guard.check(1.0, 1.0, _sp(4.1))  # a full period's slew and one step
+    with pytest.raises(SafetyViolation, match="L16/L17"):
+        guard.check(1.015, 1.015, _sp(4.8))  # 0.6 mA of slew and the step again
+    again = _guard()
+    again.check(0.0, 0.0, _sp(0.0))
+    again.check(1.0, 1.0, _sp(4.1))
+    assert again.check(1.015, 1.015, _sp(4.7))[0].amplitude_ma == 4.7
+    # the step is spent: the next period adds only its slew
+    assert again.rise_ceiling_ma(0, 1.115) == pytest.approx(4.7 + 4.0)
+
+
 def test_decreases_are_never_rate_limited() -> None:
     guard = _guard()
     t = _ramp_to(guard, 30.0)

@@ -493,9 +493,15 @@ def test_guard_rise_allows_the_rate_plus_one_device_step_and_no_more() -> None:
     g = guard(step_ma=0.5)
     g.check(0.0, 0.0, [ChannelSetpoint(0.0, 10.0, 200.0)])
     assert g.check(0.1, 0.1, [ChannelSetpoint(4.5, 10.0, 200.0)])  # 40 mA/s · 0.1 s + 0.5
-    with pytest.raises(SafetyViolation, match=r"L16/L17: channel 1 rose 4.51 mA in 0.100 s, "
-                                              r"more than 4.50 mA"):
-        g.check(0.2, 0.2, [ChannelSetpoint(9.01, 10.0, 200.0)])
+    # the one step is spent: the next 0.1 s adds the rate only (over both checks: 8 mA of
+    # slew and one step; each check taking a step of its own added up to 45 mA/s)
+    with pytest.raises(SafetyViolation, match=r"L16/L17: channel 1 rose 4.01 mA in 0.100 s, "
+                                              r"more than 4.00 mA"):
+        g.check(0.2, 0.2, [ChannelSetpoint(8.51, 10.0, 200.0)])
+    again = guard(step_ma=0.5)
+    again.check(0.0, 0.0, [ChannelSetpoint(0.0, 10.0, 200.0)])
+    again.check(0.1, 0.1, [ChannelSetpoint(4.5, 10.0, 200.0)])
+    assert again.check(0.2, 0.2, [ChannelSetpoint(8.5, 10.0, 200.0)])
 
 
 def test_guard_measures_the_rise_from_the_last_checked_time_not_the_session_start() -> None:

@@ -6,7 +6,10 @@ cap) in steps on **every** connect, then set both strengths absolutely to 0 and 
 timeout if the device was at 0 already) — a device left at a strength by a dead host starts from
 zero (L14). Stream: a background task sends a B0 every 100 ms while a lease is valid; each frame
 carries the next 100 ms of waveform, and the device's own expiry of that frame is the dead-man
-(L21). ``apply`` renews the host lease and, when anything changed, sends a frame at once. Strength
+(L21): a frame that would come more than one 25 ms slot after the last one's output ran out (a
+stalled host) is not sent, as the device has fallen silent; the driver fails instead, like a
+lease that ran out, so the output never comes back at once at the level it had (L14).
+``apply`` renews the host lease and, when anything changed, sends a frame at once. Strength
 changes are absolute, sequenced and confirmed by B1 (:mod:`.strength`); B1 is the source of truth,
 and a strength nobody asked for stops the session (``device_error``). Stop
 (docs/protocols/coyote3.md §10): a fresh-sequence set to 0/0 with intensity 0 goes on the wire
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Mapping
 
 from ...contract import ChannelSetpoint, Driver, Telemetry
@@ -34,6 +38,7 @@ from .frames import (
     BATTERY_CHARACTERISTIC_UUID,
     FRAME_DURATION_MS,
     NOTIFY_CHARACTERISTIC_UUID,
+    SLOT_DURATION_MS,
     WRITE_CHARACTERISTIC_UUID,
     BfFrame,
 )
@@ -46,6 +51,10 @@ from .strength import ACK_TIMEOUT_S, StrengthTracker
 __all__ = ["BATTERY_MIN_START_PCT", "CoyoteDriver", "open_ble"]
 
 FRAME_PERIOD_S = FRAME_DURATION_MS / 1000.0
+SLOT_S = SLOT_DURATION_MS / 1000.0
+#: A frame may come this late after the last one's output ran out (a late timer on a busy
+#: host): one slot of silence. Later, the device has fallen silent and the stream ends.
+FRAME_GRACE_S = SLOT_S
 #: HZ-17: refuse to start a session on a device this empty [E]; the session stops at 10 %.
 BATTERY_MIN_START_PCT = 20
 #: How many times the stop frame is sent before the stop is reported unconfirmed.
@@ -78,6 +87,8 @@ class CoyoteDriver(Driver):
         self._waves: Waves = (None, None)
         self._lease_deadline_s = 0.0
         self._last_frame_s = -1.0
+        #: When the output of the last frame sent ends (inf: it had none, nothing can lapse).
+        self._output_until_s = math.inf
         self._link_up = False
         self._streamer: asyncio.Task[None] | None = None
         self._confirmed: asyncio.Event | None = None
@@ -132,6 +143,7 @@ class CoyoteDriver(Driver):
         self._fault = None
         self.tracker = StrengthTracker()
         self._waves = (None, None)
+        self._output_until_s = math.inf
         self._idle = True
         try:
             if not self._link_up:
@@ -197,6 +209,7 @@ class CoyoteDriver(Driver):
             confirmed = self._watch_confirmation()
             await self._write_b0(b0_bytes(self.tracker.force_change(self._now()), (None, None), 0))
             self._last_frame_s = self._now()
+            self._output_until_s = math.inf
             if await self._wait_confirmed(confirmed) or was_zero:
                 break
         else:
@@ -244,6 +257,14 @@ class CoyoteDriver(Driver):
     async def _send_frame(self, now_s: float) -> None:
         if self.stopped or self._fault is not None:
             return  # HZ-03: after a stop only the stop path writes
+        silent_s = now_s - self._output_until_s
+        if silent_s > FRAME_GRACE_S and self._waves != (None, None):
+            # L14, L21: the last frame's output ran out (this computer stalled) and the
+            # device fell silent; the next frame would bring the output back at once
+            self._fail(DeviceError(f"no frame for {silent_s * 1000:.0f} ms after the last one "
+                                   "ran out (this computer stalled): the Coyote's output "
+                                   "stopped with it and does not come back (L21)"))
+            return
         change, fault = self.tracker.change_for_frame(now_s)
         if fault is not None:
             self._fail(DeviceTimeoutError(fault))
@@ -251,6 +272,8 @@ class CoyoteDriver(Driver):
         slots_on = slots_before(self._lease_deadline_s, now_s)
         self._last_frame_s = now_s
         self._idle = False
+        on = slots_on > 0 and self._waves != (None, None)
+        self._output_until_s = now_s + slots_on * SLOT_S if on else math.inf
         await self._write_b0(b0_bytes(change, self._waves, slots_on))
 
     def _active(self) -> bool:

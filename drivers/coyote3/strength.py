@@ -14,6 +14,10 @@ top:
   (docs/protocols/coyote3.md §9 step 5);
 - a change unconfirmed after 300 ms is taken as applied (every frame carried it) but counted;
   three such changes in a row mean the device no longer confirms anything, which is a fault.
+  The frames may all have been lost (the device never had the change) as well as the B1 (it
+  did): until a B1 shows the device at the target, or the next change, every frame sets the
+  target again, absolute and with a fresh sequence but not awaited (a device already there
+  changes nothing and says nothing, as docs/protocols/coyote3.md §12 asks of it).
 
 This module is pure: no I/O, no clock (times are passed in), no asyncio.
 """
@@ -78,6 +82,8 @@ class StrengthTracker:
         #: After arming, a sequence-0 report that changes a strength is a fault.
         self.armed = False
         self.unconfirmed_in_row = 0
+        #: A change was taken as applied without a B1: frames set the target again.
+        self.reasserting = False
         self._sequence = 0
         self._asked: deque[tuple[float, Pair]] = deque()
 
@@ -113,6 +119,12 @@ class StrengthTracker:
             return pending, fault
         if self.known != self.target:
             return self._start(now_s), fault
+        if self.reasserting:
+            # not pending: nothing waits for its B1, and a B1 it brings is a late answer
+            self._forget_before(now_s - ASKED_WINDOW_S)
+            self._sequence = next_sequence(self._sequence)
+            self._asked.append((now_s, self.target))
+            return PendingChange(self._sequence, self.target, now_s), fault
         return None, fault
 
     def on_report(self, report: StrengthReport, now_s: float) -> ReportVerdict:
@@ -128,6 +140,8 @@ class StrengthTracker:
         # before arming (connect), the device may hold anything a dead host left: record it
         over = [i + 1 for i in range(2) if values[i] > ceiling[i]] if self.armed else []
         self.known = values
+        if values == self.target:
+            self.reasserting = False  # the device says it is where the host wants it
         if over:
             channel = over[0]
             return ReportVerdict(changed, False,
@@ -156,6 +170,7 @@ class StrengthTracker:
         return ReportVerdict(changed)  # the late answer to a superseded change
 
     def _start(self, now_s: float) -> PendingChange:
+        self.reasserting = False  # the new change is awaited in its own right
         self._forget_before(now_s - ASKED_WINDOW_S)
         self._sequence = next_sequence(self._sequence)
         self.pending = PendingChange(self._sequence, self.target, now_s)
@@ -170,6 +185,7 @@ class StrengthTracker:
         self.known = pending.values
         if previous == pending.values or not self.armed:
             return None  # already there: the device does not answer an unchanged strength
+        self.reasserting = True  # the frames may all have been lost: set it again
         self.unconfirmed_in_row += 1
         if self.unconfirmed_in_row >= MAX_UNCONFIRMED:
             return (f"the device did not confirm {self.unconfirmed_in_row} strength changes in "

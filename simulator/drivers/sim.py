@@ -3,11 +3,13 @@
 ``open_device("sim?channels=2&impedance_ohm=800")`` returns a :class:`SimDriver`. Every
 ``apply`` reaches the device at once and waits for its ack, which comes on the next loop turn —
 or late, or never, as the fault plan says — with an ack timeout and one retry; a retry is never
-sent after a stop (HZ-03). ``stop`` zeroes the device synchronously, before any await, so it never
-waits behind a pending apply. A ``disconnect`` fault cuts the link: the host sees ``link_lost``,
-later commands raise :class:`~emsctl.errors.LinkLostError`, and the device — which, like a pulled
-serial cable, does not notice — falls silent by its own watchdog at the lease end (L21); the
-host never zeroes it on the device's behalf.
+sent after a stop (HZ-03), nor once the first send's lease has run out (the device's watchdog
+has switched the output off, and a resend would switch it back on at once: L14). ``stop``
+zeroes the device synchronously, before any await, so it never waits behind a pending apply. A
+``disconnect`` fault cuts the link: the host sees ``link_lost``, later commands raise
+:class:`~emsctl.errors.LinkLostError`, and the device — which, like a pulled serial cable, does
+not notice — falls silent by its own watchdog at the lease end (L21); the host never zeroes it
+on the device's behalf.
 
 This module must never import pyserial or bleak, and reads time only from the running loop.
 """
@@ -135,14 +137,27 @@ class SimDriver(Driver):
         Raises:
             LinkLostError: the link is gone (before or while waiting).
             DeviceError: the device refused the setpoints (it zeroed and reported device_error).
-            DeviceTimeoutError: no ack after the retry.
+            DeviceTimeoutError: no ack after the retry, or no ack before the lease ran out
+                (the retry is not sent: the device's watchdog has switched the output off).
         """
+        output = any(sp.amplitude_ma > 0 for sp in setpoints)
+        output_until_s = math.inf  # when the first send's lease runs out
         for _ in range(1 + ACK_RETRIES):
             if self.stopped:
                 return  # HZ-03: a stop came in while we waited; never resend after it
             if not self._link_up:
                 raise LinkLostError("the link to the simulated device is lost")
+            if self._now() >= output_until_s:
+                # L14/L21: the lease ran out while we waited for the ack, so the device's
+                # watchdog has switched the output off; a resend would switch it back on at
+                # once, from a level nobody saw being delivered
+                raise DeviceTimeoutError(
+                    f"the simulated device did not ack within {self.ack_timeout_s:g} s, and the "
+                    "lease ran out meanwhile, so its watchdog switched the output off; the "
+                    "command is not sent again")
             ack = self._send(setpoints, lease_s)
+            if output and output_until_s == math.inf:
+                output_until_s = self._now() + lease_s
             try:
                 accepted = await asyncio.wait_for(ack, self.ack_timeout_s)
             except TimeoutError:

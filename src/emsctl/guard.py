@@ -26,6 +26,8 @@ __all__ = ["ChannelGuard", "Guard"]
 
 #: Tolerance for float noise when comparing against a limit (far below any device step).
 _EPS = 1e-9
+#: Stands for "no setpoint checked yet" on a channel: equal to no real setpoint.
+_UNCHECKED = ChannelSetpoint(-1.0, 0.0, 0.0)
 #: Within this relative distance of a limit, the float verdict is confirmed with exact rationals
 #: (docs/safety-basis.md §1: boundary cases such as W5 get the same verdict on every platform).
 _NEAR = 1e-6
@@ -54,7 +56,9 @@ class Guard:
     Args:
         limits: the effective limits (ceilings ∩ config ∩ program ∩ profile ∩ device).
         channels: per device channel (index 0 = channel 1); unused channels have cap 0.
-        amplitude_step_ma: the device's step; rises may exceed the rate by one step.
+        amplitude_step_ma: the device's step; a rise may exceed the rate by one step, once:
+            over any run of checks the level rises at most the slew of their time plus one
+            step (rounding down to a step never adds up to more).
         period_s: the command period: a rise is allowed for at most this much time since the
             last check, however long ago that was, so the allowance never accumulates over a
             gap (a stalled host, a steady stretch) into one big step (L14, L16).
@@ -67,6 +71,9 @@ class Guard:
         self._step_ma = amplitude_step_ma
         self._period_s = period_s
         self._last = [0.0] * len(self.channels)
+        #: Per channel, the highest the level may reach without more time passing: the level
+        #: passed plus whatever of its one rounding step is not spent yet (L16, L17).
+        self._reach = [amplitude_step_ma] * len(self.channels)
         self._last_checked: list[ChannelSetpoint] = [ZERO] * len(self.channels)
         self._last_t_s: float | None = None
         self._last_result: tuple[ChannelSetpoint, ...] = tuple(self._last_checked)
@@ -76,12 +83,29 @@ class Guard:
 
     def rise_ceiling_ma(self, index: int, t_s: float) -> float:
         """The most device channel ``index`` (0-based) may be asked for at ``t_s``: the level
-        last passed plus the slew allowance of at most one command period, plus one step."""
+        last passed, plus the slew allowance of at most one command period, plus one step
+        unless a rise since the level was last lower has spent it."""
         dt_s = 0.0 if self._last_t_s is None else max(0.0, t_s - self._last_t_s)
-        return self._last[index] + self._allowed_rise_ma(dt_s)
+        return self._reach[index] + self._slew_ma(dt_s)
 
-    def _allowed_rise_ma(self, dt_s: float) -> float:
-        return self.limits.plan_rise_ma_per_s * min(dt_s, self._period_s) + self._step_ma
+    def rise_from(self, index: int, level_ma: float) -> None:
+        """Device channel ``index`` (0-based) reports that it delivers only ``level_ma``, less
+        than was last passed (a late report of a lower amplitude, or its own control turned
+        down): the next rise starts from there (L14, L17). Never raises the level."""
+        if 0.0 <= level_ma < self._last[index]:
+            self._last[index] = level_ma
+            self._reach[index] = min(self._reach[index], level_ma + self._step_ma)
+            self._last_checked[index] = _UNCHECKED  # the next setpoint is checked in full
+
+    def _slew_ma(self, dt_s: float) -> float:
+        return self.limits.plan_rise_ma_per_s * min(dt_s, self._period_s)
+
+    def _advance_reach(self, dt_s: float) -> None:
+        """After a check: the reach grows with the slew of the time passed, but never beyond
+        the level passed plus one step (L16: the step never adds up over checks)."""
+        slew_ma, step_ma = self._slew_ma(dt_s), self._step_ma
+        self._reach = [min(reach + slew_ma, level + step_ma)
+                       for reach, level in zip(self._reach, self._last, strict=True)]
 
     def latch(self) -> None:
         """From now on only zero passes (the stop latch)."""
@@ -110,6 +134,8 @@ class Guard:
             if self._last_on and stim_time_s > self.limits.session_max_s + _EPS:
                 self._fail(f"L19: stimulation time {stim_time_s:.0f} s is over "
                            f"{self.limits.session_max_s:.0f} s")
+            if self._last_t_s is not None and t_s > self._last_t_s:
+                self._advance_reach(t_s - self._last_t_s)
             self._last_t_s = t_s
             return self._last_result
         dt_s = 0.0 if self._last_t_s is None else max(0.0, t_s - self._last_t_s)
@@ -120,8 +146,10 @@ class Guard:
                        f"{self.limits.session_max_s:.0f} s")
         for index, sp in enumerate(setpoints):
             if sp != self._last_checked[index]:  # an unchanged setpoint was checked already
-                self._check_channel(index + 1, self.channels[index], sp, self._last[index], dt_s)
+                self._check_channel(index + 1, self.channels[index], sp, self._last[index],
+                                    self._reach[index], dt_s)
         self._last = [sp.amplitude_ma for sp in setpoints]
+        self._advance_reach(dt_s)
         self._last_checked = list(setpoints)
         self._last_result = tuple(setpoints)
         self._last_on = any(sp.amplitude_ma > 0 for sp in setpoints)
@@ -138,7 +166,7 @@ class Guard:
         return all(now is before for now, before in zip(setpoints, last, strict=True))
 
     def _check_channel(self, channel: int, guard: ChannelGuard, sp: ChannelSetpoint,
-                       last_ma: float, dt_s: float) -> None:
+                       last_ma: float, reach_ma: float, dt_s: float) -> None:
         lim = self.limits
         amp = sp.amplitude_ma
         if not all(math.isfinite(v) for v in (amp, sp.frequency_hz, sp.pulse_width_us,
@@ -152,7 +180,7 @@ class Guard:
         if amp > cap + _EPS:
             self._fail(f"L3: channel {channel} at {amp:.2f} mA is over its cap of {cap:.2f} mA")
         rise_ma = amp - last_ma
-        allowed_rise = self._allowed_rise_ma(dt_s)
+        allowed_rise = reach_ma + self._slew_ma(dt_s) - last_ma
         if rise_ma > allowed_rise + _EPS:
             self._fail(f"L16/L17: channel {channel} rose {rise_ma:.2f} mA in {dt_s:.3f} s, "
                        f"more than {allowed_rise:.2f} mA")

@@ -5,14 +5,19 @@ stimulation time, scales it by the user's intensity and by the resume soft start
 through the :class:`Guard`, and applies it with a lease that the device's watchdog enforces.
 Controls: :meth:`Session.stop` is immediate and bypasses any queue (the driver's stop path
 never waits behind a pending command); pause drops to zero at once and freezes the program
-clock; resume soft-starts from zero (L14, L15); intensity increases are slew-limited (L17).
+clock; resume soft-starts from zero (L14, L15); intensity increases are slew-limited (L17); a
+channel whose output went off comes back no sooner than one pulse (or burst) period later, as
+a device starts its pulse train with a pulse and would otherwise put more than N pulses in a
+second.
 Telemetry: electrode off pauses and tells the user; link loss, device errors, resets and a
 low battery end the session as a fault, and so does a ``strength`` report (the device's own
 account of the current it applies) that differs by more than one device step from every
 amplitude the session asked for on that channel within :data:`STRENGTH_WINDOW_S` — higher
 (a knob turned, a miscalibrated output stage) or lower alike (HZ-01: the device is the source of
-truth). On every exit path — normal end, stop, signal, exception — the device is stopped and
-left at zero.
+truth); a lower report that some recent ask explains (a late report, or the device's own
+control turned down) is where the next rise starts, and a report of 0 means the output is off.
+On every exit path — normal end, stop, signal, exception — the device is stopped and left at
+zero.
 
 The session never reads the wall clock: time is ``loop.time()`` of the running clock.
 """
@@ -48,6 +53,17 @@ PAUSE_LIMIT_S = 600.0
 #: A strength report may answer any amplitude asked for this recently (reports of a change can
 #: arrive after the next change was sent, e.g. a Coyote B1 a few frames late).
 STRENGTH_WINDOW_S = 1.0
+#: Loop times are a start plus k periods, so the time between two ticks carries float noise
+#: (0.1 s can come out as 0.0999…): "a heartbeat or a lease has passed" is decided this much
+#: early. Without it a heartbeat of one period went every other tick, and a lease of two
+#: periods (the shortest legal one) ran out just as the next command was sent.
+_TIME_SLACK_S = 1e-6
+
+
+def _pulse_period_s(frequency_hz: float, burst_rate_hz: float) -> float:
+    """The time between pulse-train starts: a pulse (continuous) or a burst (bursts)."""
+    period_s = 1.0 / frequency_hz if frequency_hz > 0 else 0.0
+    return max(period_s, 1.0 / burst_rate_hz) if burst_rate_hz > 0 else period_s
 
 
 def session_lease_s(capabilities: Capabilities, limits: Limits) -> float:
@@ -193,6 +209,11 @@ class Session:
         # ones in force within STRENGTH_WINDOW_S; strength reports are judged against them
         self._asked: list[deque[tuple[float, float]]] = [
             deque([(-math.inf, 0.0)]) for _ in range(caps.channels)]
+        # per device channel: whether the last command sent had output on it, when it last
+        # went off, and the pulse period of its last output (a restart waits one period)
+        self._sent_on = [False] * caps.channels
+        self._off_since_s = [-math.inf] * caps.channels
+        self._on_period_s = [0.0] * caps.channels
         self._running = False
         self._events: list[str] = []
         self._stop_task: asyncio.Future[None] | None = None
@@ -271,7 +292,7 @@ class Session:
         span: PhaseSpan | None = None
         last_sent: tuple[ChannelSetpoint, ...] = ()
         last_sent_s = start_s
-        heartbeat_s = min(self.limits.heartbeat_s, self.lease_s / 2)
+        heartbeat_s = self._heartbeat_s()
         self.state.status = "running"
         try:
             while self._stop_reason is None:
@@ -286,7 +307,7 @@ class Session:
                     break
                 if stim_time_s >= self.plan.duration_s:
                     break
-                if now_s - last_sent_s >= self.lease_s and any(
+                if now_s - last_sent_s >= self.lease_s - _TIME_SLACK_S and any(
                         sp.amplitude_ma > 0 for sp in last_sent):
                     # the host stalled past the lease: the device has switched off by itself,
                     # and output never comes back from a level nobody saw being delivered
@@ -304,13 +325,16 @@ class Session:
                 if self._stop_reason is not None:
                     break
                 # an unchanged command is re-sent only as the heartbeat (L21), which renews
-                # the lease long before the device's watchdog would silence it
+                # the lease long before the device's watchdog would silence it: at the last
+                # tick within a heartbeat of the last send (which a key press may have made
+                # between two ticks), never the first one after it
                 if (checked is not last_sent and checked != last_sent) \
-                        or now_s - last_sent_s >= heartbeat_s:
+                        or now_s + self.period_s > last_sent_s + heartbeat_s + _TIME_SLACK_S:
                     # asked for before it is sent: a device may report it during the send
                     self._note_asked(now_s, checked)
                     await self.driver.apply(checked, self.lease_s)
                     last_sent, last_sent_s = checked, now_s
+                    self._note_sent(now_s, checked)
                     if self.journal is not None:
                         self.journal.command(now_s - start_s, checked, self.lease_s,
                                              self.state.intensity_pct)
@@ -320,6 +344,9 @@ class Session:
                 # the end of the flat stretch) needs a tick; any control wakes the loop at once
                 wake_s = min(last_sent_s + heartbeat_s, now_s + self._steady_for(stim_time_s))
                 await self._sleep_until(start_s, now_s, wake_s)
+            # a stop ends the stimulation when it comes, not at the last tick before it (a
+            # steady stretch ticks only at its heartbeat)
+            stim_time_s = max(stim_time_s, self._stim_time(loop.time()))
             if self._stop_reason is None:
                 self._stop_reason, self._stop_message = "completed", "program completed"
         except SafetyViolation as exc:
@@ -342,6 +369,19 @@ class Session:
         finally:
             await self._final_stop(loop.time() - start_s)
         return self._result(stim_time_s)
+
+    def _heartbeat_s(self) -> float:
+        """How often an unchanged command is re-sent: a whole number of ticks (at least one),
+        the most within the heartbeat limit and half the lease (L21).
+
+        Commands go only at ticks, so a heartbeat between two ticks would go at the later one:
+        0.25 s became 0.3 s, and 0.125 s (half of a 0.25 s lease) became 0.2 s, which left the
+        device 50 ms of lease when the Coyote built its next 100 ms frame, whose last slot then
+        went silent. Rounded down, and sent at the last tick within it of the last send (even
+        one made between ticks), at least half the lease (≥ one period) is always left.
+        """
+        wanted_s = min(self.limits.heartbeat_s, self.lease_s / 2)
+        return self.period_s * max(1, math.floor(wanted_s / self.period_s + 1e-9))
 
     def _stall_message(self, gap_s: float) -> str:
         return (f"the device went {gap_s:.1f} s without a command, longer than its "
@@ -414,6 +454,12 @@ class Session:
             # output rises only from what was last delivered, by at most one period's slew
             amplitude_ma = caps.quantize_ma(min(amp * gain, guard.rise_ceiling_ma(index, now_s)))
             if amplitude_ma <= 0:
+                continue
+            if not self._sent_on[index] and now_s < self._off_since_s[index] + max(
+                    self._on_period_s[index], _pulse_period_s(freq, burst_rate)) - _TIME_SLACK_S:
+                # a device starts its pulse train with a pulse: switched back on sooner than a
+                # pulse period after it went off, it would put more pulses in a second than N,
+                # the most the plan has in any 1 s window (L4, L9, L10 are checked on N)
                 continue
             key = (amplitude_ma, freq, width, burst_rate, burst_pulses)
             if made[index][0] != key:
@@ -499,6 +545,15 @@ class Session:
                 and telemetry.value is not None:
             self._check_strength(telemetry.channel, telemetry.value, telemetry.t_s)
 
+    def _note_sent(self, now_s: float, setpoints: tuple[ChannelSetpoint, ...]) -> None:
+        for index, sp in enumerate(setpoints):
+            on = sp.amplitude_ma > 0
+            if on:
+                self._on_period_s[index] = _pulse_period_s(sp.frequency_hz, sp.burst_rate_hz)
+            elif self._sent_on[index]:
+                self._off_since_s[index] = now_s
+            self._sent_on[index] = on
+
     def _note_asked(self, now_s: float, setpoints: tuple[ChannelSetpoint, ...]) -> None:
         for asked, sp in zip(self._asked, setpoints, strict=False):
             if asked[-1][1] != sp.amplitude_ma:
@@ -520,6 +575,17 @@ class Session:
         self._prune(asked, t_s)
         tolerance_ma = self.driver.capabilities.amplitude_step_ma + 1e-6
         if math.isfinite(value_ma) and any(abs(value_ma - a) <= tolerance_ma for _, a in asked):
+            if value_ma <= 0 and self._sent_on[channel - 1]:
+                # the device says its output is off (however close that is to what was asked):
+                # it comes back from zero, and no sooner than a pulse period
+                self._sent_on[channel - 1] = False
+                self._off_since_s[channel - 1] = t_s
+                self.guard.rise_from(channel - 1, 0.0)
+            elif value_ma < asked[-1][1] - tolerance_ma:
+                # a late report of an earlier, lower amplitude, or the device's own control
+                # turned down to one: either way the output rises from the level reported, not
+                # from the one asked for last (L14, L17)
+                self.guard.rise_from(channel - 1, value_ma)
             return
         latest_ma = asked[-1][1]
         where = "above" if not value_ma <= latest_ma else "below"

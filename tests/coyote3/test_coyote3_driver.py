@@ -252,6 +252,28 @@ def test_strength_changes_that_are_never_confirmed_stop_it() -> None:
     run(body, driver)
 
 
+def test_a_decrease_whose_frames_were_all_lost_is_applied_once_frames_get_through() -> None:
+    # Found by tests/session/test_invariants.py: every frame that carried a decrease was lost
+    # for the 300 ms the driver waits for its B1, so the change was taken as applied and never
+    # sent again; the device stayed at the higher strength (10.8 mA for 3.6 s after "−" asked
+    # for 10.26 mA). An unconfirmed change is now set again in the following frames.
+    async def body(d: SimulatedCoyoteDriver, heard: list[Telemetry]) -> None:
+        await d.connect()
+        await hold(d, [SP, ZERO], 0.5)  # 10 mA: 50 steps
+        loop = asyncio.get_running_loop()
+        FaultPlan([Fault("drop_frames", 0.0, duration_s=0.35, value=1.0)]).schedule(
+            loop, d.emulator)
+        lower = ChannelSetpoint(9.0, 50.0, 80.0)
+        end_s = loop.time() + 1.5
+        while loop.time() < end_s:
+            await d.apply([lower, ZERO], 1.0)
+            await asyncio.sleep(0.1)
+        assert d.device.output_now()[0].amplitude_ma == pytest.approx(9.0)
+        assert "device_error" not in kinds(heard)
+        await d.close()
+    run(body)
+
+
 # ---------------------------------------------------------------------- stop and link loss
 
 def test_stop_reaches_the_device_first_and_latches() -> None:

@@ -124,3 +124,24 @@ def test_the_guards_rise_allowance_never_accumulates_over_a_gap() -> None:
     fresh = Guard(DEFAULTS, [ChannelGuard(30.0, 20.0)], amplitude_step_ma=0.1, period_s=0.1)
     fresh.check(0.0, 0.0, [ChannelSetpoint(0.0, 6.0, 250.0)])
     assert fresh.rise_ceiling_ma(0, 5.0) == pytest.approx(DEFAULTS.plan_rise_ma_per_s * 0.1 + 0.1)
+
+
+def test_a_stall_longer_than_a_coyote_frame_never_brings_the_output_back(tmp_path: Path) -> None:
+    # The Coyote's own bound is its 100 ms frame: a host that stalls for 0.3 s (well inside
+    # the 1 s lease) finds the output silent since the last frame ran out. The stream used to
+    # send the next frame at the full level at once when the host came back (6.4 mA from
+    # zero, found by tests/session/test_invariants.py); the silence is the device's watchdog
+    # firing, so the session ends as a fault and the output stays off.
+    path = tmp_path / "coyote.toml"
+    path.write_text(COYOTE_FIT)
+    prep = prepare_run(load_program(str(path)), "sim+coyote3?ma_per_step=0.2", DEFAULTS)
+    ends: list[float] = []
+    run = run_virtual(prep, tmp_path, at=[(400.0, lambda s: _stall(0.3, ends))])
+    result = run.outcome.result
+    assert (result.end_reason, result.exit_code) == ("fault", 1), result.message
+    recorder = prep.driver.recorder
+    assert recorder is not None
+    for channel in (1, 2):
+        back = [row for row in recorder.intervals(channel)
+                if row["t0_s"] >= ends[0] and row["amplitude_ma"] > 0]
+        assert back == [], (channel, back)

@@ -169,6 +169,27 @@ def test_dropped_acks_retry_once_then_raise_device_timeout() -> None:
     VirtualClock().run(main())
 
 
+def test_no_retry_restarts_an_output_whose_lease_ran_out() -> None:
+    # A 0.2 s lease is legal, but the retry comes after the 0.3 s ack timeout: by then the
+    # device's watchdog has switched the output off, and the retry used to switch it back on
+    # at the full level at once (10.8 mA from zero, found by tests/session/test_invariants.py)
+    async def main() -> None:
+        driver = sim()
+        await driver.connect()
+        await ramp_below(driver, [SP] * 4)
+        arm(driver, Fault("drop_acks", 0.0))
+        t0 = asyncio.get_running_loop().time()
+        with pytest.raises(DeviceTimeoutError, match="lease"):
+            await driver.apply([SP] * 4, lease_s=0.2)
+        await driver.close()
+        for channel in driver.device.channels:
+            late = [row for row in driver.device.intervals(channel)
+                    if row["t1_s"] > t0 + 0.2 + 1e-9 and row["amplitude_ma"] > 0]
+            assert late == [], channel
+
+    VirtualClock().run(main())
+
+
 def test_acks_flow_again_when_a_drop_acks_fault_ends() -> None:
     async def main() -> None:
         async with sim("sim", Fault("drop_acks", 0.0, duration_s=1.0)) as driver:
