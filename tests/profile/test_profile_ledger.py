@@ -240,3 +240,99 @@ def test_a_system_without_a_zone_refuses_cramp_training(monkeypatch: pytest.Monk
     assert ledger.system_zone() is None
     with pytest.raises(GateRefused, match="system's time zone"):
         check_cramp_training([], ("calf-left",), ledger.local_now())
+
+
+# ------------------------------------- what the mutation run of issue 11 found untested
+
+
+@pytest.fixture
+def utc_system(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No system zone: the times in refusals are shown in UTC, whatever this machine's zone."""
+    from emsctl import ledger
+
+    monkeypatch.setattr(ledger, "SYSTEM_ZONE_FILE", tmp_path / "no-localtime")
+
+
+def test_the_cramp_training_refusals_in_full(utc_system: None) -> None:
+    from emsctl import ledger
+
+    with pytest.raises(GateRefused) as night:
+        check_cramp_training([], ("calf-left",), day(20))
+    assert str(night.value) == ("cramp-training runs only between 08:00 and 20:00 (it can "
+                                "provoke cramps; never before bed)")
+    with pytest.raises(GateRefused) as unknown:
+        check_cramp_training([], ("calf-left",), ledger.local_now())
+    assert str(unknown.value) == (
+        f"cramp-training needs the system's time zone for its daytime rule, and "
+        f"{ledger.SYSTEM_ZONE_FILE} cannot be read; set the time zone (e.g. 'timedatectl "
+        "set-timezone Europe/Berlin')")
+    with pytest.raises(DoseLimitReached) as spacing:
+        check_cramp_training([cramp(day(10))], ("calf-left",), day(9, days=3))
+    assert str(spacing.value) == (
+        "dose limit reached: the last cramp-training session on calf-left started at "
+        "2026-03-10 09:00; they need 72 h between them (L20); next cramp-training session "
+        "allowed from 2026-03-13 09:00")
+
+
+@pytest.mark.parametrize(("now", "bedtime", "allowed"), [
+    (day(19), time(22, 0), True),  # exactly 3 h before: allowed
+    (day(19, 1), time(22, 0), False),
+    (day(19), time(19, 0), False),  # bedtime now
+    (day(12), time(1, 0), True),  # bedtime after midnight: 13 h away
+    (day(19, 59), time(0, 0), True),  # 4 h away at the latest daytime minute
+])
+def test_cramp_training_bedtime_margin_on_its_edges(now: datetime, bedtime: time,
+                                                    allowed: bool) -> None:
+    if allowed:
+        check_cramp_training([], ("calf-left",), now, bedtime_local=bedtime)
+    else:
+        with pytest.raises(GateRefused, match=r"within 3 h of your bedtime"):
+            check_cramp_training([], ("calf-left",), now, bedtime_local=bedtime)
+
+
+def test_the_next_cramp_training_time_is_the_first_that_suits_this_leg() -> None:
+    # the other leg's session makes a candidate time (its +72 h) that is too early here
+    past = [cramp(day(10, days=-2), ("calf-right",)), cramp(day(10))]
+    with pytest.raises(DoseLimitReached, match="72 h") as caught:
+        check_cramp_training(past, ("calf-left",), day(9, days=1))
+    assert caught.value.next_allowed_utc == day(10) + timedelta(hours=72)
+
+
+def _summary(started: datetime | None, *, duration_s: float = 960.0, program: str = "relaxation",
+             simulated: bool = False, end_reason: str = "completed",
+             problem: str | None = None) -> object:
+    from emsctl.journal import SessionSummary
+
+    return SessionSummary("id", Path("x.jsonl"), started, program, "url", "model", simulated,
+                          CALVES, duration_s, end_reason, 10.0, True, problem)
+
+
+def test_from_summaries_skips_what_does_not_count_and_reads_on() -> None:
+    from emsctl.journal import NOT_A_JOURNAL
+
+    summaries = [
+        _summary(None), _summary(at(-9), end_reason=NOT_A_JOURNAL),
+        _summary(at(-8), simulated=True), _summary(at(-7), program="calibrate"),
+        _summary(at(-6), program="cramp-training", problem="cut short", duration_s=300.0),
+        _summary(at(-5), duration_s=0.25), _summary(at(-4), duration_s=-3.0),
+    ]
+    assert from_summaries(summaries) == [  # type: ignore[arg-type]
+        PastSession(at(-6), 0.0, None, "cramp-training"),
+        PastSession(at(-5), 0.25, CALVES, "relaxation"),
+        PastSession(at(-4), 0.0, CALVES, "relaxation")]
+
+
+def test_a_damaged_ledger_is_refused_in_one_full_sentence(tmp_path: Path) -> None:
+    from emsctl.ledger import LedgerError
+
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text('{"type":"import-done"}\ngarbage\n{"type":"import-done"}\n')
+    with pytest.raises(LedgerError) as caught:
+        past_sessions(ledger)
+    assert str(caught.value) == (
+        f"the dose ledger {ledger} is damaged at line 2 (not a JSON record); no session runs on "
+        "a real device until it is repaired, because a damaged ledger is never taken as empty")
+    ledger.write_text('{"type":"start","session_id":"x","started_utc":"2026-03-10T12:00:00+00:00",'
+                      '"program":"p","sites":[],"planned_s":NaN}\n')
+    with pytest.raises(LedgerError, match=r"damaged at line 1 \(not a JSON record\)"):
+        past_sessions(ledger)  # NaN is no JSON number: never read as one
