@@ -336,3 +336,29 @@ def test_a_damaged_ledger_is_refused_in_one_full_sentence(tmp_path: Path) -> Non
                       '"program":"p","sites":[],"planned_s":NaN}\n')
     with pytest.raises(LedgerError, match=r"damaged at line 1 \(not a JSON record\)"):
         past_sessions(ledger)  # NaN is no JSON number: never read as one
+
+
+def test_begin_and_end_write_their_records_to_the_given_ledger_in_utc(
+        tmp_path: Path, tz_env: Callable[[str], None]) -> None:
+    import json
+
+    from emsctl import __version__
+    from emsctl.ledger import begin_session, end_session
+
+    tz_env("XXX-14")  # whatever this process's zone, the ledger is written in UTC
+    ledger = tmp_path / "elsewhere" / "ledger.jsonl"
+    local_now = NOW.astimezone(timezone(timedelta(hours=-5)))
+    entry = begin_session(session_id="s1", program="relaxation", sites=CALVES, planned_s=960.0,
+                          limits=DEFAULTS, device_url=REAL_URL, now=local_now, path=ledger)
+    assert (entry.path, entry.session_id, entry.started_utc) == (ledger, "s1", NOW)
+    end_session(entry, 900.0, "completed")
+    records = [json.loads(line) for line in ledger.read_text().splitlines()]
+    start, end = records[-2], records[-1]
+    assert start == {"type": "start", "session_id": "s1",
+                     "started_utc": "2026-03-10T12:00:00+00:00", "program": "relaxation",
+                     "sites": list(CALVES), "planned_s": 960.0,
+                     "device_url": REAL_URL, "emsctl_version": __version__}
+    assert set(end) == {"type", "session_id", "duration_s", "end_reason", "ended_utc", "journal"}
+    assert (end["session_id"], end["duration_s"], end["journal"]) == ("s1", 900.0, None)
+    assert datetime.fromisoformat(end["ended_utc"]).utcoffset() == timedelta(0)
+    assert [(p.started_utc, p.duration_s) for p in past_sessions(ledger)] == [(NOW, 900.0)]

@@ -1,0 +1,267 @@
+"""Session controls and telemetry checks, each on its edge (the mutation run of issue 11).
+
+A minimal driver that sends nothing by itself runs a two-channel plan (0 → 10 mA over 10 s, then
+10 mA) in virtual time; the test coroutine plays the person and the device, step by step, so an
+exception in a handler reaches the test instead of the event loop's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from emsctl.clock import VirtualClock
+from emsctl.contract import Capabilities, ChannelSetpoint, Driver, Telemetry
+from emsctl.limits import DEFAULTS
+from emsctl.plan import SEGMENT_DTYPE, ChannelPlan, PhaseSpan, Plan
+from emsctl.session import Session, SessionResult, SessionState
+from emsctl.verify import certify
+
+HOLD_MA = 10.0
+
+
+def caps(telemetry: frozenset[str] = frozenset({"ack", "strength"}), step_ma: float = 0.5
+         ) -> Capabilities:
+    return Capabilities(model="Quiet", channels=2, amplitude_max_ma=40.0, amplitude_step_ma=step_ma,
+                        pulse_width_min_us=50.0, pulse_width_max_us=400.0, frequency_min_hz=1.0,
+                        frequency_max_hz=150.0, frequency_per_channel=True, update_period_s=0.1,
+                        max_lease_s=1.0, has_output_watchdog=True, telemetry=telemetry)
+
+
+class QuietDriver(Driver):
+    """Accepts every command at once and reports nothing unless a test makes it."""
+
+    def __init__(self, capabilities: Capabilities, stall_at_s: float | None = None) -> None:
+        super().__init__()
+        self.capabilities = capabilities
+        self.stall_at_s = stall_at_s  # one apply at or after this loop time takes 2 s
+
+    async def _connect_internal(self) -> None:
+        pass
+
+    async def _apply_internal(self, setpoints: tuple[ChannelSetpoint, ...], lease_s: float) -> None:
+        if self.stall_at_s is not None and self._now() >= self.stall_at_s:
+            self.stall_at_s = None
+            await asyncio.sleep(2.0)
+
+    async def _stop_internal(self) -> None:
+        pass
+
+    async def _close_internal(self) -> None:
+        pass
+
+    def report(self, kind: str, channel: int | None = None, value: float | None = None) -> None:
+        self._emit(Telemetry(kind, self._now(), channel, value))  # type: ignore[arg-type]
+
+
+class Journal:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def command(self, t_s: float, setpoints: Any, lease_s: float, intensity_pct: float) -> None:
+        pass
+
+    def stop(self, t_s: float, reason: str) -> None:
+        pass
+
+    def telemetry(self, t_s: float, telemetry: Telemetry) -> None:
+        pass
+
+    def event(self, t_s: float, kind: str, **fields: Any) -> None:
+        self.events.append((kind, fields))
+
+
+def plan(duration_s: float = 600.0) -> Plan:
+    rows = [(0.0, 10.0, 0.0, HOLD_MA, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 0),
+            (10.0, duration_s, HOLD_MA, HOLD_MA, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 0)]
+    spans = (PhaseSpan(0, "hold", "stim", 0.0, duration_s, None, True),)
+    channels = tuple(ChannelPlan(n, "calf-left", 20.0, 30.0, np.array(rows, dtype=SEGMENT_DTYPE))
+                     for n in (1, 2))
+    return Plan("quiet", duration_s, spans, channels, 5.0)
+
+
+Script = Callable[[Session, QuietDriver, Callable[[float], Awaitable[None]]], Awaitable[None]]
+
+
+def run(script: Script, *, capabilities: Capabilities | None = None, intensity_pct: float = 100.0,
+        stall_at_s: float | None = None) -> tuple[SessionResult, Session, Journal,
+                                                   list[SessionState]]:
+    """Run the plan while ``script(session, driver, until)`` acts; ``until(t)`` waits for
+    session time ``t``. The session is stopped when the script returns (if still running)."""
+    capabilities = capabilities or caps()
+    journal = Journal()
+    states: list[SessionState] = []
+
+    async def main() -> tuple[SessionResult, Session]:
+        driver = QuietDriver(capabilities, stall_at_s)
+        await driver.connect()
+        session = Session(certify(plan(), DEFAULTS, capabilities), driver, journal=journal,
+                          intensity_pct=intensity_pct,
+                          on_tick=lambda s: states.append(SessionState(**vars(s))))
+        loop = asyncio.get_running_loop()
+
+        async def until(t_s: float) -> None:
+            await asyncio.sleep(max(0.0, session._start_s + t_s - loop.time()))
+
+        task = asyncio.ensure_future(session.run())
+        await asyncio.sleep(0)
+        await script(session, driver, until)
+        if not task.done():
+            session.stop()
+        return await task, session
+
+    result, session = VirtualClock(None).run(main())
+    return result, session, journal, states
+
+
+def status_at(states: list[SessionState], t_s: float) -> tuple[str, bool]:
+    last = [s for s in states if s.t_s <= t_s][-1]
+    return last.status, last.paused
+
+
+# --- pause and resume ---------------------------------------------------------------------------
+
+
+def test_a_second_pause_and_a_resume_while_running_change_nothing() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(5.0)
+        session.resume()  # not paused: nothing to resume
+        await until(20.0)
+        session.pause()
+        await until(25.0)
+        session.pause()  # already paused: the pause still counts from 20 s
+        await until(30.0)
+        session.resume()
+        await until(40.0)
+        session.pause()
+        await until(50.0)
+        session.resume()
+        await until(60.0)
+
+    result, session, journal, states = run(script)
+    assert [kind for kind, _ in journal.events if kind in ("pause", "resume")] == [
+        "pause", "resume", "pause", "resume"]
+    assert result.events.count("resume") == 2
+    assert status_at(states, 4.9) == status_at(states, 5.1) == ("running", False)
+    assert status_at(states, 27.0) == ("paused", True)
+    assert status_at(states, 35.0) == ("running", False)
+    # two pauses of 10 s each: 60 s of session time hold 40 s of program time
+    assert session.state.stim_time_s == pytest.approx(40.0, abs=0.25)
+
+
+# --- intensity ------------------------------------------------------------------------------------
+
+
+def test_increases_are_refused_while_no_report_has_come_decreases_and_no_change_are_not() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(5.0)  # a device with acks, none since the start: stale
+        session.change_intensity(0.0)
+        assert session.state.message == ""
+        session.change_intensity(+1.0)
+        assert session.state.message == "device status is stale: intensity increase refused"
+        assert session.state.target_intensity_pct == 50.0
+        session.change_intensity(-10.0)
+        assert session.state.target_intensity_pct == session.state.intensity_pct == 40.0
+
+    result, *_ = run(script, intensity_pct=50.0)
+    assert result.end_reason == "stopped"
+
+
+def test_a_report_exactly_one_second_old_is_not_stale() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.0)
+        driver.report("ack", value=1.0)
+        reported = session.state.last_telemetry_s
+        assert reported is not None
+        await asyncio.sleep(max(0.0, reported + 1.0 - asyncio.get_running_loop().time()))
+        assert asyncio.get_running_loop().time() - reported == 1.0
+        session.change_intensity(+5.0)
+        assert session.state.target_intensity_pct == 55.0
+        assert session.state.message == ""
+
+    run(script, intensity_pct=50.0)
+
+
+def test_a_device_without_acks_is_never_stale() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(30.0)
+        session.change_intensity(+1.0)
+        assert session.state.target_intensity_pct == 51.0
+
+    run(script, capabilities=caps(telemetry=frozenset()), intensity_pct=50.0)
+
+
+def test_the_intensity_stays_within_0_and_100_percent_and_each_change_is_journaled() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(5.0)
+        driver.report("ack", value=1.0)
+        session.change_intensity(+80.0)
+        assert session.state.target_intensity_pct == 100.0
+        session.change_intensity(-200.0)
+        assert session.state.target_intensity_pct == session.state.intensity_pct == 0.0
+
+    *_, journal, _ = run(script, intensity_pct=50.0)
+    assert [e for e in journal.events if e[0] == "intensity"] == [
+        ("intensity", {"target_pct": 100.0}), ("intensity", {"target_pct": 0.0})]
+
+
+# --- a host that stalled --------------------------------------------------------------------------
+
+
+def test_a_stall_past_the_lease_ends_the_session_with_the_whole_explanation() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(40.0)
+
+    result, *_ = run(script, stall_at_s=20.0)
+    assert result.end_reason == "fault"
+    assert result.message == (
+        "the device went 2.0 s without a command, longer than its 1 s safety timeout (this "
+        "computer stalled, or the device was slow to answer), so it switched its output off; "
+        "the session has ended and will not resume: output is off")
+
+
+# --- strength reports (HZ-01) ---------------------------------------------------------------------
+
+
+def test_a_wrong_strength_on_the_last_channel_ends_the_session() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.0)
+        driver.report("strength", 2, 15.0)
+
+    result, *_ = run(script)
+    assert (result.end_reason, result.message) == (
+        "fault", "the device reports a strength of 15 mA on channel 2, above the 10 mA asked for")
+
+
+def test_a_strength_one_device_step_off_passes_and_more_does_not() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.0)
+        driver.report("strength", 1, HOLD_MA + 0.5)
+        driver.report("strength", 2, HOLD_MA - 0.5)
+        assert session.state.status == "running"
+        driver.report("strength", 1, HOLD_MA - 0.6)
+
+    result, *_ = run(script)
+    assert (result.end_reason, result.message) == (
+        "fault", "the device reports a strength of 9.4 mA on channel 1, below the 10 mA asked for")
+
+
+def test_strength_reports_before_the_start_and_on_channels_it_lacks_are_ignored() -> None:
+    async def main() -> SessionResult:
+        capabilities = caps()
+        driver = QuietDriver(capabilities)
+        await driver.connect()
+        session = Session(certify(plan(30.0), DEFAULTS, capabilities), driver)
+        driver.report("strength", 1, 5.0)  # a connect's zeroing, before the session runs
+        task = asyncio.ensure_future(session.run())
+        await asyncio.sleep(20.0)
+        driver.report("strength", 0, 5.0)
+        driver.report("strength", 3, 5.0)
+        return await task
+
+    result = VirtualClock(None).run(main())
+    assert result.end_reason == "completed"
