@@ -253,8 +253,12 @@ def utc_system(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(ledger, "SYSTEM_ZONE_FILE", tmp_path / "no-localtime")
 
 
-def test_the_cramp_training_refusals_in_full(utc_system: None) -> None:
+def test_the_cramp_training_refusals_in_full(utc_system: None,
+                                            tz_env: Callable[[str], None]) -> None:
     from emsctl import ledger
+
+    tz_env("XXX-14")  # refusals show the system's zone (none here: UTC), never $TZ's
+    assert ledger.local_now().tzname() == "UTC (system time zone unknown)"
 
     with pytest.raises(GateRefused) as night:
         check_cramp_training([], ("calf-left",), day(20))
@@ -362,3 +366,33 @@ def test_begin_and_end_write_their_records_to_the_given_ledger_in_utc(
     assert (end["session_id"], end["duration_s"], end["journal"]) == ("s1", 900.0, None)
     assert datetime.fromisoformat(end["ended_utc"]).utcoffset() == timedelta(0)
     assert [(p.started_utc, p.duration_s) for p in past_sessions(ledger)] == [(NOW, 900.0)]
+
+
+def test_the_future_clause_only_for_sessions_after_now_in_full(utc_system: None) -> None:
+    with pytest.raises(DoseLimitReached) as now_started:  # started now: not in the future
+        check_dose([session(NOW)], CALVES, 16 * MIN, NOW, DEFAULTS)
+    assert "future" not in str(now_started.value)
+    with pytest.raises(DoseLimitReached) as ahead:
+        check_dose([session(at(2)), session(at(5))], CALVES, 16 * MIN, NOW, DEFAULTS)
+    assert str(ahead.value).endswith(
+        " (a session on these sites is dated in the future, 2026-03-10 17:00: it counts all the "
+        "same; check this computer's clock)")
+
+
+@pytest.mark.parametrize(("record", "why"), [
+    ('"session_id":"x","program":"p","sites":[],"planned_s":1',
+     "a 'start' record with no 'started_utc'"),
+    ('"session_id":"x","started_utc":"2026-03-10T12:00:00","program":"p","sites":[],'
+     '"planned_s":1', "a 'start' record with 'started_utc' has no time zone"),
+    ('"session_id":"x","started_utc":"2026-03-10T12:00:00+00:00","program":"p",'
+     '"sites":"calf-left","planned_s":1', "a 'start' record with no list of 'sites'"),
+])
+def test_a_damaged_record_says_what_is_wrong_with_it(tmp_path: Path, record: str, why: str
+                                                     ) -> None:
+    from emsctl.ledger import LedgerError
+
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text('{"type":"import-done"}\n{"type":"start",' + record + "}\n")
+    with pytest.raises(LedgerError) as caught:
+        past_sessions(ledger)
+    assert f"is damaged at line 2 ({why}); no session runs" in str(caught.value)
