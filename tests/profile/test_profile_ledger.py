@@ -396,3 +396,101 @@ def test_a_damaged_record_says_what_is_wrong_with_it(tmp_path: Path, record: str
     with pytest.raises(LedgerError) as caught:
         past_sessions(ledger)
     assert f"is damaged at line 2 ({why}); no session runs" in str(caught.value)
+
+
+@pytest.mark.parametrize(("line", "why"), [
+    ("5", "not a JSON record"), ('{"no":"type"}', "not a JSON record"),
+    ('{"type":"start","session_id":"x","started_utc":"2026-03-10T12:00:00+00:00",'
+     '"program":"","sites":[],"planned_s":1}', "a 'start' record with no 'program'"),
+    ('{"type":"start","session_id":"x","started_utc":"2026-03-10T12:00:00+00:00",'
+     '"program":"p","sites":[],"planned_s":true}', "a 'start' record with no number 'planned_s'"),
+    ('{"type":"start","session_id":"x","started_utc":"2026-03-10T12:00:00+00:00",'
+     '"program":"p","sites":[],"planned_s":1e400}', "a 'start' record with no number 'planned_s'"),
+])
+def test_a_line_that_is_no_record_or_a_bad_field_is_damage(tmp_path: Path, line: str, why: str
+                                                           ) -> None:
+    from emsctl.ledger import LedgerError
+
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text('{"type":"import-done"}\n' + line + '\n{"type":"import-done"}\n')
+    with pytest.raises(LedgerError) as caught:
+        past_sessions(ledger)
+    assert f"is damaged at line 2 ({why}); no session runs" in str(caught.value)
+
+
+def test_cut_lines_are_skipped_only_where_a_kill_can_leave_them(tmp_path: Path) -> None:
+    start = ('{"type":"start","session_id":"%s","started_utc":"2026-03-10T12:00:00+00:00",'
+             '"program":"p","sites":["calf-left"],"planned_s":600}')
+    ledger = tmp_path / "ledger.jsonl"
+    # a cut line that a later write ended and marked, then more records: all of them count
+    ledger.write_text('{"type":"import-done"}\n{"type":"end","sess\n{"type":"repaired"}\n'
+                      + start % "a" + "\n" + '{"type":"end","session_id":"a","duration_s":0.25}\n'
+                      + start % "b")  # the last record whole, only its newline missing
+    assert [(p.duration_s, p.sites) for p in past_sessions(ledger)] == [
+        (0.25, ("calf-left",)), (600.0, ("calf-left",))]
+
+
+def test_the_first_use_imports_the_journal_folder_and_records_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("EMSCTL_STATE_DIR", str(state))
+    journals = state / "journals"
+    write_journal(journals, at(-20), 16 * MIN)
+    corrupt = journals / f"{at(-2):%Y%m%dT%H%M%SZ}-relaxation-deadbeef.jsonl"
+    corrupt.write_text("garbage\n")
+    ledger = tmp_path / "ledger.jsonl"
+    past = past_sessions(ledger)
+    assert [(p.started_utc, p.sites) for p in past] == [(at(-20), CALVES), (at(-2), None)]
+    records = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert [(r["type"], r.get("sites")) for r in records] == [
+        ("imported", list(CALVES)), ("imported", None), ("import-done", None)]
+    assert all(r["session_id"] for r in records[:2])
+    done = records[-1]
+    assert (done["folder"], done["sessions"]) == (str(journals), 2)
+    assert datetime.fromisoformat(done["at_utc"]).utcoffset() == timedelta(0)
+
+
+def test_a_journal_folder_that_cannot_be_read_refuses(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from emsctl.ledger import LedgerError
+
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("EMSCTL_STATE_DIR", str(state))
+    (state / "journals").symlink_to(state / "journals")  # a loop: ELOOP, even for root
+    with pytest.raises(LedgerError) as caught:
+        past_sessions(tmp_path / "ledger.jsonl")
+    assert str(caught.value) == (
+        f"cannot read the journal folder {state / 'journals'} to start the dose ledger from it: "
+        "Too many levels of symbolic links")
+
+
+def test_a_ledger_that_cannot_be_written_refuses_in_one_sentence(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    from emsctl.ledger import LedgerError
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    ledger = tmp_path / "ledger.jsonl"
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(LedgerError) as caught:
+        past_sessions(ledger)
+    assert str(caught.value) == (f"cannot write the dose ledger {ledger}: No space left on "
+                                 "device; no session runs on a real device without it")
+
+
+def test_ledger_lines_are_compact_utf8_json(tmp_path: Path) -> None:
+    from emsctl.ledger import begin_session
+
+    ledger = tmp_path / "ledger.jsonl"
+    begin_session(session_id="s1", program="entspannung-ü", sites=["calf-left"], planned_s=60.0,
+                  limits=DEFAULTS, device_url=REAL_URL, now=NOW, path=ledger)
+    assert ledger.read_text(encoding="utf-8").splitlines()[-1].startswith(
+        '{"type":"start","session_id":"s1","started_utc":"2026-03-10T12:00:00+00:00",'
+        '"program":"entspannung-ü","sites":["calf-left"],"planned_s":60.0,')

@@ -39,11 +39,13 @@ class QuietDriver(Driver):
         super().__init__()
         self.capabilities = capabilities
         self.stall_at_s = stall_at_s  # one apply at or after this loop time takes 2 s
+        self.applied: list[tuple[float, float]] = []  # (loop time, channel 1 mA) of each apply
 
     async def _connect_internal(self) -> None:
         pass
 
     async def _apply_internal(self, setpoints: tuple[ChannelSetpoint, ...], lease_s: float) -> None:
+        self.applied.append((self._now(), setpoints[0].amplitude_ma))
         if self.stall_at_s is not None and self._now() >= self.stall_at_s:
             self.stall_at_s = None
             await asyncio.sleep(2.0)
@@ -265,3 +267,34 @@ def test_strength_reports_before_the_start_and_on_channels_it_lacks_are_ignored(
 
     result = VirtualClock(None).run(main())
     assert result.end_reason == "completed"
+
+
+def test_a_strength_answers_what_was_asked_within_the_last_second_only() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(5.0)  # in the ramp: a change every few ticks
+        now = asyncio.get_running_loop().time()
+        recent = [ma for t, ma in driver.applied if now - 0.6 <= t < now - 0.4]
+        old = [ma for t, ma in driver.applied if t < now - 2.0 and ma > 0]
+        assert recent and old and old[-1] < min(ma for t, ma in driver.applied
+                                                if t >= now - 1.0) - 0.5
+        driver.report("strength", 1, recent[0])  # asked for 0.5 s ago: still in force
+        assert session.state.status == "running"
+        driver.report("strength", 1, old[-1])  # asked for over 1 s ago: no longer
+
+    result, *_ = run(script)
+    assert result.end_reason == "fault" and "on channel 1, below the" in result.message
+
+
+def test_an_intensity_rise_is_paced_from_the_key_press() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.05)  # between two ticks
+        driver.report("ack", value=1.0)
+        session.change_intensity(+20.0)
+        await until(20.6)
+
+    *_, states = run(script, intensity_pct=50.0)
+    # L17 at the defaults: 2 mA/s of a 10 mA plan is 20 %/s, counted from 20.05 s
+    rising = [s for s in states if 20.05 <= s.t_s <= 20.6]
+    assert len(rising) >= 5
+    for state in rising:
+        assert state.intensity_pct == pytest.approx(50.0 + 20.0 * (state.t_s - 20.05), abs=1e-6)
