@@ -298,3 +298,16 @@ def test_an_intensity_rise_is_paced_from_the_key_press() -> None:
     assert len(rising) >= 5
     for state in rising:
         assert state.intensity_pct == pytest.approx(50.0 + 20.0 * (state.t_s - 20.05), abs=1e-6)
+
+
+def test_a_user_stop_says_so_at_once_and_in_the_result() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.0)
+        session.stop()
+        assert session.state.status == "stopping"  # before the loop has run again
+        assert driver.stopped
+
+    result, session, *_ = run(script)
+    assert (result.end_reason, result.message, result.exit_code) == (
+        "stopped", "stopped by the user", 130)
+    assert session.state.status == "stopped"
