@@ -227,7 +227,7 @@ def test_the_system_zone_comes_from_etc_localtime_not_from_tz(tz_env: Callable[[
     for value in ("XXX-14", "XXX+12", "UTC"):  # POSIX: "XXX-14" is UTC+14
         tz_env(value)
         zone = ledger.system_zone()
-        assert zone is not None
+        assert zone is not None and str(zone) == "localtime"
         assert zone.utcoffset(moment) == configured.utcoffset(moment)
         assert ledger.local_now().utcoffset() == configured.utcoffset(moment)
 
@@ -494,3 +494,205 @@ def test_ledger_lines_are_compact_utf8_json(tmp_path: Path) -> None:
     assert ledger.read_text(encoding="utf-8").splitlines()[-1].startswith(
         '{"type":"start","session_id":"s1","started_utc":"2026-03-10T12:00:00+00:00",'
         '"program":"entspannung-ü","sites":["calf-left"],"planned_s":60.0,')
+
+
+# ------------------------------- the ledger file: opening, locking, reading, importing, repairing
+
+
+START = ('{"type":"start","session_id":"%s","started_utc":"2026-03-10T12:00:00+00:00",'
+         '"program":"relaxation","sites":%s,"planned_s":600}')
+
+
+def _refusal(ledger: Path) -> str:
+    from emsctl.ledger import LedgerError
+
+    with pytest.raises(LedgerError) as caught:
+        past_sessions(ledger)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    ('{"type":"import-done"}\n{"type":"pause"}\n', "a record of unknown type 'pause'"),
+    ('{"type":"import-done"}\n' + START % ("s", "null") + "\n",
+     "a 'start' record with no list of 'sites'"),
+    ('{"type":"import-done"}\ngarbage\n', "not a JSON record"),  # ended by its newline: not cut
+])
+def test_a_damaged_ledger_names_its_file_line_and_fault(tmp_path: Path, content: str, why: str
+                                                        ) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text(content)
+    assert _refusal(ledger) == (
+        f"the dose ledger {ledger} is damaged at line 2 ({why}); no session runs on a real "
+        "device until it is repaired, because a damaged ledger is never taken as empty")
+
+
+@pytest.mark.parametrize("content", [
+    '{"type":"import-done"}\n{"type":"end","sess',  # cut by a kill: the last line, no newline
+    '{"type":"import-done"}\n{"type":"end","sess\n{"type":"repaired"}\n',  # ended and marked
+    '{"type":"import-done"}\n\n\n' + START % ("s", '["calf-left"]') + "\n",  # blank lines
+])
+def test_what_a_kill_or_a_blank_line_leaves_is_read_past(tmp_path: Path, content: str) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text(content)
+    expected = [("relaxation", ("calf-left",))] if "start" in content else []
+    assert [(p.program, p.sites) for p in past_sessions(ledger)] == expected
+
+
+def test_the_next_write_after_a_cut_line_ends_it_and_marks_the_repair(tmp_path: Path) -> None:
+    from emsctl.ledger import begin_session
+
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text('{"type":"import-done"}\n{"type":"end","sess')
+    begin_session(session_id="s1", program="relaxation", sites=["calf-left"], planned_s=60.0,
+                  limits=DEFAULTS, device_url=REAL_URL, now=NOW, path=ledger)
+    assert ledger.read_text().startswith(
+        '{"type":"import-done"}\n{"type":"end","sess\n{"type":"repaired"}\n{"type":"start",')
+    assert [p.started_utc for p in past_sessions(ledger)] == [NOW]
+
+
+def test_a_started_session_counts_with_its_program_sites_and_real_length(tmp_path: Path) -> None:
+    from emsctl.ledger import begin_session, end_session
+
+    ledger = tmp_path / "ledger.jsonl"
+    entry = begin_session(session_id="s1", program="cramp-training", sites=["calf-left"],
+                          planned_s=840.0, limits=DEFAULTS, device_url=REAL_URL, now=NOW,
+                          path=ledger)
+    assert [(p.program, p.sites, p.duration_s) for p in past_sessions(ledger)] == [
+        ("cramp-training", ("calf-left",), 840.0)]  # no end yet: its planned length
+    with pytest.raises(DoseLimitReached, match="need 60 min between them"):
+        begin_session(session_id="s2", program="relaxation", sites=["calf-left"],
+                      planned_s=60.0, limits=DEFAULTS, device_url=REAL_URL,
+                      now=NOW + timedelta(minutes=20), path=ledger)
+    end_session(entry, 0.25, "stopped", journal=tmp_path / "j.jsonl")
+    assert [p.duration_s for p in past_sessions(ledger)] == [0.25]
+    import json
+    end = json.loads(ledger.read_text().splitlines()[-1])
+    assert (end["end_reason"], end["journal"]) == ("stopped", str(tmp_path / "j.jsonl"))
+
+
+def test_the_ledger_is_private_whatever_mode_it_had(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text('{"type":"import-done"}\n')
+    ledger.chmod(0o644)
+    past_sessions(ledger)
+    assert ledger.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_ledger_that_cannot_be_opened_or_placed_refuses(tmp_path: Path) -> None:
+    folder_instead = tmp_path / "ledger.jsonl"
+    folder_instead.mkdir()
+    assert _refusal(folder_instead) == (
+        f"cannot open the dose ledger {folder_instead}: a directory, not a file; no session runs "
+        "on a real device without it")
+    (tmp_path / "file").write_text("")
+    under_a_file = tmp_path / "file" / "sub" / "ledger.jsonl"
+    assert _refusal(under_a_file).startswith(
+        f"cannot create the folder of the dose ledger {under_a_file}: ")
+
+
+def test_a_ledger_too_large_to_read_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    from emsctl import ledger as ledger_module
+
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text('{"type":"import-done"}\n' * 4)
+    monkeypatch.setattr(ledger_module, "MAX_LEDGER_BYTES", 40)
+    text = _refusal(ledger)
+    assert text.startswith(f"cannot read the dose ledger {ledger}: ")
+    assert text.endswith("; no session runs on a real device without it")
+    assert "None" not in text
+
+
+def test_a_ledger_locked_by_another_emsctl_is_refused_after_the_wait(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+    import os
+
+    from emsctl import ledger as ledger_module
+
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text('{"type":"import-done"}\n')
+    monkeypatch.setattr(ledger_module, "LOCK_TIMEOUT_S", 0.05)
+    holder = os.open(ledger, os.O_RDWR)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # another open file: as another process would
+        assert _refusal(ledger) == (f"the dose ledger {ledger} has been locked by another emsctl "
+                                    "for over 0.05 s; try again")
+    finally:
+        os.close(holder)
+    assert past_sessions(ledger) == []
+
+
+def test_an_interrupted_import_goes_on_without_counting_anything_twice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("EMSCTL_STATE_DIR", str(state))
+    journals = state / "journals"
+    first = write_journal(journals, at(-30), 16 * MIN)
+    write_journal(journals, at(-20), 16 * MIN)
+    ledger = tmp_path / "ledger.jsonl"
+    summary = list_journals(journals)[0]
+    # killed after importing the first journal; a real run also wrote its own start record
+    ledger.write_text(json.dumps({
+        "type": "imported", "journal": first.name, "session_id": summary.session_id,
+        "started_utc": at(-30).isoformat(), "program": "relaxation", "sites": list(CALVES),
+        "duration_s": 960.0}) + "\n")
+    past = past_sessions(ledger)
+    assert [p.started_utc for p in past] == [at(-30), at(-20)]
+    assert [p.started_utc for p in past_sessions(ledger)] == [at(-30), at(-20)]
+    types = [json.loads(line)["type"] for line in ledger.read_text().splitlines()]
+    assert types == ["imported", "imported", "import-done"]
+
+
+def test_a_journal_of_a_session_the_ledger_started_is_not_imported(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "state"
+    monkeypatch.setenv("EMSCTL_STATE_DIR", str(state))
+    write_journal(state / "journals", at(-30), 16 * MIN)
+    summary = list_journals(state / "journals")[0]
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text(START % (summary.session_id, '["calf-left"]') + "\n")
+    assert len(past_sessions(ledger)) == 1
+
+
+def test_a_state_folder_moved_without_the_profile_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    from emsctl import ledger
+
+    monkeypatch.delenv("EMSCTL_DATA_DIR")
+    monkeypatch.delenv("EMSCTL_STATE_DIR")
+    ledger._check_not_split()  # neither moved: fine
+    monkeypatch.setenv("EMSCTL_STATE_DIR", str(tmp_path / "state"))
+    with pytest.raises(ledger.LedgerError) as caught:
+        past_sessions()
+    assert str(caught.value) == (
+        f"EMSCTL_STATE_DIR moves the dose ledger to {tmp_path / 'state' / ledger.LEDGER_NAME} "
+        f"but not your profile in {ledger.data_dir()}; set EMSCTL_DATA_DIR too (the two move "
+        "emsctl's state as a whole) or unset EMSCTL_STATE_DIR")
+    monkeypatch.setenv("EMSCTL_DATA_DIR", str(tmp_path / "data"))
+    ledger._check_not_split()  # both moved: fine
+
+
+def test_daily_minutes_and_a_program_too_long_for_a_day_in_full(utc_system: None) -> None:
+    with pytest.raises(DoseLimitReached) as long_program:
+        check_dose([], CALVES, 91 * MIN, NOW, DEFAULTS)
+    assert str(long_program.value) == "the program lasts 91 min, over the 90 min a day of L20"
+    assert long_program.value.next_allowed_utc is None
+    check_dose([], CALVES, 90 * MIN, NOW, DEFAULTS)  # exactly a day's minutes: allowed
+    with pytest.raises(DoseLimitReached) as minutes:
+        check_dose([session(at(-10), 61)], CALVES, 30 * MIN, NOW, DEFAULTS)
+    assert str(minutes.value).startswith(
+        "dose limit reached: 61 min on calf-left in the last 24 h plus 30 min is over 90 min a "
+        "day (L20)")
+    with pytest.raises(DoseLimitReached, match="60 min on calf-left in the last 24 h plus 30 min"):
+        check_dose([session(at(-10), 60)], CALVES, 30.5 * MIN, NOW, DEFAULTS)
+
+
+def test_the_next_session_time_is_the_first_that_passes_every_rule() -> None:
+    # a gap that ends soon, but the day's minutes stay over until the first session leaves
+    past = [session(at(-20), 40), session(at(-0.5), 16)]
+    with pytest.raises(DoseLimitReached, match="over 90 min a day") as caught:
+        check_dose(past, CALVES, 40 * MIN, NOW, DEFAULTS)
+    assert caught.value.next_allowed_utc == at(4)
