@@ -56,13 +56,15 @@ class QuietDriver(Driver):
     async def _close_internal(self) -> None:
         pass
 
-    def report(self, kind: str, channel: int | None = None, value: float | None = None) -> None:
-        self._emit(Telemetry(kind, self._now(), channel, value))  # type: ignore[arg-type]
+    def report(self, kind: str, channel: int | None = None, value: float | None = None,
+               message: str = "") -> None:
+        self._emit(Telemetry(kind, self._now(), channel, value, message))  # type: ignore[arg-type]
 
 
 class Journal:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.telemetry_at: list[tuple[float, str]] = []
 
     def command(self, t_s: float, setpoints: Any, lease_s: float, intensity_pct: float) -> None:
         pass
@@ -71,7 +73,7 @@ class Journal:
         pass
 
     def telemetry(self, t_s: float, telemetry: Telemetry) -> None:
-        pass
+        self.telemetry_at.append((t_s, telemetry.kind))
 
     def event(self, t_s: float, kind: str, **fields: Any) -> None:
         self.events.append((kind, fields))
@@ -109,6 +111,7 @@ def run(script: Script, *, capabilities: Capabilities | None = None, intensity_p
         async def until(t_s: float) -> None:
             await asyncio.sleep(max(0.0, session._start_s + t_s - loop.time()))
 
+        await asyncio.sleep(5.0)  # the session's clock starts later than the loop's
         task = asyncio.ensure_future(session.run())
         await asyncio.sleep(0)
         await script(session, driver, until)
@@ -311,3 +314,48 @@ def test_a_user_stop_says_so_at_once_and_in_the_result() -> None:
     assert (result.end_reason, result.message, result.exit_code) == (
         "stopped", "stopped by the user", 130)
     assert session.state.status == "stopped"
+
+
+# --- what the device reports -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "value", "message", "expected"), [
+    ("link_lost", None, "cable pulled", "link to the device lost: cable pulled"),
+    ("link_lost", None, "", "link to the device lost"),
+    ("device_error", None, "overheated", "device reported device error: overheated"),
+    ("device_reset", None, "", "device reported device reset"),
+    ("battery", 10.0, "", "device battery low (10 %)"),
+])
+def test_a_device_fault_report_ends_the_session_and_says_what_it_was(
+        kind: str, value: float | None, message: str, expected: str) -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.0)
+        driver.report(kind, None, value, message)
+        assert session.state.status == "stopping"
+
+    result, *_ = run(script)
+    assert (result.end_reason, result.message, result.exit_code) == ("fault", expected, 1)
+
+
+def test_a_battery_above_ten_percent_or_without_a_figure_runs_on() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.0)
+        driver.report("battery", None, 11.0)
+        driver.report("battery", None, None)
+        await until(21.0)
+        assert session.state.status == "running"
+
+    result, *_ = run(script)
+    assert result.end_reason == "stopped"
+
+
+def test_an_electrode_off_pauses_says_so_and_is_journaled_at_its_session_time() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.0)
+        driver.report("electrode_off", 1)
+        assert session.state.paused
+        assert session.state.message == ("electrode off on channel 1: paused. Check the pads, "
+                                          "then resume.")
+
+    *_, journal, _ = run(script)
+    assert journal.telemetry_at == [(pytest.approx(20.0), "electrode_off")]
