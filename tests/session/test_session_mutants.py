@@ -8,7 +8,9 @@ exception in a handler reaches the test instead of the event loop's log.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -35,10 +37,12 @@ def caps(telemetry: frozenset[str] = frozenset({"ack", "strength"}), step_ma: fl
 class QuietDriver(Driver):
     """Accepts every command at once and reports nothing unless a test makes it."""
 
-    def __init__(self, capabilities: Capabilities, stall_at_s: float | None = None) -> None:
+    def __init__(self, capabilities: Capabilities, stall_at_s: float | None = None,
+                 stall_at_ma: tuple[float, float] | None = None) -> None:
         super().__init__()
         self.capabilities = capabilities
         self.stall_at_s = stall_at_s  # one apply at or after this loop time takes 2 s
+        self.stall_at_ma = stall_at_ma  # or one apply of channel 1 within this range (mA)
         self.applied: list[tuple[float, float]] = []  # (loop time, channel 1 mA) of each apply
 
     async def _connect_internal(self) -> None:
@@ -48,6 +52,10 @@ class QuietDriver(Driver):
         self.applied.append((self._now(), setpoints[0].amplitude_ma))
         if self.stall_at_s is not None and self._now() >= self.stall_at_s:
             self.stall_at_s = None
+            await asyncio.sleep(2.0)
+        if self.stall_at_ma is not None and \
+                self.stall_at_ma[0] <= setpoints[0].amplitude_ma <= self.stall_at_ma[1]:
+            self.stall_at_ma = None
             await asyncio.sleep(2.0)
 
     async def _stop_internal(self) -> None:
@@ -79,10 +87,18 @@ class Journal:
         self.events.append((kind, fields))
 
 
-def plan(duration_s: float = 600.0) -> Plan:
-    rows = [(0.0, 10.0, 0.0, HOLD_MA, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 0),
-            (10.0, duration_s, HOLD_MA, HOLD_MA, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 0)]
-    spans = (PhaseSpan(0, "hold", "stim", 0.0, duration_s, None, True),)
+def plan(duration_s: float = 600.0, phases: int = 1) -> Plan:
+    """0 → 10 mA over 10 s, then 10 mA; with two phases the second starts at half time."""
+    half = duration_s / 2
+    rows = [(0.0, 10.0, 0.0, HOLD_MA, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 0)]
+    if phases == 1:
+        rows.append((10.0, duration_s, HOLD_MA, HOLD_MA, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 0))
+        spans = (PhaseSpan(0, "hold", "stim", 0.0, duration_s, None, True),)
+    else:
+        rows += [(10.0, half, HOLD_MA, HOLD_MA, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 0),
+                 (half, duration_s, HOLD_MA, HOLD_MA, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 1)]
+        spans = (PhaseSpan(0, "first", "stim", 0.0, half, None, True),
+                 PhaseSpan(1, "second", "stim", half, duration_s, None, True))
     channels = tuple(ChannelPlan(n, "calf-left", 20.0, 30.0, np.array(rows, dtype=SEGMENT_DTYPE))
                      for n in (1, 2))
     return Plan("quiet", duration_s, spans, channels, 5.0)
@@ -92,8 +108,9 @@ Script = Callable[[Session, QuietDriver, Callable[[float], Awaitable[None]]], Aw
 
 
 def run(script: Script, *, capabilities: Capabilities | None = None, intensity_pct: float = 100.0,
-        stall_at_s: float | None = None) -> tuple[SessionResult, Session, Journal,
-                                                   list[SessionState]]:
+        stall_at_s: float | None = None, stall_at_ma: tuple[float, float] | None = None,
+        the_plan: Plan | None = None, before: Callable[[Session], None] | None = None,
+        **session_options: Any) -> tuple[SessionResult, Session, Journal, list[SessionState]]:
     """Run the plan while ``script(session, driver, until)`` acts; ``until(t)`` waits for
     session time ``t``. The session is stopped when the script returns (if still running)."""
     capabilities = capabilities or caps()
@@ -101,17 +118,20 @@ def run(script: Script, *, capabilities: Capabilities | None = None, intensity_p
     states: list[SessionState] = []
 
     async def main() -> tuple[SessionResult, Session]:
-        driver = QuietDriver(capabilities, stall_at_s)
+        driver = QuietDriver(capabilities, stall_at_s, stall_at_ma)
         await driver.connect()
-        session = Session(certify(plan(), DEFAULTS, capabilities), driver, journal=journal,
-                          intensity_pct=intensity_pct,
-                          on_tick=lambda s: states.append(SessionState(**vars(s))))
+        session = Session(certify(the_plan or plan(), DEFAULTS, capabilities), driver,
+                          journal=journal, intensity_pct=intensity_pct,
+                          on_tick=lambda s: states.append(SessionState(**vars(s))),
+                          **session_options)
         loop = asyncio.get_running_loop()
 
         async def until(t_s: float) -> None:
             await asyncio.sleep(max(0.0, session._start_s + t_s - loop.time()))
 
         await asyncio.sleep(5.0)  # the session's clock starts later than the loop's
+        if before is not None:
+            before(session)
         task = asyncio.ensure_future(session.run())
         await asyncio.sleep(0)
         await script(session, driver, until)
@@ -359,3 +379,86 @@ def test_an_electrode_off_pauses_says_so_and_is_journaled_at_its_session_time() 
 
     *_, journal, _ = run(script)
     assert journal.telemetry_at == [(pytest.approx(20.0), "electrode_off")]
+
+
+# --- the loop -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("max_lease_s", "spacing_s"), [(1.0, 0.3), (0.3, 0.2)])
+def test_steady_output_is_renewed_at_the_first_tick_after_each_heartbeat(
+        max_lease_s: float, spacing_s: float) -> None:
+    # heartbeat = min(0.25 s, lease / 2): 0.25 s (next tick 0.3 s), or 0.15 s (next tick 0.2 s)
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(23.0)
+
+    _, session, *_ = run(script, capabilities=replace(caps(), max_lease_s=max_lease_s))
+    start = session._start_s
+    times = [t - start for t, _ in session.driver.applied if 20.0 <= t - start <= 22.0]  # type: ignore[attr-defined]
+    assert len(times) > 5
+    assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx(
+        [spacing_s] * (len(times) - 1), abs=1e-6)
+
+
+def test_a_session_paused_before_its_start_counts_the_pause_from_the_start() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(10.0)
+        assert session.state.stim_time_s == 0.0 and session.state.paused
+        session.resume()
+        await until(20.0)
+
+    result, session, *_ = run(script, before=lambda s: s.pause())
+    assert result.end_reason == "stopped"
+    assert session.state.stim_time_s == pytest.approx(10.0, abs=0.25)
+
+
+def test_a_session_stopped_before_its_start_had_no_stimulation() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        pass
+
+    result, *_ = run(script, before=lambda s: s.stop())
+    assert (result.end_reason, result.stim_time_s, result.peak_ma) == ("stopped", 0.0, [0.0, 0.0])
+
+
+@pytest.mark.parametrize(("pause_limit_s", "why"), [
+    (0.5, "paused for more than 0.00833333 min"),
+    (0.0, "paused with no terminal to resume"),
+])
+def test_a_pause_past_its_limit_ends_the_session(pause_limit_s: float, why: str) -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.0)
+        session.pause()
+        await until(22.0)
+
+    result, *_ = run(script, pause_limit_s=pause_limit_s)
+    assert (result.end_reason, result.message) == (
+        "fault", f"{why}: session ended; start a new session to continue")
+
+
+def test_a_stall_at_zero_output_is_no_fault_but_one_at_half_a_milliampere_is() -> None:
+    async def paused(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(15.0)
+        session.pause()
+        driver.stall_at_ma = (0.0, 0.0)  # the next command (zero) takes 2 s
+        await until(20.0)
+        session.resume()
+        await until(40.0)
+
+    result, *_ = run(paused)
+    assert result.end_reason == "stopped"
+
+    async def ramp(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(5.0)
+
+    result, *_ = run(ramp, stall_at_ma=(0.4, 0.6))  # 0.5 mA, early in the ramp
+    assert result.end_reason == "fault" and result.message.startswith("the device went 2.")
+
+
+def test_each_phase_is_journaled_once_when_it_begins() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(50.0)
+
+    *_, journal, states = run(script, the_plan=plan(60.0, phases=2))
+    assert [e for e in journal.events if e[0] == "phase"] == [
+        ("phase", {"name": "first"}), ("phase", {"name": "second"})]
+    assert {s.phase for s in states if s.t_s < 29.9} == {"first"}
+    assert {s.phase for s in states if 30.1 < s.t_s < 49.0} == {"second"}
