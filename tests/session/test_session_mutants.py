@@ -73,9 +73,10 @@ class Journal:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.telemetry_at: list[tuple[float, str]] = []
+        self.commands: list[tuple[float, float, float, float]] = []  # t, ch 1 mA, lease, %
 
     def command(self, t_s: float, setpoints: Any, lease_s: float, intensity_pct: float) -> None:
-        pass
+        self.commands.append((t_s, setpoints[0].amplitude_ma, lease_s, intensity_pct))
 
     def stop(self, t_s: float, reason: str) -> None:
         pass
@@ -98,7 +99,7 @@ def plan(duration_s: float = 600.0, phases: int = 1) -> Plan:
         rows += [(10.0, half, HOLD_MA, HOLD_MA, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 0),
                  (half, duration_s, HOLD_MA, HOLD_MA, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 1)]
         spans = (PhaseSpan(0, "first", "stim", 0.0, half, None, True),
-                 PhaseSpan(1, "second", "stim", half, duration_s, None, True))
+                 PhaseSpan(1, "second", "stim", half, duration_s, "breathe out", True))
     channels = tuple(ChannelPlan(n, "calf-left", 20.0, 30.0, np.array(rows, dtype=SEGMENT_DTYPE))
                      for n in (1, 2))
     return Plan("quiet", duration_s, spans, channels, 5.0)
@@ -391,12 +392,15 @@ def test_steady_output_is_renewed_at_the_first_tick_after_each_heartbeat(
     async def script(session: Session, driver: QuietDriver, until: Any) -> None:
         await until(23.0)
 
-    _, session, *_ = run(script, capabilities=replace(caps(), max_lease_s=max_lease_s))
+    _, session, _, states = run(script, capabilities=replace(caps(), max_lease_s=max_lease_s))
     start = session._start_s
     times = [t - start for t, _ in session.driver.applied if 20.0 <= t - start <= 22.0]  # type: ignore[attr-defined]
     assert len(times) > 5
     assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx(
         [spacing_s] * (len(times) - 1), abs=1e-6)
+    # and in between the loop sleeps: it wakes to renew and at the tick before, no more
+    ticks = [s.t_s for s in states if 20.0 <= s.t_s <= 22.0]
+    assert len(ticks) <= 2 * len(times) + 1
 
 
 def test_a_session_paused_before_its_start_counts_the_pause_from_the_start() -> None:
@@ -460,5 +464,18 @@ def test_each_phase_is_journaled_once_when_it_begins() -> None:
     *_, journal, states = run(script, the_plan=plan(60.0, phases=2))
     assert [e for e in journal.events if e[0] == "phase"] == [
         ("phase", {"name": "first"}), ("phase", {"name": "second"})]
-    assert {s.phase for s in states if s.t_s < 29.9} == {"first"}
-    assert {s.phase for s in states if 30.1 < s.t_s < 49.0} == {"second"}
+    assert {(s.phase, s.phase_instructions) for s in states if s.t_s < 29.9} == {("first", None)}
+    assert {(s.phase, s.phase_instructions) for s in states if 30.1 < s.t_s < 49.0} == {
+        ("second", "breathe out")}
+
+
+def test_commands_are_journaled_with_session_time_lease_and_intensity() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(2.0)
+
+    _, session, journal, states = run(script, intensity_pct=80.0)
+    assert journal.commands[0] == (0.0, 0.0, 1.0, 80.0)
+    assert states[0].t_s == 0.0  # session time, not the loop's
+    assert all(lease == 1.0 and pct == 80.0 for _, _, lease, pct in journal.commands)
+    assert [t for t, *_ in journal.commands] == pytest.approx(
+        [t - session._start_s for t, _ in session.driver.applied])  # type: ignore[attr-defined]
