@@ -44,12 +44,14 @@ class QuietDriver(Driver):
         self.stall_at_s = stall_at_s  # one apply at or after this loop time takes 2 s
         self.stall_at_ma = stall_at_ma  # or one apply of channel 1 within this range (mA)
         self.applied: list[tuple[float, float]] = []  # (loop time, channel 1 mA) of each apply
+        self.sent: list[tuple[ChannelSetpoint, ...]] = []
 
     async def _connect_internal(self) -> None:
         pass
 
     async def _apply_internal(self, setpoints: tuple[ChannelSetpoint, ...], lease_s: float) -> None:
         self.applied.append((self._now(), setpoints[0].amplitude_ma))
+        self.sent.append(setpoints)
         if self.stall_at_s is not None and self._now() >= self.stall_at_s:
             self.stall_at_s = None
             await asyncio.sleep(2.0)
@@ -72,6 +74,8 @@ class QuietDriver(Driver):
 class Journal:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.event_at: list[tuple[float, str]] = []
+        self.closed = False
         self.telemetry_at: list[tuple[float, str]] = []
         self.commands: list[tuple[float, float, float, float]] = []  # t, ch 1 mA, lease, %
 
@@ -85,11 +89,15 @@ class Journal:
         self.telemetry_at.append((t_s, telemetry.kind))
 
     def event(self, t_s: float, kind: str, **fields: Any) -> None:
+        if self.closed:
+            raise RuntimeError("the journal is closed")
         self.events.append((kind, fields))
+        self.event_at.append((t_s, kind))
 
 
-def plan(duration_s: float = 600.0, phases: int = 1) -> Plan:
-    """0 → 10 mA over 10 s, then 10 mA; with two phases the second starts at half time."""
+def plan(duration_s: float = 600.0, phases: int = 1, silent_first: bool = False) -> Plan:
+    """0 → 10 mA over 10 s, then 10 mA; with two phases the second starts at half time; with
+    ``silent_first`` channel 1 has no output at all."""
     half = duration_s / 2
     rows = [(0.0, 10.0, 0.0, HOLD_MA, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 0)]
     if phases == 1:
@@ -100,7 +108,10 @@ def plan(duration_s: float = 600.0, phases: int = 1) -> Plan:
                  (half, duration_s, HOLD_MA, HOLD_MA, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 1)]
         spans = (PhaseSpan(0, "first", "stim", 0.0, half, None, True),
                  PhaseSpan(1, "second", "stim", half, duration_s, "breathe out", True))
-    channels = tuple(ChannelPlan(n, "calf-left", 20.0, 30.0, np.array(rows, dtype=SEGMENT_DTYPE))
+    silent = [(*row[:2], 0.0, 0.0, *row[4:]) for row in rows]
+    channels = tuple(ChannelPlan(n, "calf-left", 20.0, 30.0,
+                                 np.array(silent if silent_first and n == 1 else rows,
+                                          dtype=SEGMENT_DTYPE))
                      for n in (1, 2))
     return Plan("quiet", duration_s, spans, channels, 5.0)
 
@@ -111,11 +122,12 @@ Script = Callable[[Session, QuietDriver, Callable[[float], Awaitable[None]]], Aw
 def run(script: Script, *, capabilities: Capabilities | None = None, intensity_pct: float = 100.0,
         stall_at_s: float | None = None, stall_at_ma: tuple[float, float] | None = None,
         the_plan: Plan | None = None, before: Callable[[Session], None] | None = None,
-        **session_options: Any) -> tuple[SessionResult, Session, Journal, list[SessionState]]:
+        journal: Journal | None = None, **session_options: Any
+        ) -> tuple[SessionResult, Session, Journal, list[SessionState]]:
     """Run the plan while ``script(session, driver, until)`` acts; ``until(t)`` waits for
     session time ``t``. The session is stopped when the script returns (if still running)."""
     capabilities = capabilities or caps()
-    journal = Journal()
+    journal = journal or Journal()
     states: list[SessionState] = []
 
     async def main() -> tuple[SessionResult, Session]:
@@ -479,3 +491,130 @@ def test_commands_are_journaled_with_session_time_lease_and_intensity() -> None:
     assert all(lease == 1.0 and pct == 80.0 for _, _, lease, pct in journal.commands)
     assert [t for t, *_ in journal.commands] == pytest.approx(
         [t - session._start_s for t, _ in session.driver.applied])  # type: ignore[attr-defined]
+
+
+def test_silence_is_sent_as_zero_and_a_silent_channel_does_not_silence_the_next() -> None:
+    from emsctl.contract import ZERO
+
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(12.0)
+
+    _, session, *_ = run(script, the_plan=plan(60.0, silent_first=True))
+    sent = session.driver.sent  # type: ignore[attr-defined]
+    assert sent[0] == (ZERO, ZERO)
+    assert all(sp[0] == ZERO for sp in sent)
+    assert sent[-1][1].amplitude_ma == HOLD_MA
+
+
+def test_a_completed_session_stops_the_device() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(31.0)
+        assert driver.stopped
+
+    result, *_ = run(script, the_plan=plan(30.0))
+    assert result.end_reason == "completed" and result.exit_code == 0
+
+
+def test_ramps_and_intensity_rises_are_sent_every_tick() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.05)
+        driver.report("ack", value=1.0)
+        session.change_intensity(+20.0)
+        await until(21.0)
+
+    _, session, *_ = run(script, intensity_pct=50.0, capabilities=caps(step_ma=0.01))
+    start = session._start_s
+    for t_from, t_to in ((2.0, 4.0), (20.1, 20.9)):  # the plan's ramp; the intensity's rise
+        times = [t - start for t, _ in session.driver.applied  # type: ignore[attr-defined]
+                 if t_from <= t - start <= t_to]
+        assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx(
+            [0.1] * (len(times) - 1), abs=1e-6)
+
+
+def test_after_a_soft_start_the_loop_sleeps_through_steady_output_again() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.0)
+        session.pause()
+        await until(21.0)
+        session.resume()
+        await until(40.0)
+
+    _, session, _, states = run(script)
+    start = session._start_s
+    renewals = [t for t, _ in session.driver.applied if 35.0 <= t - start <= 37.0]  # type: ignore[attr-defined]
+    ticks = [s.t_s for s in states if 35.0 <= s.t_s <= 37.0]
+    assert len(ticks) <= 2 * len(renewals) + 1 and len(renewals) <= 8
+
+
+def test_program_time_stands_still_in_every_pause() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.0)
+        session.pause()
+        await until(30.0)
+        session.resume()
+        await until(40.0)
+        session.pause()
+        await until(45.0)
+        assert session._stim_time(asyncio.get_running_loop().time()) == pytest.approx(30.0)
+        await until(50.0)
+
+    run(script)
+
+
+def test_the_view_shows_how_old_the_last_report_is_and_when_it_is_stale() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(1.0)
+        assert (session.state.telemetry_age_s, session.state.telemetry_stale) == (None, False)
+        await until(20.0)
+        driver.report("ack", value=1.0)
+        await until(20.55)
+        age = session.state.telemetry_age_s
+        assert age is not None and 0.2 < age <= 0.55
+        assert session.state.telemetry_stale is False
+        await until(22.05)
+        age = session.state.telemetry_age_s
+        assert age is not None and 1.5 < age <= 2.05
+        assert session.state.telemetry_stale is True
+
+    run(script)
+
+
+def test_events_carry_session_time_and_a_closed_journal_does_not_end_the_session() -> None:
+    journal = Journal()
+
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.0)
+        session.pause()
+        journal.closed = True  # as at exit: later events are dropped, the session goes on
+        await until(21.0)
+        session.resume()
+        await until(25.0)
+
+    result, *_ = run(script, journal=journal)
+    assert result.end_reason == "stopped"
+    assert result.events[-2:] == ["pause", "resume"]
+    assert journal.event_at[-1] == (pytest.approx(20.0), "pause")
+
+
+def test_a_rise_from_a_low_planned_level_is_paced_by_that_level() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(0.5)  # the plan asks 0.5 mA here
+        driver.report("ack", value=1.0)
+        session.change_intensity(+50.0)
+        await until(0.65)
+        # 0.2 mA (2 mA/s for 0.1 s) of the 0.6 mA planned is a third of the plan
+        assert session.state.intensity_pct == pytest.approx(50.0 + 100.0 * 0.2 / 0.6, abs=0.5)
+
+    run(script, intensity_pct=50.0, capabilities=caps(step_ma=0.01))
+
+
+def test_an_intensity_rise_while_the_plan_is_at_zero_takes_effect_at_once() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(0.0)
+        driver.report("ack", value=1.0)
+        session.change_intensity(+30.0)
+        await until(0.05)
+        assert session.state.intensity_pct == 80.0
+
+    result, *_ = run(script, intensity_pct=50.0)
+    assert result.end_reason == "stopped"
