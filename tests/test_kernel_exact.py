@@ -1087,6 +1087,9 @@ def test_guard_defaults_are_no_device_step_and_a_tenth_of_a_second() -> None:
     assert g.rise_ceiling_ma(0, 5.0) == pytest.approx(4.0)  # one period at most, however long
     with pytest.raises(SafetyViolation, match=r"rose 4\.50 mA in 5\.000 s, more than 4\.00 mA"):
         g.check(5.0, 5.0, [ChannelSetpoint(4.5, 10.0, 200.0)])
+    later = Guard(DEFAULTS, [ChannelGuard(30.0, 20.0)])
+    later.check(100.0, 0.0, [ZERO_SP])
+    assert later.rise_ceiling_ma(0, 100.05) == pytest.approx(2.0)  # from the last check
 
 
 def test_guard_first_command_may_rise_by_one_step_only() -> None:
@@ -1134,3 +1137,25 @@ def test_guard_burst_refusal_names_the_channel() -> None:
     with pytest.raises(SafetyViolation, match=r"channel 2: bursts overlap"):
         g.check(0.0, 0.0, [ZERO_SP, ChannelSetpoint(0.5, 10.0, 200.0, 5.0, 3)])
 
+
+
+@pytest.mark.parametrize(("rows", "setting", "value"), [
+    ([seg(0, 10, 0, 5, 10.0, (90.0, 200.0)), seg(10, 20, 5, 5, 10.0, 200.0)],
+     "pulse_width_min_us", 90.0),
+    ([seg(0, 10, 0, 5, (1.5, 10.0), 200.0), seg(10, 20, 5, 5, 10.0, 200.0)],
+     "frequency_min_hz", 1.5),
+])
+def test_a_device_minimum_found_in_a_phase_that_also_has_larger_values(
+        rows: list[Row], setting: str, value: float) -> None:
+    found = [(v.setting, v.value) for v in verify(plan_of(rows), CEILINGS, caps())
+             if v.limit_id == "device"]
+    assert found == [(setting, value)]
+
+
+def test_device_findings_of_a_phase_use_only_that_phase_s_live_segments() -> None:
+    rows = [seg(0, 10, 0, 5, 10.0, 200.0, phase=0), seg(10, 20, 5, 5, 10.0, 200.0, phase=0),
+            seg(20, 21, 5, 0, 10.0, 200.0, phase=0), seg(21, 25, 0, 0, 500.0, 200.0, phase=1),
+            seg(25, 35, 0, 5, 150.0, 200.0, phase=1), seg(35, 40, 5, 5, 150.0, 200.0, phase=1)]
+    found = [(v.phase.name if v.phase else None, v.value)
+             for v in verify(plan_of(rows, phases=2), CEILINGS, caps()) if v.limit_id == "device"]
+    assert found == [("p1", 150.0)]
