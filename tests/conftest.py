@@ -15,11 +15,54 @@ reason shown by ``-ra``. They run with ``--run-slow``, or when the marker expres
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import emsctl
+
+#: Folders that pyproject.toml maps into the package (package-dir) from the top of the tree.
+_MAPPED_FOLDERS = ("drivers", "simulator", "programs")
+
+
+class _MappedFolderFinder(importlib.abc.MetaPathFinder):
+    """Finds ``emsctl.drivers``, ``emsctl.simulator`` and ``emsctl.programs`` in ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def find_spec(self, fullname: str, path: object = None,
+                  target: object = None) -> importlib.machinery.ModuleSpec | None:
+        package, _, name = fullname.partition(".")
+        if package != "emsctl" or name not in _MAPPED_FOLDERS:
+            return None  # submodules (emsctl.drivers.links) follow the package's __path__
+        folder = self.root / name
+        return importlib.util.spec_from_file_location(
+            fullname, folder / "__init__.py", submodule_search_locations=[str(folder)])
+
+
+def _map_folders_into_a_bare_copy() -> None:
+    """Make the mapped folders importable when emsctl is imported from a bare copy of src/.
+
+    mutmut (docs/mutation.md) imports the package from its copy ``mutants/src/emsctl``, which
+    has only what ``src/emsctl`` has; the mapped folders are copied beside ``tests/`` (its
+    ``also_copy``). An installed package (editable or not) has them inside: nothing changes.
+    """
+    package = Path(emsctl.__file__).parent
+    root = Path(__file__).resolve().parent.parent
+    if all((package / name).is_dir() for name in _MAPPED_FOLDERS):
+        return
+    if not all((root / name / "__init__.py").is_file() for name in _MAPPED_FOLDERS):
+        return
+    sys.meta_path.insert(0, _MappedFolderFinder(root))
+
+
+_map_folders_into_a_bare_copy()
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -36,7 +36,8 @@ def test_a_driver_made_outside_the_table_is_not_simulated() -> None:
 
 
 def test_a_driver_class_cannot_claim_to_be_simulated() -> None:
-    with pytest.raises(TypeError, match="may not define 'simulated'"):
+    with pytest.raises(TypeError, match=r"^Liar may not define 'simulated': only the device "
+                                        r"table marks a driver as simulated$"):
         type("Liar", (SimDriver,), {"simulated": property(lambda self: True)})
 
 

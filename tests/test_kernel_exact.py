@@ -870,3 +870,298 @@ def test_slow_bursts_on_a_device_that_cannot_time_bursts_are_reported() -> None:
                                                                  (0.5, 5))])
     assert [m[-1] for m in _device(burst, caps())] == [
         "Dev cannot time bursts; this phase needs them"]
+
+
+# --- third batch: what a violation points at (docs/mutation.md, the run of issue 11) ---------
+#
+# A violation names the setting that was broken (what `emsctl validate` tells the person to
+# change) and the phase it is in; the earlier tests compared only ID, channel, time and figures.
+
+
+def named(plan: Plan, limits: object = DEFAULTS, capabilities: Capabilities | None = None
+          ) -> list[tuple[str, str, str | None, str | None]]:
+    """(limit ID, severity, setting, phase name) of every violation, in order."""
+    return [(v.limit_id, v.severity, v.setting, None if v.phase is None else v.phase.name)
+            for v in verify(plan, limits, capabilities)]  # type: ignore[arg-type]
+
+
+def late(rows: list[Row]) -> list[Row]:
+    """The same rows in the second of two phases (so a report that loses its phase shows)."""
+    return [(*row[:-1], 1) for row in rows]  # type: ignore[misc]
+
+
+def _soft_limits() -> object:
+    return limits_from_mapping({"soft_start_min_s": 2.0})
+
+
+@pytest.mark.parametrize(
+    ("plan", "limits", "capabilities", "expected"),
+    [
+        pytest.param(plan_of(late(soft(5.0)), area=3.0, phases=2, purpose="tens"), DEFAULTS,
+                     None, [("L13", "block", "electrode_area_min_cm2", None)], id="L13"),
+        pytest.param(plan_of(late(soft(40.5, us=100.0)), phases=2), DEFAULTS, None,
+                     [("L3", "block", "peak_ma", "p1")], id="L3"),
+        pytest.param(plan_of(late([seg(0, 10, 0, 1.0, 10.0, (200.0, 350.0)),
+                                   seg(10, 20, 1.0, 1.0, 10.0, 350.0)]), phases=2), DEFAULTS,
+                     None, [("L6", "block", "pulse_width_max_us", "p1")], id="L6-max"),
+        pytest.param(plan_of(late([seg(0, 10, 0, 1.0, 10.0, (80.0, 200.0)),
+                                   seg(10, 20, 1.0, 1.0, 10.0, 200.0)]), phases=2), DEFAULTS,
+                     None, [("L6", "block", "pulse_width_min_us", "p1")], id="L6-min"),
+        pytest.param(plan_of(late([seg(0, 10, 0, 1.0, (10.0, 19.0), 100.0),
+                                   seg(10, 11, 1.0, 1.0, 19.0, 100.0)]), phases=2),
+                     tighten(DEFAULTS, frequency_max_hz=15.0), None,
+                     [("L7", "block", "frequency_max_hz", "p1")], id="L7-max"),
+        pytest.param(plan_of(late([seg(0, 10, 0, 1.0, (0.5, 10.0), 100.0),
+                                   seg(10, 11, 1.0, 1.0, 10.0, 100.0)]), phases=2), DEFAULTS,
+                     None, [("L7", "block", "frequency_min_hz", "p1")], id="L7-min"),
+        pytest.param(plan_of(late(soft(40.0, us=251.0)), area=100.0, phases=2),
+                     tighten(CEILINGS, phase_charge_uc=10.0), None,
+                     [("L8", "block", "phase_charge_uc", "p1")], id="L8-charge"),
+        pytest.param(plan_of(late(soft(40.0, us=250.0)), area=9.5, phases=2, purpose="tens"),
+                     tighten(DEFAULTS, shannon_k=1.0), None,
+                     [("L8", "block", "shannon_k", "p1")], id="L8-k"),
+        pytest.param(plan_of(late(soft(50.0, hz=19.0, us=250.0)), area=100.0, phases=2),
+                     tighten(CEILINGS, rms_ma=4.8), None,
+                     [("L4", "block", "rms_ma", "p1")], id="L4"),
+        pytest.param(plan_of(late(soft(20.0, hz=19.0, us=300.0)), area=16.0, phases=2),
+                     tighten(CEILINGS, current_density_ma_cm2=0.1,
+                             current_density_warn_ma_cm2=0.1), None,
+                     [("L9", "block", "current_density_ma_cm2", "p1")], id="L9"),
+        pytest.param(plan_of(late(soft(20.0, hz=19.0, us=300.0)), area=16.0, phases=2),
+                     tighten(CEILINGS, current_density_warn_ma_cm2=0.1), None,
+                     [("L9", "warn", "current_density_warn_ma_cm2", "p1")], id="L9-warn"),
+        pytest.param(plan_of(late(soft(20.0, hz=19.0, us=300.0)), area=16.0, phases=2),
+                     tighten(CEILINGS, power_density_w_cm2=1e-4), None,
+                     [("L10", "block", "power_density_w_cm2", "p1")], id="L10"),
+        pytest.param(plan_of(late([seg(0, 10, 0, 5), seg(10, 20, 8, 8)]), phases=2), DEFAULTS,
+                     None, [("L17", "block", None, "p1")], id="L17"),
+        pytest.param(plan_of(late([seg(0, 10, 0, 5), seg(10, 10.2, 5, 15),
+                                   seg(10.2, 20, 15, 15)]), phases=2), DEFAULTS, None,
+                     [("L16", "block", "plan_rise_ma_per_s", "p1")], id="L16-rate"),
+        pytest.param(plan_of(late([seg(0, 0.5, 0, 0.1), seg(0.5, 20, 0.1, 0.1)]), phases=2),
+                     DEFAULTS, None, [("L16", "block", "ramp_min_s", "p1"),
+                                      ("L15", "block", "soft_start_min_s", "p1")], id="L16-ramp"),
+        pytest.param(plan_of(late([seg(0, 1, 0, 2), seg(1, 10, 2, 2)]), phases=2), DEFAULTS,
+                     None, [("L15", "block", "soft_start_min_s", "p1")], id="L15"),
+        pytest.param(plan_of(late(_train(9.0, 20.0, 1)), phases=2), _soft_limits(), None,
+                     [("L15", "block", "soft_start_min_s", "p1"),
+                      ("L18", "block", "train_on_max_s", "p1")], id="L18-on"),
+        pytest.param(plan_of(late(_train(6.0, 7.0, 1) + _train(1.0, 30.0, 1)), phases=2),
+                     _soft_limits(), None,
+                     [("L15", "block", "soft_start_min_s", "p1"),
+                      ("L18", "block", "train_off_min_s", "p1")], id="L18-off"),
+        pytest.param(plan_of(soft(10.0, hold_s=1800.0)), DEFAULTS, None,
+                     [("L19", "block", "session_max_s", None)], id="L19"),
+        pytest.param(plan_of(soft(5.0), soft(5.0), soft(5.0)), CEILINGS, caps(),
+                     [("device", "block", "channels", None)], id="device-channels"),
+        pytest.param(plan_of(late(soft(51.0, 10.0, 200.0)), phases=2), CEILINGS, caps(),
+                     [("device", "block", "amplitude_max_ma", "p1")], id="device-amplitude"),
+        pytest.param(plan_of(late(soft(5.0, 10.0, 310.0)), phases=2), CEILINGS, caps(),
+                     [("device", "block", "pulse_width_max_us", "p1")], id="device-pw-max"),
+        pytest.param(plan_of(late(soft(5.0, 10.0, 90.0)), phases=2), CEILINGS, caps(),
+                     [("device", "block", "pulse_width_min_us", "p1")], id="device-pw-min"),
+        pytest.param(plan_of(late(soft(5.0, 19.0, 200.0)), phases=2), CEILINGS,
+                     caps(frequency_max_hz=18.0),
+                     [("device", "block", "frequency_max_hz", "p1")], id="device-freq-max"),
+        pytest.param(plan_of(late(soft(5.0, 1.5, 200.0)), phases=2), CEILINGS, caps(),
+                     [("device", "block", "frequency_min_hz", "p1")], id="device-freq-min"),
+        pytest.param(plan_of(late([seg(0, 10, 0, 5, 50.0, 200.0, (2.0, 5)),
+                                   seg(10, 20, 5, 5, 50.0, 200.0, (2.0, 5))]), phases=2),
+                     CEILINGS, caps(), [("device", "block", "bursts", "p1")], id="device-bursts"),
+        pytest.param(plan_of(soft(5.0, 10.0), [seg(0, 4, 0, 0, 15.0), seg(4, 14, 0, 5, 15.0),
+                                               seg(14, 20, 5, 5, 15.0)], phases=2),
+                     CEILINGS, caps(frequency_per_channel=False),
+                     [("device", "block", "frequency_per_channel", "p1")],
+                     id="device-one-frequency"),
+    ],
+)
+def test_every_violation_names_its_setting_and_phase(
+    plan: Plan, limits: object, capabilities: Capabilities | None,
+    expected: list[tuple[str, str, str | None, str | None]]
+) -> None:
+    assert named(plan, limits, capabilities) == expected
+
+
+def test_a_step_from_zero_and_output_at_the_start_name_their_phase() -> None:
+    assert [n for n in named(plan_of(late([seg(0, 10, 5, 5)]), phases=2)) if n[0] == "L14"] == [
+        ("L14", "block", None, "p1")]
+    rows = late([seg(0, 10, 0, 5), seg(10, 20, 5, 0), seg(20, 30, 3, 3)])
+    assert [n for n in named(plan_of(rows, phases=2)) if n[0] == "L14"] == [
+        ("L14", "block", None, "p1")]
+
+
+def test_a_falling_segment_under_one_milliampere_is_still_checked() -> None:
+    # the last 0.5 mA of a ramp down to zero, at a frequency over the limit
+    rows = [seg(0, 10, 0, 0.5, 10.0, 100.0), seg(10, 11, 0.5, 0.0, (10.0, 120.0), 100.0)]
+    assert [(b[0], b[3]) for b in blocks(plan_of(rows)) if b[0] == "L7"] == [("L7", 120.0)]
+
+
+def test_shannon_k_is_compared_against_ten_to_the_k() -> None:
+    # 10 µC on 9.5 cm²: Q²/A = 10.53, k = 1.022 > 1 (and still under 11¹)
+    found = [b for b in blocks(plan_of(soft(40.0, us=250.0), area=9.5, purpose="tens"),
+                               tighten(DEFAULTS, shannon_k=1.0)) if b[0] == "L8"]
+    assert found == [("L8", 1, 0.0, 1.022276, 1.0,
+                      "Shannon k 1.02 is over 1 (10.0 µC on 9.5 cm²)")]
+
+
+def test_at_most_twenty_rises_too_fast_are_reported_per_channel() -> None:
+    rows, level = [seg(0, 10, 0, 2)], 2.0
+    for k in range(25):  # 25 rises of 1 mA in 0.01 s (100 mA/s), each after a 1 s hold
+        t = 10.0 + 1.01 * k
+        rows += [seg(t, t + 0.01, level, level + 1), seg(t + 0.01, t + 1.01, level + 1, level + 1)]
+        level += 1
+    fast = [b for b in blocks(plan_of(rows), CEILINGS) if b[0] == "L16"]
+    assert len(fast) == 20 and fast[0][2] == 10.0 and fast[-1][2] == pytest.approx(10 + 1.01 * 19)
+
+
+def test_a_train_names_the_phase_of_its_first_motor_segment() -> None:
+    # the output starts at 10 Hz in phase 0 (not tetanic), the 30 Hz motor train is phase 1
+    limits = _soft_limits()
+    rows = [seg(0, 1, 0, 0, 10.0, 100.0, phase=0), seg(1, 3, 0, 10, 10.0, 100.0, phase=0),
+            seg(3, 15, 10, 10, 30.0, 100.0, phase=1), seg(15, 16, 10, 0, 30.0, 100.0, phase=1),
+            seg(16, 60, 0, 0, 30.0, 100.0, phase=1)]
+    found = [(v.limit_id, v.t_s, v.value, v.phase.name if v.phase else None)
+             for v in verify(plan_of(rows, phases=2), limits) if v.limit_id == "L18"]
+    assert found == [("L18", 1.0, 15.0, "p1")]
+
+
+def test_a_device_model_is_named_without_its_details() -> None:
+    plan = plan_of(soft(51.0))
+    found = [v.message for v in verify(plan, CEILINGS, caps(model="Vendor Stim (serial; a (b))"))
+             if v.limit_id == "device"]
+    assert found == ["51 mA is outside what Vendor Stim can do (0–50 mA)"]
+
+
+def test_a_device_with_one_fixed_frequency_says_only() -> None:
+    found = [v.message for v in verify(plan_of(soft(5.0, 40.0)), CEILINGS,
+                                       caps(frequency_min_hz=50.0, frequency_max_hz=50.0))
+             if v.limit_id == "device"]
+    assert found == ["40 Hz is outside what Dev can do (only 50 Hz)"]
+
+
+# --- certify: what a session runs -----------------------------------------------------------
+
+
+def test_certify_refuses_a_plan_the_device_cannot_run_and_lists_each_problem() -> None:
+    from emsctl.errors import ValidationFailed
+    from emsctl.verify import certify
+
+    with pytest.raises(ValidationFailed) as info:
+        certify(plan_of(soft(5.0, 10.0, 310.0)), CEILINGS, caps())
+    text = str(info.value)
+    assert text.startswith("'t' cannot run on Dev:\n  ")
+    assert "310" in text
+    with pytest.raises(ValidationFailed) as both:
+        certify(plan_of(soft(51.0, 10.0, 310.0)), CEILINGS, caps())
+    assert both.value.args[0].count("\n  ") == 2  # one line per problem
+
+
+def test_certify_vouches_for_a_passing_plan_keeps_its_warnings_and_freezes_it() -> None:
+    from emsctl.verify import VerifiedPlan, certify
+
+    plan = plan_of(soft(20.0, hz=19.0, us=300.0), area=16.0)  # an L9 warning only
+    limits = tighten(CEILINGS, current_density_warn_ma_cm2=0.1)
+    verified = certify(plan, limits, caps())
+    assert isinstance(verified, VerifiedPlan)
+    assert (verified.plan, verified.limits, verified.capabilities) == (plan, limits, caps())
+    assert [(w.limit_id, w.severity) for w in verified.warnings] == [("L9", "warn")]
+    with pytest.raises(ValueError, match="read-only"):
+        plan.channels[0].segments["amp1_ma"][0] = 80.0
+
+
+def test_a_verified_plan_cannot_be_made_by_hand() -> None:
+    from emsctl.verify import VerifiedPlan
+
+    with pytest.raises(TypeError, match=r"^a VerifiedPlan comes only from "
+                                        r"emsctl\.verify\.certify\(\)$"):
+        VerifiedPlan()  # type: ignore[call-arg]
+
+
+# --- guard: defaults, first command, the unchanged path ----------------------------------------
+
+
+ZERO_SP = ChannelSetpoint(0.0, 10.0, 200.0)
+
+
+def test_guard_defaults_are_no_device_step_and_a_tenth_of_a_second() -> None:
+    g = Guard(DEFAULTS, [ChannelGuard(30.0, 20.0)])
+    assert g.peak_ma == [0.0]
+    assert g.rise_ceiling_ma(0, 0.0) == 0.0  # nothing checked yet: no time has passed
+    g.check(0.0, 0.0, [ZERO_SP])
+    assert g.rise_ceiling_ma(0, 0.0) == 0.0
+    assert g.rise_ceiling_ma(0, 0.05) == pytest.approx(2.0)  # 40 mA/s · 0.05 s
+    assert g.rise_ceiling_ma(0, 5.0) == pytest.approx(4.0)  # one period at most, however long
+    with pytest.raises(SafetyViolation, match=r"rose 4\.50 mA in 5\.000 s, more than 4\.00 mA"):
+        g.check(5.0, 5.0, [ChannelSetpoint(4.5, 10.0, 200.0)])
+    later = Guard(DEFAULTS, [ChannelGuard(30.0, 20.0)])
+    later.check(100.0, 0.0, [ZERO_SP])
+    assert later.rise_ceiling_ma(0, 100.05) == pytest.approx(2.0)  # from the last check
+
+
+def test_guard_first_command_may_rise_by_one_step_only() -> None:
+    with pytest.raises(SafetyViolation, match=r"rose 0\.50 mA in 0\.000 s, more than 0\.00 mA"):
+        guard().check(3.0, 0.0, [ChannelSetpoint(0.5, 10.0, 200.0)])
+    assert guard(step_ma=0.5).check(3.0, 0.0, [ChannelSetpoint(0.5, 10.0, 200.0)])
+
+
+def test_guard_an_unchanged_heartbeat_moves_the_rise_clock() -> None:
+    g = guard()
+    same = [ChannelSetpoint(0.0, 10.0, 200.0)]
+    first = g.check(0.0, 0.0, same)
+    assert g.check(1.0, 1.0, same) is first  # the very same result: the session's fast path
+    assert g.check(1.05, 1.05, [ChannelSetpoint(2.0, 10.0, 200.0)])  # 40 mA/s · 0.05 s
+
+
+def test_guard_session_limit_on_the_unchanged_path_counts_only_output() -> None:
+    limit = DEFAULTS.session_max_s
+    g = guard(step_ma=0.5)
+    low = [ChannelSetpoint(0.5, 10.0, 200.0)]
+    g.check(0.0, limit, low)  # exactly at the limit: allowed
+    assert g.check(0.1, limit, low)
+    with pytest.raises(SafetyViolation, match="L19: stimulation time 1801 s is over 1800 s"):
+        g.check(0.2, limit + 1.0, low)
+    g = guard(step_ma=0.5)
+    with pytest.raises(SafetyViolation, match="L19"):
+        g.check(0.0, limit + 1.0, [ChannelSetpoint(0.5, 10.0, 200.0)])
+    g = guard()
+    off = [ChannelSetpoint(0.0, 10.0, 200.0)]
+    g.check(0.0, limit + 1.0, off)
+    assert g.check(0.1, limit + 2.0, off)[0].amplitude_ma == 0.0
+
+
+def test_guard_output_after_stop_message() -> None:
+    g = guard()
+    g.latch()
+    with pytest.raises(SafetyViolation) as info:
+        g.check(0.0, 0.0, [ChannelSetpoint(0.1, 10.0, 200.0)])
+    assert str(info.value) == ("safety guard stopped the session: output after stop: the stop "
+                               "latch holds until a new session (HZ-03)")
+
+
+def test_guard_burst_refusal_names_the_channel() -> None:
+    g = Guard(DEFAULTS, [ChannelGuard(30.0, 20.0)] * 2, 0.5)
+    with pytest.raises(SafetyViolation, match=r"channel 2: bursts overlap"):
+        g.check(0.0, 0.0, [ZERO_SP, ChannelSetpoint(0.5, 10.0, 200.0, 5.0, 3)])
+
+
+
+@pytest.mark.parametrize(("rows", "setting", "value"), [
+    ([seg(0, 10, 0, 5, 10.0, (90.0, 200.0)), seg(10, 20, 5, 5, 10.0, 200.0)],
+     "pulse_width_min_us", 90.0),
+    ([seg(0, 10, 0, 5, (1.5, 10.0), 200.0), seg(10, 20, 5, 5, 10.0, 200.0)],
+     "frequency_min_hz", 1.5),
+])
+def test_a_device_minimum_found_in_a_phase_that_also_has_larger_values(
+        rows: list[Row], setting: str, value: float) -> None:
+    found = [(v.setting, v.value) for v in verify(plan_of(rows), CEILINGS, caps())
+             if v.limit_id == "device"]
+    assert found == [(setting, value)]
+
+
+def test_device_findings_of_a_phase_use_only_that_phase_s_live_segments() -> None:
+    rows = [seg(0, 10, 0, 5, 10.0, 200.0, phase=0), seg(10, 20, 5, 5, 10.0, 200.0, phase=0),
+            seg(20, 21, 5, 0, 10.0, 200.0, phase=0), seg(21, 25, 0, 0, 500.0, 200.0, phase=1),
+            seg(25, 35, 0, 5, 150.0, 200.0, phase=1), seg(35, 40, 5, 5, 150.0, 200.0, phase=1)]
+    found = [(v.phase.name if v.phase else None, v.value)
+             for v in verify(plan_of(rows, phases=2), CEILINGS, caps()) if v.limit_id == "device"]
+    assert found == [("p1", 150.0)]

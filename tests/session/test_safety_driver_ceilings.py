@@ -15,9 +15,9 @@ import asyncio
 import pytest
 
 from emsctl.clock import VirtualClock
-from emsctl.contract import ChannelSetpoint, Driver
+from emsctl.contract import ZERO, ChannelSetpoint, Driver, DriverStoppedError
 from emsctl.devices import open_device
-from emsctl.errors import InputError, ValidationFailed
+from emsctl.errors import DeviceError, InputError, ValidationFailed
 from emsctl.limits import DEFAULTS, PLAN_RISE_CEILING_MA_PER_S
 from emsctl.loader import load_program
 from emsctl.plan import compile_plan
@@ -134,3 +134,232 @@ def test_the_charge_ceiling_is_held_by_the_peak_and_width_ceilings() -> None:
     from emsctl.limits import PEAK_CEILING_MA, PHASE_CHARGE_CEILING_UC, PULSE_WIDTH_MAX_CEILING_US
 
     assert PEAK_CEILING_MA * PULSE_WIDTH_MAX_CEILING_US / 1000 <= PHASE_CHARGE_CEILING_UC
+
+
+# --- the contract's own checks, each on its edge, with a driver that does nothing else ---------
+
+
+class _Bare(Driver):
+    """A device that accepts anything at once; what the contract lets through reaches it."""
+
+    def __init__(self, step_ma: float = 0.5, bursts: bool = False) -> None:
+        super().__init__()
+        from emsctl.contract import Capabilities
+
+        self.capabilities = Capabilities(
+            model="Bare", channels=2, amplitude_max_ma=50.0, amplitude_step_ma=step_ma,
+            pulse_width_min_us=100.0, pulse_width_max_us=300.0, frequency_min_hz=2.0,
+            frequency_max_hz=100.0, frequency_per_channel=True, update_period_s=0.1,
+            max_lease_s=1.0, has_output_watchdog=True, bursts=bursts)
+        self.sent: list[tuple[ChannelSetpoint, ...]] = []
+        self.stops = 0
+        self.closes = 0
+
+    async def _connect_internal(self) -> None:
+        pass
+
+    async def _apply_internal(self, setpoints: tuple[ChannelSetpoint, ...], lease_s: float) -> None:
+        self.sent.append(setpoints)
+
+    async def _stop_internal(self) -> None:
+        self.stops += 1
+
+    async def _close_internal(self) -> None:
+        self.closes += 1
+
+
+OFF = ChannelSetpoint(0.0, 0.0, 0.0)
+
+
+def _on(amp: float, hz: float = 20.0, us: float = 200.0) -> ChannelSetpoint:
+    return ChannelSetpoint(amp, hz, us)
+
+
+async def _up_to(driver: Driver, amp: float) -> None:
+    """Rise to ``amp`` on channel 1 at the slew ceiling's pace."""
+    level = 0.0
+    while level < amp:
+        level = min(amp, level + 2.0)
+        await driver.apply((_on(level), OFF), 1.0)
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize(("setpoint", "message"), [
+    (ChannelSetpoint(-1.0, 20.0, 200.0), "channel 1: setpoints must be finite and non-negative"),
+    (ChannelSetpoint(1.0, float("nan"), 200.0),
+     "channel 1: setpoints must be finite and non-negative"),
+    (ChannelSetpoint(81.0, 20.0, 200.0),
+     "channel 1: 81 mA is over emsctl's absolute ceiling of 80 mA (limit L3)"),
+    (ChannelSetpoint(1.0, 20.0, 401.0),
+     "channel 1: 401 µs is outside emsctl's absolute range of 50–400 µs (limit L6)"),
+    (ChannelSetpoint(1.0, 20.0, 49.0),
+     "channel 1: 49 µs is outside emsctl's absolute range of 50–400 µs (limit L6)"),
+    (ChannelSetpoint(1.0, 151.0, 200.0),
+     "channel 1: 151 Hz is outside emsctl's absolute range of 1–150 Hz (limit L7)"),
+    (ChannelSetpoint(1.0, 0.5, 200.0),
+     "channel 1: 0.5 Hz is outside emsctl's absolute range of 1–150 Hz (limit L7)"),
+    (ChannelSetpoint(51.0, 20.0, 200.0), "channel 1: 51 mA is over the device maximum of 50 mA"),
+    (ChannelSetpoint(1.0, 101.0, 200.0), "channel 1: 101 Hz is outside 2–100 Hz"),
+    (ChannelSetpoint(1.0, 1.5, 200.0), "channel 1: 1.5 Hz is outside 2–100 Hz"),
+    (ChannelSetpoint(1.0, 20.0, 301.0), "channel 1: 301 µs is outside 100–300 µs"),
+    (ChannelSetpoint(1.0, 20.0, 99.0), "channel 1: 99 µs is outside 100–300 µs"),
+    (ChannelSetpoint(1.0, 20.0, 200.0, 2.0, 3), "channel 1: Bare cannot time bursts"),
+])
+def test_the_contract_refuses_each_setpoint_with_its_own_sentence(
+        setpoint: ChannelSetpoint, message: str) -> None:
+    driver = _Bare()
+
+    async def body() -> None:
+        await driver.connect()
+        with pytest.raises(InputError) as caught:
+            await driver.apply((setpoint, OFF), 1.0)
+        assert str(caught.value) == message
+
+    VirtualClock().run(body())
+    assert driver.sent == []
+
+
+def test_the_contract_passes_every_bound_and_rounds_down_to_the_device_step() -> None:
+    driver = _Bare(bursts=True)
+
+    async def body() -> None:
+        await driver.connect()
+        await driver.apply((ChannelSetpoint(0.99, 2.0, 100.0), OFF), 1.0)
+        await asyncio.sleep(0.1)
+        exact = ChannelSetpoint(1.5, 100.0, 300.0, 2.0, 3)
+        await driver.apply((exact, ChannelSetpoint(-0.0, 20.0, 200.0)), 1.0)
+        assert driver.sent[-1][0] is exact  # already on a step: the very object
+        assert str(driver.sent[-1][1].amplitude_ma) == "0.0"  # -0.0 becomes 0.0
+        await asyncio.sleep(0.1)
+        await driver.apply((ChannelSetpoint(1.5, 100.0, 300.0), OFF), 1.0)
+
+    VirtualClock().run(body())
+    assert driver.sent[0][0] == ChannelSetpoint(0.5, 2.0, 100.0)  # 0.99 mA → 0.5 mA
+    assert driver.last_applied[0].amplitude_ma == 1.5
+
+
+def test_quantize_rounds_down_and_a_device_without_steps_keeps_the_value() -> None:
+    assert _Bare(step_ma=0.5).capabilities.quantize_ma(1.4999999999) == 1.5  # float noise
+    assert _Bare(step_ma=0.5).capabilities.quantize_ma(1.49) == 1.0
+    assert _Bare(step_ma=0.0).capabilities.quantize_ma(1.49) == 1.49
+
+
+def test_apply_checks_channels_and_lease_and_needs_a_connection() -> None:
+    driver = _Bare()
+
+    async def body() -> None:
+        with pytest.raises(DriverStoppedError):  # never connected: stopped, nothing but zero
+            await driver.apply((_on(1.0), OFF), 1.0)
+        await driver.apply((OFF, OFF), 1.0)  # zero is always allowed
+        await driver.connect()
+        with pytest.raises(InputError, match=r"^Bare has 2 channels, got 1$"):
+            await driver.apply((OFF,), 1.0)
+        for lease in (0.0, 1.01):
+            with pytest.raises(InputError, match=rf"^lease {lease} s is outside 0–1.0 s$"):
+                await driver.apply((OFF, OFF), lease)
+        await driver.apply((_on(0.5), OFF), 1.0)  # the whole lease: allowed
+
+    VirtualClock().run(body())
+    assert [sp[0].amplitude_ma for sp in driver.sent] == [0.5]
+
+
+def test_the_rise_allowance_is_one_period_of_slew_plus_one_step_and_holds_only_in_the_lease(
+        ) -> None:
+    driver = _Bare()
+    allowance = PLAN_RISE_CEILING_MA_PER_S * 0.1 + 0.5  # 8.5 mA
+
+    async def body() -> None:
+        await driver.connect()
+        await driver.apply((_on(allowance), OFF), 1.0)  # from zero, any time later: allowed
+        await asyncio.sleep(0.05)
+        with pytest.raises(InputError) as caught:  # half a period later: half the slew
+            await driver.apply((_on(allowance + 5.0), OFF), 1.0)
+        assert str(caught.value) == (
+            f"channel 1: a rise from {allowance:g} to {allowance + 5.0:g} mA at once is faster "
+            f"than {PLAN_RISE_CEILING_MA_PER_S:g} mA/s (limit L16); raise the output step by step")
+        await driver.apply((_on(allowance + 4.5), OFF), 1.0)  # 4 mA of slew + a step: allowed
+        await asyncio.sleep(0.5)  # longer than a period: still one period's allowance
+        with pytest.raises(InputError, match="faster than"):
+            await driver.apply((_on(allowance + 4.5 + allowance + 0.5), OFF), 1.0)
+        await driver.apply((_on(allowance + 4.5 + allowance), OFF), 1.0)
+        await asyncio.sleep(1.0)  # the lease (1 s) has run out: the device is at zero
+        with pytest.raises(InputError, match="a rise from 0 to"):
+            await driver.apply((_on(allowance + 0.5), OFF), 1.0)
+        await driver.apply((_on(allowance), _on(allowance)), 1.0)
+
+    VirtualClock().run(body())
+
+
+def test_stop_latches_until_the_next_connect_and_close_stops_once() -> None:
+    driver = _Bare()
+
+    async def body() -> None:
+        assert driver.request_stop() is None  # not connected: nothing to put on the wire
+        await driver.connect()
+        assert not driver.stopped and driver.last_applied == (ZERO, ZERO)
+        await _up_to(driver, 4.0)
+        first = driver.request_stop()
+        assert driver.request_stop() is first  # one stop in flight, not two
+        assert driver.stopped and driver.last_applied == (ZERO, ZERO)
+        await driver.stop()
+        with pytest.raises(DriverStoppedError, match="start a new session to resume"):
+            await driver.apply((_on(0.5), OFF), 1.0)
+        await driver.connect()  # re-armed
+        await driver.apply((_on(0.5), OFF), 1.0)
+        await driver.close()
+        await driver.close()
+        with pytest.raises(DeviceError, match="this driver was closed; open the device again"):
+            await driver.connect()
+
+    VirtualClock().run(body())
+    assert (driver.stops, driver.closes) == (2, 1)
+
+
+def test_a_stop_during_connect_wins() -> None:
+    class Slow(_Bare):
+        async def _connect_internal(self) -> None:
+            await asyncio.sleep(0.5)
+
+    driver = Slow()
+
+    async def body() -> None:
+        connecting = asyncio.ensure_future(driver.connect())
+        await asyncio.sleep(0.1)
+        driver.request_stop()
+        await connecting
+        assert driver.stopped
+        with pytest.raises(DriverStoppedError):
+            await driver.apply((_on(0.5), OFF), 1.0)
+
+    VirtualClock().run(body())
+
+
+def test_a_stop_while_a_command_waits_for_its_ack_keeps_zero_as_the_last_applied() -> None:
+    class SlowAck(_Bare):
+        async def _apply_internal(self, setpoints: tuple[ChannelSetpoint, ...],
+                                  lease_s: float) -> None:
+            await asyncio.sleep(0.2)
+            self.sent.append(setpoints)
+
+    driver = SlowAck()
+
+    async def body() -> None:
+        await driver.connect()
+        sending = asyncio.ensure_future(driver.apply((_on(0.5), OFF), 1.0))
+        await asyncio.sleep(0.1)
+        driver.request_stop()
+        await sending
+
+    VirtualClock().run(body())
+    assert driver.last_applied == (ZERO, ZERO)
+
+
+def test_every_listener_hears_every_report() -> None:
+    from emsctl.contract import Telemetry
+
+    driver = _Bare()
+    heard: list[tuple[str, str]] = []
+    driver.add_listener(lambda t: heard.append(("a", t.kind)))
+    driver.add_listener(lambda t: heard.append(("b", t.kind)))
+    driver._emit(Telemetry("ack", 0.0))
+    assert heard == [("a", "ack"), ("b", "ack")]
