@@ -28,12 +28,14 @@ from ...contract import ZERO, ChannelSetpoint
 from ...drivers.sciencemode2 import protocol as p
 from ...errors import InputError
 from ..body import BodyModel
+from ..fault_targets import DeviceFaultInjector, FaultRouter, reply_routes
 from ..model import ChannelOutput, DeviceEvent, DeviceSpec, SimulatedStimulator
 
 if TYPE_CHECKING:
     from ..pty import PtyDeviceOptions
 
-__all__ = ["INIT_PERIOD_S", "RehaStim2", "RehaStim2Config", "pty_device", "rehastim2_spec"]
+__all__ = ["INIT_PERIOD_S", "REHASTIM2_FAULT_KINDS", "RehaStim2", "RehaStim2Config", "pty_device",
+           "rehastim2_spec"]
 
 INIT_PERIOD_S = 0.5
 STRICT_WATCHDOG_S = 1.2
@@ -43,6 +45,11 @@ _NEVER_S = 1e9
 _SLOT_S = 0.0015  # each active channel occupies a 1.5 ms slot
 _XOR_GET_MODE = p.Command.GET_STIMULATION_MODE ^ 0x55  # 0x5F from clients that XOR in place
 _ACKED_REQUESTS = frozenset({10, 12, 30, 32, 34, 36, *range(50, 87, 2)})
+
+#: What a fault plan can do to the device itself (its cable's kinds are the link's).
+REHASTIM2_FAULT_KINDS: frozenset[str] = frozenset(
+    {"drop_acks", "late_acks", "busy", "electrode_off", "electrode_on", "impedance",
+     "device_reset", "wrong_current"})
 
 Trace = Callable[[str, bytes, str], None]
 """trace(direction, wire bytes, one-line description) for every frame in and out."""
@@ -136,6 +143,9 @@ class RehaStim2:
         self.busy = False
         self.drop_replies = False
         self.reply_extra_delay_s = 0.0
+        #: The fault target: the reply hooks above, the rest on the output stage.
+        self.faults = FaultRouter(REHASTIM2_FAULT_KINDS, device.spec.channels,
+                                  reply_routes(self), rest=DeviceFaultInjector(device).route())
         self.frames_in = self.bad_frames_in = self.replies_dropped = 0
         self._device_pn = 0
         self._last_valid_s: float | None = None

@@ -15,8 +15,13 @@ delivered.
 
 Fault hooks like the RehaStim2 emulation's: :attr:`P24.busy` (result 21 to everything but the
 stops and Reset), :attr:`P24.drop_replies`, :attr:`P24.reply_extra_delay_s`, :meth:`P24.reset`
-(via the model, as a brown-out) and :meth:`P24.channel_error`. :mod:`.sciencemode4_faults` arms
-a fault plan against them.
+(via the model, as a brown-out) and :meth:`P24.channel_error`. :attr:`P24.faults` is the fault
+target of the device itself: ``drop_acks`` / ``late_acks`` / ``busy`` switch those hooks for the
+fault's duration, ``disconnect`` unplugs the bus-powered device (it switches off: output stops at
+once, nothing answers), and ``electrode_off`` / ``electrode_on`` / ``impedance`` /
+``device_reset`` / ``wrong_current`` act on the output stage (a pad that falls off while its
+channel runs is an electrode error in Ml_get_current_data). Byte-level kinds belong to whatever
+carries the bytes.
 
 It runs on the running asyncio loop (virtual or real time) and never reads the wall clock,
 sleeps or does I/O itself: bytes leave through the ``write`` callable, one call per frame. Its
@@ -34,13 +39,14 @@ from typing import TYPE_CHECKING
 from ...drivers.sciencemode4 import protocol as p
 from ...drivers.sciencemode4.mapping import DEVICE_MAX_CURRENT_MA
 from ...errors import InputError
+from ..fault_targets import DeviceFaultInjector, FaultRouter, Route, reply_routes
 from ..model import DeviceEvent, DeviceSpec, SimulatedStimulator
 from .sciencemode4_levels import LowLevel, MidLevel, level_refusal, update_in_range
 
 if TYPE_CHECKING:
     from ..model import ChannelOutput
 
-__all__ = ["ML_TIMEOUT_S", "P24", "P24Config", "p24_spec"]
+__all__ = ["ML_TIMEOUT_S", "P24", "P24_FAULT_KINDS", "P24Config", "p24_spec"]
 
 ML_TIMEOUT_S = 2.0
 """The device's fixed mid-level timeout [docs/protocols/sciencemode4.md §9]."""
@@ -49,6 +55,11 @@ _NO_PARAMETER_ERROR = frozenset({p.Command.GET_STIM_STATUS, p.Command.GET_EXTEND
                                  p.Command.GET_DEVICE_ID, p.Command.RESET, p.Command.ML_STOP,
                                  p.Command.LL_STOP})
 """Their acks carry only 0 and 1 [docs/protocols/sciencemode4.md §8]: bad data gets 1 there."""
+
+#: What a fault plan can do to the device itself (byte-level kinds are its cable's).
+P24_FAULT_KINDS: frozenset[str] = frozenset(
+    {"disconnect", "drop_acks", "late_acks", "busy", "electrode_off", "electrode_on",
+     "impedance", "device_reset", "wrong_current"})
 
 Trace = Callable[[str, bytes, str], None]
 """trace(direction, wire bytes, one-line description) for every frame in and out."""
@@ -129,6 +140,11 @@ class P24:
         self.busy = False
         self.drop_replies = False
         self.reply_extra_delay_s = 0.0
+        #: The fault target: the reply hooks above, unplugging, the rest on the output stage.
+        self.faults = FaultRouter(
+            P24_FAULT_KINDS, device.spec.channels,
+            {**reply_routes(self), "disconnect": Route(lambda _fault: self.power_off())},
+            rest=DeviceFaultInjector(device).route())
         self.frames_in = self.bad_frames_in = self.replies_dropped = 0
         self._last_keepalive_s: float | None = None
         self._timeout_timer: asyncio.TimerHandle | None = None
