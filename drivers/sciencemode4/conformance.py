@@ -26,11 +26,12 @@ from typing import ClassVar
 
 from ...conformance import REAL_TIME_SLACK_S, UPDATE_LEASE_S, CheckRun, Exchange, Family, Outcome
 from ...contract import ChannelSetpoint, Driver, Telemetry
-from ...errors import DeviceError, InputError, ProtocolError
+from ...errors import DeviceError, InputError
 from ...wiretap import ByteTap, TapControls, WireEvent, WireLog
+from ..sciencemode.wire import FrameReader
+from ..sciencemode.wire import FrameSplitter as _FrameSplitter
 from . import protocol as p
 from .driver import ACK_TIMEOUT_S, DEVICE_TIMEOUT_S, ScienceMode4Driver
-from .framing import ESCAPE, START, STOP
 
 __all__ = ["FAMILY", "FrameSplitter", "ScienceMode4Family"]
 
@@ -47,79 +48,18 @@ _REFUSALS = (int(p.Command.GENERAL_ERROR), int(p.Command.UNKNOWN_COMMAND))
 _OFF_COMMANDS = (p.MlStop, p.MlInit, p.LlInit, p.LlStop, p.Reset, p.MlUpdate)
 
 
-class FrameSplitter:
+class FrameSplitter(_FrameSplitter):
     """Cuts received bytes into whole frames by §3's receiver rules (``81 x`` is one pair, header
     included; a bare ``0F`` ends a frame, a bare ``F0`` restarts one; 1200 bytes without a stop
     end a unit); bytes outside frames pass as they are."""
 
-    def __init__(self) -> None:
-        self._frame = bytearray()
-        self._escaped = False
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """The frames (and stray bytes) ``data`` completes, in order."""
-        out: list[bytes] = []
-        stray = bytearray()
-        for byte in data:
-            if not self._frame:
-                if byte == START:
-                    if stray:
-                        out.append(bytes(stray))
-                        stray.clear()
-                    self._frame.append(byte)
-                else:
-                    stray.append(byte)
-                continue
-            if self._escaped:
-                self._frame.append(byte)
-                self._escaped = False
-            elif byte == ESCAPE:
-                self._frame.append(byte)
-                self._escaped = True
-            elif byte == START:  # a bare start restarts the frame: what came before is stray
-                out.append(bytes(self._frame))
-                self._frame = bytearray((byte,))
-            else:
-                self._frame.append(byte)
-                if byte == STOP:
-                    out.append(bytes(self._frame))
-                    self._frame.clear()
-            if len(self._frame) >= p.MAX_FRAME_LEN:
-                out.append(bytes(self._frame))
-                self._frame.clear()
-                self._escaped = False
-        if stray:
-            out.append(bytes(stray))
-        return out
+    max_len = p.MAX_FRAME_LEN
 
 
-def _decode(data: bytes) -> tuple[p.Frame | None, p.Message | None, str]:
-    """The first frame in ``data``, its message, and a sentence when it is not one."""
-    for item in p.FrameDecoder().feed(data):
-        if isinstance(item, p.BadFrame):
-            return None, None, f"bad frame ({item.reason})"
-        try:
-            return item, p.decode_frame(item.payload), ""
-        except ProtocolError as exc:
-            return item, None, f"command {item.command}: {exc}"
-    return None, None, "not a frame"
-
-
-def _command(data: bytes) -> int | None:
-    frame, _message, _why = _decode(data)
-    return None if frame is None else frame.command
-
-
-def _messages(events: Sequence[WireEvent], *, host: bool | None = None,
-              delivered: bool = True) -> list[tuple[WireEvent, p.Frame, p.Message | None]]:
-    out = []
-    for event in events:
-        if (host is not None and event.from_host != host) or (delivered and not event.delivered):
-            continue
-        frame, message, _why = _decode(event.data)
-        if frame is not None:
-            out.append((event, frame, message))
-    return out
+_WIRE: FrameReader[p.Frame, p.Message] = FrameReader(p.FrameDecoder, p.decode_frame)
+_decode = _WIRE.decode
+_command = _WIRE.command
+_messages = _WIRE.messages
 
 
 def _currents(message: p.Message | None) -> list[float]:

@@ -32,9 +32,8 @@ the wall clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from pydantic import Field
@@ -44,6 +43,7 @@ from ...device_params import DeviceParams, parse_params
 from ...devices import DeviceUrl, OpenOptions
 from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError, ProtocolError
 from ..links.base import ByteLink
+from ..sciencemode.acks import TIMER_SLACK_S, Aborted, PendingAcks, ignore_result
 from . import mapping
 from . import protocol as p
 
@@ -76,9 +76,6 @@ _STATE_TEXT = {
 #: Prepared updates kept per driver (setpoints → blocks, stuffed data, description); a session
 #: repeats few distinct setpoints between ramps, and the cache starts afresh when full.
 _PREPARED_MAX = 512
-#: A timer may run a hair before its time (the loop's clock resolution): a lease or an ack
-#: counts as run out this close to its end.
-_TIMER_SLACK_S = 1e-6
 _PacketFrame = Callable[[int], bytes]
 
 
@@ -130,10 +127,6 @@ class DeviceInfo:
                 f"{'.'.join(map(str, self.firmware_version))}, ScienceMode "
                 f"{'.'.join(map(str, self.sciencemode_version))}, firmware hash "
                 f"{self.firmware_hash:08x}")
-
-
-class _Aborted(Exception):
-    """A stop came while an update was on its way: the update is dropped, never resent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,11 +183,7 @@ class ScienceMode4Driver(Driver):
         self.bad_frames = 0
         self._decoder = p.FrameDecoder()
         self._pn = 0
-        #: packet number → (the request's command, the future its ack completes, when it
-        #: times out)
-        self._pending: dict[int, tuple[int, asyncio.Future[p.Message], float]] = {}
-        #: One timer for every pending ack, at the earliest deadline (re-armed when it fires).
-        self._ack_timer: asyncio.TimerHandle | None = None
+        self._acks: PendingAcks[p.Message] = PendingAcks(ack_timeout_s, self._write)
         self._lock = asyncio.Lock()
         self._opened = self._lost = self._silenced = False
         self._silence_reason = ""
@@ -291,7 +280,7 @@ class ScienceMode4Driver(Driver):
                     return  # the stop that came meanwhile stands
                 self._arm_lease(sent_s + lease_s)
                 self._tell("ack", update.text, value=1.0)
-        except _Aborted:
+        except Aborted:
             return
 
     async def _stop_internal(self) -> None:
@@ -326,10 +315,7 @@ class ScienceMode4Driver(Driver):
     async def _close_internal(self) -> None:
         """Cancel the lease timer, fail pending acks, close the link."""
         self._cancel_lease()
-        self._fail_pending(DeviceError("the driver was closed"))
-        if self._ack_timer is not None:
-            self._ack_timer.cancel()
-            self._ack_timer = None
+        self._acks.fail_all(DeviceError("the driver was closed"))
         self._opened = False
         await self.link.close()
 
@@ -449,20 +435,20 @@ class ScienceMode4Driver(Driver):
 
     def _lease_expired(self) -> None:
         self._lease = None
-        if self._now() < self._lease_end_s - _TIMER_SLACK_S:  # renewed since it was set
+        if self._now() < self._lease_end_s - TIMER_SLACK_S:  # renewed since it was set
             self._lease = asyncio.get_running_loop().call_at(self._lease_end_s,
                                                              self._lease_expired)
             return
         if not self.stopped and self._running:
             task = asyncio.ensure_future(self._end_lease())
-            task.add_done_callback(_ignore_result)
+            task.add_done_callback(ignore_result)
 
     async def _end_lease(self) -> None:
         """No apply renewed the lease: the host stops the output itself, long before the
         device's own 2 s timeout would."""
         async with self._lock:
             if (self.stopped or self._lease is not None
-                    or self._now() < self._lease_end_s - _TIMER_SLACK_S):
+                    or self._now() < self._lease_end_s - TIMER_SLACK_S):
                 return  # renewed or stopped meanwhile
             if not self._running:
                 return
@@ -482,7 +468,7 @@ class ScienceMode4Driver(Driver):
         error) and return the ack; results other than 0 and ``accept`` are faults.
 
         Raises:
-            _Aborted: ``abortable`` and the driver was stopped meanwhile (nothing resent).
+            Aborted: ``abortable`` and the driver was stopped meanwhile (nothing resent).
             DeviceTimeoutError: no ack after the resend.
             DeviceError: a refusal, or result 7 (the device left mid level: a reset).
             LinkLostError: the link went away.
@@ -490,12 +476,12 @@ class ScienceMode4Driver(Driver):
         resends = 0
         while True:
             if abortable and self.stopped:
-                raise _Aborted  # HZ-03: never (re)send an update after a stop
+                raise Aborted  # HZ-03: never (re)send an update after a stop
             try:
                 ack = await self._request(command, frame)
             except DeviceTimeoutError:
                 if abortable and self.stopped:
-                    raise _Aborted from None
+                    raise Aborted from None
                 if resends < _RESENDS:
                     resends += 1
                     continue
@@ -533,43 +519,11 @@ class ScienceMode4Driver(Driver):
         """
         self._check_link()
         pn = self._next_pn()
-        wire = frame(pn)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[p.Message] = loop.create_future()
-        deadline_s = loop.time() + self.ack_timeout_s
-        self._pending[pn] = (command, future, deadline_s)
-        # one shared timer rather than asyncio.wait_for or a timer each: this runs for every
-        # update
-        timer = self._ack_timer
-        if timer is None or timer.when() > deadline_s:
-            if timer is not None:
-                timer.cancel()
-            self._ack_timer = loop.call_at(deadline_s, self._acks_due)
-        try:
-            await self.link.write(wire)
-            return await future
-        finally:
-            entry = self._pending.get(pn)
-            if entry is not None and entry[1] is future:
-                del self._pending[pn]
+        return await self._acks.request(pn, command, frame(pn))
 
-    def _acks_due(self) -> None:
-        """The ack timer: fail every request whose ack is overdue; set the timer again for the
-        earliest one still pending."""
-        self._ack_timer = None
-        loop = asyncio.get_running_loop()
-        now_s = loop.time()
-        next_s = math.inf
-        for _command, future, deadline_s in list(self._pending.values()):
-            if future.done():
-                continue
-            if deadline_s <= now_s + _TIMER_SLACK_S:
-                future.set_exception(DeviceTimeoutError(f"no ack within {self.ack_timeout_s:g} "
-                                                        "s"))
-            else:
-                next_s = min(next_s, deadline_s)
-        if next_s < math.inf:
-            self._ack_timer = loop.call_at(next_s, self._acks_due)
+    def _write(self, frame: bytes) -> Awaitable[None]:
+        # through self.link each time: a wire tap may replace the link after connect
+        return self.link.write(frame)
 
     def _next_pn(self) -> int:
         # packet numbers count 1, 2 … 63, 0, 1 … (docs/protocols/sciencemode4.md §10)
@@ -596,17 +550,11 @@ class ScienceMode4Driver(Driver):
             self._on_message(message)
 
     def _on_message(self, message: p.Message) -> None:
-        entry = self._pending.get(message.packet_number)
-        if entry is None:
-            return  # a late ack of a request given up on, or nothing we asked for
-        command, future, _deadline_s = entry
-        if future.done():
+        if self._acks.resolve(message):
             return
-        if message.command == command + 1:
-            future.set_result(message)
-        elif isinstance(message, p.GeneralError | p.UnknownCommand):
+        if isinstance(message, p.GeneralError | p.UnknownCommand):
             name = "General_error" if isinstance(message, p.GeneralError) else "Unknown_cmd"
-            future.set_exception(DeviceError(
+            self._acks.refuse(message.packet_number, DeviceError(
                 f"{name} with result {int(message.result)} ({_result_name(message.result)})"))
 
     def _on_lost(self, reason: str) -> None:
@@ -614,7 +562,7 @@ class ScienceMode4Driver(Driver):
             return
         self._lost = True
         self._cancel_lease()
-        self._fail_pending(LinkLostError(f"link to the P24 lost: {reason}"))
+        self._acks.fail_all(LinkLostError(f"link to the P24 lost: {reason}"))
         self._tell("link_lost", f"link to the P24 lost ({reason}); its {DEVICE_TIMEOUT_S:g} s "
                    "timeout ends output (unplugged, it is off)")
 
@@ -632,12 +580,6 @@ class ScienceMode4Driver(Driver):
         if self._silenced:
             raise DeviceError(f"the driver has fallen silent after a fault "
                               f"({self._silence_reason})")
-
-    def _fail_pending(self, error: DeviceError) -> None:
-        for _command, future, _deadline_s in list(self._pending.values()):
-            if not future.done():
-                future.set_exception(error)
-        self._pending.clear()
 
     def _tell(self, kind: TelemetryKind, message: str, value: float | None = None) -> None:
         self._emit(Telemetry(kind, self._now(), None, value, message))
@@ -670,12 +612,6 @@ def _result_name(result: int) -> str:
         return p.Result(result).name.lower().replace("_", " ")
     except ValueError:
         return "unknown"
-
-
-def _ignore_result(task: asyncio.Future[None]) -> None:
-    """Lease stops report through telemetry; never 'exception was never retrieved'."""
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        task.result()
 
 
 # ---------------------------------------------------------------------- factories
