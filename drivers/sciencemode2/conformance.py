@@ -18,10 +18,11 @@ import math
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ...conformance import CheckRun, Exchange, Family, Outcome
+from ...conformance import CheckRun, Exchange, Outcome
 from ...contract import ChannelSetpoint, Driver, Telemetry
-from ...errors import DeviceError, InputError
-from ...wiretap import ByteTap, TapControls, WireEvent, WireLog
+from ...errors import DeviceError
+from ...wiretap import WireEvent
+from ..sciencemode.family import ScienceModeFamily
 from ..sciencemode.wire import FrameReader, FrameSplitter
 from . import protocol as p
 from .driver import ScienceModeDriver
@@ -48,7 +49,7 @@ def _currents(message: p.Message | None) -> list[int]:
     return []
 
 
-class ScienceMode2Family(Family):
+class ScienceMode2Family(ScienceModeFamily):
     """The Hasomed RehaStim2 in ScienceMode2."""
 
     name = "sciencemode2"
@@ -67,21 +68,12 @@ class ScienceMode2Family(Family):
         "reconnect_refused": (f"{DOC} §7 step 5",),
         "one_outstanding": (f"{DOC} §6", f"{DOC} §7 step 3"),
     }
-    electrode_check = True
-    update_settle_s = 0.05
-    emulated_settle_s = 0.05
-
-    def install_tap(self, driver: Driver, log: WireLog, session: int) -> TapControls:
-        """Wrap the driver's byte link.
-
-        Raises:
-            InputError: not a ScienceMode2 driver.
-        """
-        if not isinstance(driver, ScienceModeDriver):
-            raise InputError(f"not a ScienceMode2 driver: {type(driver).__name__}")
-        tap = ByteTap(driver.link, log, session, FrameSplitter())
-        driver.link = tap
-        return tap
+    protocol = "ScienceMode2"
+    driver_type = ScienceModeDriver
+    wire = _WIRE
+    stop_command = _STOP
+    stop_name = "the Stop"
+    stop_resend_cite = "§8"
 
     def describe(self, event: WireEvent) -> str:
         """The message in words: name, packet number, the fields that matter."""
@@ -197,37 +189,6 @@ class ScienceMode2Family(Family):
         if not any(t.kind == "ack" for t in telemetry):
             problems.append("the driver reported no 'ack' telemetry for the update")
         return problems
-
-    async def ack_timeout(self, run: CheckRun) -> Outcome:
-        """Withhold the ack of one Stop: the driver must wait its ack timeout, then resend."""
-        driver = await run.ready()
-        assert isinstance(driver, ScienceModeDriver) and run.tap is not None
-        out = Outcome()
-        mark, t0 = run.log.mark(), run.now()
-        run.tap.drop_next(lambda _c, data: _command(data) == _STOP + 1)
-        try:
-            await driver.stop()
-        except DeviceError as exc:
-            out.problems.append(f"the stop failed after one withheld ack: {exc}")
-        events = run.log.since(mark, run.session)
-        withheld = [e for e in events if not e.from_host and not e.delivered]
-        stops = [e for e, f, _m in _messages(events, host=True) if f.command == _STOP]
-        if not withheld:
-            out.problems.append("the device did not acknowledge the Stop, so no ack could be "
-                                "withheld")
-        elif len(stops) < 2:
-            out.problems.append(f"after its ack was withheld, the Stop was not sent again "
-                                f"({DOC} §8)")
-        else:
-            gap = stops[1].t_s - stops[0].t_s
-            out.measurements["ack_timeout_s"] = gap
-            if gap < driver.ack_timeout_s - 1e-3:
-                out.problems.append(f"the Stop was resent after {gap * 1000:.0f} ms, before the "
-                                    f"driver's own {driver.ack_timeout_s * 1000:.0f} ms ack "
-                                    "timeout")
-        if not any(t.kind == "stopped" for t in run.telemetry_since(t0, run.session)):
-            out.problems.append("the stop was not reported confirmed after the resend")
-        return out
 
     def is_race_trigger(self, channel: str, data: bytes) -> bool:
         """The update's InitChannelListMode (or a Start with current)."""

@@ -24,10 +24,11 @@ import math
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ...conformance import REAL_TIME_SLACK_S, UPDATE_LEASE_S, CheckRun, Exchange, Family, Outcome
+from ...conformance import REAL_TIME_SLACK_S, UPDATE_LEASE_S, CheckRun, Exchange, Outcome
 from ...contract import ChannelSetpoint, Driver, Telemetry
-from ...errors import DeviceError, InputError
-from ...wiretap import ByteTap, TapControls, WireEvent, WireLog
+from ...errors import DeviceError
+from ...wiretap import ByteTap, WireEvent
+from ..sciencemode.family import ScienceModeFamily
 from ..sciencemode.wire import FrameReader
 from ..sciencemode.wire import FrameSplitter as _FrameSplitter
 from . import protocol as p
@@ -92,7 +93,7 @@ def _answers(frame: p.Frame, reply: p.Frame) -> bool:
             and reply.command in (frame.command + 1, *_REFUSALS))
 
 
-class ScienceMode4Family(Family):
+class ScienceMode4Family(ScienceModeFamily):
     """The Hasomed P24 in ScienceMode4 mid level."""
 
     name = "sciencemode4"
@@ -111,24 +112,16 @@ class ScienceMode4Family(Family):
         "reconnect_refused": (f"{DOC} §10 step 2",),
         "one_outstanding": (f"{DOC} §9",),
     }
-    electrode_check = True
-    update_settle_s = 0.05
-    emulated_settle_s = 0.05
+    protocol = "ScienceMode4"
+    driver_type = ScienceMode4Driver
+    wire = _WIRE
+    stop_command = _STOP
+    stop_name = "Ml_stop"
+    stop_resend_cite = "§10 step 6"
+    splitter_type = FrameSplitter
     #: The host falls silent with output on: its lease stop cannot reach the device, so the
     #: driver gives up on it (a ``device_error``) and leaves the rest to the device's 2 s.
     provoked: ClassVar[dict[str, frozenset[str]]] = {"device_watchdog": frozenset({"device_error"})}
-
-    def install_tap(self, driver: Driver, log: WireLog, session: int) -> TapControls:
-        """Wrap the driver's byte link.
-
-        Raises:
-            InputError: not a ScienceMode4 driver.
-        """
-        if not isinstance(driver, ScienceMode4Driver):
-            raise InputError(f"not a ScienceMode4 driver: {type(driver).__name__}")
-        tap = ByteTap(driver.link, log, session, FrameSplitter())
-        driver.link = tap
-        return tap
 
     def describe(self, event: WireEvent) -> str:
         """The message in words: name, packet number, the fields that matter."""
@@ -299,38 +292,6 @@ class ScienceMode4Family(Family):
         if not any(t.kind == "ack" for t in telemetry):
             problems.append("the driver reported no 'ack' telemetry for the update")
         return problems
-
-    async def ack_timeout(self, run: CheckRun) -> Outcome:
-        """Withhold the ack of one Ml_stop: the driver must wait its ack timeout, then send
-        Ml_stop once more (§10 step 6)."""
-        driver = await run.ready()
-        assert isinstance(driver, ScienceMode4Driver) and run.tap is not None
-        out = Outcome()
-        mark, t0 = run.log.mark(), run.now()
-        run.tap.drop_next(lambda _c, data: _command(data) == _STOP + 1)
-        try:
-            await driver.stop()
-        except DeviceError as exc:
-            out.problems.append(f"the stop failed after one withheld ack: {exc}")
-        events = run.log.since(mark, run.session)
-        withheld = [e for e in events if not e.from_host and not e.delivered]
-        stops = [e for e, f, _m in _messages(events, host=True) if f.command == _STOP]
-        if not withheld:
-            out.problems.append("the device did not acknowledge Ml_stop, so no ack could be "
-                                "withheld")
-        elif len(stops) < 2:
-            out.problems.append(f"after its ack was withheld, Ml_stop was not sent again "
-                                f"({DOC} §10 step 6)")
-        else:
-            gap = stops[1].t_s - stops[0].t_s
-            out.measurements["ack_timeout_s"] = gap
-            if gap < driver.ack_timeout_s - 1e-3:
-                out.problems.append(f"Ml_stop was resent after {gap * 1000:.0f} ms, before the "
-                                    f"driver's own {driver.ack_timeout_s * 1000:.0f} ms ack "
-                                    "timeout")
-        if not any(t.kind == "stopped" for t in run.telemetry_since(t0, run.session)):
-            out.problems.append("the stop was not reported confirmed after the resend")
-        return out
 
     def is_race_trigger(self, channel: str, data: bytes) -> bool:
         """An Ml_update with a channel enabled."""
