@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from pydantic import Field
@@ -46,6 +46,7 @@ from ..links.base import ByteLink
 from ..sciencemode.acks import TIMER_SLACK_S, Aborted, PendingAcks, ignore_result
 from . import mapping
 from . import protocol as p
+from .prepared import Frames, PacketFrame, PreparedUpdate, PreparedUpdates
 
 __all__ = ["ACK_TIMEOUT_S", "DEVICE_TIMEOUT_S", "MAX_LEASE_S", "POLL_S", "TELEMETRY",
            "UPDATE_PERIOD_S", "DeviceInfo", "ScienceMode4Driver", "ScienceMode4Params",
@@ -73,28 +74,6 @@ _STATE_TEXT = {
     p.ChannelState.PULSE_LOW_CURRENT: "pulse low current (the voltage is too low for the "
                                       "current: check the pads)",
 }
-#: Prepared updates kept per driver (setpoints → blocks, stuffed data, description); a session
-#: repeats few distinct setpoints between ramps, and the cache starts afresh when full.
-_PREPARED_MAX = 512
-_PacketFrame = Callable[[int], bytes]
-
-
-def _frames_of(make: Callable[[int], p.Request]) -> _PacketFrame:
-    """The wire frame of a command without varying data, for each packet number, built once
-    (the stop and the poll are on the hot path)."""
-    return tuple(p.encode_message(make(pn)) for pn in range(p.MAX_PACKET_NUMBER + 1)).__getitem__
-
-
-_GET_STIM_STATUS = _frames_of(lambda pn: p.GetStimStatus(packet_number=pn))
-_GET_DEVICE_ID = _frames_of(lambda pn: p.GetDeviceId(packet_number=pn))
-_GET_EXTENDED_VERSION = _frames_of(lambda pn: p.GetExtendedVersion(packet_number=pn))
-_ML_INIT = _frames_of(lambda pn: p.MlInit(packet_number=pn, stop_all_on_error=True))
-_ML_GET_CURRENT_DATA = _frames_of(lambda pn: p.MlGetCurrentData(packet_number=pn))
-_ML_STOP = _frames_of(lambda pn: p.MlStop(packet_number=pn))
-_LL_STOP = _frames_of(lambda pn: p.LlStop(packet_number=pn))
-#: The stuffed command prefix of Ml_update for each packet number.
-_ML_UPDATE_PREFIX = tuple(p.stuff(p.command_prefix(pn, p.Command.ML_UPDATE))
-                          for pn in range(p.MAX_PACKET_NUMBER + 1))
 
 
 def capabilities() -> Capabilities:
@@ -127,35 +106,6 @@ class DeviceInfo:
                 f"{'.'.join(map(str, self.firmware_version))}, ScienceMode "
                 f"{'.'.join(map(str, self.sciencemode_version))}, firmware hash "
                 f"{self.firmware_hash:08x}")
-
-
-@dataclass(frozen=True, slots=True)
-class _Update:
-    """An Ml_update prepared once per distinct set of setpoints.
-
-    Attributes:
-        configs: channel → block, as :func:`_blocks` makes them (never mutated).
-        data: the update's data (enable mask and blocks), stuffed: the same bytes as
-            ``p.stuff(p.MlUpdate.of(pn, configs).data())`` for any packet number.
-        load: the device's load sum of the blocks (:func:`mapping.update_load`).
-        text: the blocks in words, for the ``ack`` telemetry.
-    """
-
-    configs: dict[int, p.MlChannelConfig]
-    data: bytes
-    load: float
-    text: str
-
-    @classmethod
-    def of(cls, configs: dict[int, p.MlChannelConfig]) -> _Update:
-        """Prepare the update of ``configs`` (the codec checks every field once, here)."""
-        message = p.MlUpdate.of(0, configs)
-        return cls(configs, p.stuff(message.data()), mapping.update_load(configs.values()),
-                   _describe(configs))
-
-    def frame(self, packet_number: int) -> bytes:
-        """The wire frame with ``packet_number``: ``p.encode_message`` of the Ml_update."""
-        return p.frame_from_stuffed(_ML_UPDATE_PREFIX[packet_number] + self.data)
 
 
 class ScienceMode4Driver(Driver):
@@ -194,7 +144,7 @@ class ScienceMode4Driver(Driver):
         self._last_poll_s = -math.inf
         self._lease: asyncio.TimerHandle | None = None
         self._lease_end_s = 0.0
-        self._prepared: dict[tuple[tuple[float, float, float], ...], _Update] = {}
+        self._prepared = PreparedUpdates()
 
     # ------------------------------------------------------------------ driver hooks
 
@@ -216,7 +166,7 @@ class ScienceMode4Driver(Driver):
         self._fault = None
         async with self._lock:
             try:
-                status = await self._command(p.Command.GET_STIM_STATUS, _GET_STIM_STATUS,
+                status = await self._command(p.Command.GET_STIM_STATUS, Frames.GET_STIM_STATUS,
                                              "Get_stim_status")
             except DeviceTimeoutError:
                 raise DeviceError(f"no answer from a P24 on {self.link.description} within "
@@ -224,14 +174,14 @@ class ScienceMode4Driver(Driver):
                                   "its port? ('emsctl devices' lists the candidates)") from None
             assert isinstance(status, p.GetStimStatusAck)
             if status.stim_status == p.StimStatus.LOW_LEVEL:
-                await self._command(p.Command.LL_STOP, _LL_STOP, "Ll_stop")
+                await self._command(p.Command.LL_STOP, Frames.LL_STOP, "Ll_stop")
             elif status.stim_status != p.StimStatus.NONE:
-                await self._command(p.Command.ML_STOP, _ML_STOP, "Ml_stop")
+                await self._command(p.Command.ML_STOP, Frames.ML_STOP, "Ml_stop")
             self._initialised, self._running = False, {}
-            ident = await self._command(p.Command.GET_DEVICE_ID, _GET_DEVICE_ID,
+            ident = await self._command(p.Command.GET_DEVICE_ID, Frames.GET_DEVICE_ID,
                                         "Get_device_id")
-            version = await self._command(p.Command.GET_EXTENDED_VERSION, _GET_EXTENDED_VERSION,
-                                          "Get_extended_version")
+            version = await self._command(p.Command.GET_EXTENDED_VERSION,
+                                          Frames.GET_EXTENDED_VERSION, "Get_extended_version")
             assert isinstance(ident, p.GetDeviceIdAck)
             assert isinstance(version, p.GetExtendedVersionAck)
             self.info = DeviceInfo(ident.text, version.firmware_version,
@@ -249,7 +199,7 @@ class ScienceMode4Driver(Driver):
                 a pulse timeout or low current.
             DeviceTimeoutError: no ack after the resend.
         """
-        update = self._prepare(setpoints)
+        update = self._prepared.get(setpoints)
         configs = update.configs
         if configs and not update.load < mapping.LOAD_LIMIT:  # mapping.within_load_limit
             raise InputError(f"the P24 cannot make these pulses together: load "
@@ -321,26 +271,11 @@ class ScienceMode4Driver(Driver):
 
     # ------------------------------------------------------------------ mid level
 
-    def _prepare(self, setpoints: Sequence[ChannelSetpoint]) -> _Update:
-        """The update of ``setpoints``, prepared once (blocks, frame data, load, words).
-
-        Raises:
-            InputError: a setpoint the mid level cannot express.
-        """
-        key = tuple((sp.amplitude_ma, sp.pulse_width_us, sp.frequency_hz) for sp in setpoints)
-        update = self._prepared.get(key)
-        if update is None:
-            update = _Update.of(_blocks(setpoints))
-            if len(self._prepared) >= _PREPARED_MAX:
-                self._prepared.clear()
-            self._prepared[key] = update
-        return update
-
     async def _ml_init(self) -> None:
-        await self._command(p.Command.ML_INIT, _ML_INIT, "Ml_init")
+        await self._command(p.Command.ML_INIT, Frames.ML_INIT, "Ml_init")
         self._initialised, self._running = True, {}
 
-    async def _update(self, update: _Update) -> None:
+    async def _update(self, update: PreparedUpdate) -> None:
         await self._command(p.Command.ML_UPDATE, update.frame, "Ml_update", abortable=True)
         self._running = update.configs
 
@@ -355,7 +290,7 @@ class ScienceMode4Driver(Driver):
             DeviceError: a pulse timeout or low current, or a configured channel the device
                 stopped by itself (its timeout).
         """
-        ack = await self._command(p.Command.ML_GET_CURRENT_DATA, _ML_GET_CURRENT_DATA,
+        ack = await self._command(p.Command.ML_GET_CURRENT_DATA, Frames.ML_GET_CURRENT_DATA,
                                   "Ml_get_current_data", abortable=True,
                                   accept=frozenset({p.Result.ELECTRODE_ERROR,
                                                     p.Result.PULSE_TIMEOUT,
@@ -400,14 +335,14 @@ class ScienceMode4Driver(Driver):
         """
         for _ in range(1 + _RESENDS):
             try:
-                ack = await self._request(p.Command.ML_STOP, _ML_STOP)
+                ack = await self._request(p.Command.ML_STOP, Frames.ML_STOP)
             except DeviceTimeoutError:
                 continue
             if isinstance(ack, p.MlStopAck) and ack.result == p.Result.OK:
                 break
         else:
             try:
-                status = await self._request(p.Command.GET_STIM_STATUS, _GET_STIM_STATUS)
+                status = await self._request(p.Command.GET_STIM_STATUS, Frames.GET_STIM_STATUS)
             except DeviceTimeoutError:
                 raise DeviceTimeoutError(f"no answer to Ml_stop ({1 + _RESENDS} tries) nor to "
                                          f"Get_stim_status, {self.ack_timeout_s:g} s each"
@@ -461,7 +396,7 @@ class ScienceMode4Driver(Driver):
 
     # ------------------------------------------------------------------ commands and acks
 
-    async def _command(self, command: int, frame: _PacketFrame, what: str, *,
+    async def _command(self, command: int, frame: PacketFrame, what: str, *,
                        abortable: bool = False,
                        accept: frozenset[p.Result] = frozenset()) -> p.Message:
         """Send a command until it is acknowledged (one resend on a timeout or a transfer
@@ -508,7 +443,7 @@ class ScienceMode4Driver(Driver):
             raise self._failure(DeviceError(
                 f"the P24 refused {what} with result {int(result)} ({_result_name(result)})"))
 
-    async def _request(self, command: int, frame: _PacketFrame) -> p.Message:
+    async def _request(self, command: int, frame: PacketFrame) -> p.Message:
         """Write one command now (``frame(pn)``: its wire frame with a packet number) and wait
         for the frame that acknowledges it.
 
@@ -583,28 +518,6 @@ class ScienceMode4Driver(Driver):
 
     def _tell(self, kind: TelemetryKind, message: str, value: float | None = None) -> None:
         self._emit(Telemetry(kind, self._now(), None, value, message))
-
-
-def _blocks(setpoints: Sequence[ChannelSetpoint]) -> dict[int, p.MlChannelConfig]:
-    """One Ml_update block per channel with output (the base class checked the ranges).
-
-    Raises:
-        InputError: a setpoint the mid level cannot express.
-    """
-    configs: dict[int, p.MlChannelConfig] = {}
-    for channel, sp in enumerate(setpoints, start=1):
-        if sp.amplitude_ma <= 0:
-            continue
-        config = mapping.channel_config(sp.amplitude_ma, sp.pulse_width_us, sp.frequency_hz)
-        if config is not None:
-            configs[channel] = config
-    return configs
-
-
-def _describe(configs: dict[int, p.MlChannelConfig]) -> str:
-    return ", ".join(
-        f"ch{ch} {c.points[0].current_ma:g} mA {c.points[0].duration_us} µs "
-        f"{mapping.frequency_hz_from_period(c.period):.2f} Hz" for ch, c in configs.items())
 
 
 def _result_name(result: int) -> str:
