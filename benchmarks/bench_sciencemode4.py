@@ -19,110 +19,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
-import subprocess
-import sys
 import tempfile
-import textwrap
 import time
 import tty
 from pathlib import Path
 
-from .harness import Figure, Size, benchmark, emsctl_command, figure, program_ms, real_time_figure
+from .harness import Figure, Size, benchmark, figure, program_ms, real_time_figure
 from .harness import repeats as _repeats
+from .pty import PtyEmulator, PtyFloor
 
 STOP_FRAME_BYTES = 12  # F0, four escaped header pairs, pn, 34, 0F
-
-_FLOOR_CHILD = textwrap.dedent("""
-    import os, sys, time
-    fd = int(sys.argv[1])
-    n = int(sys.argv[2])
-    while True:
-        got = b""
-        while len(got) < n:
-            chunk = os.read(fd, n - len(got))
-            if not chunk:
-                sys.exit(0)
-            got += chunk
-        os.write(1, f"{time.monotonic():.9f}\\n".encode())
-""")
-
-
-class _Emulator:
-    """``emsctl simulate sciencemode4 --pty [--trace FILE]`` in its own process.
-
-    Its event log goes to a file, not a pipe: a pipe nobody drains fills up and would freeze
-    the emulator in the middle of a run.
-    """
-
-    def __init__(self, folder: Path, trace: bool = True) -> None:
-        self.trace = folder / "trace.txt" if trace else None
-        extra = ["--trace", str(self.trace)] if self.trace is not None else []
-        self.log = (folder / "log.txt").open("w", encoding="utf-8")
-        self.proc = subprocess.Popen([*emsctl_command(), "simulate", "sciencemode4", "--pty",
-                                      *extra], stdout=self.log, stderr=subprocess.DEVNULL,
-                                     text=True)
-        log_path = folder / "log.txt"
-        deadline = time.monotonic() + 10.0
-        while "powered on" not in log_path.read_text(encoding="utf-8"):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("emsctl simulate sciencemode4 did not start")
-            time.sleep(0.01)
-        self.path = log_path.read_text(encoding="utf-8").splitlines()[0].strip()
-        if not self.path.startswith("/dev/"):
-            raise RuntimeError(f"emsctl simulate printed {self.path!r}")
-
-    def stop_read_after(self, t0_s: float, timeout_s: float = 2.0) -> float:
-        """Monotonic time the emulator decoded the first Ml_stop after ``t0_s``."""
-        assert self.trace is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for line in self.trace.read_text(encoding="utf-8").splitlines():
-                if line.endswith("| MlStop") and "host→device" in line:
-                    t_s = float(line.split()[0])
-                    if t_s >= t0_s:
-                        return t_s
-            time.sleep(0.002)
-        raise RuntimeError("the emulator never read the Ml_stop frame")
-
-    def close(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
-class _Floor:
-    """A child process blocked in read() on a pty; we write n bytes and it stamps the read."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        self.proc = subprocess.Popen([sys.executable, "-c", _FLOOR_CHILD, str(self.master),
-                                      str(n)], pass_fds=(self.master,), stdout=subprocess.PIPE,
-                                     text=True)
-
-    def sample_ms(self) -> float:
-        assert self.proc.stdout is not None
-        t0 = time.monotonic()
-        os.write(self.slave, b"\xf0" + bytes(self.n - 2) + b"\x0f")
-        return (float(self.proc.stdout.readline()) - t0) * 1000
-
-    def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        for fd in (self.master, self.slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
 
 def _setpoints(amplitude_ma: float) -> list[object]:
     from emsctl.contract import ZERO, ChannelSetpoint
@@ -229,7 +136,7 @@ def _blocking_round_trips(path: str, n: int) -> list[float]:
     return samples
 
 
-async def _stop_samples(emulator: _Emulator, floor: _Floor, n: int
+async def _stop_samples(emulator: PtyEmulator, floor: PtyFloor, n: int
                         ) -> tuple[list[float], list[float], list[float]]:
     from emsctl.devices import open_device
 
@@ -251,7 +158,7 @@ async def _stop_samples(emulator: _Emulator, floor: _Floor, n: int
             await asyncio.sleep(0)  # the update is on the wire and waits for its ack
             t0 = time.monotonic()
             await driver.stop()
-            stops.append((emulator.stop_read_after(t0) - t0) * 1000)
+            stops.append((emulator.read_after("MlStop", t0) - t0) * 1000)
             await pending
             floors.append(floor.sample_ms())
             await driver.connect()  # re-arm after the stop: output rises from zero again
@@ -266,8 +173,8 @@ async def _stop_samples(emulator: _Emulator, floor: _Floor, n: int
 def bench_sm4_pty(size: Size, repeat: int | None = None) -> list[Figure]:
     n = _repeats(size, repeat, full=200, smoke=3)
     with tempfile.TemporaryDirectory() as folder:
-        emulator = _Emulator(Path(folder))
-        floor = _Floor(STOP_FRAME_BYTES)
+        emulator = PtyEmulator(Path(folder), "sciencemode4")
+        floor = PtyFloor(b"\xf0" + bytes(STOP_FRAME_BYTES - 2) + b"\x0f")
         try:
             stops, floors, acks = asyncio.run(_stop_samples(emulator, floor, n))
         finally:
@@ -293,7 +200,7 @@ def bench_sm4_side_by_side(size: Size, repeat: int | None = None) -> list[Figure
     floor: list[float] = []
     left_out = 0
     with tempfile.TemporaryDirectory() as folder:
-        emulator = _Emulator(Path(folder), trace=False)
+        emulator = PtyEmulator(Path(folder), "sciencemode4", trace=False)
         try:
             for _ in range(rounds):  # interleaved, so machine noise hits all three alike
                 samples, skipped = asyncio.run(_driver_round_trips(emulator.path, per_round))

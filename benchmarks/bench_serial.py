@@ -16,108 +16,22 @@ and a 20-minute program through ``sim+sciencemode2`` in virtual time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import tempfile
-import textwrap
 import time
-import tty
 from pathlib import Path
 
-from .harness import (
-    Figure,
-    Size,
-    benchmark,
-    emsctl_command,
-    figure,
-    program_ms,
-    real_time_figure,
-)
+from .harness import Figure, Size, benchmark, figure, program_ms, real_time_figure
 from .harness import repeats as _repeats
+from .pty import PtyEmulator, PtyFloor
 
 STOP_FRAME_BYTES = 8  # F0 81 CRC 81 LEN pn 22 0F
 WIRE_MS = STOP_FRAME_BYTES * 11 / 460800 * 1000  # 8E1: 11 bits per byte
 
-_FLOOR_CHILD = textwrap.dedent("""
-    import os, sys, time
-    fd = int(sys.argv[1])
-    while True:
-        got = b""
-        while len(got) < 8:
-            chunk = os.read(fd, 8 - len(got))
-            if not chunk:
-                sys.exit(0)
-            got += chunk
-        os.write(1, f"{time.monotonic():.9f}\\n".encode())
-""")
+#: The floor writes the Stop frame itself: F0 81 CRC 81 LEN pn 22 0F.
+_STOP_FRAME = b"\xf0\x81\xbb\x81\x57\x00\x22\x0f"
 
 
-class _Emulator:
-    """``emsctl simulate sciencemode2 --pty --trace FILE`` in its own process."""
-
-    def __init__(self, folder: Path) -> None:
-        self.trace = folder / "trace.txt"
-        self.proc = subprocess.Popen([*emsctl_command(), "simulate", "sciencemode2", "--pty",
-                                      "--trace", str(self.trace)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
-        assert self.proc.stdout is not None
-        self.path = self.proc.stdout.readline().strip()
-        if not self.path.startswith("/dev/"):
-            raise RuntimeError(f"emsctl simulate printed {self.path!r}")
-        self._offset = 0
-
-    def stop_read_after(self, t0_s: float, timeout_s: float = 2.0) -> float:
-        """Monotonic time the emulator decoded the first StopChannelListMode after ``t0_s``."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for line in self.trace.read_text().splitlines():
-                if line.endswith("| StopChannelListMode") and "host→device" in line:
-                    t_s = float(line.split()[0])
-                    if t_s >= t0_s:
-                        return t_s
-            time.sleep(0.002)
-        raise RuntimeError("the emulator never read the Stop frame")
-
-    def close(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-class _Floor:
-    """A child process blocked in read() on a pty; we write 8 bytes and it stamps the read."""
-
-    def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        self.proc = subprocess.Popen([sys.executable, "-c", _FLOOR_CHILD, str(self.master)],
-                                     pass_fds=(self.master,), stdout=subprocess.PIPE, text=True)
-
-    def sample_ms(self) -> float:
-        assert self.proc.stdout is not None
-        t0 = time.monotonic()
-        os.write(self.slave, b"\xf0\x81\xbb\x81\x57\x00\x22\x0f")
-        return (float(self.proc.stdout.readline()) - t0) * 1000
-
-    def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        for fd in (self.master, self.slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-
-async def _pty_samples(emulator: _Emulator, floor: _Floor, n: int
+async def _pty_samples(emulator: PtyEmulator, floor: PtyFloor, n: int
                        ) -> tuple[list[float], list[float], list[float]]:
     from emsctl.contract import ZERO, ChannelSetpoint
     from emsctl.devices import open_device
@@ -139,7 +53,7 @@ async def _pty_samples(emulator: _Emulator, floor: _Floor, n: int
             await asyncio.sleep(0)
             t0 = time.monotonic()
             await driver.stop()
-            stops.append((emulator.stop_read_after(t0) - t0) * 1000)
+            stops.append((emulator.read_after("StopChannelListMode", t0) - t0) * 1000)
             await pending
             floors.append(floor.sample_ms())
             await driver.connect()  # re-arm after the stop
@@ -153,8 +67,8 @@ async def _pty_samples(emulator: _Emulator, floor: _Floor, n: int
 def bench_sm2_pty(size: Size, repeat: int | None = None) -> list[Figure]:
     n = _repeats(size, repeat, full=200, smoke=3)
     with tempfile.TemporaryDirectory() as folder:
-        emulator = _Emulator(Path(folder))
-        floor = _Floor()
+        emulator = PtyEmulator(Path(folder), "sciencemode2")
+        floor = PtyFloor(_STOP_FRAME)
         try:
             stops, floors, acks = asyncio.run(_pty_samples(emulator, floor, n))
         finally:

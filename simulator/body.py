@@ -117,11 +117,6 @@ class BodyModel:
         old = self._loads[i]
         self._loads[i] = ElectrodeLoad(old.impedance_ohm, old.impedance_ohm, attached=True)
 
-    def rebaseline(self) -> None:
-        """Take every channel's present impedance as its L12 baseline (a session starts)."""
-        self._loads = [ElectrodeLoad(ld.impedance_ohm, ld.impedance_ohm, ld.attached)
-                       for ld in self._loads]
-
     def _index(self, channel: int) -> int:
         if not 1 <= channel <= self.channels:
             raise InputError(f"channel {channel} does not exist (1–{self.channels})")

@@ -11,9 +11,9 @@ A plan is a tuple of frozen :class:`Fault` records, loaded strictly from TOML::
 ``at_s`` counts from the moment the plan is armed (the driver's ``connect()``). A fault with
 ``duration_s`` is undone at ``at_s + duration_s`` (a pad put back, the impedance restored, acks
 flowing again); without it, it lasts. :meth:`FaultPlan.schedule` arms a plan on a loop against a
-:class:`FaultTarget` — the ``sim`` driver or a protocol emulation — which decides what each kind
-means for it; :class:`DeviceFaultInjector` does the device-level kinds on a
-:class:`~emsctl.simulator.model.SimulatedStimulator` for any target that wants them.
+:class:`FaultTarget` — the ``sim`` driver's, a protocol emulation's or an emulated link's — which
+decides what each kind means for it (:mod:`.fault_targets`); a simulated driver holds its plan in
+a :class:`FaultArming`, which arms it on the first ``connect()``.
 
 ``busy`` makes a protocol emulation that has a busy answer (ScienceMode2's −8) give it to every
 command while the fault lasts.
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import random
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -48,7 +47,6 @@ from ..errors import InputError
 
 if TYPE_CHECKING:
     from ..devices import OpenOptions
-    from .model import SimulatedStimulator
 
 __all__ = [
     "BYTE_FAULT_KINDS",
@@ -56,12 +54,12 @@ __all__ = [
     "FAULT_KINDS",
     "WRONG_CURRENT_MAX_FACTOR",
     "ArmedFaultPlan",
-    "ByteFaults",
-    "DeviceFaultInjector",
     "Fault",
+    "FaultArming",
     "FaultKind",
     "FaultPlan",
     "FaultTarget",
+    "as_fault_plan",
     "load_fault_plan",
     "simulated_fault_plan",
 ]
@@ -71,11 +69,14 @@ FaultKind = Literal["disconnect", "electrode_off", "electrode_on", "impedance", 
                     "duplicate_frames", "drop_frames", "strength_change", "busy",
                     "wrong_current"]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
-#: Kinds that change the device or the body (done by :class:`DeviceFaultInjector`).
+#: Kinds that change the device or the body (done by
+#: :class:`~.fault_targets.DeviceFaultInjector`).
 DEVICE_FAULT_KINDS: frozenset[str] = frozenset(
     {"electrode_off", "electrode_on", "impedance", "device_reset", "battery_low",
      "strength_change", "wrong_current"})
 
+#: Kinds that damage the bytes on a link (done by :class:`~.fault_targets.ByteFaults`).
+BYTE_FAULT_KINDS: tuple[str, ...] = ("corrupt_bytes", "duplicate_frames", "drop_frames")
 _VALUE_REQUIRED = {"impedance", "late_acks", "battery_low", "strength_change", "wrong_current"}
 _VALUE_OPTIONAL = {"corrupt_bytes", "duplicate_frames", "drop_frames"}
 _DURATION_ALLOWED = {"electrode_off", "impedance", "drop_acks", "late_acks", "corrupt_bytes",
@@ -183,6 +184,37 @@ class ArmedFaultPlan:
         self._handles.clear()
 
 
+class FaultArming:
+    """A simulated driver's fault plan: checked against its target when the driver is made,
+    armed on the first connect (``at_s`` counts from then), disarmed when the driver closes;
+    a plan is armed once per driver, so a reconnect does not start it again.
+
+    Args:
+        plan: the plan, or None for none.
+        target: what the faults happen to.
+
+    Raises:
+        InputError: the target cannot carry out the plan (see :meth:`FaultPlan.check`).
+    """
+
+    def __init__(self, plan: FaultPlan | None, target: FaultTarget) -> None:
+        if plan is not None:
+            plan.check(target.supported_fault_kinds, target.fault_channels)
+        self.plan = plan
+        self.target = target
+        self._armed: ArmedFaultPlan | None = None
+
+    def arm(self) -> None:
+        """Arm the plan on the running loop, the first time only."""
+        if self.plan is not None and self._armed is None:
+            self._armed = self.plan.schedule(asyncio.get_running_loop(), self.target)
+
+    def disarm(self) -> None:
+        """Cancel every fault that has not fired yet. Idempotent."""
+        if self._armed is not None:
+            self._armed.cancel()
+
+
 class FaultPlan:
     """An ordered, immutable collection of :class:`Fault`.
 
@@ -284,54 +316,21 @@ class FaultPlan:
         return _parse(data, source)
 
 
-#: Kinds that damage the bytes on a link (done by :class:`ByteFaults`).
-BYTE_FAULT_KINDS: tuple[str, ...] = ("corrupt_bytes", "duplicate_frames", "drop_frames")
-
-
-class ByteFaults:
-    """The byte-level faults of a serial link, as a pipe's tamper hook: while a fault lasts,
-    each chunk is dropped, has one bit flipped, or is sent twice with the fault's probability
-    (its ``value``, default 1). Seeded, so a run repeats exactly.
-    """
-
-    def __init__(self, seed: int = 0) -> None:
-        self._active: dict[str, list[Fault]] = {kind: [] for kind in BYTE_FAULT_KINDS}
-        self._random = random.Random(seed)
-
-    def start(self, fault: Fault) -> None:
-        """Begin a byte fault."""
-        self._active[fault.kind].append(fault)
-
-    def end(self, fault: Fault) -> None:
-        """End a byte fault whose duration is over."""
-        if fault in self._active[fault.kind]:
-            self._active[fault.kind].remove(fault)
-
-    def _chance(self, kind: str) -> bool:
-        faults = self._active[kind]
-        probability = max((1.0 if f.value is None else f.value for f in faults), default=0.0)
-        return probability > 0 and self._random.random() < probability
-
-    def tamper(self, direction: str, data: bytes) -> list[tuple[float, bytes]]:
-        """What reaches the other end of the link: (delay, bytes) chunks."""
-        if self._chance("drop_frames"):
-            return []
-        if data and self._chance("corrupt_bytes"):
-            flipped = bytearray(data)
-            flipped[self._random.randrange(len(data))] ^= 1 << self._random.randrange(8)
-            data = bytes(flipped)
-        if self._chance("duplicate_frames"):
-            return [(0.0, data), (0.0, data)]
-        return [(0.0, data)]
-
-
 def simulated_fault_plan(options: OpenOptions) -> FaultPlan | None:
     """The fault plan carried opaquely by a driver's open options, checked to be one.
 
     Raises:
         InputError: something other than a :class:`FaultPlan` was passed.
     """
-    plan = options.fault_plan
+    return as_fault_plan(options.fault_plan)
+
+
+def as_fault_plan(plan: object) -> FaultPlan | None:
+    """``plan``, checked to be a :class:`FaultPlan` or None.
+
+    Raises:
+        InputError: something else was passed.
+    """
     if plan is not None and not isinstance(plan, FaultPlan):
         raise InputError(f"fault_plan must be a FaultPlan, got {type(plan).__name__}")
     return plan
@@ -353,62 +352,6 @@ def load_fault_plan(path: str | Path) -> FaultPlan:
     except UnicodeDecodeError as exc:
         raise InputError(f"cannot read fault plan {path}: {exc}") from exc
     return FaultPlan.from_toml(text, source=str(path))
-
-
-class DeviceFaultInjector:
-    """Carries out the device-level kinds (:data:`DEVICE_FAULT_KINDS`) on a simulated device.
-
-    Args:
-        device: the device the faults happen to.
-    """
-
-    def __init__(self, device: SimulatedStimulator) -> None:
-        self.device = device
-        self._saved_impedance_ohm: dict[Fault, list[float]] = {}
-
-    def start(self, fault: Fault) -> None:
-        """Make ``fault`` happen now.
-
-        Raises:
-            InputError: ``fault`` is not a device-level kind.
-        """
-        device, channel, value = self.device, fault.channel, fault.value
-        channels = list(device.channels) if channel is None else [channel]
-        if fault.kind == "electrode_off":
-            device.electrode_off(channel)
-        elif fault.kind == "electrode_on":
-            device.electrode_on(channel)
-        elif fault.kind == "impedance":
-            assert value is not None
-            self._saved_impedance_ohm[fault] = [device.body.load(c).impedance_ohm
-                                                for c in channels]
-            device.set_impedance(value, channel)
-        elif fault.kind == "device_reset":
-            device.reset()
-        elif fault.kind == "battery_low":
-            assert value is not None
-            device.set_battery(value)
-        elif fault.kind == "strength_change":
-            assert value is not None
-            for c in channels:
-                device.change_strength(c, value)
-        elif fault.kind == "wrong_current":
-            assert value is not None
-            device.set_current_error(value, channel)
-        else:
-            raise InputError(f"{fault.kind} is not a device-level fault")
-
-    def end(self, fault: Fault) -> None:
-        """Undo a fault whose ``duration_s`` is over (pad back on, impedance restored)."""
-        if fault.kind == "electrode_off":
-            self.device.electrode_on(fault.channel)
-        elif fault.kind == "impedance":
-            saved = self._saved_impedance_ohm.pop(fault, [])
-            channels = list(self.device.channels) if fault.channel is None else [fault.channel]
-            for c, impedance_ohm in zip(channels, saved, strict=False):
-                self.device.set_impedance(impedance_ohm, c)
-        elif fault.kind == "wrong_current":
-            self.device.set_current_error(None, fault.channel)
 
 
 def _run_all(calls: list[tuple[Callable[[Fault], None], Fault]]) -> None:

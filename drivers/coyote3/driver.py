@@ -125,11 +125,6 @@ class CoyoteDriver(Driver):
         return {"ma_per_step": config.ma_per_step, "frequency_balance": config.frequency_balance,
                 "intensity_balance": config.intensity_balance}
 
-    @property
-    def soft_limits_steps(self) -> tuple[int, int]:
-        """The BF limits the next connect writes."""
-        return self._caps_steps
-
     # ------------------------------------------------------------------ driver hooks
 
     async def _connect_internal(self) -> None:

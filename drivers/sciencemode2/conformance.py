@@ -18,13 +18,14 @@ import math
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ...conformance import CheckRun, Exchange, Family, Outcome
+from ...conformance import CheckRun, Exchange, Outcome
 from ...contract import ChannelSetpoint, Driver, Telemetry
-from ...errors import DeviceError, InputError, ProtocolError
-from ...wiretap import ByteTap, TapControls, WireEvent, WireLog
+from ...errors import DeviceError
+from ...wiretap import WireEvent
+from ..sciencemode.family import ScienceModeFamily
+from ..sciencemode.wire import FrameReader, FrameSplitter
 from . import protocol as p
 from .driver import ScienceModeDriver
-from .framing import ESCAPE, START, STOP
 from .messages import AckBase
 
 __all__ = ["FAMILY", "FrameSplitter", "ScienceMode2Family"]
@@ -36,74 +37,10 @@ _NOT_ACKED = {int(p.Command.WATCHDOG), int(p.Command.INIT_ACK)}
 _STOP = int(p.Command.STOP_CHANNEL_LIST_MODE)
 
 
-class FrameSplitter:
-    """Cuts received bytes into whole frames by §3's receiver rules (``81 x`` is one pair; a
-    bare ``0F`` ends a frame, a bare ``F0`` starts one); bytes outside frames pass as they are."""
-
-    def __init__(self) -> None:
-        self._frame = bytearray()
-        self._escaped = False
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """The frames (and stray bytes) ``data`` completes, in order."""
-        out: list[bytes] = []
-        stray = bytearray()
-        for byte in data:
-            if not self._frame:
-                if byte == START:
-                    if stray:
-                        out.append(bytes(stray))
-                        stray.clear()
-                    self._frame.append(byte)
-                else:
-                    stray.append(byte)
-                continue
-            if self._escaped:
-                self._frame.append(byte)
-                self._escaped = False
-            elif byte == ESCAPE:
-                self._frame.append(byte)
-                self._escaped = True
-            elif byte == START:  # a bare start restarts the frame: what came before is stray
-                out.append(bytes(self._frame))
-                self._frame = bytearray((byte,))
-            else:
-                self._frame.append(byte)
-                if byte == STOP:
-                    out.append(bytes(self._frame))
-                    self._frame.clear()
-        if stray:
-            out.append(bytes(stray))
-        return out
-
-
-def _decode(data: bytes) -> tuple[p.Frame | None, p.Message | None, str]:
-    """The first frame in ``data``, its message, and a sentence when it is not one."""
-    for item in p.FrameDecoder().feed(data):
-        if isinstance(item, p.BadFrame):
-            return None, None, f"bad frame ({item.reason})"
-        try:
-            return item, p.decode_frame(item.payload), ""
-        except ProtocolError as exc:
-            return item, None, f"command {item.command}: {exc}"
-    return None, None, "not a frame"
-
-
-def _command(data: bytes) -> int | None:
-    frame, _message, _why = _decode(data)
-    return None if frame is None else frame.command
-
-
-def _messages(events: Sequence[WireEvent], *, host: bool | None = None,
-              delivered: bool = True) -> list[tuple[WireEvent, p.Frame, p.Message | None]]:
-    out = []
-    for event in events:
-        if (host is not None and event.from_host != host) or (delivered and not event.delivered):
-            continue
-        frame, message, _why = _decode(event.data)
-        if frame is not None:
-            out.append((event, frame, message))
-    return out
+_WIRE: FrameReader[p.Frame, p.Message] = FrameReader(p.FrameDecoder, p.decode_frame)
+_decode = _WIRE.decode
+_command = _WIRE.command
+_messages = _WIRE.messages
 
 
 def _currents(message: p.Message | None) -> list[int]:
@@ -112,7 +49,7 @@ def _currents(message: p.Message | None) -> list[int]:
     return []
 
 
-class ScienceMode2Family(Family):
+class ScienceMode2Family(ScienceModeFamily):
     """The Hasomed RehaStim2 in ScienceMode2."""
 
     name = "sciencemode2"
@@ -131,21 +68,12 @@ class ScienceMode2Family(Family):
         "reconnect_refused": (f"{DOC} §7 step 5",),
         "one_outstanding": (f"{DOC} §6", f"{DOC} §7 step 3"),
     }
-    electrode_check = True
-    update_settle_s = 0.05
-    emulated_settle_s = 0.05
-
-    def install_tap(self, driver: Driver, log: WireLog, session: int) -> TapControls:
-        """Wrap the driver's byte link.
-
-        Raises:
-            InputError: not a ScienceMode2 driver.
-        """
-        if not isinstance(driver, ScienceModeDriver):
-            raise InputError(f"not a ScienceMode2 driver: {type(driver).__name__}")
-        tap = ByteTap(driver.link, log, session, FrameSplitter())
-        driver.link = tap
-        return tap
+    protocol = "ScienceMode2"
+    driver_type = ScienceModeDriver
+    wire = _WIRE
+    stop_command = _STOP
+    stop_name = "the Stop"
+    stop_resend_cite = "§8"
 
     def describe(self, event: WireEvent) -> str:
         """The message in words: name, packet number, the fields that matter."""
@@ -261,37 +189,6 @@ class ScienceMode2Family(Family):
         if not any(t.kind == "ack" for t in telemetry):
             problems.append("the driver reported no 'ack' telemetry for the update")
         return problems
-
-    async def ack_timeout(self, run: CheckRun) -> Outcome:
-        """Withhold the ack of one Stop: the driver must wait its ack timeout, then resend."""
-        driver = await run.ready()
-        assert isinstance(driver, ScienceModeDriver) and run.tap is not None
-        out = Outcome()
-        mark, t0 = run.log.mark(), run.now()
-        run.tap.drop_next(lambda _c, data: _command(data) == _STOP + 1)
-        try:
-            await driver.stop()
-        except DeviceError as exc:
-            out.problems.append(f"the stop failed after one withheld ack: {exc}")
-        events = run.log.since(mark, run.session)
-        withheld = [e for e in events if not e.from_host and not e.delivered]
-        stops = [e for e, f, _m in _messages(events, host=True) if f.command == _STOP]
-        if not withheld:
-            out.problems.append("the device did not acknowledge the Stop, so no ack could be "
-                                "withheld")
-        elif len(stops) < 2:
-            out.problems.append(f"after its ack was withheld, the Stop was not sent again "
-                                f"({DOC} §8)")
-        else:
-            gap = stops[1].t_s - stops[0].t_s
-            out.measurements["ack_timeout_s"] = gap
-            if gap < driver.ack_timeout_s - 1e-3:
-                out.problems.append(f"the Stop was resent after {gap * 1000:.0f} ms, before the "
-                                    f"driver's own {driver.ack_timeout_s * 1000:.0f} ms ack "
-                                    "timeout")
-        if not any(t.kind == "stopped" for t in run.telemetry_since(t0, run.session)):
-            out.problems.append("the stop was not reported confirmed after the resend")
-        return out
 
     def is_race_trigger(self, channel: str, data: bytes) -> bool:
         """The update's InitChannelListMode (or a Start with current)."""

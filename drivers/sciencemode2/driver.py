@@ -22,7 +22,6 @@ This module must never import pyserial (the serial link does, lazily) nor read t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 from pydantic import Field
@@ -32,6 +31,7 @@ from ...device_params import DeviceParams, parse_params
 from ...devices import DeviceUrl, OpenOptions
 from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError, ProtocolError
 from ..links.base import ByteLink
+from ..sciencemode.acks import Aborted, PendingAcks, ignore_result
 from . import mapping
 from . import protocol as p
 
@@ -64,10 +64,6 @@ _ERROR_TEXT = {
 }
 
 
-class _Aborted(Exception):
-    """A stop came in while an update was on its way: the update is dropped, not resent."""
-
-
 class ScienceModeDriver(Driver):
     """A RehaStim2 in ScienceMode2 behind a byte link.
 
@@ -93,7 +89,7 @@ class ScienceModeDriver(Driver):
         self.bad_frames = 0
         self._decoder = p.FrameDecoder()
         self._pn = 0
-        self._pending: dict[tuple[int, int], asyncio.Future[p.Message]] = {}
+        self._acks: PendingAcks[p.Message] = PendingAcks(ack_timeout_s, self._write)
         self._init_waiter: asyncio.Future[p.Init] | None = None
         self._lock = asyncio.Lock()
         self._opened = self._handshaken = self._silenced = self._lost = False
@@ -165,7 +161,7 @@ class ScienceModeDriver(Driver):
                         await self._send_stop_locked()
                     return
                 await self._run(output, lease_s)
-        except _Aborted:
+        except Aborted:
             return
 
     async def _stop_internal(self) -> None:
@@ -202,7 +198,7 @@ class ScienceModeDriver(Driver):
         """Stop the keep-alive and the lease timer, fail pending acks, close the link."""
         self._cancel_lease()
         self._cancel_keepalive()
-        self._fail_pending(DeviceError("the driver was closed"))
+        self._acks.fail_all(DeviceError("the driver was closed"))
         self._handshaken = self._opened = False
         await self.link.close()
 
@@ -253,7 +249,7 @@ class ScienceModeDriver(Driver):
         self._lease = None
         if not self.stopped and self._mode != p.StimulationMode.START:
             task = asyncio.ensure_future(self._end_lease())
-            task.add_done_callback(_ignore_result)
+            task.add_done_callback(ignore_result)
 
     async def _end_lease(self) -> None:
         """No apply renewed the lease: the host stops the output itself
@@ -277,19 +273,19 @@ class ScienceModeDriver(Driver):
         """Send a command until it is acknowledged with 0 (one resend; busy a few times).
 
         Raises:
-            _Aborted: ``abortable`` and the driver was stopped meanwhile (nothing resent).
+            Aborted: ``abortable`` and the driver was stopped meanwhile (nothing resent).
             DeviceTimeoutError: no ack, and GetStimulationMode unanswered or inconclusive.
             DeviceError: a non-zero result other than busy or a transfer error.
         """
         resends = busy = 0
         while True:
             if abortable and self.stopped:
-                raise _Aborted  # HZ-03: never (re)send an update after a stop
+                raise Aborted  # HZ-03: never (re)send an update after a stop
             try:
                 ack = await self._request(build)
             except DeviceTimeoutError:
                 if abortable and self.stopped:
-                    raise _Aborted from None
+                    raise Aborted from None
                 if expected_mode == p.StimulationMode.START and resends < _RESENDS:
                     # a lost Stop: resend it at once, then ask (docs/protocols/sciencemode2.md §8)
                     resends += 1
@@ -341,22 +337,8 @@ class ScienceModeDriver(Driver):
         """
         self._check_link()
         message = build(self._next_pn())
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[p.Message] = loop.create_future()
-        keys = ((message.command + 1, message.packet_number),
-                (int(p.Command.UNKNOWN_COMMAND), message.packet_number))
-        for key in keys:
-            self._pending[key] = future
-        # a plain timer rather than asyncio.wait_for: this runs for every update
-        timer = loop.call_later(self.ack_timeout_s, _time_out, future, self.ack_timeout_s)
-        try:
-            await self._write(p.encode_message(message))
-            return await future
-        finally:
-            timer.cancel()
-            for key in keys:
-                if self._pending.get(key) is future:
-                    del self._pending[key]
+        return await self._acks.request(message.packet_number, message.command,
+                                        p.encode_message(message))
 
     async def _write(self, frame: bytes) -> None:
         self._last_sent_s = asyncio.get_running_loop().time()
@@ -396,14 +378,10 @@ class ScienceModeDriver(Driver):
             self._fault = f"the RehaStim2 stopped stimulation: {text}"
             self._tell("device_error", self._fault, value=float(message.error))
         elif isinstance(message, p.UnknownCommand):
-            future = self._pending.get((int(p.Command.UNKNOWN_COMMAND), message.packet_number))
-            if future is not None and not future.done():
-                future.set_exception(DeviceError(
-                    f"the RehaStim2 does not know command {message.received_command}"))
+            self._acks.refuse(message.packet_number, DeviceError(
+                f"the RehaStim2 does not know command {message.received_command}"))
         else:
-            future = self._pending.get((message.command, message.packet_number))
-            if future is not None and not future.done():
-                future.set_result(message)
+            self._acks.resolve(message)
 
     def _on_init(self, init: p.Init) -> None:
         if self._init_waiter is not None and not self._init_waiter.done():
@@ -417,9 +395,9 @@ class ScienceModeDriver(Driver):
         self._mode, self._config = p.StimulationMode.START, None
         self._cancel_lease()
         self._fault = "the RehaStim2 reset (its output stopped); start a new session"
-        self._fail_pending(DeviceError(self._fault))
+        self._acks.fail_all(DeviceError(self._fault))
         task = asyncio.ensure_future(self._handshake(init))
-        task.add_done_callback(_ignore_result)
+        task.add_done_callback(ignore_result)
         self._tell("device_reset", self._fault)
 
     async def _handshake(self, init: p.Init) -> None:
@@ -435,7 +413,7 @@ class ScienceModeDriver(Driver):
         self._lost = True
         self._cancel_keepalive()
         self._cancel_lease()
-        self._fail_pending(LinkLostError(f"link to the RehaStim2 lost: {reason}"))
+        self._acks.fail_all(LinkLostError(f"link to the RehaStim2 lost: {reason}"))
         self._tell("link_lost", f"link to the RehaStim2 lost ({reason}); its watchdog ends "
                    "output within 1.2 s")
 
@@ -455,7 +433,7 @@ class ScienceModeDriver(Driver):
         if loop.time() - self._last_sent_s >= KEEPALIVE_S - 1e-6:
             task = asyncio.ensure_future(self._write(p.encode_message(
                 p.Watchdog(packet_number=self._next_pn()))))
-            task.add_done_callback(_ignore_result)
+            task.add_done_callback(ignore_result)
             self._last_sent_s = loop.time()
         self._schedule_keepalive()
 
@@ -479,25 +457,8 @@ class ScienceModeDriver(Driver):
             raise DeviceError(f"the driver has fallen silent after a fault "
                               f"({self._silence_reason})")
 
-    def _fail_pending(self, error: DeviceError) -> None:
-        for future in set(self._pending.values()):
-            if not future.done():
-                future.set_exception(error)
-        self._pending.clear()
-
     def _tell(self, kind: TelemetryKind, message: str, value: float | None = None) -> None:
         self._emit(Telemetry(kind, self._now(), None, value, message))
-
-
-def _time_out(future: asyncio.Future[p.Message], timeout_s: float) -> None:
-    if not future.done():
-        future.set_exception(DeviceTimeoutError(f"no ack within {timeout_s:g} s"))
-
-
-def _ignore_result(task: asyncio.Future[None]) -> None:
-    """Background writes and lease stops report through telemetry; never 'never retrieved'."""
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        task.result()
 
 
 # ---------------------------------------------------------------------- factories

@@ -14,7 +14,7 @@ This module is pure: it must never do I/O, read a clock or clamp a value silentl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import IntEnum
 from typing import ClassVar, Self, TypeVar
 
 from emsctl.drivers.sciencemode2.fields import (
@@ -25,6 +25,8 @@ from emsctl.drivers.sciencemode2.fields import (
     to_signed_byte,
 )
 from emsctl.errors import ProtocolError
+
+from ..sciencemode.fields import Direction, check_int, expect_len
 
 __all__ = [
     "AckBase",
@@ -65,22 +67,7 @@ class Command(IntEnum):
     STIMULATION_ERROR = 38
 
 
-class Direction(Enum):
-    """Who sends a message."""
-
-    HOST_TO_DEVICE = "host→device"
-    DEVICE_TO_HOST = "device→host"
-
-
 _E = TypeVar("_E", bound=IntEnum)
-
-
-def check_int(name: str, value: object, low: int, high: int) -> None:
-    """Check that a field is an int (not a bool) within low–high, or raise ProtocolError."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ProtocolError(f"{name} must be an integer, not {value!r}")
-    if not low <= value <= high:
-        raise ProtocolError(f"{name} {value} is outside {low}–{high}")
 
 
 def to_enum(enum: type[_E], value: int, name: str) -> _E:
@@ -99,12 +86,6 @@ def coerce_enum(
     if allowed and member not in allowed:
         raise ProtocolError(f"{name} {member.name} ({member.value}) is not allowed here")
     object.__setattr__(obj, name, member)
-
-
-def expect_len(data: bytes, count: int) -> None:
-    """Check the exact number of command data bytes, or raise ProtocolError."""
-    if len(data) != count:
-        raise ProtocolError(f"expected {count} data bytes, got {len(data)}")
 
 
 @dataclass(frozen=True, kw_only=True)

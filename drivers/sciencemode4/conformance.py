@@ -24,13 +24,15 @@ import math
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ...conformance import REAL_TIME_SLACK_S, UPDATE_LEASE_S, CheckRun, Exchange, Family, Outcome
+from ...conformance import REAL_TIME_SLACK_S, UPDATE_LEASE_S, CheckRun, Exchange, Outcome
 from ...contract import ChannelSetpoint, Driver, Telemetry
-from ...errors import DeviceError, InputError, ProtocolError
-from ...wiretap import ByteTap, TapControls, WireEvent, WireLog
+from ...errors import DeviceError
+from ...wiretap import ByteTap, WireEvent
+from ..sciencemode.family import ScienceModeFamily
+from ..sciencemode.wire import FrameReader
+from ..sciencemode.wire import FrameSplitter as _FrameSplitter
 from . import protocol as p
 from .driver import ACK_TIMEOUT_S, DEVICE_TIMEOUT_S, ScienceMode4Driver
-from .framing import ESCAPE, START, STOP
 
 __all__ = ["FAMILY", "FrameSplitter", "ScienceMode4Family"]
 
@@ -47,79 +49,18 @@ _REFUSALS = (int(p.Command.GENERAL_ERROR), int(p.Command.UNKNOWN_COMMAND))
 _OFF_COMMANDS = (p.MlStop, p.MlInit, p.LlInit, p.LlStop, p.Reset, p.MlUpdate)
 
 
-class FrameSplitter:
+class FrameSplitter(_FrameSplitter):
     """Cuts received bytes into whole frames by §3's receiver rules (``81 x`` is one pair, header
     included; a bare ``0F`` ends a frame, a bare ``F0`` restarts one; 1200 bytes without a stop
     end a unit); bytes outside frames pass as they are."""
 
-    def __init__(self) -> None:
-        self._frame = bytearray()
-        self._escaped = False
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """The frames (and stray bytes) ``data`` completes, in order."""
-        out: list[bytes] = []
-        stray = bytearray()
-        for byte in data:
-            if not self._frame:
-                if byte == START:
-                    if stray:
-                        out.append(bytes(stray))
-                        stray.clear()
-                    self._frame.append(byte)
-                else:
-                    stray.append(byte)
-                continue
-            if self._escaped:
-                self._frame.append(byte)
-                self._escaped = False
-            elif byte == ESCAPE:
-                self._frame.append(byte)
-                self._escaped = True
-            elif byte == START:  # a bare start restarts the frame: what came before is stray
-                out.append(bytes(self._frame))
-                self._frame = bytearray((byte,))
-            else:
-                self._frame.append(byte)
-                if byte == STOP:
-                    out.append(bytes(self._frame))
-                    self._frame.clear()
-            if len(self._frame) >= p.MAX_FRAME_LEN:
-                out.append(bytes(self._frame))
-                self._frame.clear()
-                self._escaped = False
-        if stray:
-            out.append(bytes(stray))
-        return out
+    max_len = p.MAX_FRAME_LEN
 
 
-def _decode(data: bytes) -> tuple[p.Frame | None, p.Message | None, str]:
-    """The first frame in ``data``, its message, and a sentence when it is not one."""
-    for item in p.FrameDecoder().feed(data):
-        if isinstance(item, p.BadFrame):
-            return None, None, f"bad frame ({item.reason})"
-        try:
-            return item, p.decode_frame(item.payload), ""
-        except ProtocolError as exc:
-            return item, None, f"command {item.command}: {exc}"
-    return None, None, "not a frame"
-
-
-def _command(data: bytes) -> int | None:
-    frame, _message, _why = _decode(data)
-    return None if frame is None else frame.command
-
-
-def _messages(events: Sequence[WireEvent], *, host: bool | None = None,
-              delivered: bool = True) -> list[tuple[WireEvent, p.Frame, p.Message | None]]:
-    out = []
-    for event in events:
-        if (host is not None and event.from_host != host) or (delivered and not event.delivered):
-            continue
-        frame, message, _why = _decode(event.data)
-        if frame is not None:
-            out.append((event, frame, message))
-    return out
+_WIRE: FrameReader[p.Frame, p.Message] = FrameReader(p.FrameDecoder, p.decode_frame)
+_decode = _WIRE.decode
+_command = _WIRE.command
+_messages = _WIRE.messages
 
 
 def _currents(message: p.Message | None) -> list[float]:
@@ -152,7 +93,7 @@ def _answers(frame: p.Frame, reply: p.Frame) -> bool:
             and reply.command in (frame.command + 1, *_REFUSALS))
 
 
-class ScienceMode4Family(Family):
+class ScienceMode4Family(ScienceModeFamily):
     """The Hasomed P24 in ScienceMode4 mid level."""
 
     name = "sciencemode4"
@@ -171,24 +112,16 @@ class ScienceMode4Family(Family):
         "reconnect_refused": (f"{DOC} §10 step 2",),
         "one_outstanding": (f"{DOC} §9",),
     }
-    electrode_check = True
-    update_settle_s = 0.05
-    emulated_settle_s = 0.05
+    protocol = "ScienceMode4"
+    driver_type = ScienceMode4Driver
+    wire = _WIRE
+    stop_command = _STOP
+    stop_name = "Ml_stop"
+    stop_resend_cite = "§10 step 6"
+    splitter_type = FrameSplitter
     #: The host falls silent with output on: its lease stop cannot reach the device, so the
     #: driver gives up on it (a ``device_error``) and leaves the rest to the device's 2 s.
     provoked: ClassVar[dict[str, frozenset[str]]] = {"device_watchdog": frozenset({"device_error"})}
-
-    def install_tap(self, driver: Driver, log: WireLog, session: int) -> TapControls:
-        """Wrap the driver's byte link.
-
-        Raises:
-            InputError: not a ScienceMode4 driver.
-        """
-        if not isinstance(driver, ScienceMode4Driver):
-            raise InputError(f"not a ScienceMode4 driver: {type(driver).__name__}")
-        tap = ByteTap(driver.link, log, session, FrameSplitter())
-        driver.link = tap
-        return tap
 
     def describe(self, event: WireEvent) -> str:
         """The message in words: name, packet number, the fields that matter."""
@@ -359,38 +292,6 @@ class ScienceMode4Family(Family):
         if not any(t.kind == "ack" for t in telemetry):
             problems.append("the driver reported no 'ack' telemetry for the update")
         return problems
-
-    async def ack_timeout(self, run: CheckRun) -> Outcome:
-        """Withhold the ack of one Ml_stop: the driver must wait its ack timeout, then send
-        Ml_stop once more (§10 step 6)."""
-        driver = await run.ready()
-        assert isinstance(driver, ScienceMode4Driver) and run.tap is not None
-        out = Outcome()
-        mark, t0 = run.log.mark(), run.now()
-        run.tap.drop_next(lambda _c, data: _command(data) == _STOP + 1)
-        try:
-            await driver.stop()
-        except DeviceError as exc:
-            out.problems.append(f"the stop failed after one withheld ack: {exc}")
-        events = run.log.since(mark, run.session)
-        withheld = [e for e in events if not e.from_host and not e.delivered]
-        stops = [e for e, f, _m in _messages(events, host=True) if f.command == _STOP]
-        if not withheld:
-            out.problems.append("the device did not acknowledge Ml_stop, so no ack could be "
-                                "withheld")
-        elif len(stops) < 2:
-            out.problems.append(f"after its ack was withheld, Ml_stop was not sent again "
-                                f"({DOC} §10 step 6)")
-        else:
-            gap = stops[1].t_s - stops[0].t_s
-            out.measurements["ack_timeout_s"] = gap
-            if gap < driver.ack_timeout_s - 1e-3:
-                out.problems.append(f"Ml_stop was resent after {gap * 1000:.0f} ms, before the "
-                                    f"driver's own {driver.ack_timeout_s * 1000:.0f} ms ack "
-                                    "timeout")
-        if not any(t.kind == "stopped" for t in run.telemetry_since(t0, run.session)):
-            out.problems.append("the stop was not reported confirmed after the resend")
-        return out
 
     def is_race_trigger(self, channel: str, data: bytes) -> bool:
         """An Ml_update with a channel enabled."""

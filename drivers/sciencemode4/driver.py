@@ -32,9 +32,8 @@ the wall clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from pydantic import Field
@@ -44,8 +43,10 @@ from ...device_params import DeviceParams, parse_params
 from ...devices import DeviceUrl, OpenOptions
 from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError, ProtocolError
 from ..links.base import ByteLink
+from ..sciencemode.acks import TIMER_SLACK_S, Aborted, PendingAcks, ignore_result
 from . import mapping
 from . import protocol as p
+from .prepared import Frames, PacketFrame, PreparedUpdate, PreparedUpdates
 
 __all__ = ["ACK_TIMEOUT_S", "DEVICE_TIMEOUT_S", "MAX_LEASE_S", "POLL_S", "TELEMETRY",
            "UPDATE_PERIOD_S", "DeviceInfo", "ScienceMode4Driver", "ScienceMode4Params",
@@ -73,31 +74,6 @@ _STATE_TEXT = {
     p.ChannelState.PULSE_LOW_CURRENT: "pulse low current (the voltage is too low for the "
                                       "current: check the pads)",
 }
-#: Prepared updates kept per driver (setpoints → blocks, stuffed data, description); a session
-#: repeats few distinct setpoints between ramps, and the cache starts afresh when full.
-_PREPARED_MAX = 512
-#: A timer may run a hair before its time (the loop's clock resolution): a lease or an ack
-#: counts as run out this close to its end.
-_TIMER_SLACK_S = 1e-6
-_PacketFrame = Callable[[int], bytes]
-
-
-def _frames_of(make: Callable[[int], p.Request]) -> _PacketFrame:
-    """The wire frame of a command without varying data, for each packet number, built once
-    (the stop and the poll are on the hot path)."""
-    return tuple(p.encode_message(make(pn)) for pn in range(p.MAX_PACKET_NUMBER + 1)).__getitem__
-
-
-_GET_STIM_STATUS = _frames_of(lambda pn: p.GetStimStatus(packet_number=pn))
-_GET_DEVICE_ID = _frames_of(lambda pn: p.GetDeviceId(packet_number=pn))
-_GET_EXTENDED_VERSION = _frames_of(lambda pn: p.GetExtendedVersion(packet_number=pn))
-_ML_INIT = _frames_of(lambda pn: p.MlInit(packet_number=pn, stop_all_on_error=True))
-_ML_GET_CURRENT_DATA = _frames_of(lambda pn: p.MlGetCurrentData(packet_number=pn))
-_ML_STOP = _frames_of(lambda pn: p.MlStop(packet_number=pn))
-_LL_STOP = _frames_of(lambda pn: p.LlStop(packet_number=pn))
-#: The stuffed command prefix of Ml_update for each packet number.
-_ML_UPDATE_PREFIX = tuple(p.stuff(p.command_prefix(pn, p.Command.ML_UPDATE))
-                          for pn in range(p.MAX_PACKET_NUMBER + 1))
 
 
 def capabilities() -> Capabilities:
@@ -132,39 +108,6 @@ class DeviceInfo:
                 f"{self.firmware_hash:08x}")
 
 
-class _Aborted(Exception):
-    """A stop came while an update was on its way: the update is dropped, never resent."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Update:
-    """An Ml_update prepared once per distinct set of setpoints.
-
-    Attributes:
-        configs: channel → block, as :func:`_blocks` makes them (never mutated).
-        data: the update's data (enable mask and blocks), stuffed: the same bytes as
-            ``p.stuff(p.MlUpdate.of(pn, configs).data())`` for any packet number.
-        load: the device's load sum of the blocks (:func:`mapping.update_load`).
-        text: the blocks in words, for the ``ack`` telemetry.
-    """
-
-    configs: dict[int, p.MlChannelConfig]
-    data: bytes
-    load: float
-    text: str
-
-    @classmethod
-    def of(cls, configs: dict[int, p.MlChannelConfig]) -> _Update:
-        """Prepare the update of ``configs`` (the codec checks every field once, here)."""
-        message = p.MlUpdate.of(0, configs)
-        return cls(configs, p.stuff(message.data()), mapping.update_load(configs.values()),
-                   _describe(configs))
-
-    def frame(self, packet_number: int) -> bytes:
-        """The wire frame with ``packet_number``: ``p.encode_message`` of the Ml_update."""
-        return p.frame_from_stuffed(_ML_UPDATE_PREFIX[packet_number] + self.data)
-
-
 class ScienceMode4Driver(Driver):
     """A P24 in ScienceMode4 mid level behind a byte link.
 
@@ -190,11 +133,7 @@ class ScienceMode4Driver(Driver):
         self.bad_frames = 0
         self._decoder = p.FrameDecoder()
         self._pn = 0
-        #: packet number → (the request's command, the future its ack completes, when it
-        #: times out)
-        self._pending: dict[int, tuple[int, asyncio.Future[p.Message], float]] = {}
-        #: One timer for every pending ack, at the earliest deadline (re-armed when it fires).
-        self._ack_timer: asyncio.TimerHandle | None = None
+        self._acks: PendingAcks[p.Message] = PendingAcks(ack_timeout_s, self._write)
         self._lock = asyncio.Lock()
         self._opened = self._lost = self._silenced = False
         self._silence_reason = ""
@@ -205,7 +144,7 @@ class ScienceMode4Driver(Driver):
         self._last_poll_s = -math.inf
         self._lease: asyncio.TimerHandle | None = None
         self._lease_end_s = 0.0
-        self._prepared: dict[tuple[tuple[float, float, float], ...], _Update] = {}
+        self._prepared = PreparedUpdates()
 
     # ------------------------------------------------------------------ driver hooks
 
@@ -227,7 +166,7 @@ class ScienceMode4Driver(Driver):
         self._fault = None
         async with self._lock:
             try:
-                status = await self._command(p.Command.GET_STIM_STATUS, _GET_STIM_STATUS,
+                status = await self._command(p.Command.GET_STIM_STATUS, Frames.GET_STIM_STATUS,
                                              "Get_stim_status")
             except DeviceTimeoutError:
                 raise DeviceError(f"no answer from a P24 on {self.link.description} within "
@@ -235,14 +174,14 @@ class ScienceMode4Driver(Driver):
                                   "its port? ('emsctl devices' lists the candidates)") from None
             assert isinstance(status, p.GetStimStatusAck)
             if status.stim_status == p.StimStatus.LOW_LEVEL:
-                await self._command(p.Command.LL_STOP, _LL_STOP, "Ll_stop")
+                await self._command(p.Command.LL_STOP, Frames.LL_STOP, "Ll_stop")
             elif status.stim_status != p.StimStatus.NONE:
-                await self._command(p.Command.ML_STOP, _ML_STOP, "Ml_stop")
+                await self._command(p.Command.ML_STOP, Frames.ML_STOP, "Ml_stop")
             self._initialised, self._running = False, {}
-            ident = await self._command(p.Command.GET_DEVICE_ID, _GET_DEVICE_ID,
+            ident = await self._command(p.Command.GET_DEVICE_ID, Frames.GET_DEVICE_ID,
                                         "Get_device_id")
-            version = await self._command(p.Command.GET_EXTENDED_VERSION, _GET_EXTENDED_VERSION,
-                                          "Get_extended_version")
+            version = await self._command(p.Command.GET_EXTENDED_VERSION,
+                                          Frames.GET_EXTENDED_VERSION, "Get_extended_version")
             assert isinstance(ident, p.GetDeviceIdAck)
             assert isinstance(version, p.GetExtendedVersionAck)
             self.info = DeviceInfo(ident.text, version.firmware_version,
@@ -260,7 +199,7 @@ class ScienceMode4Driver(Driver):
                 a pulse timeout or low current.
             DeviceTimeoutError: no ack after the resend.
         """
-        update = self._prepare(setpoints)
+        update = self._prepared.get(setpoints)
         configs = update.configs
         if configs and not update.load < mapping.LOAD_LIMIT:  # mapping.within_load_limit
             raise InputError(f"the P24 cannot make these pulses together: load "
@@ -291,7 +230,7 @@ class ScienceMode4Driver(Driver):
                     return  # the stop that came meanwhile stands
                 self._arm_lease(sent_s + lease_s)
                 self._tell("ack", update.text, value=1.0)
-        except _Aborted:
+        except Aborted:
             return
 
     async def _stop_internal(self) -> None:
@@ -326,35 +265,17 @@ class ScienceMode4Driver(Driver):
     async def _close_internal(self) -> None:
         """Cancel the lease timer, fail pending acks, close the link."""
         self._cancel_lease()
-        self._fail_pending(DeviceError("the driver was closed"))
-        if self._ack_timer is not None:
-            self._ack_timer.cancel()
-            self._ack_timer = None
+        self._acks.fail_all(DeviceError("the driver was closed"))
         self._opened = False
         await self.link.close()
 
     # ------------------------------------------------------------------ mid level
 
-    def _prepare(self, setpoints: Sequence[ChannelSetpoint]) -> _Update:
-        """The update of ``setpoints``, prepared once (blocks, frame data, load, words).
-
-        Raises:
-            InputError: a setpoint the mid level cannot express.
-        """
-        key = tuple((sp.amplitude_ma, sp.pulse_width_us, sp.frequency_hz) for sp in setpoints)
-        update = self._prepared.get(key)
-        if update is None:
-            update = _Update.of(_blocks(setpoints))
-            if len(self._prepared) >= _PREPARED_MAX:
-                self._prepared.clear()
-            self._prepared[key] = update
-        return update
-
     async def _ml_init(self) -> None:
-        await self._command(p.Command.ML_INIT, _ML_INIT, "Ml_init")
+        await self._command(p.Command.ML_INIT, Frames.ML_INIT, "Ml_init")
         self._initialised, self._running = True, {}
 
-    async def _update(self, update: _Update) -> None:
+    async def _update(self, update: PreparedUpdate) -> None:
         await self._command(p.Command.ML_UPDATE, update.frame, "Ml_update", abortable=True)
         self._running = update.configs
 
@@ -369,7 +290,7 @@ class ScienceMode4Driver(Driver):
             DeviceError: a pulse timeout or low current, or a configured channel the device
                 stopped by itself (its timeout).
         """
-        ack = await self._command(p.Command.ML_GET_CURRENT_DATA, _ML_GET_CURRENT_DATA,
+        ack = await self._command(p.Command.ML_GET_CURRENT_DATA, Frames.ML_GET_CURRENT_DATA,
                                   "Ml_get_current_data", abortable=True,
                                   accept=frozenset({p.Result.ELECTRODE_ERROR,
                                                     p.Result.PULSE_TIMEOUT,
@@ -414,14 +335,14 @@ class ScienceMode4Driver(Driver):
         """
         for _ in range(1 + _RESENDS):
             try:
-                ack = await self._request(p.Command.ML_STOP, _ML_STOP)
+                ack = await self._request(p.Command.ML_STOP, Frames.ML_STOP)
             except DeviceTimeoutError:
                 continue
             if isinstance(ack, p.MlStopAck) and ack.result == p.Result.OK:
                 break
         else:
             try:
-                status = await self._request(p.Command.GET_STIM_STATUS, _GET_STIM_STATUS)
+                status = await self._request(p.Command.GET_STIM_STATUS, Frames.GET_STIM_STATUS)
             except DeviceTimeoutError:
                 raise DeviceTimeoutError(f"no answer to Ml_stop ({1 + _RESENDS} tries) nor to "
                                          f"Get_stim_status, {self.ack_timeout_s:g} s each"
@@ -449,20 +370,20 @@ class ScienceMode4Driver(Driver):
 
     def _lease_expired(self) -> None:
         self._lease = None
-        if self._now() < self._lease_end_s - _TIMER_SLACK_S:  # renewed since it was set
+        if self._now() < self._lease_end_s - TIMER_SLACK_S:  # renewed since it was set
             self._lease = asyncio.get_running_loop().call_at(self._lease_end_s,
                                                              self._lease_expired)
             return
         if not self.stopped and self._running:
             task = asyncio.ensure_future(self._end_lease())
-            task.add_done_callback(_ignore_result)
+            task.add_done_callback(ignore_result)
 
     async def _end_lease(self) -> None:
         """No apply renewed the lease: the host stops the output itself, long before the
         device's own 2 s timeout would."""
         async with self._lock:
             if (self.stopped or self._lease is not None
-                    or self._now() < self._lease_end_s - _TIMER_SLACK_S):
+                    or self._now() < self._lease_end_s - TIMER_SLACK_S):
                 return  # renewed or stopped meanwhile
             if not self._running:
                 return
@@ -475,14 +396,14 @@ class ScienceMode4Driver(Driver):
 
     # ------------------------------------------------------------------ commands and acks
 
-    async def _command(self, command: int, frame: _PacketFrame, what: str, *,
+    async def _command(self, command: int, frame: PacketFrame, what: str, *,
                        abortable: bool = False,
                        accept: frozenset[p.Result] = frozenset()) -> p.Message:
         """Send a command until it is acknowledged (one resend on a timeout or a transfer
         error) and return the ack; results other than 0 and ``accept`` are faults.
 
         Raises:
-            _Aborted: ``abortable`` and the driver was stopped meanwhile (nothing resent).
+            Aborted: ``abortable`` and the driver was stopped meanwhile (nothing resent).
             DeviceTimeoutError: no ack after the resend.
             DeviceError: a refusal, or result 7 (the device left mid level: a reset).
             LinkLostError: the link went away.
@@ -490,12 +411,12 @@ class ScienceMode4Driver(Driver):
         resends = 0
         while True:
             if abortable and self.stopped:
-                raise _Aborted  # HZ-03: never (re)send an update after a stop
+                raise Aborted  # HZ-03: never (re)send an update after a stop
             try:
                 ack = await self._request(command, frame)
             except DeviceTimeoutError:
                 if abortable and self.stopped:
-                    raise _Aborted from None
+                    raise Aborted from None
                 if resends < _RESENDS:
                     resends += 1
                     continue
@@ -522,7 +443,7 @@ class ScienceMode4Driver(Driver):
             raise self._failure(DeviceError(
                 f"the P24 refused {what} with result {int(result)} ({_result_name(result)})"))
 
-    async def _request(self, command: int, frame: _PacketFrame) -> p.Message:
+    async def _request(self, command: int, frame: PacketFrame) -> p.Message:
         """Write one command now (``frame(pn)``: its wire frame with a packet number) and wait
         for the frame that acknowledges it.
 
@@ -533,43 +454,11 @@ class ScienceMode4Driver(Driver):
         """
         self._check_link()
         pn = self._next_pn()
-        wire = frame(pn)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[p.Message] = loop.create_future()
-        deadline_s = loop.time() + self.ack_timeout_s
-        self._pending[pn] = (command, future, deadline_s)
-        # one shared timer rather than asyncio.wait_for or a timer each: this runs for every
-        # update
-        timer = self._ack_timer
-        if timer is None or timer.when() > deadline_s:
-            if timer is not None:
-                timer.cancel()
-            self._ack_timer = loop.call_at(deadline_s, self._acks_due)
-        try:
-            await self.link.write(wire)
-            return await future
-        finally:
-            entry = self._pending.get(pn)
-            if entry is not None and entry[1] is future:
-                del self._pending[pn]
+        return await self._acks.request(pn, command, frame(pn))
 
-    def _acks_due(self) -> None:
-        """The ack timer: fail every request whose ack is overdue; set the timer again for the
-        earliest one still pending."""
-        self._ack_timer = None
-        loop = asyncio.get_running_loop()
-        now_s = loop.time()
-        next_s = math.inf
-        for _command, future, deadline_s in list(self._pending.values()):
-            if future.done():
-                continue
-            if deadline_s <= now_s + _TIMER_SLACK_S:
-                future.set_exception(DeviceTimeoutError(f"no ack within {self.ack_timeout_s:g} "
-                                                        "s"))
-            else:
-                next_s = min(next_s, deadline_s)
-        if next_s < math.inf:
-            self._ack_timer = loop.call_at(next_s, self._acks_due)
+    def _write(self, frame: bytes) -> Awaitable[None]:
+        # through self.link each time: a wire tap may replace the link after connect
+        return self.link.write(frame)
 
     def _next_pn(self) -> int:
         # packet numbers count 1, 2 … 63, 0, 1 … (docs/protocols/sciencemode4.md §10)
@@ -596,17 +485,11 @@ class ScienceMode4Driver(Driver):
             self._on_message(message)
 
     def _on_message(self, message: p.Message) -> None:
-        entry = self._pending.get(message.packet_number)
-        if entry is None:
-            return  # a late ack of a request given up on, or nothing we asked for
-        command, future, _deadline_s = entry
-        if future.done():
+        if self._acks.resolve(message):
             return
-        if message.command == command + 1:
-            future.set_result(message)
-        elif isinstance(message, p.GeneralError | p.UnknownCommand):
+        if isinstance(message, p.GeneralError | p.UnknownCommand):
             name = "General_error" if isinstance(message, p.GeneralError) else "Unknown_cmd"
-            future.set_exception(DeviceError(
+            self._acks.refuse(message.packet_number, DeviceError(
                 f"{name} with result {int(message.result)} ({_result_name(message.result)})"))
 
     def _on_lost(self, reason: str) -> None:
@@ -614,7 +497,7 @@ class ScienceMode4Driver(Driver):
             return
         self._lost = True
         self._cancel_lease()
-        self._fail_pending(LinkLostError(f"link to the P24 lost: {reason}"))
+        self._acks.fail_all(LinkLostError(f"link to the P24 lost: {reason}"))
         self._tell("link_lost", f"link to the P24 lost ({reason}); its {DEVICE_TIMEOUT_S:g} s "
                    "timeout ends output (unplugged, it is off)")
 
@@ -633,36 +516,8 @@ class ScienceMode4Driver(Driver):
             raise DeviceError(f"the driver has fallen silent after a fault "
                               f"({self._silence_reason})")
 
-    def _fail_pending(self, error: DeviceError) -> None:
-        for _command, future, _deadline_s in list(self._pending.values()):
-            if not future.done():
-                future.set_exception(error)
-        self._pending.clear()
-
     def _tell(self, kind: TelemetryKind, message: str, value: float | None = None) -> None:
         self._emit(Telemetry(kind, self._now(), None, value, message))
-
-
-def _blocks(setpoints: Sequence[ChannelSetpoint]) -> dict[int, p.MlChannelConfig]:
-    """One Ml_update block per channel with output (the base class checked the ranges).
-
-    Raises:
-        InputError: a setpoint the mid level cannot express.
-    """
-    configs: dict[int, p.MlChannelConfig] = {}
-    for channel, sp in enumerate(setpoints, start=1):
-        if sp.amplitude_ma <= 0:
-            continue
-        config = mapping.channel_config(sp.amplitude_ma, sp.pulse_width_us, sp.frequency_hz)
-        if config is not None:
-            configs[channel] = config
-    return configs
-
-
-def _describe(configs: dict[int, p.MlChannelConfig]) -> str:
-    return ", ".join(
-        f"ch{ch} {c.points[0].current_ma:g} mA {c.points[0].duration_us} µs "
-        f"{mapping.frequency_hz_from_period(c.period):.2f} Hz" for ch, c in configs.items())
 
 
 def _result_name(result: int) -> str:
@@ -670,12 +525,6 @@ def _result_name(result: int) -> str:
         return p.Result(result).name.lower().replace("_", " ")
     except ValueError:
         return "unknown"
-
-
-def _ignore_result(task: asyncio.Future[None]) -> None:
-    """Lease stops report through telemetry; never 'exception was never retrieved'."""
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        task.result()
 
 
 # ---------------------------------------------------------------------- factories

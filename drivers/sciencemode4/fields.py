@@ -14,6 +14,7 @@ from enum import IntEnum
 from typing import TypeVar
 
 from ...errors import ProtocolError
+from ..sciencemode.fields import check_int, expect_len
 
 __all__ = [
     "CHANNELS_PER_CONNECTOR",
@@ -153,14 +154,6 @@ class MeasurementType(IntEnum):
 _E = TypeVar("_E", bound=IntEnum)
 
 
-def check_int(name: str, value: object, low: int, high: int) -> None:
-    """Check that a field is an int (not a bool) within low–high, or raise ProtocolError."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ProtocolError(f"{name} must be an integer, not {value!r}")
-    if not low <= value <= high:
-        raise ProtocolError(f"{name} {value} is outside {low}–{high}")
-
-
 def to_enum(enum: type[_E], value: object, name: str) -> _E:
     """The enum member for a value, or ProtocolError naming the field (bools are refused)."""
     if type(value) is enum:  # already a member (a decoded field handed on): nothing to check
@@ -171,12 +164,6 @@ def to_enum(enum: type[_E], value: object, name: str) -> _E:
         return enum(value)
     except ValueError:
         raise ProtocolError(f"{name} {value!r} is not a valid {enum.__name__}") from None
-
-
-def expect_len(data: bytes, count: int) -> None:
-    """Check the exact number of command data bytes, or raise ProtocolError."""
-    if len(data) != count:
-        raise ProtocolError(f"expected {count} data bytes, got {len(data)}")
 
 
 def channel_mask(channels: Iterable[int]) -> int:

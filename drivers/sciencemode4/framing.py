@@ -6,15 +6,15 @@ packet number, 10-bit command) followed by the command data. LEN counts every wi
 frame, start and stop included; the CRC covers the stuffed prefix and data exactly as sent. The
 four header values are always sent as escaped pairs, so the header is always 9 bytes.
 
-The streaming receiver is in :mod:`.stream`. This module is pure: it must never do I/O, read a
+The byte stuffing is the one both ScienceMode generations share (:mod:`..sciencemode.stuffing`);
+the streaming receiver is in :mod:`.stream`. This module is pure: it must never do I/O, read a
 clock or keep state.
 """
 
 from __future__ import annotations
 
-import re
-
 from ...errors import ProtocolError
+from ..sciencemode.stuffing import ESCAPE, ESCAPE_KEY, START, STOP, stuff, unstuff
 
 __all__ = [
     "ESCAPE",
@@ -35,14 +35,6 @@ __all__ = [
     "stuff",
     "unstuff",
 ]
-
-START = 0xF0
-STOP = 0x0F
-ESCAPE = 0x81
-ESCAPE_KEY = 0x55
-SPECIAL_BYTES = frozenset({START, STOP, ESCAPE})
-_SPECIAL = re.compile(b"[\xf0\x0f\x81]")
-_ESCAPED = {bytes((b,)): bytes((ESCAPE, b ^ ESCAPE_KEY)) for b in SPECIAL_BYTES}
 
 HEADER_LEN = 9
 """Start byte plus four escaped pairs (LEN high, LEN low, CRC high, CRC low)."""
@@ -82,37 +74,6 @@ def crc16_xmodem(data: bytes) -> int:
     for byte in data:
         crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
     return crc
-
-
-def stuff(raw: bytes) -> bytes:
-    """Escape F0, 0F and 81 as ``81, b ⊕ 0x55`` (``81 A5``, ``81 5A``, ``81 D4``); keep the rest."""
-    return _SPECIAL.sub(lambda match: _ESCAPED[match.group()], bytes(raw))
-
-
-def unstuff(stuffed: bytes) -> bytes:
-    """Undo :func:`stuff`, un-escaping *any* byte that follows 0x81 (the receiver rule of
-    docs/protocols/sciencemode4.md §3).
-
-    Raises:
-        ProtocolError: on a bare start or stop byte, or an escape byte with nothing after it.
-    """
-    if not _SPECIAL.search(stuffed):
-        return bytes(stuffed)  # nothing escaped: most frames
-    out = bytearray()
-    escaped = False
-    for byte in stuffed:
-        if escaped:
-            out.append(byte ^ ESCAPE_KEY)
-            escaped = False
-        elif byte == ESCAPE:
-            escaped = True
-        elif byte in (START, STOP):
-            raise ProtocolError(f"bare 0x{byte:02X} inside stuffed bytes")
-        else:
-            out.append(byte)
-    if escaped:
-        raise ProtocolError("stuffed bytes end with a lone escape byte")
-    return bytes(out)
 
 
 def command_prefix(packet_number: int, command: int) -> bytes:

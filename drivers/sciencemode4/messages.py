@@ -16,10 +16,11 @@ Pure: no I/O, no clock, no silent clamping.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import IntEnum
 from typing import ClassVar, Self
 
 from ...errors import ProtocolError
+from ..sciencemode.fields import Direction
 from .fields import (
     HashType,
     Result,
@@ -91,13 +92,6 @@ HOST_COMMANDS: frozenset[int] = frozenset({
     Command.ML_UPDATE, Command.ML_STOP, Command.ML_GET_CURRENT_DATA, Command.GET_DEVICE_ID,
     Command.RESET, Command.GET_STIM_STATUS, Command.GET_EXTENDED_VERSION})
 """The requests a P24 executes; each is answered by command + 1."""
-
-
-class Direction(Enum):
-    """Who sends a message."""
-
-    HOST_TO_DEVICE = "host→device"
-    DEVICE_TO_HOST = "device→host"
 
 
 def coerce_enum(obj: object, name: str, enum: type[IntEnum]) -> None:

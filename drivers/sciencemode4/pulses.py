@@ -244,11 +244,6 @@ class MlChannelConfig:
         """Σ point durations in µs, as sent (before the device's 10 µs minimum)."""
         return sum(point.duration_us for point in self.points)
 
-    @property
-    def encoded_len(self) -> int:
-        """Bytes of the block on the wire: 3 + 4·n."""
-        return 3 + POINT_LEN * len(self.points)
-
     def encode(self) -> bytes:
         """Points/ramp byte, period word, points."""
         head = ((len(self.points) - 1) << 4) | self.ramp_pulses

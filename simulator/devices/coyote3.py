@@ -13,13 +13,14 @@ are accepted. The battery characteristic answers reads and notifies changes.
 
 The strength in steps becomes a current through the declared ``ma_per_step`` (the simulation
 assumes the user's calibration is right); waveform intensity becomes a pulse width through
-``us_per_intensity``. It is also a fault target: ``strength_change`` turns the wheel to an mA
-value (reported with sequence 0, as the wheel is), ``battery_low`` notifies the new level,
-``disconnect`` drops the radio link, ``device_reset`` zeroes and drops it, byte faults tamper
-with the GATT traffic, and body faults go to the model. ``wrong_current`` breaks the model's
-output stage: every B1 then reports the strength actually applied (in steps, from the model's
-current), and the fault's start is reported at once with sequence 0, as any strength change the
-host did not make. Nothing here reads the wall clock.
+``us_per_intensity``. Its ``faults`` is the fault target: ``strength_change`` turns the wheel
+to an mA value (reported with sequence 0, as the wheel is), ``battery_low`` notifies the new
+level, ``disconnect`` drops the radio link, ``device_reset`` zeroes and drops it, byte faults
+tamper with the GATT traffic (frames are the host's writes, acks the B1 notifications:
+``drop_acks`` / ``late_acks`` withhold or delay them), and body faults go to the model.
+``wrong_current`` breaks the model's output stage: every B1 then reports the strength actually
+applied (in steps, from the model's current), and the fault's start is reported at once with
+sequence 0, as any strength change the host did not make. Nothing here reads the wall clock.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import asyncio
 import json
 import math
 import os
-import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,14 +52,27 @@ from ...drivers.coyote3.frequency import frequency_hz_from_code
 from ...drivers.coyote3.protocol import decode_command, encode_b1, encode_battery_level
 from ...drivers.coyote3.rules import apply_b0_strengths, apply_bf_limits, wheel_step
 from ...errors import InputError, ProtocolError
-from ..faults import DEVICE_FAULT_KINDS, DeviceFaultInjector, Fault
+from ..fault_targets import (
+    BOTH_WAYS,
+    FROM_DEVICE,
+    FROM_HOST,
+    ByteFaults,
+    DeviceFaultInjector,
+    FaultRouter,
+    Route,
+)
+from ..faults import DEVICE_FAULT_KINDS, Fault
 from ..model import DeviceSpec, SimulatedStimulator
-from ..transports import Direction, GattServer
+from ..transports import GattServer
 
 __all__ = ["COYOTE_FAULT_KINDS", "EmulatedCoyote", "coyote_device_spec"]
 
 COYOTE_FAULT_KINDS: frozenset[str] = DEVICE_FAULT_KINDS | {
     "disconnect", "drop_acks", "late_acks", "corrupt_bytes", "duplicate_frames", "drop_frames"}
+#: The GATT traffic's faults: frames are the host's writes, acks the device's B1 notifications.
+_TRAFFIC_FAULTS = {"corrupt_bytes": BOTH_WAYS, "drop_frames": FROM_HOST,
+                   "duplicate_frames": FROM_HOST, "drop_acks": FROM_DEVICE,
+                   "late_acks": FROM_DEVICE}
 _SLOT_S = SLOT_DURATION_MS / 1000.0
 #: Float slack so a frame that arrives exactly 100 ms after the last one continues its output.
 _EPSILON_S = 1e-6
@@ -158,10 +171,20 @@ class EmulatedCoyote:
         self._decoded: dict[bytes, tuple[B0Frame | BfFrame, _Waveforms]] = {}
         self._outputs_cache: dict[tuple[int, ChannelWaveform | None], _Outputs] = {}
         self._injector = DeviceFaultInjector(self.device)
-        self._active: list[Fault] = []
-        self._random = random.Random(seed)
+        self._traffic = ByteFaults(seed, directions=_TRAFFIC_FAULTS)
+        #: The fault target: the radio link, the wheel, the battery, a reset and the GATT
+        #: traffic here; the body's kinds on the model.
+        self.faults = FaultRouter(COYOTE_FAULT_KINDS, 2, {
+            "disconnect": Route(lambda _fault: self.server.drop_connection(
+                "connection lost (out of range)")),
+            "strength_change": Route(self._strength_changed),
+            "battery_low": Route(self._battery_low),
+            "device_reset": Route(lambda _fault: self.reset()),
+            "wrong_current": Route(self._current_fault_started, self._current_fault_ended),
+            **self._traffic.routes(),
+        }, rest=self._injector.route())
         self.server = GattServer(name, address, on_write=self._on_write, on_read=self._on_read,
-                                 on_disconnect=self._on_disconnect, tamper=self._tamper)
+                                 on_disconnect=self._on_disconnect, tamper=self._traffic.tamper)
 
     # ------------------------------------------------------------------ scenario hooks
 
@@ -439,72 +462,20 @@ class EmulatedCoyote:
             handle.write(text)
         os.replace(fresh, self.persist_path)
 
-    # ------------------------------------------------------------------ fault target
+    # ------------------------------------------------------------------ fault routes
 
-    @property
-    def supported_fault_kinds(self) -> frozenset[str]:
-        """Device, body, link and GATT-traffic faults."""
-        return COYOTE_FAULT_KINDS
+    def _strength_changed(self, fault: Fault) -> None:
+        assert fault.value is not None
+        self.change_strength_ma(fault.channel, fault.value)
 
-    @property
-    def fault_channels(self) -> int:
-        """Two channels."""
-        return 2
+    def _battery_low(self, fault: Fault) -> None:
+        assert fault.value is not None
+        self.set_battery(fault.value)
 
-    def fault_started(self, fault: Fault) -> None:
-        """Begin ``fault`` (called by an armed fault plan)."""
-        if fault.kind == "disconnect":
-            self.server.drop_connection("connection lost (out of range)")
-        elif fault.kind == "strength_change":
-            assert fault.value is not None
-            self.change_strength_ma(fault.channel, fault.value)
-        elif fault.kind == "battery_low":
-            assert fault.value is not None
-            self.set_battery(fault.value)
-        elif fault.kind == "device_reset":
-            self.reset()
-        elif fault.kind in DEVICE_FAULT_KINDS:
-            self._injector.start(fault)
-            if fault.kind == "wrong_current":
-                self._report_applied()
-        else:
-            self._active.append(fault)
+    def _current_fault_started(self, fault: Fault) -> None:
+        self._injector.start(fault)
+        self._report_applied()
 
-    def fault_ended(self, fault: Fault) -> None:
-        """End a fault that has a duration."""
-        if fault in self._active:
-            self._active.remove(fault)
-        else:
-            self._injector.end(fault)
-            if fault.kind == "wrong_current":
-                self._report_applied()
-
-    def _tamper(self, direction: Direction, data: bytes) -> list[tuple[float, bytes]]:
-        if not self._active:
-            return [(0.0, data)]
-        chunks = [(0.0, data)]
-        for fault in self._active:
-            hit = self._random.random() < (1.0 if fault.value is None else fault.value)
-            kind = fault.kind
-            if direction == "device→host":
-                if kind == "drop_acks":
-                    chunks = []
-                elif kind == "late_acks":
-                    chunks = [(delay_s + (fault.value or 0.0), c) for delay_s, c in chunks]
-                elif kind == "corrupt_bytes" and hit:
-                    chunks = [(delay_s, self._flip_bit(c)) for delay_s, c in chunks]
-            elif kind == "drop_frames" and hit:
-                chunks = []
-            elif kind == "duplicate_frames" and hit:
-                chunks = chunks + chunks
-            elif kind == "corrupt_bytes" and hit:
-                chunks = [(delay_s, self._flip_bit(c)) for delay_s, c in chunks]
-        return chunks
-
-    def _flip_bit(self, data: bytes) -> bytes:
-        if not data:
-            return data
-        position = self._random.randrange(len(data) * 8)
-        out = bytearray(data)
-        out[position // 8] ^= 1 << (position % 8)
-        return bytes(out)
+    def _current_fault_ended(self, fault: Fault) -> None:
+        self._injector.end(fault)
+        self._report_applied()

@@ -44,7 +44,6 @@ from ...contract import ChannelSetpoint
 from ...drivers.openems.protocol import (
     DEFAULT_WINDOW,
     MAX_INTENSITY_PCT,
-    MAX_ON_TIME_MS,
     WIPER_MAX_STEPS,
     BlankLine,
     CalibrationOption,
@@ -429,8 +428,9 @@ class OpenEmsBoard:
         ch = self._channels[index]
         for name in action.negative_values:
             self._unsafe(now, f"{name.lower()}_negative", f"{action} (no digits, or wrapped)")
-        if action.on_time_ms is not None:
-            ch.on_time_ms = min(action.on_time_ms, MAX_ON_TIME_MS)  # a negative T passes
+        on_time_ms = action.effective_on_time_ms  # a negative T passes the cap
+        if on_time_ms is not None:
+            ch.on_time_ms = on_time_ms
         if action.intensity_pct is not None:
             if action.exceeds_intensity_limit:
                 self._unsafe(now, "intensity_over_100", f"I{action.intensity_pct} on C{index}")

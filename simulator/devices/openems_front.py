@@ -9,8 +9,10 @@
   :class:`~emsctl.simulator.transports.GattServer`; each write becomes the line
   ``WV,001C,<HEX>.`` and a disconnect the line ``Connection End`` (docs/protocols/openemsstim.md §2
   [emsctl rule]).
-* Faults: both fronts are :class:`~emsctl.simulator.faults.FaultTarget`: ``disconnect``,
-  ``device_reset``, byte faults on host→device traffic (``corrupt_bytes`` flips one digit of a
+* Faults: each front's ``faults`` is a :class:`~emsctl.simulator.faults.FaultTarget`:
+  ``disconnect``, ``device_reset``, byte faults on host→device traffic
+  (:class:`~emsctl.simulator.fault_targets.ByteFaults` with
+  :func:`~emsctl.simulator.fault_targets.flip_digit`: ``corrupt_bytes`` changes one digit of a
   line, ``drop_frames`` loses a line, ``duplicate_frames`` sends it twice; ``value`` is the
   probability per line, default 1) and the body's electrode faults. Randomness is seeded.
 
@@ -20,14 +22,20 @@ No threads, no wall clock; never raises on received bytes.
 from __future__ import annotations
 
 import asyncio
-import random
-from dataclasses import dataclass
 
 from ...drivers.links.base import LinkLostHandler, ReceiveHandler
 from ...drivers.openems.protocol import BLE_CHARACTERISTIC_UUID, CONNECTION_END, rn4020_line
 from ...errors import ProtocolError
-from ..faults import DeviceFaultInjector, Fault
-from ..transports import Direction, GattServer, MemorySerialPipe
+from ..fault_targets import (
+    FROM_HOST,
+    ByteFaults,
+    DeviceFaultInjector,
+    FaultRouter,
+    Route,
+    flip_digit,
+)
+from ..faults import BYTE_FAULT_KINDS
+from ..transports import GattServer, MemorySerialPipe
 from .openems import OpenEmsBoard
 
 __all__ = ["OPENEMS_FAULT_KINDS", "DtrResetLink", "Rn4020Front", "UsbSerialFront"]
@@ -35,77 +43,23 @@ __all__ = ["OPENEMS_FAULT_KINDS", "DtrResetLink", "Rn4020Front", "UsbSerialFront
 OPENEMS_FAULT_KINDS: frozenset[str] = frozenset(
     {"disconnect", "device_reset", "corrupt_bytes", "drop_frames", "duplicate_frames",
      "electrode_off", "electrode_on", "impedance", "wrong_current"})
-_BYTE_KINDS = frozenset({"corrupt_bytes", "drop_frames", "duplicate_frames"})
 SERIAL_BITS_PER_BYTE = 10  # 8N1
 SERIAL_BAUD = 19_200
 
 
-@dataclass
-class _ByteFaults:
-    """Active byte faults and the seeded dice that decide which lines they hit."""
-
-    rng: random.Random
-    active: list[Fault]
-
-    def tamper(self, direction: Direction, data: bytes) -> list[tuple[float, bytes]]:
-        if direction != "host→device" or not self.active:
-            return [(0.0, data)]
-        chunks = [data]
-        for fault in self.active:
-            if self.rng.random() >= (1.0 if fault.value is None else fault.value):
-                continue
-            if fault.kind == "drop_frames":
-                return []
-            if fault.kind == "duplicate_frames":
-                chunks = chunks + chunks
-            elif fault.kind == "corrupt_bytes":
-                chunks = [self._flip_digit(c) for c in chunks]
-        return [(0.0, c) for c in chunks]
-
-    def _flip_digit(self, data: bytes) -> bytes:
-        digits = [i for i, b in enumerate(data) if 0x30 <= b <= 0x39]
-        if not digits:
-            return data
-        i = self.rng.choice(digits)
-        new = self.rng.choice([d for d in b"0123456789" if d != data[i]])
-        return data[:i] + bytes([new]) + data[i + 1:]
-
-
 class _Front:
-    """Fault handling shared by both fronts."""
+    """Fault handling shared by both fronts: ``faults`` is the board's fault target."""
 
     def __init__(self, board: OpenEmsBoard, seed: int) -> None:
         self.board = board
-        self._bytes = _ByteFaults(random.Random(seed), [])
-        self._injector = DeviceFaultInjector(board.device)
-
-    @property
-    def supported_fault_kinds(self) -> frozenset[str]:
-        """Every kind in :data:`OPENEMS_FAULT_KINDS`."""
-        return OPENEMS_FAULT_KINDS
-
-    @property
-    def fault_channels(self) -> int:
-        """The board has two channels."""
-        return 2
-
-    def fault_started(self, fault: Fault) -> None:
-        """Begin ``fault`` now."""
-        if fault.kind == "disconnect":
-            self.disconnect()
-        elif fault.kind == "device_reset":
-            self.reset()
-        elif fault.kind in _BYTE_KINDS:
-            self._bytes.active.append(fault)
-        else:
-            self._injector.start(fault)
-
-    def fault_ended(self, fault: Fault) -> None:
-        """End a fault that has a duration."""
-        if fault in self._bytes.active:
-            self._bytes.active.remove(fault)
-        else:
-            self._injector.end(fault)
+        # the board sends only debug text: its lines from the host are what faults damage
+        self._bytes = ByteFaults(seed, directions=dict.fromkeys(BYTE_FAULT_KINDS, FROM_HOST),
+                                 damage=flip_digit)
+        self.faults = FaultRouter(OPENEMS_FAULT_KINDS, 2, {
+            "disconnect": Route(lambda _fault: self.disconnect()),
+            "device_reset": Route(lambda _fault: self.reset()),
+            **self._bytes.routes(),
+        }, rest=DeviceFaultInjector(board.device).route())
 
     def disconnect(self) -> None:  # pragma: no cover - overridden
         """Break the link."""

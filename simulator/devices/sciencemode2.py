@@ -28,12 +28,14 @@ from ...contract import ZERO, ChannelSetpoint
 from ...drivers.sciencemode2 import protocol as p
 from ...errors import InputError
 from ..body import BodyModel
-from ..model import ChannelOutput, DeviceEvent, DeviceSpec, SimulatedStimulator
+from ..model import DeviceEvent, DeviceSpec, SimulatedStimulator
+from .sciencemode_emulator import Log, ScienceModeEmulator, Trace
 
 if TYPE_CHECKING:
     from ..pty import PtyDeviceOptions
 
-__all__ = ["INIT_PERIOD_S", "RehaStim2", "RehaStim2Config", "pty_device", "rehastim2_spec"]
+__all__ = ["INIT_PERIOD_S", "REHASTIM2_FAULT_KINDS", "Log", "RehaStim2", "RehaStim2Config",
+           "Trace", "pty_device", "rehastim2_spec"]
 
 INIT_PERIOD_S = 0.5
 STRICT_WATCHDOG_S = 1.2
@@ -44,9 +46,10 @@ _SLOT_S = 0.0015  # each active channel occupies a 1.5 ms slot
 _XOR_GET_MODE = p.Command.GET_STIMULATION_MODE ^ 0x55  # 0x5F from clients that XOR in place
 _ACKED_REQUESTS = frozenset({10, 12, 30, 32, 34, 36, *range(50, 87, 2)})
 
-Trace = Callable[[str, bytes, str], None]
-"""trace(direction, wire bytes, one-line description) for every frame in and out."""
-Log = Callable[[str], None]
+#: What a fault plan can do to the device itself (its cable's kinds are the link's).
+REHASTIM2_FAULT_KINDS: frozenset[str] = frozenset(
+    {"drop_acks", "late_acks", "busy", "electrode_off", "electrode_on", "impedance",
+     "device_reset", "wrong_current"})
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,12 @@ def rehastim2_spec(config: RehaStim2Config) -> DeviceSpec:
                       compliance_v=config.compliance_v, zero_on_disconnect=False)
 
 
-class RehaStim2:
+class RehaStim2(ScienceModeEmulator[p.Frame, p.BadFrame]):
     """The emulated device: feed it host bytes with :meth:`receive`; it writes replies.
+
+    Its fault hooks (:class:`~.sciencemode_emulator.ScienceModeEmulator`): ``busy`` answers −8
+    to every acked command but Stop; Init and StimulationError are never withheld or delayed. A
+    reset (a brown-out) zeroes the output, resets the modes and sends Init again.
 
     Args:
         device: the output stage (8 channels; see :func:`rehastim2_spec`).
@@ -121,22 +128,13 @@ class RehaStim2:
                  log: Log | None = None) -> None:
         if device.spec.channels != p.CHANNEL_COUNT:
             raise InputError(f"a RehaStim2 has {p.CHANNEL_COUNT} channels")
-        self.device = device
+        super().__init__(device, write, p.FrameDecoder(), fault_kinds=REHASTIM2_FAULT_KINDS,
+                         trace=trace, log=log)
         self.config = config or RehaStim2Config()
-        self._write = write
-        self._trace = trace
-        self._log = log
-        self.decoder = p.FrameDecoder()
         self.connected = False
         self.mode = p.StimulationMode.START
         self.clm: p.InitChannelListMode | None = None
         self.settings: tuple[p.ChannelSettings, ...] = ()
-        self.powered = False
-        #: Fault hooks: answer −8 to every acked command but Stop; drop or delay replies.
-        self.busy = False
-        self.drop_replies = False
-        self.reply_extra_delay_s = 0.0
-        self.frames_in = self.bad_frames_in = self.replies_dropped = 0
         self._device_pn = 0
         self._last_valid_s: float | None = None
         self._init_timer: asyncio.TimerHandle | None = None
@@ -165,10 +163,6 @@ class RehaStim2:
                 timer.cancel()
         self._init_timer = self._watchdog_timer = None
 
-    def reset(self) -> None:
-        """A reset (brown-out): output zero, modes reset, Init again (via the model's event)."""
-        self.device.reset()
-
     def stimulation_error(self, code: p.StimulationErrorCode) -> None:
         """The output stage fails (emergency switch, electrode, module): stop, report, mode 0."""
         self._stop_output()
@@ -177,10 +171,6 @@ class RehaStim2:
         self._say(f"stimulation error {code.name} ({int(code)}): output stopped")
         self._send(p.StimulationError(packet_number=self._next_device_pn(), error=code))
 
-    def outputs(self) -> tuple[ChannelOutput, ...]:
-        """Every channel's output now."""
-        return self.device.output_now()
-
     def status(self) -> str:
         """Connection, mode and counters in one line."""
         state = f"connected, mode {int(self.mode)} ({self.mode.name.lower()})" \
@@ -188,21 +178,14 @@ class RehaStim2:
         return (f"{state}; frames in {self.frames_in}, bad {self.bad_frames_in}; "
                 f"watchdog {self.config.effective_watchdog_s:g} s, {self.config.profile}")
 
+    @property
+    def reply_delay_s(self) -> float:
+        """The configured time to answer a command."""
+        return self.config.reply_delay_s
+
     # ------------------------------------------------------------------ bytes in
 
-    def receive(self, data: bytes) -> None:
-        """Consume bytes from the host; any input is safe (HZ-12)."""
-        if not self.powered:
-            return
-        for item in self.decoder.feed(data):
-            if isinstance(item, p.BadFrame):
-                self._bad_frame(item)
-            else:
-                self.frames_in += 1
-                self._frame(item)
-
     def _bad_frame(self, bad: p.BadFrame) -> None:
-        self.bad_frames_in += 1
         self._trace_frame("host→device", bad.wire, f"bad frame ({bad.reason})")
         payload = bad.payload
         transfer = bad.reason in (p.BadFrameReason.LENGTH_MISMATCH,
@@ -493,30 +476,8 @@ class RehaStim2:
         self._send_raw(p.encode_payload(message), type(message).__name__)
 
     def _send_raw(self, payload: bytes, text: str) -> None:
-        wire = p.encode_frame(payload)
         unsolicited = payload[1] in (p.Command.INIT, p.Command.STIMULATION_ERROR)
-        if self.drop_replies and not unsolicited:
-            self.replies_dropped += 1
-            self._trace_frame("device→host", wire, f"{text} (dropped by fault)")
-            return
-        delay_s = 0.0 if unsolicited else self.config.reply_delay_s + self.reply_extra_delay_s
-        if delay_s > 0:
-            asyncio.get_running_loop().call_later(delay_s, self._emit, wire, text)
-        else:
-            self._emit(wire, text)
-
-    def _emit(self, wire: bytes, text: str) -> None:
-        if self.powered:
-            self._trace_frame("device→host", wire, text)
-            self._write(wire)
-
-    def _trace_frame(self, direction: str, wire: bytes, text: str) -> None:
-        if self._trace is not None:
-            self._trace(direction, wire, text)
-
-    def _say(self, text: str) -> None:
-        if self._log is not None:
-            self._log(text)
+        self._reply(p.encode_frame(payload), text, unsolicited=unsolicited)
 
 
 def _setpoint(s: p.ChannelSettings, rate_hz: float, t2_ms: float) -> ChannelSetpoint:

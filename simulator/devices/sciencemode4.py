@@ -15,8 +15,13 @@ delivered.
 
 Fault hooks like the RehaStim2 emulation's: :attr:`P24.busy` (result 21 to everything but the
 stops and Reset), :attr:`P24.drop_replies`, :attr:`P24.reply_extra_delay_s`, :meth:`P24.reset`
-(via the model, as a brown-out) and :meth:`P24.channel_error`. :mod:`.sciencemode4_faults` arms
-a fault plan against them.
+(via the model, as a brown-out) and :meth:`P24.channel_error`. :attr:`P24.faults` is the fault
+target of the device itself: ``drop_acks`` / ``late_acks`` / ``busy`` switch those hooks for the
+fault's duration, ``disconnect`` unplugs the bus-powered device (it switches off: output stops at
+once, nothing answers), and ``electrode_off`` / ``electrode_on`` / ``impedance`` /
+``device_reset`` / ``wrong_current`` act on the output stage (a pad that falls off while its
+channel runs is an electrode error in Ml_get_current_data). Byte-level kinds belong to whatever
+carries the bytes.
 
 It runs on the running asyncio loop (virtual or real time) and never reads the wall clock,
 sleeps or does I/O itself: bytes leave through the ``write`` callable, one call per frame. Its
@@ -34,13 +39,15 @@ from typing import TYPE_CHECKING
 from ...drivers.sciencemode4 import protocol as p
 from ...drivers.sciencemode4.mapping import DEVICE_MAX_CURRENT_MA
 from ...errors import InputError
+from ..fault_targets import Route
 from ..model import DeviceEvent, DeviceSpec, SimulatedStimulator
 from .sciencemode4_levels import LowLevel, MidLevel, level_refusal, update_in_range
+from .sciencemode_emulator import Log, ScienceModeEmulator, Trace
 
 if TYPE_CHECKING:
-    from ..model import ChannelOutput
+    pass
 
-__all__ = ["ML_TIMEOUT_S", "P24", "P24Config", "p24_spec"]
+__all__ = ["ML_TIMEOUT_S", "P24", "P24_FAULT_KINDS", "P24Config", "p24_spec"]
 
 ML_TIMEOUT_S = 2.0
 """The device's fixed mid-level timeout [docs/protocols/sciencemode4.md §9]."""
@@ -50,9 +57,10 @@ _NO_PARAMETER_ERROR = frozenset({p.Command.GET_STIM_STATUS, p.Command.GET_EXTEND
                                  p.Command.LL_STOP})
 """Their acks carry only 0 and 1 [docs/protocols/sciencemode4.md §8]: bad data gets 1 there."""
 
-Trace = Callable[[str, bytes, str], None]
-"""trace(direction, wire bytes, one-line description) for every frame in and out."""
-Log = Callable[[str], None]
+#: What a fault plan can do to the device itself (byte-level kinds are its cable's).
+P24_FAULT_KINDS: frozenset[str] = frozenset(
+    {"disconnect", "drop_acks", "late_acks", "busy", "electrode_off", "electrode_on",
+     "impedance", "device_reset", "wrong_current"})
 
 
 @dataclass(frozen=True)
@@ -96,8 +104,10 @@ def p24_spec(config: P24Config | None = None) -> DeviceSpec:
                       compliance_v=config.compliance_v, zero_on_disconnect=True)
 
 
-class P24:
+class P24(ScienceModeEmulator[p.Frame, p.BadFrame]):
     """The emulated device: feed it host bytes with :meth:`receive`; it writes replies.
+
+    A reset (a brown-out) switches everything off and goes back to "no level".
 
     Args:
         device: the output stage (8 channels; see :func:`p24_spec`).
@@ -115,21 +125,13 @@ class P24:
                  log: Log | None = None) -> None:
         if device.spec.channels != p.CHANNEL_COUNT:
             raise InputError(f"a P24 has {p.CHANNEL_COUNT} channels")
-        self.device = device
+        super().__init__(device, write, p.FrameDecoder(), fault_kinds=P24_FAULT_KINDS,
+                         fault_routes={"disconnect": Route(lambda _fault: self.power_off())},
+                         trace=trace, log=log)
         self.config = config or P24Config()
-        self._write = write
-        self._trace = trace
-        self._log = log
-        self.decoder = p.FrameDecoder()
-        self.powered = False
         self.stim_status = p.StimStatus.NONE
         self.mid = MidLevel(device, self._say, self._on_mid_level_empty)
         self.low = LowLevel(device, self._say, self._send)
-        #: Fault hooks: result 21 to everything but the stops and Reset; drop or delay replies.
-        self.busy = False
-        self.drop_replies = False
-        self.reply_extra_delay_s = 0.0
-        self.frames_in = self.bad_frames_in = self.replies_dropped = 0
         self._last_keepalive_s: float | None = None
         self._timeout_timer: asyncio.TimerHandle | None = None
         device.add_listener(self._on_device_event)
@@ -147,10 +149,6 @@ class P24:
         if self.powered:
             self._everything_off("powered off")
             self.powered = False
-
-    def reset(self) -> None:
-        """A reset (brown-out): everything off, back to "no level" (via the model's event)."""
-        self.device.reset()
 
     def channel_error(self, channel: int, state: p.ChannelState) -> None:
         """A running mid-level channel fails (fault hook): its state is set, its output stops
@@ -174,31 +172,20 @@ class P24:
             return p.HIGH_VOLTAGE_150V
         return p.HIGH_VOLTAGE_OFF
 
-    def outputs(self) -> tuple[ChannelOutput, ...]:
-        """Every channel's output now."""
-        return self.device.output_now()
-
     def status(self) -> str:
         """Level, high voltage, active channels and counters in one line."""
         return (f"{self.stim_status.name.lower().replace('_', ' ')}, HV code "
                 f"{self.high_voltage_code}, active mask 0x{self.mid.active_mask:02X}; "
                 f"frames in {self.frames_in}, bad {self.bad_frames_in}")
 
+    @property
+    def reply_delay_s(self) -> float:
+        """The configured time to answer a command."""
+        return self.config.reply_delay_s
+
     # ------------------------------------------------------------------ bytes in
 
-    def receive(self, data: bytes) -> None:
-        """Consume bytes from the host; any input is safe."""
-        if not self.powered:
-            return
-        for item in self.decoder.feed(data):
-            if isinstance(item, p.BadFrame):
-                self._bad_frame(item)
-            else:
-                self.frames_in += 1
-                self._frame(item)
-
     def _bad_frame(self, bad: p.BadFrame) -> None:
-        self.bad_frames_in += 1
         self._trace_frame("host→device", bad.wire, f"bad frame ({bad.reason})")
         prefix = bad.prefix
         transfer = bad.reason in (p.BadFrameReason.LENGTH_MISMATCH,
@@ -382,28 +369,6 @@ class P24:
     # ------------------------------------------------------------------ bytes out
 
     def _send(self, message: p.AckBase, extra_delay_s: float = 0.0) -> None:
-        wire = p.encode_message(message)
-        text = type(message).__name__
-        if self.drop_replies:
-            self.replies_dropped += 1
-            self._trace_frame("device→host", wire, f"{text} (dropped by fault)")
-            return
-        delay_s = self.config.reply_delay_s + self.reply_extra_delay_s + extra_delay_s
-        if delay_s > 0:
-            asyncio.get_running_loop().call_later(delay_s, self._emit, wire, text)
-        else:
-            self._emit(wire, text)
-
-    def _emit(self, wire: bytes, text: str) -> None:
-        if self.powered:
-            self._trace_frame("device→host", wire, text)
-            self._write(wire)
-
-    def _trace_frame(self, direction: str, wire: bytes, text: str) -> None:
-        if self._trace is not None:
-            self._trace(direction, wire, text)
-
-    def _say(self, text: str) -> None:
-        if self._log is not None:
-            self._log(text)
+        self._reply(p.encode_message(message), type(message).__name__,
+                    extra_delay_s=extra_delay_s)
 

@@ -12,8 +12,6 @@ lenient mode, 0–50, default 0). This module never imports bleak.
 
 from __future__ import annotations
 
-import asyncio
-
 from pydantic import Field
 
 from ...devices import DeviceUrl, OpenOptions
@@ -31,13 +29,12 @@ from ...drivers.coyote3.frames import BALANCE_MAX
 from ...errors import InputError
 from ..body import BodyModel
 from ..devices.coyote3 import EmulatedCoyote, coyote_device_spec
-from ..faults import ArmedFaultPlan, FaultPlan, simulated_fault_plan
+from ..faults import FaultArming, FaultPlan, simulated_fault_plan
 from ..model import SimulatedStimulator
 from ..recorder import Recorder
 from ..transports import MemoryGattLink
 
 __all__ = ["SimulatedCoyoteDriver", "open_simulated_coyote"]
-
 
 
 class SimulatedCoyoteDriver(CoyoteDriver):
@@ -56,13 +53,10 @@ class SimulatedCoyoteDriver(CoyoteDriver):
     def __init__(self, emulator: EmulatedCoyote, config: CoyoteConfig, *,
                  fault_plan: FaultPlan | None = None, url: str = "sim+coyote3") -> None:
         super().__init__(MemoryGattLink(emulator.server), config, url=url)
-        if fault_plan is not None:
-            fault_plan.check(emulator.supported_fault_kinds, emulator.fault_channels)
+        self.fault_arming = FaultArming(fault_plan, emulator.faults)
         self.emulator = emulator
         self.device: SimulatedStimulator = emulator.device
         self.recorder = Recorder(emulator.device)
-        self.fault_plan = fault_plan
-        self._armed: ArmedFaultPlan | None = None
 
     async def _connect_internal(self) -> None:
         """Connect as the real driver does, then arm the fault plan (first connect only).
@@ -71,13 +65,11 @@ class SimulatedCoyoteDriver(CoyoteDriver):
             DeviceError: as :meth:`CoyoteDriver._connect_internal`.
         """
         await super()._connect_internal()
-        if self.fault_plan is not None and self._armed is None:
-            self._armed = self.fault_plan.schedule(asyncio.get_running_loop(), self.emulator)
+        self.fault_arming.arm()
 
     async def _close_internal(self) -> None:
         """Disarm pending faults, then close as the real driver does."""
-        if self._armed is not None:
-            self._armed.cancel()
+        self.fault_arming.disarm()
         await super()._close_internal()
 
 

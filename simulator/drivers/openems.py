@@ -4,15 +4,13 @@
 :class:`SimulatedOpenEmsDriver` is the real :class:`~.driver.OpenEmsDriver` (every byte goes
 through the same code as on hardware) plus handles for tests and the runner: ``device`` (the
 simulator model that records the output), ``recorder``, ``emulator`` (the board) and ``front``
-(its transport, which is also the fault target). A fault plan is armed on the first
+(its transport, whose ``faults`` is the fault target). A fault plan is armed on the first
 ``connect()``, so its ``at_s`` counts from then, and disarmed on ``close()``.
 
 Imported only when a simulated device is opened.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from pydantic import Field
 
@@ -36,7 +34,7 @@ from ...limits import (
 )
 from ..devices.openems import BOOT_S, ExternalStimulator, OpenEmsBoard, OpenEmsConfig
 from ..devices.openems_front import Rn4020Front, UsbSerialFront
-from ..faults import ArmedFaultPlan, FaultPlan, simulated_fault_plan
+from ..faults import FaultArming, as_fault_plan, simulated_fault_plan
 from ..model import SimulatedStimulator
 from ..recorder import Recorder
 from ..transports import MemoryGattLink
@@ -70,17 +68,11 @@ class SimulatedOpenEmsDriver(OpenEmsDriver):
                  fault_plan: object = None) -> None:
         transport_name = "BLE" if isinstance(front, Rn4020Front) else "serial"
         super().__init__(link, declared, url=url, transport_name=transport_name)
-        if fault_plan is not None:
-            if not isinstance(fault_plan, FaultPlan):
-                raise InputError(f"fault_plan must be a FaultPlan, got "
-                                 f"{type(fault_plan).__name__}")
-            fault_plan.check(front.supported_fault_kinds, front.fault_channels)
-        self.fault_plan: FaultPlan | None = fault_plan
+        self.fault_arming = FaultArming(as_fault_plan(fault_plan), front.faults)
         self.front = front
         self.emulator: OpenEmsBoard = front.board
         self.device: SimulatedStimulator = front.board.device
         self.recorder = Recorder(self.device)
-        self._armed: ArmedFaultPlan | None = None
 
     async def _connect_internal(self) -> None:
         """Connect as on hardware, then arm the fault plan (first time only).
@@ -89,13 +81,11 @@ class SimulatedOpenEmsDriver(OpenEmsDriver):
             DeviceError: the link cannot be opened, or it was lost earlier.
         """
         await super()._connect_internal()
-        if self.fault_plan is not None and self._armed is None:
-            self._armed = self.fault_plan.schedule(asyncio.get_running_loop(), self.front)
+        self.fault_arming.arm()
 
     async def _close_internal(self) -> None:
         """Disarm faults, then close as on hardware."""
-        if self._armed is not None:
-            self._armed.cancel()
+        self.fault_arming.disarm()
         await super()._close_internal()
 
 

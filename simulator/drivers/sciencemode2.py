@@ -2,20 +2,19 @@
 
 The driver talks through a :class:`~emsctl.simulator.transports.MemorySerialPipe` (460800 baud
 8E1 wire time, virtual-clock aware) to :class:`~emsctl.simulator.devices.sciencemode2.RehaStim2`,
-so every byte goes through the same codec and driver code as on a real port. Opening the link
-switches the emulated device on and arms the fault plan; ``at_s`` counts from then. Fault kinds:
-byte-level ones through the pipe's tamper hook (``corrupt_bytes``: probability per chunk that
-one bit flips, default 1; ``drop_frames`` / ``duplicate_frames``: probability per chunk,
-default 1), ``drop_acks`` / ``late_acks`` / ``busy`` in the emulated device, ``disconnect`` cuts
-the cable (the device does not notice; its watchdog ends output), and the body and reset kinds
-through :class:`~emsctl.simulator.faults.DeviceFaultInjector`.
+so every byte goes through the same codec and driver code as on a real port. The link is an
+:class:`~.serial_emulation.EmulatedSerialLink`: opening it switches the emulated device on and
+arms the fault plan; ``at_s`` counts from then. Fault kinds: byte-level ones on the cable
+(``corrupt_bytes``: probability per chunk that one bit flips, default 1; ``drop_frames`` /
+``duplicate_frames``: probability per chunk, default 1), ``disconnect`` cuts the cable (the
+device does not notice; its watchdog ends output), and ``drop_acks`` / ``late_acks`` / ``busy``
+and the body and reset kinds in the emulated device (``RehaStim2.faults``).
 
 This module must never be imported by the real-device path; it reads time only from the loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Literal
 
@@ -23,138 +22,22 @@ from pydantic import Field, field_validator
 
 from ...device_params import DeviceParams, parse_params
 from ...devices import DeviceUrl, OpenOptions
-from ...drivers.links.base import LinkLostHandler, ReceiveHandler
 from ...drivers.sciencemode2.driver import ACK_TIMEOUT_S, ScienceModeDriver
 from ...errors import InputError
 from ..body import BodyModel
 from ..devices.sciencemode2 import RehaStim2, RehaStim2Config, rehastim2_spec
-from ..faults import (
-    BYTE_FAULT_KINDS,
-    ArmedFaultPlan,
-    ByteFaults,
-    DeviceFaultInjector,
-    Fault,
-    FaultPlan,
-    simulated_fault_plan,
-)
+from ..faults import simulated_fault_plan
 from ..model import SimulatedStimulator
 from ..recorder import Recorder
 from ..transports import MemorySerialPipe
+from .serial_emulation import EmulatedSerialLink
 
-__all__ = ["SM2_FAULT_KINDS", "EmulatedLink", "SimulatedScienceModeDriver", "open_emulated"]
-
-SM2_FAULT_KINDS: frozenset[str] = frozenset(
-    {"disconnect", "drop_acks", "late_acks", "busy", "corrupt_bytes", "duplicate_frames",
-     "drop_frames", "electrode_off", "electrode_on", "impedance", "device_reset",
-     "wrong_current"})
-_BYTE_KINDS = BYTE_FAULT_KINDS
-
-
-class EmulatedLink:
-    """A :class:`ByteLink` to an emulated RehaStim2, and the fault target of its plan.
-
-    Args:
-        emulator: the emulated device (switched on by :meth:`open`).
-        pipe: the in-memory cable between the host and the emulator.
-        fault_plan: armed on the first :meth:`open`.
-        seed: seeds the byte-fault dice, so a run repeats exactly.
-
-    Raises:
-        InputError: a fault plan with kinds or channels this link cannot inject.
-    """
-
-    def __init__(self, emulator: RehaStim2, pipe: MemorySerialPipe,
-                 fault_plan: FaultPlan | None = None, seed: int = 0) -> None:
-        self.emulator = emulator
-        self.pipe = pipe
-        self.description = f"emulated RehaStim2 ({pipe.description})"
-        if fault_plan is not None:
-            fault_plan.check(SM2_FAULT_KINDS, self.fault_channels)
-        self.fault_plan = fault_plan
-        self._armed: ArmedFaultPlan | None = None
-        self._injector = DeviceFaultInjector(emulator.device)
-        self._bytes = ByteFaults(seed)
-        pipe.tamper = self._bytes.tamper
-        pipe.on_device_receive(emulator.receive)
-
-    async def open(self) -> None:
-        """Plug the cable in: the device is switched on, the fault plan armed (first time).
-
-        Raises:
-            DeviceError: the cable was cut.
-        """
-        self.emulator.power_on()
-        if self.fault_plan is not None and self._armed is None:
-            self._armed = self.fault_plan.schedule(asyncio.get_running_loop(), self)
-        await self.pipe.host.open()
-
-    async def write(self, data: bytes) -> None:
-        """Send bytes to the emulated device.
-
-        Raises:
-            LinkLostError: the cable was cut or the link is closed.
-        """
-        await self.pipe.host.write(data)
-
-    def on_receive(self, handler: ReceiveHandler) -> None:
-        """Deliver the device's bytes to ``handler``."""
-        self.pipe.host.on_receive(handler)
-
-    def on_lost(self, handler: LinkLostHandler) -> None:
-        """Report a cut cable to ``handler``."""
-        self.pipe.host.on_lost(handler)
-
-    async def close(self) -> None:
-        """Unplug: the device stays on (its watchdog notices); pending faults are disarmed."""
-        if self._armed is not None:
-            self._armed.cancel()
-        await self.pipe.host.close()
-
-    # ------------------------------------------------------------------ fault target
-
-    @property
-    def supported_fault_kinds(self) -> frozenset[str]:
-        """Every kind :data:`SM2_FAULT_KINDS` lists."""
-        return SM2_FAULT_KINDS
-
-    @property
-    def fault_channels(self) -> int:
-        """Eight channels."""
-        return self.emulator.device.spec.channels
-
-    def fault_started(self, fault: Fault) -> None:
-        """Begin ``fault`` now."""
-        emulator = self.emulator
-        if fault.kind == "disconnect":
-            self.pipe.cut("cable pulled (fault plan)")
-        elif fault.kind == "drop_acks":
-            emulator.drop_replies = True
-        elif fault.kind == "late_acks":
-            emulator.reply_extra_delay_s = fault.value or 0.0
-        elif fault.kind == "busy":
-            emulator.busy = True
-        elif fault.kind in _BYTE_KINDS:
-            self._bytes.start(fault)
-        else:
-            self._injector.start(fault)
-
-    def fault_ended(self, fault: Fault) -> None:
-        """Undo a fault whose duration is over."""
-        emulator = self.emulator
-        if fault.kind == "drop_acks":
-            emulator.drop_replies = False
-        elif fault.kind == "late_acks":
-            emulator.reply_extra_delay_s = 0.0
-        elif fault.kind == "busy":
-            emulator.busy = False
-        elif fault.kind in _BYTE_KINDS:
-            self._bytes.end(fault)
-        else:
-            self._injector.end(fault)
+__all__ = ["SimScienceModeParams", "SimulatedScienceModeDriver", "open_emulated"]
 
 
 class SimulatedScienceModeDriver(ScienceModeDriver):
-    """The ScienceMode2 driver on an :class:`EmulatedLink`, with the emulated device in reach.
+    """The ScienceMode2 driver on an :class:`EmulatedSerialLink`, with the emulated device in
+    reach.
 
     Attributes:
         device: the emulated output stage (outputs, watchdog, body).
@@ -162,7 +45,8 @@ class SimulatedScienceModeDriver(ScienceModeDriver):
         recorder: what the device delivered (read by the CLI summary).
     """
 
-    def __init__(self, link: EmulatedLink, *, url: str, ack_timeout_s: float) -> None:
+    def __init__(self, link: EmulatedSerialLink[RehaStim2], *, url: str,
+                 ack_timeout_s: float) -> None:
         super().__init__(link, url=url, ack_timeout_s=ack_timeout_s)
         self.emulator = link.emulator
         self.device = link.emulator.device
@@ -211,5 +95,7 @@ def open_emulated(url: DeviceUrl, options: OpenOptions) -> SimulatedScienceModeD
     device = SimulatedStimulator(rehastim2_spec(config), BodyModel(8, p.impedance_ohm))
     pipe = MemorySerialPipe(baud=460800, bits_per_byte=11, description="memory serial 460800 8E1")
     emulator = RehaStim2(device, pipe.device_write, config)
-    link = EmulatedLink(emulator, pipe, plan, options.seed)
+    link = EmulatedSerialLink(emulator, pipe, name="RehaStim2",
+                              unplugged="cable pulled (fault plan)", fault_plan=plan,
+                              seed=options.seed)
     return SimulatedScienceModeDriver(link, url=url.text, ack_timeout_s=p.ack_timeout_s)

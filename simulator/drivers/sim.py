@@ -27,14 +27,8 @@ from ...device_params import DeviceParams, parse_params
 from ...devices import DeviceUrl, OpenOptions
 from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError
 from ..body import BodyModel
-from ..faults import (
-    DEVICE_FAULT_KINDS,
-    ArmedFaultPlan,
-    DeviceFaultInjector,
-    Fault,
-    FaultPlan,
-    simulated_fault_plan,
-)
+from ..fault_targets import DeviceFaultInjector, FaultRouter, Route, while_active
+from ..faults import DEVICE_FAULT_KINDS, Fault, FaultArming, FaultPlan, simulated_fault_plan
 from ..model import DeviceEvent, DeviceSpec, SimulatedStimulator
 from ..recorder import Recorder
 
@@ -97,16 +91,18 @@ class SimDriver(Driver):
             telemetry=_TELEMETRY,
             bursts=True,
         )
-        if fault_plan is not None:
-            fault_plan.check(SIM_FAULT_KINDS, spec.channels)
-        self.fault_plan = fault_plan
-        self._armed: ArmedFaultPlan | None = None
-        self._injector = DeviceFaultInjector(self.device)
         self._link_up = False
         self._listening = False
         self._dropping_acks: list[Fault] = []
         self._late_acks: list[Fault] = []
         self._pending: dict[asyncio.Future[bool], asyncio.Handle | None] = {}
+        #: The fault target: the link and the acks here, the rest on the device.
+        self.faults = FaultRouter(SIM_FAULT_KINDS, spec.channels, {
+            "disconnect": Route(lambda _fault: self._lose_link()),
+            "drop_acks": while_active(self._dropping_acks),
+            "late_acks": while_active(self._late_acks),
+        }, rest=DeviceFaultInjector(self.device).route())
+        self.fault_arming = FaultArming(fault_plan, self.faults)
 
     @property
     def link_up(self) -> bool:
@@ -121,15 +117,13 @@ class SimDriver(Driver):
         Raises:
             InputError: the fault plan cannot be armed.
         """
-        loop = asyncio.get_running_loop()
         self.device.connect()
         self.device.stop()  # the handshake leaves every output at 0
         self._link_up = True
         if not self._listening:
             self.device.add_listener(self._on_device_event)
             self._listening = True
-        if self.fault_plan is not None and self._armed is None:
-            self._armed = self.fault_plan.schedule(loop, self)
+        self.fault_arming.arm()
 
     async def _apply_internal(self, setpoints: tuple[ChannelSetpoint, ...], lease_s: float) -> None:
         """Send the setpoints and wait for the ack; retry once on timeout.
@@ -188,44 +182,12 @@ class SimDriver(Driver):
 
     async def _close_internal(self) -> None:
         """Disarm faults, drop pending acks and stop listening. The device keeps its record."""
-        if self._armed is not None:
-            self._armed.cancel()
+        self.fault_arming.disarm()
         self._link_up = False
         self._fail_pending(DeviceError("the driver was closed"))
         if self._listening:
             self.device.remove_listener(self._on_device_event)
             self._listening = False
-
-    # ------------------------------------------------------------------ fault target
-
-    @property
-    def supported_fault_kinds(self) -> frozenset[str]:
-        """Device-level kinds plus ``disconnect``, ``drop_acks`` and ``late_acks``."""
-        return SIM_FAULT_KINDS
-
-    @property
-    def fault_channels(self) -> int:
-        """The device's channel count."""
-        return self.device.spec.channels
-
-    def fault_started(self, fault: Fault) -> None:
-        """Begin ``fault`` (called by the armed fault plan)."""
-        if fault.kind == "disconnect":
-            self._lose_link()
-        elif fault.kind == "drop_acks":
-            self._dropping_acks.append(fault)
-        elif fault.kind == "late_acks":
-            self._late_acks.append(fault)
-        else:
-            self._injector.start(fault)
-
-    def fault_ended(self, fault: Fault) -> None:
-        """End a fault that has a duration (called by the armed fault plan)."""
-        for active in (self._dropping_acks, self._late_acks):
-            if fault in active:
-                active.remove(fault)
-                return
-        self._injector.end(fault)
 
     # ------------------------------------------------------------------ internals
 

@@ -226,7 +226,7 @@ def test_a_drop_from_the_device_side_is_reported_once_and_a_reconnect_starts_afr
         await link.connect(CONNECT_S)
         await link.subscribe(NOTIFY, lambda uuid, value: None)
         await asyncio.sleep(0.01)
-        emulator.fault_started(Fault("disconnect", 0.0))  # out of range
+        emulator.faults.fault_started(Fault("disconnect", 0.0))  # out of range
         await asyncio.sleep(0.05)
         assert len(lost) == 1 and "dropped" in lost[0]
         assert not link.is_connected and not peripheral.is_connected

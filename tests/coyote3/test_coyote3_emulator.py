@@ -187,7 +187,7 @@ def test_the_wheel_and_a_strength_fault_are_reported_with_sequence_0() -> None:
     async def body(emulator: EmulatedCoyote, host: Host) -> None:
         await host.send("B01F0A000A0A0A0A0A0A0A0A0A0A0A0A00000065", settle_s=0.01)
         emulator.wheel(1, up=True)
-        emulator.fault_started(Fault("strength_change", 0.0, channel=2, value=3.0))
+        emulator.faults.fault_started(Fault("strength_change", 0.0, channel=2, value=3.0))
         await asyncio.sleep(0.02)
         assert host.b1 == ["b1010a00", "b1000b00", "b1000b0f"]
         assert amplitudes(emulator)[0] == pytest.approx(2.2)  # the running frame, new strength
@@ -197,7 +197,7 @@ def test_the_wheel_and_a_strength_fault_are_reported_with_sequence_0() -> None:
 def test_battery_is_read_and_notified() -> None:
     async def body(emulator: EmulatedCoyote, host: Host) -> None:
         assert await host.link.read(BATTERY_CHARACTERISTIC_UUID) == bytes([77])
-        emulator.fault_started(Fault("battery_low", 0.0, value=9))
+        emulator.faults.fault_started(Fault("battery_low", 0.0, value=9))
         await asyncio.sleep(0.02)
         assert host.battery == [bytes([9])]
         with pytest.raises(ProtocolError):
@@ -208,7 +208,7 @@ def test_battery_is_read_and_notified() -> None:
 def test_disconnect_keeps_the_strength_but_the_output_runs_out() -> None:
     async def body(emulator: EmulatedCoyote, host: Host) -> None:
         await host.send("B01F0A000A0A0A0A0A0A0A0A0A0A0A0A00000065", settle_s=0.01)
-        emulator.fault_started(Fault("disconnect", 0.0))
+        emulator.faults.fault_started(Fault("disconnect", 0.0))
         await asyncio.sleep(0.1)
         assert amplitudes(emulator) == [0.0, 0.0] and emulator.strengths_steps == [10, 0]
     with_host(body)
@@ -217,7 +217,7 @@ def test_disconnect_keeps_the_strength_but_the_output_runs_out() -> None:
 def test_reset_zeroes_strength_and_output_and_drops_the_link() -> None:
     async def body(emulator: EmulatedCoyote, host: Host) -> None:
         await host.send("B01F0A000A0A0A0A0A0A0A0A0A0A0A0A00000065", settle_s=0.01)
-        emulator.fault_started(Fault("device_reset", 0.0))
+        emulator.faults.fault_started(Fault("device_reset", 0.0))
         assert emulator.device.output_now() == (OFF, OFF)
         assert emulator.strengths_steps == [0, 0] and not emulator.server.connected
     with_host(body)

@@ -70,7 +70,7 @@ def plain(data: bytes) -> bytes:
 
 def arm(driver: SimulatedOpenEmsDriver, *faults: Fault) -> None:
     """Start ``faults`` from now (after a ramp), as a plan armed at connect would from then."""
-    FaultPlan(faults).schedule(asyncio.get_running_loop(), driver.front)
+    FaultPlan(faults).schedule(asyncio.get_running_loop(), driver.front.faults)
 
 
 def heard(driver: SimulatedOpenEmsDriver) -> list[Telemetry]:

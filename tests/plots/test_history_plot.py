@@ -13,7 +13,8 @@ from emsctl.devices import OpenOptions
 from emsctl.journal import Journal, JournalRecord, read_journal
 from emsctl.limits import DEFAULTS
 from emsctl.loader import load_program
-from emsctl.plotting import _planned_polyline, session_plan, session_series
+from emsctl.plotting import session_plan, session_series
+from emsctl.plotting.session import _planned_polyline
 from emsctl.runner import execute, prepare_run
 from emsctl.session import Session, SessionState
 from emsctl.simulator.faults import Fault, FaultPlan
@@ -149,10 +150,10 @@ def test_the_session_plot_reads_on_the_live_view_clock_with_events_apart(
         journal_path: Path, run_main, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Program time on the axis (as the live view showed it), the pause a band where the clock
     stood still, and every event's words in the strip above the channels — never over a band."""
-    from emsctl import plotting
+    from emsctl.plotting import session
 
     figures = []
-    monkeypatch.setattr(plotting, "_save", lambda fig, path, fmt: figures.append(fig))
+    monkeypatch.setattr(session, "save", lambda fig, path, fmt: figures.append(fig))
     state = journal_path.parent.parent
     session_id = journal_path.stem.rsplit("-", 1)[1]
     code, _, err = run_main("history", session_id, "--plot", str(tmp_path / "s.png"),

@@ -96,10 +96,10 @@ def test_the_plot_draws_what_a_person_gets_with_the_caps_as_limits(run_main) -> 
 
 def test_the_image_draws_the_amplitudes_the_caps_and_names_them(
         tmp_path: Path, run_main, monkeypatch: pytest.MonkeyPatch) -> None:
-    from emsctl import plotting
+    from emsctl.plotting import program
 
     figures = []
-    monkeypatch.setattr(plotting, "_save", lambda fig, path, fmt: figures.append(fig))
+    monkeypatch.setattr(program, "save", lambda fig, path, fmt: figures.append(fig))
     code, _, err = run_main("plot", "relaxation", "-o", str(tmp_path / "r.png"))
     assert code == 0, err
     [fig] = figures

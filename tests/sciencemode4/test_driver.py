@@ -428,14 +428,14 @@ def test_faults_a_p24_cannot_have_are_refused(kind: str) -> None:
 
 
 def test_a_prepared_update_is_the_codecs_ml_update_for_every_packet_number() -> None:
-    from emsctl.drivers.sciencemode4 import driver as sm4
+    from emsctl.drivers.sciencemode4 import prepared
 
     setpoints = (ChannelSetpoint(12.5, 40.0, 200.0), ZERO, ZERO, ZERO,
                  ChannelSetpoint(3.0, 100.0, 4095.0), ZERO, ZERO, ChannelSetpoint(0.5, 2.0, 10.0))
-    configs = sm4._blocks(setpoints)
-    update = sm4._Update.of(configs)
+    configs = prepared.blocks(setpoints)
+    update = prepared.PreparedUpdate.of(configs)
     assert list(configs) == [1, 5, 8]
     for pn in range(p.MAX_PACKET_NUMBER + 1):  # pn 60: the escaped prefix
         assert update.frame(pn) == p.encode_message(p.MlUpdate.of(pn, configs))
-    off = sm4._Update.of({})
+    off = prepared.PreparedUpdate.of({})
     assert off.frame(7) == p.encode_message(p.MlUpdate.of(7, {}))

@@ -19,7 +19,6 @@ from emsctl.drivers.sciencemode4.protocol import ChannelState, Result, StimStatu
 from emsctl.errors import InputError
 from emsctl.simulator.body import BodyModel
 from emsctl.simulator.devices.sciencemode4 import ML_TIMEOUT_S, P24, P24Config, p24_spec
-from emsctl.simulator.devices.sciencemode4_faults import P24FaultTarget
 from emsctl.simulator.faults import Fault, FaultPlan
 from emsctl.simulator.model import SimulatedStimulator
 from emsctl.simulator.recorder import Recorder
@@ -692,7 +691,7 @@ def test_fault_plan_on_the_p24_electrode_busy_reset_and_unplug():
                           Fault("busy", 0.6, duration_s=0.2),
                           Fault("late_acks", 0.9, duration_s=0.1, value=0.05),
                           Fault("device_reset", 1.2), Fault("disconnect", 1.8)])
-        armed = plan.schedule(loop, P24FaultTarget(b.p24))
+        armed = plan.schedule(loop, b.p24.faults)
         await running(b)
         await asyncio.sleep(0.55)
         assert (b.ma(1), b.ma(2)) == (0.0, 20.0)

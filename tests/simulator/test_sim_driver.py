@@ -26,7 +26,7 @@ def sim(url: str = "sim", *faults: Fault) -> SimDriver:
 
 def arm(driver: SimDriver, *faults: Fault) -> None:
     """Start ``faults`` from now (after a ramp), as a plan armed at connect would from then."""
-    FaultPlan(faults).schedule(asyncio.get_running_loop(), driver)
+    FaultPlan(faults).schedule(asyncio.get_running_loop(), driver.faults)
 
 
 def heard(driver: SimDriver) -> list[Telemetry]:

@@ -145,9 +145,9 @@ async def scenario(ops: list[tuple[Any, ...]]) -> None:
             await asyncio.sleep(item[1])
         else:
             _, f, ends = item
-            driver.fault_started(f)
+            driver.faults.fault_started(f)
             if ends and f.kind in {"electrode_off", "drop_acks", "late_acks"}:
-                driver.fault_ended(f)
+                driver.faults.fault_ended(f)
     for result in await asyncio.gather(*tasks, return_exceptions=True):
         assert result is None or isinstance(result, DeviceError), repr(result)
     await asyncio.sleep(1.01)
