@@ -1036,7 +1036,7 @@ def test_a_device_with_one_fixed_frequency_says_only() -> None:
     found = [v.message for v in verify(plan_of(soft(5.0, 40.0)), CEILINGS,
                                        caps(frequency_min_hz=50.0, frequency_max_hz=50.0))
              if v.limit_id == "device"]
-    assert found == ["40 Hz is outside what Dev can do (only 50 Hz)"]
+    assert found == ["40 Hz is outside what Dev can do (only 50 Hz, its fixed rate)"]
 
 
 # --- certify: what a session runs -----------------------------------------------------------

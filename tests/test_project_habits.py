@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import emsctl
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / ".pre-commit-config.yaml"
 
@@ -53,6 +55,8 @@ def test_contributing_covers_the_set_up_tests_and_each_kind_of_addition() -> Non
 
 
 def test_the_changelog_has_an_entry_for_the_current_version() -> None:
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["dynamic"] == ["version"]  # one place: emsctl.__version__
+    version = emsctl.__version__
     text = (ROOT / "CHANGELOG.md").read_text()
     assert re.search(rf"^## \[?{re.escape(version)}\]?", text, re.M), version

@@ -262,7 +262,7 @@ def test_a_decrease_whose_frames_were_all_lost_is_applied_once_frames_get_throug
         await hold(d, [SP, ZERO], 0.5)  # 10 mA: 50 steps
         loop = asyncio.get_running_loop()
         FaultPlan([Fault("drop_frames", 0.0, duration_s=0.35, value=1.0)]).schedule(
-            loop, d.emulator)
+            loop, d.emulator.faults)
         lower = ChannelSetpoint(9.0, 50.0, 80.0)
         end_s = loop.time() + 1.5
         while loop.time() < end_s:
