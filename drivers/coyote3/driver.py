@@ -42,7 +42,7 @@ from .frames import (
     WRITE_CHARACTERISTIC_UUID,
     BfFrame,
 )
-from .frequency import frequency_code_from_hz
+from .frequency import frequency_code_from_hz, frequency_hz_from_code
 from .protocol import decode_battery_level, decode_notification, encode_bf
 from .rules import check_host_bf
 from .stream import ChannelWave, b0_bytes, slots_before
@@ -115,6 +115,11 @@ class CoyoteDriver(Driver):
             caps[channel - 1] = min(self.config.max_steps, self.config.steps_for_ma(
                 min(cap_ma, self.capabilities.amplitude_max_ma)))
         self._caps_steps = (caps[0], caps[1])
+
+    def delivered_frequency_hz(self, frequency_hz: float) -> float:
+        """The rate of the period bin the frequency byte encodes
+        (docs/protocols/coyote3.md §4)."""
+        return frequency_hz_from_code(frequency_code_from_hz(frequency_hz))
 
     @property
     def declared_scaling(self) -> Mapping[str, float]:

@@ -120,6 +120,10 @@ class ScienceMode4Driver(Driver):
         InputError: a non-positive ack timeout.
     """
 
+    def delivered_frequency_hz(self, frequency_hz: float) -> float:
+        """The rate of the period word the frequency becomes (0.5 ms steps)."""
+        return mapping.frequency_hz_from_period(mapping.period_from_frequency_hz(frequency_hz))
+
     def __init__(self, link: ByteLink, *, url: str = "",
                  ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
         super().__init__()

@@ -336,6 +336,13 @@ class Driver(ABC):
                 self._connected = False
                 await self._close_internal()
 
+    def delivered_frequency_hz(self, frequency_hz: float) -> float:
+        """The rate the device really makes when asked for ``frequency_hz`` (within its
+        range): devices set a period on a grid (the RehaStim2 in 0.5 ms steps, the Coyote in
+        1–10 ms bins). Exact by default. ``emsctl show --device`` reports the largest
+        difference as rounding."""
+        return frequency_hz
+
     @property
     def declared_scaling(self) -> Mapping[str, float]:
         """The values declared in the URL that decide what a setting delivers to the person.

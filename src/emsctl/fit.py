@@ -21,7 +21,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -37,7 +37,7 @@ from .verify import verify
 from .violation import Violation
 
 __all__ = ["Adaptation", "Checked", "Fit", "amplitude_rounding", "check_on_device",
-           "fit_program", "fit_verdict"]
+           "fit_program", "fit_verdict", "frequency_rounding"]
 
 #: Widths within this of a range's edge are inside it (the verifier's tolerance).
 _EPS = 1e-9
@@ -209,6 +209,25 @@ def fit_verdict(program: Program, limits: Limits, capabilities: Capabilities
     changes = sorted({f"{a.was} → {a.now}" for a in checked.fit.adaptations
                       if a.phase is not None})
     return "adapted", f"pulse width {', '.join(changes)}"
+
+
+def frequency_rounding(plan: Plan, delivered_hz: Callable[[float], float]
+                       ) -> tuple[float, float, float]:
+    """The largest relative difference between a rate the plan asks for and the rate the
+    device makes (``delivered_hz``, a driver's ``delivered_frequency_hz``), at the ends and the
+    middle of every segment with output: ``(fraction, planned Hz, delivered Hz)``."""
+    worst = (0.0, 0.0, 0.0)
+    for cplan in plan.channels:
+        seg = cplan.segments
+        live = np.maximum(seg["amp0_ma"], seg["amp1_ma"]) > 0
+        rates = np.concatenate([seg["freq0_hz"][live], seg["freq1_hz"][live],
+                                (seg["freq0_hz"][live] + seg["freq1_hz"][live]) / 2])
+        for planned in np.unique(rates):
+            made = delivered_hz(float(planned))
+            fraction = abs(made - planned) / planned
+            if fraction > worst[0]:
+                worst = (fraction, float(planned), made)
+    return worst
 
 
 def amplitude_rounding(plan: Plan, capabilities: Capabilities) -> float:

@@ -91,7 +91,7 @@ def _on_device(program: Any, limits: Any, device_url: str) -> tuple[dict[str, An
     the device's amplitude rounding for the synthetic person, the fitted program, its worst-case
     plan and its violations."""
     from ..devices import open_device  # noqa: PLC0415
-    from ..fit import amplitude_rounding, check_on_device  # noqa: PLC0415
+    from ..fit import amplitude_rounding, check_on_device, frequency_rounding  # noqa: PLC0415
     from ..plan import compile_plan  # noqa: PLC0415
     from ..profile import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR  # noqa: PLC0415
 
@@ -109,6 +109,10 @@ def _on_device(program: Any, limits: Any, device_url: str) -> tuple[dict[str, An
         "adaptations_why": checked.fit.why,
         "amplitude_step_ma": caps.amplitude_step_ma,
         "amplitude_rounding_ma": amplitude_rounding(person, caps),
+        "frequency_rounding": dict(zip(("fraction", "planned_hz", "delivered_hz"),
+                                       frequency_rounding(checked.plan,
+                                                          driver.delivered_frequency_hz),
+                                       strict=True)) if not checked.blocks else None,
         "fits": not checked.blocks,
     }
     return info, fitted, checked.plan, list(checked.violations)
@@ -240,6 +244,12 @@ def _device_text(device: dict[str, Any], say: Any) -> None:
             "rounds down, never up: a current can be up to one step below the plan"
             + (f" (for the synthetic person, up to {largest:.1f} mA below)."
                if largest >= 0.05 else " (for the synthetic person, nothing is rounded)."))
+    rate = device["frequency_rounding"]
+    if rate is not None and rate["fraction"] >= 0.0005:
+        say(f"Rates: the device makes a rate from a period on its own grid, so the rate can "
+            f"differ a little from the plan; the most in this program is "
+            f"{rate['planned_hz']:g} Hz made as {rate['delivered_hz']:.3g} Hz "
+            f"({rate['fraction'] * 100:.1f} %).")
 
 
 def _spec_text(value: str | float | None) -> str:

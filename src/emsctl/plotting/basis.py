@@ -75,11 +75,14 @@ def plot_basis(program: Program, basis: Literal["person", "caps"] = "person",
     from datetime import UTC, datetime  # noqa: PLC0415
 
     from ..devices import open_device  # noqa: PLC0415
+    from ..fit import fit_program  # noqa: PLC0415
     from ..limits import DEFAULTS  # noqa: PLC0415
     from ..profile import load_profile  # noqa: PLC0415
     from ..thresholds import resolve_thresholds  # noqa: PLC0415
 
     driver = open_device(device_url)
+    fit = fit_program(program, driver.capabilities)  # drawn as the device runs it
+    program = fit.program
     profile = None if driver.simulated else load_profile()
     resolved = resolve_thresholds(profile, program, driver, now=datetime.now(UTC),
                                   peak_limit_ma=DEFAULTS.peak_ma)
@@ -87,7 +90,8 @@ def plot_basis(program: Program, basis: Literal["person", "caps"] = "person",
     caps = driver.capabilities
     who = "the simulator's synthetic person" if resolved.synthetic else "your calibration"
     note = (f"amplitudes for {who} on {caps.model} ({_thresholds_text(resolved.thresholds)}),"
-            f" as the device sets them in {caps.amplitude_step_ma:g} mA steps")
+            f" as the device sets them in {caps.amplitude_step_ma:g} mA steps"
+            + ("; pulse widths fitted to what the device makes" if fit.adapted else ""))
     return PlotBasis(plan, note, caps.amplitude_step_ma)
 
 
