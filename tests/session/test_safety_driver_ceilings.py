@@ -142,15 +142,17 @@ def test_the_charge_ceiling_is_held_by_the_peak_and_width_ceilings() -> None:
 class _Bare(Driver):
     """A device that accepts anything at once; what the contract lets through reaches it."""
 
-    def __init__(self, step_ma: float = 0.5, bursts: bool = False) -> None:
+    def __init__(self, step_ma: float = 0.5, bursts: bool = False, wide: bool = False) -> None:
         super().__init__()
         from emsctl.contract import Capabilities
 
-        self.capabilities = Capabilities(
-            model="Bare", channels=2, amplitude_max_ma=50.0, amplitude_step_ma=step_ma,
-            pulse_width_min_us=100.0, pulse_width_max_us=300.0, frequency_min_hz=2.0,
-            frequency_max_hz=100.0, frequency_per_channel=True, update_period_s=0.1,
-            max_lease_s=1.0, has_output_watchdog=True, bursts=bursts)
+        self.capabilities = Capabilities(  # wide: exactly the absolute ceilings' ranges
+            model="Bare", channels=2, amplitude_max_ma=80.0 if wide else 50.0,
+            amplitude_step_ma=step_ma, pulse_width_min_us=50.0 if wide else 100.0,
+            pulse_width_max_us=400.0 if wide else 300.0,
+            frequency_min_hz=1.0 if wide else 2.0, frequency_max_hz=150.0 if wide else 100.0,
+            frequency_per_channel=True, update_period_s=0.1, max_lease_s=1.0,
+            has_output_watchdog=True, bursts=bursts)
         self.sent: list[tuple[ChannelSetpoint, ...]] = []
         self.stops = 0
         self.closes = 0
@@ -204,6 +206,7 @@ async def _up_to(driver: Driver, amp: float) -> None:
     (ChannelSetpoint(1.0, 20.0, 301.0), "channel 1: 301 µs is outside 100–300 µs"),
     (ChannelSetpoint(1.0, 20.0, 99.0), "channel 1: 99 µs is outside 100–300 µs"),
     (ChannelSetpoint(1.0, 20.0, 200.0, 2.0, 3), "channel 1: Bare cannot time bursts"),
+    (ChannelSetpoint(1.0, 20.0, 200.0, 0.5, 3), "channel 1: Bare cannot time bursts"),
 ])
 def test_the_contract_refuses_each_setpoint_with_its_own_sentence(
         setpoint: ChannelSetpoint, message: str) -> None:
@@ -302,13 +305,14 @@ def test_stop_latches_until_the_next_connect_and_close_stops_once() -> None:
         assert driver.request_stop() is first  # one stop in flight, not two
         assert driver.stopped and driver.last_applied == (ZERO, ZERO)
         await driver.stop()
-        with pytest.raises(DriverStoppedError, match="start a new session to resume"):
+        with pytest.raises(DriverStoppedError,
+                           match=r"^the device is stopped; start a new session to resume$"):
             await driver.apply((_on(0.5), OFF), 1.0)
         await driver.connect()  # re-armed
         await driver.apply((_on(0.5), OFF), 1.0)
         await driver.close()
         await driver.close()
-        with pytest.raises(DeviceError, match="this driver was closed; open the device again"):
+        with pytest.raises(DeviceError, match=r"^this driver was closed; open the device again$"):
             await driver.connect()
 
     VirtualClock().run(body())
@@ -363,3 +367,22 @@ def test_every_listener_hears_every_report() -> None:
     driver.add_listener(lambda t: heard.append(("b", t.kind)))
     driver._emit(Telemetry("ack", 0.0))
     assert heard == [("a", "ack"), ("b", "ack")]
+
+
+def test_the_absolute_ceilings_themselves_are_allowed() -> None:
+    driver = _Bare(wide=True)
+    assert driver.last_applied == ()  # nothing applied before the first connect
+
+    async def body() -> None:
+        await driver.connect()
+        off = ChannelSetpoint(0.0, 20.0, 200.0)
+        await driver.apply((off, off), 1.0)
+        assert driver.sent[-1][0] is off  # a zero that is already +0.0 passes as it is
+        for setpoint in (_on(1.0, 1.0, 50.0), _on(1.0, 150.0, 400.0)):
+            await asyncio.sleep(0.1)
+            await driver.apply((setpoint, OFF), 1.0)
+        await asyncio.sleep(0.1)
+        await _up_to(driver, 80.0)  # the peak ceiling and the device maximum, exactly
+
+    VirtualClock().run(body())
+    assert driver.sent[-1][0].amplitude_ma == 80.0
