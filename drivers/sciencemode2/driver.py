@@ -26,12 +26,13 @@ from collections.abc import Callable
 
 from pydantic import Field
 
-from ...contract import ChannelSetpoint, Driver, Telemetry, TelemetryKind
+from ...contract import ChannelSetpoint
 from ...device_params import DeviceParams, parse_params
 from ...devices import DeviceUrl, OpenOptions
-from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError, ProtocolError
+from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError
 from ..links.base import ByteLink
-from ..sciencemode.acks import Aborted, PendingAcks, ignore_result
+from ..sciencemode.acks import Aborted, ignore_result
+from ..sciencemode.host import ScienceModeHost
 from . import mapping
 from . import protocol as p
 
@@ -64,7 +65,7 @@ _ERROR_TEXT = {
 }
 
 
-class ScienceModeDriver(Driver):
+class ScienceModeDriver(ScienceModeHost[p.Message]):
     """A RehaStim2 in ScienceMode2 behind a byte link.
 
     Args:
@@ -76,6 +77,8 @@ class ScienceModeDriver(Driver):
         InputError: a non-positive ack timeout.
     """
 
+    device_name = "RehaStim2"
+
     def delivered_frequency_hz(self, frequency_hz: float) -> float:
         """The rate of the main interval code the frequency becomes (0.5 ms steps)."""
         return p.frequency_hz_from_main_interval_code(
@@ -83,30 +86,20 @@ class ScienceModeDriver(Driver):
 
     def __init__(self, link: ByteLink, *, url: str = "",
                  ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
-        super().__init__()
+        super().__init__(link, url=url, ack_timeout_s=ack_timeout_s, decoder=p.FrameDecoder(),
+                         decode=p.decode_frame)
         if not ack_timeout_s > 0:
             raise InputError(f"ack timeout must be positive, got {ack_timeout_s} s")
-        self.link = link
-        self.url = url
-        self.ack_timeout_s = ack_timeout_s
         self.capabilities = mapping.capabilities()
         self.protocol_version: int | None = None
-        self.bad_frames = 0
-        self._decoder = p.FrameDecoder()
         self._pn = 0
-        self._acks: PendingAcks[p.Message] = PendingAcks(ack_timeout_s, self._write)
         self._init_waiter: asyncio.Future[p.Init] | None = None
-        self._lock = asyncio.Lock()
-        self._opened = self._handshaken = self._silenced = self._lost = False
-        self._fault: str | None = None
-        self._silence_reason = ""
+        self._handshaken = False
         self._mode = p.StimulationMode.START
         self._config: tuple[int, int] | None = None  # (t1 code, active mask) in force
         self._mask = 0
         self._last_sent_s = 0.0
         self._keepalive: asyncio.TimerHandle | None = None
-        self._lease: asyncio.TimerHandle | None = None
-        self._lease_end_s = 0.0
 
     # ------------------------------------------------------------------ driver hooks
 
@@ -121,11 +114,7 @@ class ScienceModeDriver(Driver):
             raise DeviceError("the link to the device was given up after a fault; open the "
                               "device again")
         loop = asyncio.get_running_loop()
-        if not self._opened:
-            self.link.on_receive(self._on_bytes)
-            self.link.on_lost(self._on_lost)
-            await self.link.open()
-            self._opened = True
+        await self._open_link()
         if not self._handshaken:
             self._init_waiter = loop.create_future()
             try:
@@ -245,11 +234,6 @@ class ScienceModeDriver(Driver):
         self._lease_end_s = end_s
         self._lease = asyncio.get_running_loop().call_at(end_s, self._lease_expired)
 
-    def _cancel_lease(self) -> None:
-        if self._lease is not None:
-            self._lease.cancel()
-            self._lease = None
-
     def _lease_expired(self) -> None:
         self._lease = None
         if not self.stopped and self._mode != p.StimulationMode.START:
@@ -354,24 +338,7 @@ class ScienceModeDriver(Driver):
         self._pn = (pn + 1) & 0xFF
         return pn
 
-    def _failure(self, error: DeviceError) -> DeviceError:
-        """Journal a fault as telemetry (the session stops on it), then hand it back to raise."""
-        self._tell("device_error", str(error))
-        return error
-
     # ------------------------------------------------------------------ receiving
-
-    def _on_bytes(self, data: bytes) -> None:
-        for item in self._decoder.feed(data):
-            if isinstance(item, p.BadFrame):
-                self.bad_frames += 1
-                continue
-            try:
-                message = p.decode_frame(item.payload)
-            except ProtocolError:
-                self.bad_frames += 1  # unknown (MOTOmed) or malformed: not an ack
-                continue
-            self._on_message(message)
 
     def _on_message(self, message: p.Message) -> None:
         if isinstance(message, p.Init):
@@ -448,22 +415,10 @@ class ScienceModeDriver(Driver):
             self._keepalive = None
 
     def _fall_silent(self, reason: str) -> None:
-        """docs/protocols/sciencemode2.md §8 last resort: send nothing more, so the device's
-        watchdog ends output."""
-        self._silenced = True
-        self._silence_reason = reason
+        """docs/protocols/sciencemode2.md §8 last resort: send nothing more (no keep-alive
+        either), so the device's watchdog ends output."""
+        super()._fall_silent(reason)
         self._cancel_keepalive()
-        self._cancel_lease()
-
-    def _check_link(self) -> None:
-        if self._lost:
-            raise LinkLostError("the link to the RehaStim2 is lost")
-        if self._silenced:
-            raise DeviceError(f"the driver has fallen silent after a fault "
-                              f"({self._silence_reason})")
-
-    def _tell(self, kind: TelemetryKind, message: str, value: float | None = None) -> None:
-        self._emit(Telemetry(kind, self._now(), None, value, message))
 
 
 # ---------------------------------------------------------------------- factories

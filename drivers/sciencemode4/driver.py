@@ -33,17 +33,17 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from pydantic import Field
 
-from ...contract import Capabilities, ChannelSetpoint, Driver, Telemetry, TelemetryKind
+from ...contract import Capabilities, ChannelSetpoint, Telemetry
 from ...device_params import DeviceParams, parse_params
 from ...devices import DeviceUrl, OpenOptions
-from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError, ProtocolError
+from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError
 from ..links.base import ByteLink
-from ..sciencemode.acks import TIMER_SLACK_S, Aborted, PendingAcks, ignore_result
+from ..sciencemode.acks import TIMER_SLACK_S, Aborted, ignore_result
+from ..sciencemode.host import ScienceModeHost
 from . import mapping
 from . import protocol as p
 from .prepared import Frames, PacketFrame, PreparedUpdate, PreparedUpdates
@@ -108,7 +108,7 @@ class DeviceInfo:
                 f"{self.firmware_hash:08x}")
 
 
-class ScienceMode4Driver(Driver):
+class ScienceMode4Driver(ScienceModeHost[p.Message]):
     """A P24 in ScienceMode4 mid level behind a byte link.
 
     Args:
@@ -120,34 +120,25 @@ class ScienceMode4Driver(Driver):
         InputError: a non-positive ack timeout.
     """
 
+    device_name = "P24"
+
     def delivered_frequency_hz(self, frequency_hz: float) -> float:
         """The rate of the period word the frequency becomes (0.5 ms steps)."""
         return mapping.frequency_hz_from_period(mapping.period_from_frequency_hz(frequency_hz))
 
     def __init__(self, link: ByteLink, *, url: str = "",
                  ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
-        super().__init__()
+        super().__init__(link, url=url, ack_timeout_s=ack_timeout_s, decoder=p.FrameDecoder(),
+                         decode=p.decode_frame)
         if not (math.isfinite(ack_timeout_s) and ack_timeout_s > 0):
             raise InputError(f"ack timeout must be positive, got {ack_timeout_s} s")
-        self.link = link
-        self.url = url
-        self.ack_timeout_s = ack_timeout_s
         self.capabilities = capabilities()
         self.info: DeviceInfo | None = None
-        self.bad_frames = 0
-        self._decoder = p.FrameDecoder()
         self._pn = 0
-        self._acks: PendingAcks[p.Message] = PendingAcks(ack_timeout_s, self._write)
-        self._lock = asyncio.Lock()
-        self._opened = self._lost = self._silenced = False
-        self._silence_reason = ""
-        self._fault: str | None = None
         self._initialised = False  # Ml_init done and not undone by an Ml_stop
         #: The blocks of the last accepted Ml_update that the device is running (empty: none).
         self._running: dict[int, p.MlChannelConfig] = {}
         self._last_poll_s = -math.inf
-        self._lease: asyncio.TimerHandle | None = None
-        self._lease_end_s = 0.0
         self._prepared = PreparedUpdates()
 
     # ------------------------------------------------------------------ driver hooks
@@ -162,11 +153,7 @@ class ScienceMode4Driver(Driver):
         if self._silenced or self._lost:
             raise DeviceError("the link to the P24 was given up after a fault; open the device "
                               "again")
-        if not self._opened:
-            self.link.on_receive(self._on_bytes)
-            self.link.on_lost(self._on_lost)
-            await self.link.open()
-            self._opened = True
+        await self._open_link()
         self._fault = None
         async with self._lock:
             try:
@@ -367,11 +354,6 @@ class ScienceMode4Driver(Driver):
             self._cancel_lease()
             self._lease = asyncio.get_running_loop().call_at(end_s, self._lease_expired)
 
-    def _cancel_lease(self) -> None:
-        if self._lease is not None:
-            self._lease.cancel()
-            self._lease = None
-
     def _lease_expired(self) -> None:
         self._lease = None
         if self._now() < self._lease_end_s - TIMER_SLACK_S:  # renewed since it was set
@@ -460,33 +442,12 @@ class ScienceMode4Driver(Driver):
         pn = self._next_pn()
         return await self._acks.request(pn, command, frame(pn))
 
-    def _write(self, frame: bytes) -> Awaitable[None]:
-        # through self.link each time: a wire tap may replace the link after connect
-        return self.link.write(frame)
-
     def _next_pn(self) -> int:
         # packet numbers count 1, 2 … 63, 0, 1 … (docs/protocols/sciencemode4.md §10)
         self._pn = (self._pn + 1) % (p.MAX_PACKET_NUMBER + 1)
         return self._pn
 
-    def _failure(self, error: DeviceError) -> DeviceError:
-        """Journal a fault as telemetry (the session stops on it), then hand it back to raise."""
-        self._tell("device_error", str(error))
-        return error
-
     # ------------------------------------------------------------------ receiving
-
-    def _on_bytes(self, data: bytes) -> None:
-        for item in self._decoder.feed(data):
-            if isinstance(item, p.BadFrame):
-                self.bad_frames += 1
-                continue
-            try:
-                message = p.decode_frame(item.payload)
-            except ProtocolError:
-                self.bad_frames += 1
-                continue
-            self._on_message(message)
 
     def _on_message(self, message: p.Message) -> None:
         if self._acks.resolve(message):
@@ -505,23 +466,6 @@ class ScienceMode4Driver(Driver):
         self._tell("link_lost", f"link to the P24 lost ({reason}); its {DEVICE_TIMEOUT_S:g} s "
                    "timeout ends output (unplugged, it is off)")
 
-    # ------------------------------------------------------------------ silence and errors
-
-    def _fall_silent(self, reason: str) -> None:
-        """Send nothing more, so the device's 2 s timeout ends output."""
-        self._silenced = True
-        self._silence_reason = reason
-        self._cancel_lease()
-
-    def _check_link(self) -> None:
-        if self._lost:
-            raise LinkLostError("the link to the P24 is lost")
-        if self._silenced:
-            raise DeviceError(f"the driver has fallen silent after a fault "
-                              f"({self._silence_reason})")
-
-    def _tell(self, kind: TelemetryKind, message: str, value: float | None = None) -> None:
-        self._emit(Telemetry(kind, self._now(), None, value, message))
 
 
 def _result_name(result: int) -> str:

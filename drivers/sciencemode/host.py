@@ -1,0 +1,134 @@
+"""What both ScienceMode host drivers do the same way, around their own state machines.
+
+:class:`ScienceModeHost` is the base of the RehaStim2 and P24 drivers: it holds the byte link
+(opened once, its receive and loss handlers set first), the requests waiting for their acks
+(:class:`~.acks.PendingAcks`), the receive path (frames decoded, bad ones counted, messages to
+the driver's ``_on_message``), the host lease timer, and what happens when the driver falls
+silent after a fault it cannot confirm away: it sends nothing more, so the device's own
+watchdog or timeout ends output. Each driver keeps its handshake, commands, lease rules and
+words.
+
+This module must never import pyserial or the simulator, nor read the wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import ClassVar, Generic, Protocol, TypeVar
+
+from ...contract import Driver, Telemetry, TelemetryKind
+from ...errors import DeviceError, LinkLostError, ProtocolError
+from ..links.base import ByteLink
+from .acks import PendingAcks, Reply
+from .receiver import BadFrame, Frame
+
+__all__ = ["FrameSource", "ScienceModeHost"]
+
+MessageT = TypeVar("MessageT", bound=Reply)
+
+
+class FrameSource(Protocol):
+    """A generation's streaming frame decoder, as the host reads it."""
+
+    def feed(self, data: bytes) -> Sequence[Frame | BadFrame]:
+        """The frames ``data`` completes."""
+
+
+class ScienceModeHost(Driver, Generic[MessageT]):
+    """A ScienceMode device behind a byte link: the parts both generations share.
+
+    Args:
+        link: the serial port, pty or in-memory pipe (opened by :meth:`_open_link`).
+        url: the URL the driver was opened from, for the journal.
+        ack_timeout_s: how long to wait for each ack.
+        decoder: the generation's frame decoder.
+        decode: a good frame's payload → its message (raises ProtocolError if it is none).
+    """
+
+    #: The device, in sentences ("RehaStim2", "P24").
+    device_name: ClassVar[str]
+
+    def __init__(self, link: ByteLink, *, url: str, ack_timeout_s: float,
+                 decoder: FrameSource,
+                 decode: Callable[[bytes], MessageT]) -> None:
+        super().__init__()
+        self.link = link
+        self.url = url
+        self.ack_timeout_s = ack_timeout_s
+        self.bad_frames = 0
+        self._decoder = decoder
+        self._decode = decode
+        self._acks: PendingAcks[MessageT] = PendingAcks(ack_timeout_s, self._write)
+        self._lock = asyncio.Lock()
+        self._opened = self._silenced = self._lost = False
+        self._silence_reason = ""
+        self._fault: str | None = None
+        self._lease: asyncio.TimerHandle | None = None
+        self._lease_end_s = 0.0
+
+    async def _open_link(self) -> None:
+        """Open the link the first time (its handlers are set before it opens).
+
+        Raises:
+            DeviceError: the port cannot be opened.
+        """
+        if not self._opened:
+            self.link.on_receive(self._on_bytes)
+            self.link.on_lost(self._on_lost)
+            await self.link.open()
+            self._opened = True
+
+    def _write(self, frame: bytes) -> Awaitable[None]:
+        # through self.link each time: a wire tap may replace the link after connect
+        return self.link.write(frame)
+
+    # ------------------------------------------------------------------ receiving
+
+    def _on_bytes(self, data: bytes) -> None:
+        for item in self._decoder.feed(data):
+            if isinstance(item, BadFrame):
+                self.bad_frames += 1
+                continue
+            try:
+                message = self._decode(item.payload)
+            except ProtocolError:
+                self.bad_frames += 1  # unknown or malformed: not an ack
+                continue
+            self._on_message(message)
+
+    def _on_message(self, message: MessageT) -> None:
+        """A decoded message from the device."""
+        raise NotImplementedError
+
+    def _on_lost(self, reason: str) -> None:
+        """The link went away."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ silence and errors
+
+    def _cancel_lease(self) -> None:
+        if self._lease is not None:
+            self._lease.cancel()
+            self._lease = None
+
+    def _fall_silent(self, reason: str) -> None:
+        """Send nothing more, so the device's own watchdog or timeout ends output."""
+        self._silenced = True
+        self._silence_reason = reason
+        self._cancel_lease()
+
+    def _check_link(self) -> None:
+        if self._lost:
+            raise LinkLostError(f"the link to the {self.device_name} is lost")
+        if self._silenced:
+            raise DeviceError(f"the driver has fallen silent after a fault "
+                              f"({self._silence_reason})")
+
+    def _failure(self, error: DeviceError) -> DeviceError:
+        """Journal a fault as telemetry (the session stops on it), then hand it back to raise."""
+        self._tell("device_error", str(error))
+        return error
+
+    def _tell(self, kind: TelemetryKind, message: str, value: float | None = None) -> None:
+        self._emit(Telemetry(kind, self._now(), None, value, message))
