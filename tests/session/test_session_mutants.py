@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from emsctl.clock import VirtualClock
-from emsctl.contract import Capabilities, ChannelSetpoint, Driver, Telemetry
+from emsctl.contract import ZERO, Capabilities, ChannelSetpoint, Driver, Telemetry
+from emsctl.errors import DeviceError, EmsError, InputError
 from emsctl.limits import DEFAULTS
 from emsctl.plan import SEGMENT_DTYPE, ChannelPlan, PhaseSpan, Plan
 from emsctl.session import Session, SessionResult, SessionState
@@ -43,6 +44,8 @@ class QuietDriver(Driver):
         self.capabilities = capabilities
         self.stall_at_s = stall_at_s  # one apply at or after this loop time takes 2 s
         self.stall_at_ma = stall_at_ma  # or one apply of channel 1 within this range (mA)
+        self.stop_fails = False
+        self.fail_at_s: float | None = None  # the first apply at or after this time raises
         self.applied: list[tuple[float, float]] = []  # (loop time, channel 1 mA) of each apply
         self.sent: list[tuple[ChannelSetpoint, ...]] = []
 
@@ -50,6 +53,9 @@ class QuietDriver(Driver):
         pass
 
     async def _apply_internal(self, setpoints: tuple[ChannelSetpoint, ...], lease_s: float) -> None:
+        if self.fail_at_s is not None and self._now() >= self.fail_at_s:
+            self.fail_at_s = None
+            raise RuntimeError("boom")
         self.applied.append((self._now(), setpoints[0].amplitude_ma))
         self.sent.append(setpoints)
         if self.stall_at_s is not None and self._now() >= self.stall_at_s:
@@ -61,7 +67,8 @@ class QuietDriver(Driver):
             await asyncio.sleep(2.0)
 
     async def _stop_internal(self) -> None:
-        pass
+        if self.stop_fails:
+            raise DeviceError("no answer to the stop")
 
     async def _close_internal(self) -> None:
         pass
@@ -78,12 +85,13 @@ class Journal:
         self.closed = False
         self.telemetry_at: list[tuple[float, str]] = []
         self.commands: list[tuple[float, float, float, float]] = []  # t, ch 1 mA, lease, %
+        self.stops: list[tuple[float, str]] = []
 
     def command(self, t_s: float, setpoints: Any, lease_s: float, intensity_pct: float) -> None:
         self.commands.append((t_s, setpoints[0].amplitude_ma, lease_s, intensity_pct))
 
     def stop(self, t_s: float, reason: str) -> None:
-        pass
+        self.stops.append((t_s, reason))
 
     def telemetry(self, t_s: float, telemetry: Telemetry) -> None:
         self.telemetry_at.append((t_s, telemetry.kind))
@@ -620,3 +628,133 @@ def test_an_intensity_rise_while_the_plan_is_at_zero_takes_effect_at_once() -> N
 
     result, *_ = run(script, intensity_pct=50.0)
     assert result.end_reason == "stopped"
+
+
+# --- how a session ends ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("reason", "exit_code"), [
+    ("stopped", 130), ("signal", 130), ("fault", 1), ("guard", 1)])
+def test_each_end_reason_has_its_exit_code(reason: str, exit_code: int) -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.0)
+        session.stop(reason, "why")  # type: ignore[arg-type]
+
+    result, *_ = run(script)
+    assert (result.end_reason, result.message, result.exit_code) == (reason, "why", exit_code)
+
+
+def test_a_completed_program_says_so_and_the_journal_records_the_stop_at_its_time() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(31.0)
+
+    result, session, journal, _ = run(script, the_plan=plan(30.0))
+    assert (result.end_reason, result.message) == ("completed", "program completed")
+    assert journal.stops == [(pytest.approx(30.0, abs=0.2), "completed")]
+    assert session.state.setpoints == (ZERO, ZERO) and session.state.status == "stopped"
+
+
+def test_a_guard_violation_ends_the_session_with_the_guard_s_words() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(20.0)
+        session.guard.latch()  # from now on only zero passes the guard
+        session.change_intensity(-10.0)  # a new setpoint: the guard refuses it
+        await until(21.0)
+
+    result, *_ = run(script, capabilities=caps(telemetry=frozenset()))
+    assert (result.end_reason, result.exit_code) == ("guard", 1)
+    assert result.message == ("safety guard stopped the session: output after stop: the stop "
+                              "latch holds until a new session (HZ-03)")
+
+
+def test_a_cancelled_session_records_a_signal_and_stops_the_device() -> None:
+    journal = Journal()
+
+    async def main() -> Session:
+        capabilities = caps()
+        driver = QuietDriver(capabilities)
+        await driver.connect()
+        session = Session(certify(plan(), DEFAULTS, capabilities), driver, journal=journal)
+        task = asyncio.ensure_future(session.run())
+        await asyncio.sleep(20.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert driver.stopped
+        return session
+
+    session = VirtualClock(None).run(main())
+    assert (session._stop_reason, session._stop_message) == ("signal", "session cancelled")
+    assert journal.stops == [(pytest.approx(20.0, abs=0.2), "signal")]
+
+
+def test_an_unexpected_error_below_the_session_is_a_fault_with_its_type() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        driver.fail_at_s = session._start_s + 20.0
+        await until(25.0)
+
+    result, *_ = run(script)
+    assert (result.end_reason, result.exit_code) == ("fault", 1)
+    assert result.message == "session aborted by an unexpected error (RuntimeError: boom)"
+    assert "unexpected error: RuntimeError: boom" in result.events
+
+
+def test_a_stop_the_device_does_not_confirm_turns_a_completed_session_into_a_fault() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        driver.stop_fails = True
+        await until(31.0)
+
+    result, *_ = run(script, the_plan=plan(30.0))
+    assert (result.end_reason, result.message) == (
+        "fault", "stop not confirmed: no answer to the stop")
+    assert "stop not confirmed: no answer to the stop" in result.events
+
+
+# --- what a session is made with ------------------------------------------------------------------
+
+
+def test_a_session_takes_only_a_certified_plan_for_its_own_device() -> None:
+    capabilities = caps()
+    with pytest.raises(TypeError, match=r"^a session runs only a plan from "
+                                        r"emsctl\.verify\.certify\(\)$"):
+        Session(plan(), QuietDriver(capabilities))  # type: ignore[arg-type]
+    other = replace(capabilities, model="Other")
+    with pytest.raises(InputError, match=r"^this plan was verified for another device \(Other\), "
+                                         r"not for Quiet; verify it for this one$"):
+        Session(certify(plan(), DEFAULTS, other), QuietDriver(capabilities))
+    with pytest.raises(EmsError,
+                       match=r"^program channel 1 has no device channel \(Quiet has 2\)$"):
+        Session(certify(plan(), DEFAULTS, capabilities), QuietDriver(capabilities),
+                channel_map={1: 3, 2: 2})
+    verified = certify(plan(), DEFAULTS, capabilities)
+    session = Session(verified, QuietDriver(capabilities), intensity_pct=150.0)
+    assert session.verified is verified and session.state.duration_s == 600.0
+    assert session.state.intensity_pct == session.state.target_intensity_pct == 100.0
+    low = Session(verified, QuietDriver(capabilities), intensity_pct=-5.0)
+    assert low.state.intensity_pct == low.state.target_intensity_pct == 0.0
+
+
+@pytest.mark.parametrize(("max_lease_s", "refused"), [(0.2, False), (0.19, True)])
+def test_the_lease_must_cover_two_command_periods(max_lease_s: float, refused: bool) -> None:
+    from emsctl.session import session_lease_s
+
+    capabilities = replace(caps(), max_lease_s=max_lease_s)
+    if not refused:
+        assert session_lease_s(capabilities, DEFAULTS) == max_lease_s
+        return
+    with pytest.raises(InputError) as caught:
+        session_lease_s(capabilities, DEFAULTS)
+    assert str(caught.value) == (
+        "the device's safety timeout would be 0.19 s, shorter than two of its 0.1 s command "
+        "periods, so its output would switch off between commands; use a watchdog of at least "
+        "0.2 s")
+
+
+def test_the_first_ramp_follows_the_plan_without_a_soft_start_of_its_own() -> None:
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(3.05)
+
+    _, session, *_ = run(script, capabilities=caps(step_ma=0.01))
+    start = session._start_s
+    at_3 = [ma for t, ma in session.driver.applied if abs(t - start - 3.0) < 1e-6]  # type: ignore[attr-defined]
+    assert at_3 == [pytest.approx(3.0, abs=0.011)]
