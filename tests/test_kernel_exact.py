@@ -872,7 +872,7 @@ def test_slow_bursts_on_a_device_that_cannot_time_bursts_are_reported() -> None:
         "Dev cannot time bursts; this phase needs them"]
 
 
-# --- third batch: what a violation points at (docs/mutation.md, the run of issue 11) ---------
+# --- third batch: what a violation points at (docs/mutation.md) ---------------------------------
 #
 # A violation names the setting that was broken (what `emsctl validate` tells the person to
 # change) and the phase it is in; the earlier tests compared only ID, channel, time and figures.

@@ -242,7 +242,7 @@ def test_a_system_without_a_zone_refuses_cramp_training(monkeypatch: pytest.Monk
         check_cramp_training([], ("calf-left",), ledger.local_now())
 
 
-# ------------------------------------- what the mutation run of issue 11 found untested
+# ------------------------------------- what the mutation run found untested
 
 
 @pytest.fixture

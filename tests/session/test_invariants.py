@@ -1,4 +1,4 @@
-"""Invariants proved under any sequence of events (issue 11), on every device family.
+"""Invariants proved under any sequence of events, on every device family.
 
 Hypothesis drives sessions on ``sim``, ``sim+sciencemode2``, ``sim+sciencemode4``,
 ``sim+coyote3`` (Coyote V3 over its in-memory BLE link), ``sim+openems`` (serial) and
@@ -128,7 +128,7 @@ def _ev(t_s: float, kind: str, value: float | None = None, channel: int | None =
     return Event(t_s, kind, value, channel, duration_s)
 
 
-# The sequences that found the bugs fixed with issue 11 run every time (each fix also has its
+# The sequences that found bugs run every time (each fix also has its
 # own regression test beside the code it fixed).
 REGRESSIONS = [
     # a lease of two periods: the heartbeat went every other tick (float noise) — the sim

@@ -1,4 +1,4 @@
-"""Session controls and telemetry checks, each on its edge (the mutation run of issue 11).
+"""Session controls and telemetry checks, each on its edge (the mutation run).
 
 A minimal driver that sends nothing by itself runs a two-channel plan (0 → 10 mA over 10 s, then
 10 mA) in virtual time; the test coroutine plays the person and the device, step by step, so an
