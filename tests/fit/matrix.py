@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from emsctl.cli.devices import EMULATED
 from emsctl.devices import open_device
 from emsctl.fit import check_on_device
 from emsctl.limits import DEFAULTS, PEAK_CEILING_MA
@@ -32,9 +33,8 @@ ROOT = HERE.parents[1]
 EXPECTED = HERE / "expected.json"
 DOCUMENTS = (ROOT / "docs" / "devices.md", ROOT / "README.md")
 
-#: Every emulated device, in the order of the documents' columns.
-EMULATIONS = ("sim", "sim+sciencemode2", "sim+sciencemode4", "sim+coyote3", "sim+openems",
-              "sim+openems+ble")
+#: Every emulated device, in the order of the documents' columns (as `emsctl devices` lists them).
+EMULATIONS = EMULATED
 
 
 @dataclass(frozen=True)
