@@ -56,3 +56,16 @@ def test_a_program_the_device_can_make_is_not_touched() -> None:
     program = load_program("relaxation").program
     fit = fit_program(program, open_device("sim+sciencemode2").capabilities)
     assert fit.program is program and not fit.adapted and fit.why == ""
+
+
+def test_show_device_reports_the_rounding_of_current_and_rate() -> None:
+    from emsctl.cli.show import worst_case
+
+    sm2 = worst_case("relaxation", None, "sim+sciencemode2")["device"]
+    assert sm2["amplitude_step_ma"] == 2.0
+    assert sm2["amplitude_rounding_ma"] == pytest.approx(1.2)  # 13.2 mA made as 12.0 mA
+    coyote = worst_case("relaxation", None, "sim+coyote3")["device"]["frequency_rounding"]
+    # 3 Hz is a 333.3 ms period: the Coyote's 5 ms bin starts at 330 ms, i.e. 3.03 Hz
+    assert coyote["planned_hz"] == 3.0
+    assert coyote["delivered_hz"] == pytest.approx(1000 / 330)
+    assert worst_case("relaxation", None, "sim")["device"]["frequency_rounding"]["fraction"] == 0
