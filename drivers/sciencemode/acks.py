@@ -55,6 +55,10 @@ class Reply(Protocol):
 
 ReplyT = TypeVar("ReplyT", bound=Reply)
 
+#: (command, packet number) → the wire frame of its usual ack and the reply it decodes to, or
+#: None when it has none (its ack carries data).
+UsualAck = Callable[[int, int], tuple[bytes, ReplyT] | None]
+
 
 class PendingAcks(Generic[ReplyT]):
     """The requests that wait for their acks, by packet number, with one timer for all.
@@ -62,13 +66,18 @@ class PendingAcks(Generic[ReplyT]):
     Args:
         timeout_s: how long each request waits for its ack.
         write: puts a frame on the wire.
+        usual: the usual ack of a request (see the module's docstring), or None.
     """
 
-    def __init__(self, timeout_s: float, write: Callable[[bytes], Awaitable[None]]) -> None:
+    def __init__(self, timeout_s: float, write: Callable[[bytes], Awaitable[None]],
+                 usual: UsualAck[ReplyT] | None = None) -> None:
         self.timeout_s = timeout_s
         self._write = write
+        self._usual = usual
         #: packet number → (the request's command, the future its ack completes, its deadline)
         self._pending: dict[int, tuple[int, asyncio.Future[ReplyT], float]] = {}
+        #: the wire frames of the usual acks of the requests that wait → their replies
+        self._usual_frames: dict[bytes, ReplyT] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     async def request(self, packet_number: int, command: int, frame: bytes) -> ReplyT:
@@ -88,13 +97,29 @@ class PendingAcks(Generic[ReplyT]):
             if timer is not None:
                 timer.cancel()
             self._timer = loop.call_at(deadline_s, self._due)
+        usual = None
         try:
             await self._write(frame)
+            # noted while the device works on the frame: this costs the wait nothing
+            usual = None if self._usual is None else self._usual(command, packet_number)
+            if usual is not None:
+                self._usual_frames[usual[0]] = usual[1]
             return await future
         finally:
             entry = self._pending.get(packet_number)
             if entry is not None and entry[1] is future:
                 del self._pending[packet_number]
+            if usual is not None:
+                self._usual_frames.pop(usual[0], None)
+
+    def take_usual(self, data: bytes) -> bool:
+        """Resolve the request whose usual ack is exactly ``data`` (one whole frame).
+
+        Returns:
+            Whether it did; when not, decode ``data`` as usual.
+        """
+        reply = self._usual_frames.get(data)
+        return reply is not None and self.resolve(reply)
 
     def resolve(self, reply: ReplyT) -> bool:
         """Hand ``reply`` to the request it acknowledges (command + 1, same packet number).
@@ -124,6 +149,7 @@ class PendingAcks(Generic[ReplyT]):
             if not future.done():
                 future.set_exception(error)
         self._pending.clear()
+        self._usual_frames.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

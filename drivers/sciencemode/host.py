@@ -3,7 +3,8 @@
 :class:`ScienceModeHost` is the base of the RehaStim2 and P24 drivers: it holds the byte link
 (opened once, its receive and loss handlers set first), the requests waiting for their acks
 (:class:`~.acks.PendingAcks`), the receive path (frames decoded, bad ones counted, messages to
-the driver's ``_on_message``), the host lease timer, and what happens when the driver falls
+the driver's ``_on_message``; a request's usual ack, known byte for byte, taken without
+decoding), the host lease timer, and what happens when the driver falls
 silent after a fault it cannot confirm away: it sends nothing more, so the device's own
 watchdog or timeout ends output. Each driver keeps its handshake, commands, lease rules and
 words.
@@ -34,6 +35,10 @@ class FrameSource(Protocol):
     def feed(self, data: bytes) -> Sequence[Frame | BadFrame]:
         """The frames ``data`` completes."""
 
+    @property
+    def in_frame(self) -> bool:
+        """Whether a frame has started and not yet ended."""
+
 
 class ScienceModeHost(Driver, Generic[MessageT]):
     """A ScienceMode device behind a byte link: the parts both generations share.
@@ -44,6 +49,7 @@ class ScienceModeHost(Driver, Generic[MessageT]):
         ack_timeout_s: how long to wait for each ack.
         decoder: the generation's frame decoder.
         decode: a good frame's payload → its message (raises ProtocolError if it is none).
+        encode: a message → its wire frame.
     """
 
     #: The device, in sentences ("RehaStim2", "P24").
@@ -51,7 +57,8 @@ class ScienceModeHost(Driver, Generic[MessageT]):
 
     def __init__(self, link: ByteLink, *, url: str, ack_timeout_s: float,
                  decoder: FrameSource,
-                 decode: Callable[[bytes], MessageT]) -> None:
+                 decode: Callable[[bytes], MessageT],
+                 encode: Callable[[MessageT], bytes]) -> None:
         super().__init__()
         self.link = link
         self.url = url
@@ -59,7 +66,11 @@ class ScienceModeHost(Driver, Generic[MessageT]):
         self.bad_frames = 0
         self._decoder = decoder
         self._decode = decode
-        self._acks: PendingAcks[MessageT] = PendingAcks(ack_timeout_s, self._write)
+        self._encode = encode
+        #: (command, packet number) → its usual ack, as wire frame and message (None: none)
+        self._usual_acks: dict[tuple[int, int], tuple[bytes, MessageT] | None] = {}
+        self._acks: PendingAcks[MessageT] = PendingAcks(ack_timeout_s, self._write,
+                                                        self._usual_ack)
         self._lock = asyncio.Lock()
         self._opened = self._silenced = self._lost = False
         self._silence_reason = ""
@@ -85,7 +96,21 @@ class ScienceModeHost(Driver, Generic[MessageT]):
 
     # ------------------------------------------------------------------ receiving
 
+    def _ok_ack(self, command: int, packet_number: int) -> MessageT | None:
+        """The ack of ``command`` when it succeeds and has nothing else to report (result 0,
+        no data), or None when its ack carries data."""
+        return None
+
+    def _usual_ack(self, command: int, packet_number: int) -> tuple[bytes, MessageT] | None:
+        key = (command, packet_number)
+        if key not in self._usual_acks:
+            ack = self._ok_ack(command, packet_number)
+            self._usual_acks[key] = None if ack is None else (self._encode(ack), ack)
+        return self._usual_acks[key]
+
     def _on_bytes(self, data: bytes) -> None:
+        if not self._decoder.in_frame and self._acks.take_usual(data):
+            return  # exactly the usual ack of a waiting request: nothing to decode
         for item in self._decoder.feed(data):
             if isinstance(item, BadFrame):
                 self.bad_frames += 1

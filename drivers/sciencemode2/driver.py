@@ -87,7 +87,7 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
     def __init__(self, link: ByteLink, *, url: str = "",
                  ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
         super().__init__(link, url=url, ack_timeout_s=ack_timeout_s, decoder=p.FrameDecoder(),
-                         decode=p.decode_frame)
+                         decode=p.decode_frame, encode=p.encode_message)
         if not ack_timeout_s > 0:
             raise InputError(f"ack timeout must be positive, got {ack_timeout_s} s")
         self.capabilities = mapping.capabilities()
@@ -339,6 +339,9 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
         return pn
 
     # ------------------------------------------------------------------ receiving
+
+    def _ok_ack(self, command: int, packet_number: int) -> p.Message | None:
+        return p.ok_ack(command, packet_number)
 
     def _on_message(self, message: p.Message) -> None:
         if isinstance(message, p.Init):

@@ -136,6 +136,7 @@ __all__ = [
     "is_motomed_command",
     "main_interval_code_from_frequency_hz",
     "main_interval_code_from_period_ms",
+    "ok_ack",
     "period_ms_from_main_interval_code",
     "stuff",
     "to_signed_byte",
@@ -258,6 +259,23 @@ def decode_message(wire: bytes) -> Message:
         ProtocolError: if the bytes are not one valid frame, or its payload is no valid message.
     """
     return decode_frame(unwrap_frame(wire))
+
+
+#: host command → its ack, when that ack carries nothing but its result byte
+_RESULT_ONLY_ACKS: dict[int, type[InitChannelListModeAck | StartChannelListModeAck
+                                  | StopChannelListModeAck | SinglePulseAck]] = {
+    Command.INIT_CHANNEL_LIST_MODE: InitChannelListModeAck,
+    Command.START_CHANNEL_LIST_MODE: StartChannelListModeAck,
+    Command.STOP_CHANNEL_LIST_MODE: StopChannelListModeAck,
+    Command.SINGLE_PULSE: SinglePulseAck,
+}
+
+
+def ok_ack(command: int, packet_number: int) -> Message | None:
+    """The ack of host command ``command`` when it succeeds, if that ack carries nothing but
+    its result byte; None otherwise."""
+    ack_type = _RESULT_ONLY_ACKS.get(command)
+    return None if ack_type is None else ack_type(packet_number=packet_number, result=Result.OK)
 
 
 def acknowledges(reply: Message, request: Message) -> bool:

@@ -13,6 +13,8 @@ clock or keep state.
 
 from __future__ import annotations
 
+import binascii
+
 from ...errors import ProtocolError
 from ..sciencemode.stuffing import ESCAPE, ESCAPE_KEY, START, STOP, stuff, unstuff
 
@@ -51,29 +53,15 @@ MAX_COMMAND = 1023
 """Command numbers are 10 bits."""
 
 
-def _make_crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC_TABLE = _make_crc_table()
-
-
 def crc16_xmodem(data: bytes) -> int:
     """CRC-16/XMODEM: polynomial 0x1021, init 0, no reflection, xorout 0 ("123456789" → 0x31C3).
 
     The vendor calls it "CRC-CCITT"; it is not CRC-16/CCITT-FALSE (init 0xFFFF). The frame
     header carries each byte of this value ⊕ 0x55; that XOR is applied by the framing, not here.
+    The standard library's ``binascii.crc_hqx`` computes it (the same polynomial, unreflected,
+    started at 0), in C.
     """
-    crc = 0
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
-    return crc
+    return binascii.crc_hqx(data, 0)
 
 
 def command_prefix(packet_number: int, command: int) -> bytes:

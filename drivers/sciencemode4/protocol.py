@@ -180,6 +180,7 @@ __all__ = [
     "encode_message",
     "encode_payload",
     "frame_from_stuffed",
+    "ok_ack",
     "refusal",
     "split_prefix",
     "stuff",
@@ -337,3 +338,12 @@ def refusal(command: int, packet_number: int, result: Result) -> AckBase:
     if ack_type is None:
         raise ProtocolError(f"command {command} is not a host command of the P24")
     return ack_type.refusal(packet_number, result)
+
+
+def ok_ack(command: int, packet_number: int) -> AckBase | None:
+    """The ack of host command ``command`` when it succeeds, if that ack carries nothing but
+    its result byte; None when it carries data (or ``command`` is no host command)."""
+    ack_type = _ACK_TYPES.get(command)
+    if ack_type is None or ack_type.data is not AckBase.data:
+        return None
+    return ack_type(packet_number=packet_number, result=Result.OK)

@@ -270,7 +270,9 @@ class Driver(ABC):
             raise InputError(f"{caps.model} has {caps.channels} channels, got {len(setpoints)}")
         if not 0 < lease_s <= caps.max_lease_s:
             raise InputError(f"lease {lease_s} s is outside 0–{caps.max_lease_s} s")
-        rounded = tuple(self._checked(i + 1, sp) for i, sp in enumerate(setpoints))
+        # ZERO is off and within every ceiling: the channels a program leaves unused cost nothing
+        rounded = tuple(sp if sp is ZERO else self._checked(i, sp)
+                        for i, sp in enumerate(setpoints, start=1))
         if self._stopped:
             if any(sp.amplitude_ma > 0 for sp in rounded):
                 raise DriverStoppedError("the device is stopped; start a new session to resume")
