@@ -156,4 +156,5 @@ class ScienceModeHost(Driver, Generic[MessageT]):
         return error
 
     def _tell(self, kind: TelemetryKind, message: str, value: float | None = None) -> None:
-        self._emit(Telemetry(kind, self._now(), None, value, message))
+        if self._listeners:  # every ack tells: build nothing when nobody listens
+            self._emit(Telemetry(kind, self._now(), None, value, message))

@@ -211,7 +211,7 @@ class ScienceMode4Driver(ScienceModeHost[p.Message]):
                 sent_s = self._now()
                 if not self._initialised:
                     await self._ml_init()
-                unchanged = configs == self._running
+                unchanged = configs is self._running or configs == self._running
                 due = unchanged or sent_s - self._last_poll_s >= POLL_S
                 if self._running and due and not await self._poll():
                     return  # an electrode error: reported, the session pauses
