@@ -8,6 +8,12 @@ and a 20-minute program through ``sim+sciencemode2`` in virtual time.
   floor, interleaved with it: a bare 8-byte write → read between two processes over a pty.
   Beside both, the time the 8-byte Stop frame needs on a real 460800-baud 8E1 wire (computed).
 - ``sm2_update_ack_pty``: ``driver.apply()`` → StartChannelListMode → its ack, round trip.
+- ``sm2_update_ack_side_by_side``: the update → ack round trip three ways on one emulated
+  RehaStim2 (no trace), in interleaved rounds: emsctl's driver (event loop), the third-party
+  ``pysciencemode`` client (it spins on its reads: a busy wait), and the floor of a sleeping
+  wait: a bare blocking ``write()`` of the very StartChannelListMode frames emsctl sent and a
+  blocking ``read()`` of each ack, on the same pty. Each client starts once the emulator, whose
+  watchdog ended the previous client's connection, announces itself with Init again.
 - ``sm2_program_virtual``: the 20-minute ``circulation`` program end to end (plan, session,
   guard, journal, real codec and driver, emulated device) at virtual time, against the same
   program on the plain ``sim`` driver (no bytes) in the same run.
@@ -16,11 +22,18 @@ and a 20-minute program through ``sim+sciencemode2`` in virtual time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import io
+import os
 import tempfile
 import time
+import tty
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from .harness import Figure, Size, benchmark, figure, program_ms, real_time_figure
+from .harness import Figure, Size, benchmark, figure, program_ms, real_time_figure, stats
 from .harness import repeats as _repeats
 from .pty import PtyEmulator, PtyFloor
 
@@ -82,6 +95,187 @@ def bench_sm2_pty(size: Size, repeat: int | None = None) -> list[Figure]:
         figure("Stop frame on a real 460800-baud 8E1 wire (computed: 8 bytes × 11 bits)",
                [WIRE_MS], "ms"),
         figure("update → ack round trip (StartChannelListMode, pty, other process)", acks, "ms"),
+    ]
+
+
+class _Frames:
+    """The frames the driver writes (wraps its link's write)."""
+
+    def __init__(self, driver: object) -> None:
+        link = driver.link  # type: ignore[attr-defined]
+        self.written: list[bytes] = []
+        write = link.write
+
+        async def kept(data: bytes) -> None:
+            self.written.append(bytes(data))
+            await write(data)
+
+        link.write = kept
+
+
+async def _sm2_driver_round_trips(path: str, n: int) -> tuple[list[float], int, list[bytes]]:
+    """emsctl: ``apply`` of a changed setpoint → StartChannelListMode → ack (ms), the samples
+    left out (not exactly one frame), and the frames written (for the floor to replay)."""
+    from emsctl.contract import ZERO, ChannelSetpoint
+    from emsctl.devices import open_device
+
+    driver = open_device(f"sciencemode2://{path}")
+    await driver.connect()
+    frames = _Frames(driver)
+    # built before the clock starts, as the floor's frames and the client's channels are
+    alternating = ([ChannelSetpoint(10.0, 40.0, 200.0)] + [ZERO] * 7,
+                   [ChannelSetpoint(11.0, 40.0, 200.0)] + [ZERO] * 7)
+    samples: list[float] = []
+    left_out = 0
+    try:
+        await driver.apply(alternating[0], 1.0)
+        while len(samples) < n:
+            before = len(frames.written)
+            setpoints = alternating[(len(samples) + 1) % 2]
+            t0 = time.perf_counter()
+            await driver.apply(setpoints, 1.0)
+            elapsed = (time.perf_counter() - t0) * 1000
+            if len(frames.written) - before == 1:
+                samples.append(elapsed)
+            else:
+                left_out += 1
+    finally:
+        await driver.close()
+    return samples, left_out, frames.written
+
+
+@contextlib.contextmanager
+def _no_parity_on_a_pty() -> Iterator[None]:
+    """While a client opens its port: without the even parity it asks for. A pty carries no
+    parity bit, and Linux refuses a parity setting from every opener after the first (EINVAL);
+    emsctl's own link makes the same allowance (docs/protocols/sciencemode2.md §2)."""
+    import serial
+
+    real = serial.Serial
+
+    def without_parity(*args: Any, **kwargs: Any) -> Any:
+        kwargs["parity"] = serial.PARITY_NONE
+        return real(*args, **kwargs)
+
+    serial.Serial = without_parity  # type: ignore[misc,assignment]
+    try:
+        yield
+    finally:
+        serial.Serial = real  # type: ignore[misc]
+
+
+def _pysciencemode_round_trips(path: str, n: int) -> list[float]:
+    """pysciencemode: ``Rehastim2.start_stimulation`` with updated channels → its ack (ms)."""
+    from pysciencemode import (  # type: ignore[import-not-found]
+        Channel,
+        Device,
+        Modes,
+        Rehastim2,
+    )
+
+    def channels(amplitude_ma: int) -> list[object]:
+        return [Channel(mode=Modes.SINGLE, no_channel=1, amplitude=amplitude_ma,
+                        pulse_width=200, device_type=Device.Rehastim2)]
+
+    samples: list[float] = []
+    with contextlib.redirect_stdout(io.StringIO()), _no_parity_on_a_pty():  # it prints as it goes
+        stim = Rehastim2(path)
+        try:
+            stim.init_channel(stimulation_interval=25, list_channels=channels(10))
+            alternating = (channels(11), channels(10))
+            for i in range(n):
+                update = alternating[i % 2]
+                t0 = time.perf_counter()
+                stim.start_stimulation(upd_list_channels=update)
+                samples.append((time.perf_counter() - t0) * 1000)
+            stim.end_stimulation()
+        finally:
+            stim.disconnect()
+            stim.close_port()
+    return samples
+
+
+def _sm2_blocking_round_trips(path: str, frames: list[bytes], n: int) -> list[float]:
+    """The sleeping floor: answer the device's Init, then blocking writes of the frames emsctl
+    sent (its InitChannelListMode and its StartChannelListMode frames, with our own packet
+    numbers), each followed by blocking reads until its ack."""
+    from emsctl.drivers.sciencemode2 import protocol as p
+
+    messages = [p.decode_message(f) for f in frames]
+    init_clm = next(m for m in messages if isinstance(m, p.InitChannelListMode))
+    starts = [m for m in messages if isinstance(m, p.StartChannelListMode)][-2:]
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    tty.setraw(fd)
+    decoder = p.FrameDecoder()
+    pn = 0
+
+    def replies() -> list[p.Message]:
+        return [p.decode_frame(i.payload) for i in decoder.feed(os.read(fd, 64))
+                if isinstance(i, p.Frame)]
+
+    def round_trip(message: p.Message) -> float:
+        nonlocal pn
+        pn = (pn + 1) & 0xFF
+        frame = p.encode_message(dataclasses.replace(message, packet_number=pn))
+        t0 = time.perf_counter()
+        os.write(fd, frame)
+        while not any(r.packet_number == pn and r.command == message.command + 1
+                      for r in replies()):
+            pass
+        return (time.perf_counter() - t0) * 1000
+
+    samples: list[float] = []
+    try:
+        init = None
+        while init is None:  # the device announces itself every 0.5 s
+            init = next((r for r in replies() if isinstance(r, p.Init)), None)
+        os.write(fd, p.encode_message(p.InitAck(packet_number=init.packet_number,
+                                                result=p.Result.OK)))
+        round_trip(init_clm)
+        for i in range(n):
+            samples.append(round_trip(starts[i % 2]))
+        round_trip(p.StopChannelListMode(packet_number=0))
+    finally:
+        os.close(fd)
+    return samples
+
+
+@benchmark("sm2_update_ack_side_by_side",
+           "update → ack: emsctl vs the pysciencemode client vs a blocking write→read")
+def bench_sm2_side_by_side(size: Size, repeat: int | None = None) -> list[Figure]:
+    rounds = 5 if size == "full" else 1
+    per_round = _repeats(size, repeat, full=100, smoke=3)
+    ours: list[float] = []
+    client: list[float] = []
+    floor: list[float] = []
+    left_out = 0
+    with tempfile.TemporaryDirectory() as folder:
+        emulator = PtyEmulator(Path(folder), "sciencemode2", trace=False)
+        announcing = "sending Init"  # the last client's connection has ended
+        try:
+            for _ in range(rounds):  # interleaved, so machine noise hits all three alike
+                emulator.wait_for_log(announcing)
+                samples, skipped, frames = asyncio.run(
+                    _sm2_driver_round_trips(emulator.path, per_round))
+                ours += samples
+                left_out += skipped
+                emulator.wait_for_log(announcing)
+                client += _pysciencemode_round_trips(emulator.path, per_round)
+                emulator.wait_for_log(announcing)
+                floor += _sm2_blocking_round_trips(emulator.path, frames, per_round)
+        finally:
+            emulator.close()
+    floor_name = "blocking write→read of the same frames on the same pty (sleeping floor)"
+    return [
+        figure("update → ack, emsctl driver (event loop)", ours, "ms",
+               baseline=(floor_name, floor), max_ratio=1.5,
+               note=f"{left_out} samples that were not exactly one frame were left out"),
+        figure("update → ack, pysciencemode client (spins on its reads)", client, "ms",
+               baseline=(floor_name, floor)),
+        figure("update → ack p99: emsctl over the pysciencemode client",
+               [stats(ours).p99], "ms", baseline=("pysciencemode client p99",
+                                                   [stats(client).p99]),
+               max_ratio=1.0, note="target: emsctl's p99 no worse than the client's"),
     ]
 
 

@@ -86,6 +86,21 @@ class PtyEmulator:
             time.sleep(0.002)
         raise RuntimeError(f"the emulator never read the {frame_name} frame")
 
+    def wait_for_log(self, fragment: str, timeout_s: float = 5.0) -> None:
+        """Wait until the emulator's last event line contains ``fragment`` (e.g. until a
+        RehaStim2 whose client left announces itself again with Init).
+
+        Raises:
+            RuntimeError: it did not within ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            lines = Path(self.log.name).read_text(encoding="utf-8").splitlines()
+            if lines and fragment in lines[-1]:
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"the emulator never logged {fragment!r}")
+
     def close(self) -> None:
         """Stop the emulator."""
         self.proc.send_signal(signal.SIGTERM)

@@ -4,7 +4,7 @@
 (opened once, its receive and loss handlers set first), the requests waiting for their acks
 (:class:`~.acks.PendingAcks`), the receive path (frames decoded, bad ones counted, messages to
 the driver's ``_on_message``; a request's usual ack, known byte for byte, taken without
-decoding), the host lease timer, and what happens when the driver falls
+decoding), the host lease (one lazy timer), and what happens when the driver falls
 silent after a fault it cannot confirm away: it sends nothing more, so the device's own
 watchdog or timeout ends output. Each driver keeps its handshake, commands, lease rules and
 words.
@@ -21,7 +21,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 from ...contract import Driver, Telemetry, TelemetryKind
 from ...errors import DeviceError, LinkLostError, ProtocolError
 from ..links.base import ByteLink
-from .acks import PendingAcks, Reply
+from .acks import TIMER_SLACK_S, PendingAcks, Reply, ignore_result
 from .receiver import BadFrame, Frame
 
 __all__ = ["FrameSource", "ScienceModeHost"]
@@ -131,6 +131,41 @@ class ScienceModeHost(Driver, Generic[MessageT]):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ silence and errors
+
+    # ------------------------------------------------------------------ the host lease
+
+    def _arm_lease(self, end_s: float) -> None:
+        """The lease now ends at ``end_s``. A renewal only moves the end: the timer, when it
+        fires before the end, sets itself there again; a shorter lease moves it earlier. (A
+        new timer per renewal would leave a cancelled one in the loop for every update, and
+        the loop stops now and then to sweep them out.)"""
+        self._lease_end_s = end_s
+        if self._lease is None or self._lease.when() > end_s:
+            self._cancel_lease()
+            self._lease = asyncio.get_running_loop().call_at(end_s, self._lease_expired)
+
+    def _lease_expired(self) -> None:
+        self._lease = None
+        if not self._lease_over():  # renewed since the timer was set
+            self._lease = asyncio.get_running_loop().call_at(self._lease_end_s,
+                                                             self._lease_expired)
+            return
+        if not self.stopped and self._output_on():
+            task = asyncio.ensure_future(self._end_lease())
+            task.add_done_callback(ignore_result)
+
+    def _lease_over(self) -> bool:
+        """Whether the lease has ended and no apply renewed it (for :meth:`_end_lease`, which
+        runs later, behind the lock)."""
+        return self._lease is None and self._now() >= self._lease_end_s - TIMER_SLACK_S
+
+    def _output_on(self) -> bool:
+        """Whether the device runs output the host asked for (what a lease stop ends)."""
+        raise NotImplementedError
+
+    async def _end_lease(self) -> None:
+        """No apply renewed the lease: the host stops the output itself."""
+        raise NotImplementedError
 
     def _cancel_lease(self) -> None:
         if self._lease is not None:

@@ -222,30 +222,22 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
             return  # the stop that came meanwhile stands
         self._mode = p.StimulationMode.STARTED
         self._arm_lease(sent_s + lease_s)
-        self._tell("ack", output.describe(), value=1.0)
+        if self._listeners:  # the words are built only when someone reads them
+            self._tell("ack", output.describe(), value=1.0)
 
     async def _send_stop_locked(self) -> None:
         await self._transact(lambda pn: p.StopChannelListMode(packet_number=pn), "Stop",
                              expected_mode=p.StimulationMode.START)
         self._mode, self._config = p.StimulationMode.START, None
 
-    def _arm_lease(self, end_s: float) -> None:
-        self._cancel_lease()
-        self._lease_end_s = end_s
-        self._lease = asyncio.get_running_loop().call_at(end_s, self._lease_expired)
-
-    def _lease_expired(self) -> None:
-        self._lease = None
-        if not self.stopped and self._mode != p.StimulationMode.START:
-            task = asyncio.ensure_future(self._end_lease())
-            task.add_done_callback(ignore_result)
+    def _output_on(self) -> bool:
+        return self._mode != p.StimulationMode.START
 
     async def _end_lease(self) -> None:
         """No apply renewed the lease: the host stops the output itself
         (docs/protocols/sciencemode2.md §12)."""
         async with self._lock:
-            loop = asyncio.get_running_loop()
-            if self.stopped or self._lease is not None or loop.time() < self._lease_end_s:
+            if self.stopped or not self._lease_over():
                 return  # renewed or stopped meanwhile
             try:
                 await self._send_stop_locked()

@@ -31,7 +31,6 @@ the wall clock.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from dataclasses import dataclass
 
@@ -42,7 +41,7 @@ from ...device_params import DeviceParams, parse_params
 from ...devices import DeviceUrl, OpenOptions
 from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError
 from ..links.base import ByteLink
-from ..sciencemode.acks import TIMER_SLACK_S, Aborted, ignore_result
+from ..sciencemode.acks import Aborted
 from ..sciencemode.host import ScienceModeHost
 from . import mapping
 from . import protocol as p
@@ -346,33 +345,15 @@ class ScienceMode4Driver(ScienceModeHost[p.Message]):
 
     # ------------------------------------------------------------------ the host lease
 
-    def _arm_lease(self, end_s: float) -> None:
-        """The lease now ends at ``end_s``. A renewal only moves the end: the timer, when it
-        fires before the end, sets itself there again; a shorter lease moves it earlier."""
-        self._lease_end_s = end_s
-        if self._lease is None or self._lease.when() > end_s:
-            self._cancel_lease()
-            self._lease = asyncio.get_running_loop().call_at(end_s, self._lease_expired)
-
-    def _lease_expired(self) -> None:
-        self._lease = None
-        if self._now() < self._lease_end_s - TIMER_SLACK_S:  # renewed since it was set
-            self._lease = asyncio.get_running_loop().call_at(self._lease_end_s,
-                                                             self._lease_expired)
-            return
-        if not self.stopped and self._running:
-            task = asyncio.ensure_future(self._end_lease())
-            task.add_done_callback(ignore_result)
+    def _output_on(self) -> bool:
+        return bool(self._running)
 
     async def _end_lease(self) -> None:
         """No apply renewed the lease: the host stops the output itself, long before the
         device's own 2 s timeout would."""
         async with self._lock:
-            if (self.stopped or self._lease is not None
-                    or self._now() < self._lease_end_s - TIMER_SLACK_S):
+            if self.stopped or not self._lease_over() or not self._running:
                 return  # renewed or stopped meanwhile
-            if not self._running:
-                return
             try:
                 await self._stop_on_wire()
             except DeviceError as exc:
