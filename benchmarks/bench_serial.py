@@ -124,7 +124,7 @@ async def _sm2_driver_round_trips(path: str, n: int) -> tuple[list[float], int, 
     frames = _Frames(driver)
     # built before the clock starts, as the floor's frames and the client's channels are
     alternating = ([ChannelSetpoint(10.0, 40.0, 200.0)] + [ZERO] * 7,
-                   [ChannelSetpoint(11.0, 40.0, 200.0)] + [ZERO] * 7)
+                   [ChannelSetpoint(12.0, 40.0, 200.0)] + [ZERO] * 7)  # 2 mA steps
     samples: list[float] = []
     left_out = 0
     try:
@@ -182,7 +182,7 @@ def _pysciencemode_round_trips(path: str, n: int) -> list[float]:
         stim = Rehastim2(path)
         try:
             stim.init_channel(stimulation_interval=25, list_channels=channels(10))
-            alternating = (channels(11), channels(10))
+            alternating = (channels(12), channels(10))
             for i in range(n):
                 update = alternating[i % 2]
                 t0 = time.perf_counter()

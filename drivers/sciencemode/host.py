@@ -49,7 +49,6 @@ class ScienceModeHost(Driver, Generic[MessageT]):
         ack_timeout_s: how long to wait for each ack.
         decoder: the generation's frame decoder.
         decode: a good frame's payload → its message (raises ProtocolError if it is none).
-        encode: a message → its wire frame.
     """
 
     #: The device, in sentences ("RehaStim2", "P24").
@@ -57,8 +56,7 @@ class ScienceModeHost(Driver, Generic[MessageT]):
 
     def __init__(self, link: ByteLink, *, url: str, ack_timeout_s: float,
                  decoder: FrameSource,
-                 decode: Callable[[bytes], MessageT],
-                 encode: Callable[[MessageT], bytes]) -> None:
+                 decode: Callable[[bytes], MessageT]) -> None:
         super().__init__()
         self.link = link
         self.url = url
@@ -66,9 +64,6 @@ class ScienceModeHost(Driver, Generic[MessageT]):
         self.bad_frames = 0
         self._decoder = decoder
         self._decode = decode
-        self._encode = encode
-        #: (command, packet number) → its usual ack, as wire frame and message (None: none)
-        self._usual_acks: dict[tuple[int, int], tuple[bytes, MessageT] | None] = {}
         self._acks: PendingAcks[MessageT] = PendingAcks(ack_timeout_s, self._write,
                                                         self._usual_ack)
         self._lock = asyncio.Lock()
@@ -96,17 +91,10 @@ class ScienceModeHost(Driver, Generic[MessageT]):
 
     # ------------------------------------------------------------------ receiving
 
-    def _ok_ack(self, command: int, packet_number: int) -> MessageT | None:
-        """The ack of ``command`` when it succeeds and has nothing else to report (result 0,
-        no data), or None when its ack carries data."""
-        return None
-
     def _usual_ack(self, command: int, packet_number: int) -> tuple[bytes, MessageT] | None:
-        key = (command, packet_number)
-        if key not in self._usual_acks:
-            ack = self._ok_ack(command, packet_number)
-            self._usual_acks[key] = None if ack is None else (self._encode(ack), ack)
-        return self._usual_acks[key]
+        """The ack of ``command`` when it succeeds and has nothing else to report (result 0,
+        no data), as wire frame and message; None when its ack carries data."""
+        return None
 
     def _on_bytes(self, data: bytes) -> None:
         if not self._decoder.in_frame and self._acks.take_usual(data):

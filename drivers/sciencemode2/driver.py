@@ -22,6 +22,7 @@ This module must never import pyserial (the serial link does, lazily) nor read t
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 
 from pydantic import Field
@@ -65,6 +66,20 @@ _ERROR_TEXT = {
 }
 
 
+#: A command's wire frame for a packet number.
+PacketFrame = Callable[[int], bytes]
+
+
+def _frames_of(make: Callable[[int], p.Message]) -> PacketFrame:
+    """The wire frame of a command without varying data, built once per packet number (the
+    stop is on the hot path)."""
+    return functools.cache(lambda pn: p.encode_message(make(pn)))
+
+
+_STOP = _frames_of(lambda pn: p.StopChannelListMode(packet_number=pn))
+_GET_MODE = _frames_of(lambda pn: p.GetStimulationMode(packet_number=pn))
+_WATCHDOG = _frames_of(lambda pn: p.Watchdog(packet_number=pn))
+
 class ScienceModeDriver(ScienceModeHost[p.Message]):
     """A RehaStim2 in ScienceMode2 behind a byte link.
 
@@ -87,7 +102,7 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
     def __init__(self, link: ByteLink, *, url: str = "",
                  ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
         super().__init__(link, url=url, ack_timeout_s=ack_timeout_s, decoder=p.FrameDecoder(),
-                         decode=p.decode_frame, encode=p.encode_message)
+                         decode=p.decode_frame)
         if not ack_timeout_s > 0:
             raise InputError(f"ack timeout must be positive, got {ack_timeout_s} s")
         self.capabilities = mapping.capabilities()
@@ -128,7 +143,7 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
             await self._handshake(init)
         self._fault, self._mask = None, 0
         async with self._lock:
-            await self._transact(lambda pn: p.StopChannelListMode(packet_number=pn), "Stop")
+            await self._transact(p.Command.STOP_CHANNEL_LIST_MODE, _STOP, "Stop")
         self._mode, self._config = p.StimulationMode.START, None
         self._tell("connected", f"RehaStim2 protocol version {self.protocol_version}")
 
@@ -177,7 +192,7 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
         if not self._handshaken:
             return  # not connected: the device makes no output
         try:
-            await self._transact(lambda pn: p.StopChannelListMode(packet_number=pn), "Stop",
+            await self._transact(p.Command.STOP_CHANNEL_LIST_MODE, _STOP, "Stop",
                                  expected_mode=p.StimulationMode.START)
         except LinkLostError:
             raise
@@ -205,19 +220,19 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
         if reconfigure:
             if self._mode != p.StimulationMode.START:
                 await self._send_stop_locked()
-            await self._transact(lambda pn: p.InitChannelListMode(
-                packet_number=pn, low_frequency_factor=0, active_channel_mask=output.active_mask,
-                low_frequency_channel_mask=0,
-                inter_pulse_interval_code=p.MIN_INTER_PULSE_INTERVAL_CODE,
-                main_interval_code=output.main_interval_code), "InitChannelListMode",
+            await self._transact(p.Command.INIT_CHANNEL_LIST_MODE, lambda pn: p.encode_message(
+                p.InitChannelListMode(
+                    packet_number=pn, low_frequency_factor=0,
+                    active_channel_mask=output.active_mask, low_frequency_channel_mask=0,
+                    inter_pulse_interval_code=p.MIN_INTER_PULSE_INTERVAL_CODE,
+                    main_interval_code=output.main_interval_code)), "InitChannelListMode",
                 expected_mode=p.StimulationMode.INITIALISED, abortable=True)
             self._mode = p.StimulationMode.INITIALISED
             self._config = (output.main_interval_code, output.active_mask)
             self._mask = output.active_mask
         sent_s = asyncio.get_running_loop().time()
-        await self._transact(lambda pn: p.StartChannelListMode(
-            packet_number=pn, channel_settings=output.settings), "StartChannelListMode",
-            abortable=True)
+        await self._transact(p.Command.START_CHANNEL_LIST_MODE, output.start_frame,
+                             "StartChannelListMode", abortable=True)
         if self.stopped:
             return  # the stop that came meanwhile stands
         self._mode = p.StimulationMode.STARTED
@@ -226,7 +241,7 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
             self._tell("ack", output.describe(), value=1.0)
 
     async def _send_stop_locked(self) -> None:
-        await self._transact(lambda pn: p.StopChannelListMode(packet_number=pn), "Stop",
+        await self._transact(p.Command.STOP_CHANNEL_LIST_MODE, _STOP, "Stop",
                              expected_mode=p.StimulationMode.START)
         self._mode, self._config = p.StimulationMode.START, None
 
@@ -248,10 +263,11 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
 
     # ------------------------------------------------------------------ commands and acks
 
-    async def _transact(self, build: Callable[[int], p.Message], what: str, *,
+    async def _transact(self, command: int, frame: PacketFrame, what: str, *,
                         expected_mode: p.StimulationMode | None = None,
                         abortable: bool = False) -> None:
-        """Send a command until it is acknowledged with 0 (one resend; busy a few times).
+        """Send a command (``frame(pn)``: its wire frame with a packet number) until it is
+        acknowledged with 0 (one resend; busy a few times).
 
         Raises:
             Aborted: ``abortable`` and the driver was stopped meanwhile (nothing resent).
@@ -263,7 +279,7 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
             if abortable and self.stopped:
                 raise Aborted  # HZ-03: never (re)send an update after a stop
             try:
-                ack = await self._request(build)
+                ack = await self._request(command, frame)
             except DeviceTimeoutError:
                 if abortable and self.stopped:
                     raise Aborted from None
@@ -301,15 +317,15 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
 
     async def _query_mode(self, what: str) -> p.StimulationMode | None:
         try:
-            reply = await self._request(lambda pn: p.GetStimulationMode(packet_number=pn))
+            reply = await self._request(p.Command.GET_STIMULATION_MODE, _GET_MODE)
         except DeviceTimeoutError:
             raise self._failure(DeviceTimeoutError(
                 f"the RehaStim2 answers neither {what} nor GetStimulationMode within "
                 f"{self.ack_timeout_s:g} s")) from None
         return reply.mode if isinstance(reply, p.GetStimulationModeAck) else None
 
-    async def _request(self, build: Callable[[int], p.Message]) -> p.Message:
-        """Write one command now and wait for the frame that acknowledges it.
+    async def _request(self, command: int, frame: PacketFrame) -> p.Message:
+        """Write one command now (``frame(pn)``) and wait for the frame that acknowledges it.
 
         Raises:
             DeviceTimeoutError: no ack within the timeout.
@@ -317,9 +333,8 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
             DeviceError: the device answered UnknownCommand, or reset meanwhile.
         """
         self._check_link()
-        message = build(self._next_pn())
-        return await self._acks.request(message.packet_number, message.command,
-                                        p.encode_message(message))
+        pn = self._next_pn()
+        return await self._acks.request(pn, command, frame(pn))
 
     async def _write(self, frame: bytes) -> None:
         self._last_sent_s = asyncio.get_running_loop().time()
@@ -332,8 +347,8 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
 
     # ------------------------------------------------------------------ receiving
 
-    def _ok_ack(self, command: int, packet_number: int) -> p.Message | None:
-        return p.ok_ack(command, packet_number)
+    def _usual_ack(self, command: int, packet_number: int) -> tuple[bytes, p.Message] | None:
+        return p.usual_ack(command, packet_number)
 
     def _on_message(self, message: p.Message) -> None:
         if isinstance(message, p.Init):
@@ -398,8 +413,7 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
             return
         loop = asyncio.get_running_loop()
         if loop.time() - self._last_sent_s >= KEEPALIVE_S - 1e-6:
-            task = asyncio.ensure_future(self._write(p.encode_message(
-                p.Watchdog(packet_number=self._next_pn()))))
+            task = asyncio.ensure_future(self._write(_WATCHDOG(self._next_pn())))
             task.add_done_callback(ignore_result)
             self._last_sent_s = loop.time()
         self._schedule_keepalive()

@@ -11,6 +11,7 @@ It must never round anything up.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -71,6 +72,16 @@ class ListOutput:
     def frequency_hz(self) -> float:
         """The frequency the device actually runs at."""
         return p.frequency_hz_from_main_interval_code(self.main_interval_code)
+
+    @functools.cached_property
+    def _start_data(self) -> bytes:
+        return p.StartChannelListMode(packet_number=0, channel_settings=self.settings).data()
+
+    def start_frame(self, packet_number: int) -> bytes:
+        """The StartChannelListMode frame of this list with ``packet_number``: the same bytes
+        as ``p.encode_message`` of the message (its data is built and checked once)."""
+        return p.encode_frame(bytes((packet_number, p.Command.START_CHANNEL_LIST_MODE))
+                              + self._start_data)
 
     def describe(self) -> str:
         """One line for telemetry: frequency and each masked channel's current and width."""

@@ -14,6 +14,7 @@ Values out of range and undecodable input raise :class:`~emsctl.errors.ProtocolE
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TypeAlias
 
@@ -142,6 +143,7 @@ __all__ = [
     "to_signed_byte",
     "unstuff",
     "unwrap_frame",
+    "usual_ack",
 ]
 
 Message: TypeAlias = (
@@ -276,6 +278,14 @@ def ok_ack(command: int, packet_number: int) -> Message | None:
     its result byte; None otherwise."""
     ack_type = _RESULT_ONLY_ACKS.get(command)
     return None if ack_type is None else ack_type(packet_number=packet_number, result=Result.OK)
+
+
+@functools.cache
+def usual_ack(command: int, packet_number: int) -> tuple[bytes, Message] | None:
+    """:func:`ok_ack` and its wire frame, built once per command and packet number (a host
+    notes it for every request it waits on)."""
+    ack = ok_ack(command, packet_number)
+    return None if ack is None else (encode_message(ack), ack)
 
 
 def acknowledges(reply: Message, request: Message) -> bool:

@@ -128,7 +128,7 @@ class ScienceMode4Driver(ScienceModeHost[p.Message]):
     def __init__(self, link: ByteLink, *, url: str = "",
                  ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
         super().__init__(link, url=url, ack_timeout_s=ack_timeout_s, decoder=p.FrameDecoder(),
-                         decode=p.decode_frame, encode=p.encode_message)
+                         decode=p.decode_frame)
         if not (math.isfinite(ack_timeout_s) and ack_timeout_s > 0):
             raise InputError(f"ack timeout must be positive, got {ack_timeout_s} s")
         self.capabilities = capabilities()
@@ -430,9 +430,8 @@ class ScienceMode4Driver(ScienceModeHost[p.Message]):
 
     # ------------------------------------------------------------------ receiving
 
-    def _ok_ack(self, command: int, packet_number: int) -> p.Message | None:
-        ack = p.ok_ack(command, packet_number)
-        return ack if isinstance(ack, p.Ack) else None
+    def _usual_ack(self, command: int, packet_number: int) -> tuple[bytes, p.Message] | None:
+        return p.usual_ack(command, packet_number)
 
     def _on_message(self, message: p.Message) -> None:
         if self._acks.resolve(message):

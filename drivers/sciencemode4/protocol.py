@@ -14,6 +14,7 @@ undecodable input raise :class:`~emsctl.errors.ProtocolError`; only
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TypeAlias
 
@@ -186,6 +187,7 @@ __all__ = [
     "stuff",
     "unstuff",
     "unwrap_frame",
+    "usual_ack",
 ]
 
 Request: TypeAlias = (
@@ -340,10 +342,19 @@ def refusal(command: int, packet_number: int, result: Result) -> AckBase:
     return ack_type.refusal(packet_number, result)
 
 
-def ok_ack(command: int, packet_number: int) -> AckBase | None:
+def ok_ack(command: int, packet_number: int) -> Ack | None:
     """The ack of host command ``command`` when it succeeds, if that ack carries nothing but
     its result byte; None when it carries data (or ``command`` is no host command)."""
     ack_type = _ACK_TYPES.get(command)
     if ack_type is None or ack_type.data is not AckBase.data:
         return None
-    return ack_type(packet_number=packet_number, result=Result.OK)
+    ack = ack_type(packet_number=packet_number, result=Result.OK)
+    return ack if isinstance(ack, Ack) else None  # every ack type is one of Ack
+
+
+@functools.cache
+def usual_ack(command: int, packet_number: int) -> tuple[bytes, Ack] | None:
+    """:func:`ok_ack` and its wire frame, built once per command and packet number (a host
+    notes it for every request it waits on)."""
+    ack = ok_ack(command, packet_number)
+    return None if ack is None else (encode_message(ack), ack)

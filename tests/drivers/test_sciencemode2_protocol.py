@@ -727,3 +727,16 @@ def test_feed_never_raises_and_holds_at_most_one_frame_of_bytes(junk):
     items = decoder.feed(junk)
     assert all(len(item.wire) <= 130 for item in items)
     assert decoder.frames + decoder.bad_frames == len(items)
+
+
+@given(st.lists(st.tuples(st.integers(0, 126), st.integers(0, 500)), min_size=1, max_size=8),
+       st.integers(0, 255))
+def test_a_channel_lists_start_frame_is_the_codecs_frame_of_the_message(channels, pn):
+    from emsctl.drivers.sciencemode2.mapping import ListOutput
+
+    settings = tuple(p.ChannelSettings(p.PulseGroup.SINGLE, width, current - current % 2)
+                     for current, width in channels)
+    output = ListOutput(29, (1 << len(settings)) - 1, settings)
+    message = p.StartChannelListMode(packet_number=pn, channel_settings=settings)
+    assert output.start_frame(pn) == p.encode_message(message)
+    assert output.start_frame(pn) == output.start_frame(pn)  # the data is kept, not changed
