@@ -1,12 +1,14 @@
 """``python -m benchmarks [--smoke] [--only NAME…] [--repeat N] [--no-write] [--list]``
 
-and ``--summary``: the README table from the last results.json."""
+and ``--summary``: the README table from the last results.json; ``--compare OLD.json``: each
+same-run ratio of results.json beside the one in OLD.json."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 from . import harness
 
@@ -28,10 +30,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--summary", action="store_true",
                         help="print the README's short table from results.json and exit")
+    parser.add_argument("--compare", metavar="OLD_JSON",
+                        help="print each same-run ratio of results.json beside OLD_JSON's "
+                             "(e.g. a results.json from git history) and exit")
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
+    if args.compare:
+        before = harness.results_from_json(Path(args.compare))[0]
+        after = harness.results_from_json(harness.HERE / "results.json")[0]
+        print(harness.render_comparison(before, after))
+        return 0
     if args.summary:
         results, info, command, date = harness.results_from_json(harness.HERE / "results.json")
         print(f"Measured {date} with `{command}`; load average at start "

@@ -35,6 +35,7 @@ from .records import (
 from .reports import (
     load_average,
     machine,
+    render_comparison,
     render_markdown,
     render_summary,
     render_table,
@@ -68,6 +69,7 @@ __all__ = [
     "measure_pair",
     "program_ms",
     "real_time_figure",
+    "render_comparison",
     "render_markdown",
     "render_summary",
     "render_table",

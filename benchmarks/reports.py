@@ -139,6 +139,31 @@ def results_from_json(path: Path) -> tuple[list[RunResult], dict[str, object], s
     return results, payload["machine"], payload["command"], payload["date"]
 
 
+def render_comparison(before: Sequence[RunResult], after: Sequence[RunResult],
+                      tolerance: float = 0.10) -> str:
+    """Each figure with a same-run ratio in both runs: the ratio before and after, and whether
+    it moved by more than ``tolerance`` (a behaviour change, or noise to look at again)."""
+    old = {(r.name, f.name): f for r in before for f in r.figures if f.ratio is not None}
+    rows = [["benchmark", "figure", "ratio before", "ratio after", "change", "within"]]
+    moved = 0
+    for r in after:
+        for f in r.figures:
+            was = old.get((r.name, f.name))
+            if was is None or f.ratio is None or was.ratio is None:
+                continue
+            change = f.ratio / was.ratio - 1
+            within = abs(change) <= tolerance
+            moved += not within
+            rows.append([r.name, f.name, f"{was.ratio:.3g}×", f"{f.ratio:.3g}×",
+                         f"{change:+.1%}", "yes" if within else "NO"])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    lines.append(f"{len(rows) - 1} ratios compared; {moved} moved by more than "
+                 f"{tolerance:.0%}")
+    return "\n".join(lines)
+
+
 def render_markdown(results: Sequence[RunResult], info: dict[str, object], command: str,
                     date: str) -> str:
     """RESULTS.md: machine, date, command, and every figure beside its baseline and target."""

@@ -62,3 +62,16 @@ def test_stats_median_and_p99() -> None:
     assert s.median == 50.5
     assert s.p99 == pytest.approx(99.01)
     assert s.n == 100
+
+
+def test_comparison_flags_a_ratio_that_moved_by_more_than_ten_percent() -> None:
+    def run(ratio_a: float, ratio_b: float) -> list[harness.RunResult]:
+        a = harness.figure("a", [ratio_a], "ms", baseline=("floor", [1.0]))
+        b = harness.figure("b", [ratio_b], "ms", baseline=("floor", [1.0]))
+        return [harness.RunResult("demo", "demo", [a, b])]
+
+    text = harness.render_comparison(run(2.0, 3.0), run(2.1, 3.5))
+    rows = [line.split() for line in text.splitlines()[1:3]]
+    assert rows == [["demo", "a", "2×", "2.1×", "+5.0%", "yes"],
+                    ["demo", "b", "3×", "3.5×", "+16.7%", "NO"]]
+    assert text.endswith("2 ratios compared; 1 moved by more than 10%")
