@@ -28,13 +28,12 @@ import itertools
 import math
 import random
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
+from matrix import FAMILIES, prepare_cell
 
 from emsctl.clock import VirtualClock
 from emsctl.contract import ChannelSetpoint, Driver, Telemetry
@@ -46,9 +45,6 @@ from emsctl.drivers.sciencemode2.protocol import decode_frame
 from emsctl.errors import EmsError
 from emsctl.session import Session
 from emsctl.simulator.faults import Fault
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from matrix import FAMILIES, prepare_cell
 
 #: L22: stop → output zero within 300 ms end to end.
 STOP_TO_ZERO_S = 0.3

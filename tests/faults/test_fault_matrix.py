@@ -17,12 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from emsctl.devices import OpenOptions, open_device
-from emsctl.errors import InputError
-from emsctl.simulator.faults import FaultPlan
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from matrix import (
     CELLS,
     FAMILIES,
@@ -34,6 +28,10 @@ from matrix import (
     run_and_check,
     run_cell,
 )
+
+from emsctl.devices import OpenOptions, open_device
+from emsctl.errors import InputError
+from emsctl.simulator.faults import FaultPlan
 
 EMSCTL = str(Path(sys.executable).with_name("emsctl"))
 RUN_CELLS = [cell for cell, expect in CELLS.items() if expect.outcome != "n/a"]

@@ -10,16 +10,13 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
+from matrix import AT_S, prepare_cell, run_cell
 
 from emsctl.clock import VirtualClock
 from emsctl.runner import execute
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from matrix import AT_S, prepare_cell, run_cell
 
 
 @pytest.mark.parametrize("family", ["sim", "sciencemode2", "coyote3", "openems"])
