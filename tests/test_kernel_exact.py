@@ -13,16 +13,8 @@ import pytest
 from emsctl.contract import Capabilities, ChannelSetpoint
 from emsctl.errors import SafetyViolation
 from emsctl.guard import ChannelGuard, Guard
-from emsctl.limits import (
-    CEILINGS,
-    DEFAULTS,
-    Finding,
-    Level,
-    check_pulse,
-    check_train,
-    limits_from_mapping,
-    tighten,
-)
+from emsctl.limit_checks import Finding, Level, check_pulse, check_train
+from emsctl.limits import CEILINGS, DEFAULTS, limits_from_mapping, tighten
 from emsctl.plan import SEGMENT_DTYPE, ChannelPlan, PhaseSpan, Plan
 from emsctl.verify import Violation, verify
 

@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, final
 
 from .errors import DeviceError, EmsError, InputError
-from .limits import (
+from .limit_table import (
     FREQUENCY_MAX_CEILING_HZ,
     FREQUENCY_MIN_CEILING_HZ,
     PEAK_CEILING_MA,

@@ -13,7 +13,7 @@ biphasic, L1); N = the largest number of pulses in any 1 s window (``pulses_per_
 by :func:`pulses_per_s` and nowhere else); A = smallest pad area (cm²); R = 500 Ω reference load.
 
 This module is pure: no I/O, no clock, no state. It knows formulas, not limits; the numbers that
-the results are checked against live in :mod:`emsctl.limits`.
+the results are checked against live in :mod:`emsctl.limit_table`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from . import formulas
 from .contract import ZERO, ChannelSetpoint
 from .errors import SafetyViolation
-from .limits import POWER_DENSITY_CEILING_W_CM2, Limits
+from .limit_table import POWER_DENSITY_CEILING_W_CM2
+from .limits import Limits
 
 __all__ = ["ChannelGuard", "Guard"]
 

@@ -18,7 +18,9 @@ import numpy.typing as npt
 
 from . import formulas
 from .errors import ValidationFailed
-from .limits import POWER_DENSITY_CEILING_W_CM2, Limits, electrode_area_min_cm2
+from .limit_checks import electrode_area_min_cm2
+from .limit_table import POWER_DENSITY_CEILING_W_CM2
+from .limits import Limits
 from .plan import ChannelPlan, PhaseSpan, Plan
 from .violation import Violation
 
