@@ -16,6 +16,12 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from . import formulas as fx
+from .exact_verdicts import (
+    exceeds_current_density,
+    exceeds_power_density,
+    exceeds_rms_current,
+    exceeds_shannon_k,
+)
 from .limit_table import (
     EMS_ELECTRODE_AREA_MIN_CM2,
     ENERGY_PER_PULSE_CEILING_MJ,
@@ -107,7 +113,7 @@ def check_pulse(
         frequency_hz: Pulse rate in Hz; for bursts the inner rate (L7 checks it).
         pulses_per_s: Largest number of pulses in any 1 s window (N in docs/safety-basis.md §3),
         from
-            :func:`emsctl.formulas.pulses_per_s`: the frequency for continuous trains and
+            :func:`emsctl.pulse_window.pulses_per_s`: the frequency for continuous trains and
             on/off trains with ON ≥ 1 s; for bursts the exact count of the fullest window
             (bursts/s × pulses per burst only at a whole number of bursts per second).
         area_cm2: Smallest electrode area in cm².
@@ -131,7 +137,7 @@ def check_pulse(
     out: list[Finding] = []
     if amp > fx.exact(limits.peak_ma):
         out.append(_finding("peak_ma", amp_f, "≤", limits.peak_ma))
-    if fx.exceeds_rms_current(amp, pw, rate, limits.rms_ma):
+    if exceeds_rms_current(amp, pw, rate, limits.rms_ma):
         out.append(_finding("rms_ma", fx.rms_current_ma(amp_f, pw_f, rate_f), "≤", limits.rms_ma))
     if pw < fx.exact(limits.pulse_width_min_us):
         out.append(_finding("pulse_width_min_us", pw_f, "≥", limits.pulse_width_min_us))
@@ -143,19 +149,19 @@ def check_pulse(
         out.append(_finding("frequency_max_hz", float(freq), "≤", limits.frequency_max_hz))
     if charge > fx.exact(limits.phase_charge_uc):
         out.append(_finding("phase_charge_uc", float(charge), "≤", limits.phase_charge_uc))
-    if fx.exceeds_shannon_k(charge, area, limits.shannon_k):
+    if exceeds_shannon_k(charge, area, limits.shannon_k):
         k = fx.shannon_k(float(charge), area_f)
         out.append(_finding("shannon_k", k, "≤", limits.shannon_k))
     density = fx.current_density_ma_cm2(amp_f, pw_f, rate_f, area_f)
     block, warn = limits.current_density_ma_cm2, limits.current_density_warn_ma_cm2
-    if fx.exceeds_current_density(amp, pw, rate, area, block):
+    if exceeds_current_density(amp, pw, rate, area, block):
         out.append(_finding("current_density_ma_cm2", density, "≤", block))
-    elif warn < block and fx.exceeds_current_density(amp, pw, rate, area, warn, or_equal=True):
+    elif warn < block and exceeds_current_density(amp, pw, rate, area, warn, or_equal=True):
         found = _finding("current_density_warn_ma_cm2", density, "<", warn)
         out.append(replace(found, level=Level.WARN))
     # L10: the effective limit is inclusive (≤ 0.05 by default); the kernel ceiling is strict.
-    over_limit = fx.exceeds_power_density(amp, pw, rate, area, limits.power_density_w_cm2)
-    at_ceiling = fx.exceeds_power_density(
+    over_limit = exceeds_power_density(amp, pw, rate, area, limits.power_density_w_cm2)
+    at_ceiling = exceeds_power_density(
         amp, pw, rate, area, POWER_DENSITY_CEILING_W_CM2, or_equal=True
     )
     if over_limit or at_ceiling:
