@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from emsctl.cli.words import HAZARD_NAMES, TERMS, wrap
-from emsctl.limits import LIMIT_NAMES
+from emsctl.limit_table import LIMIT_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 EMSCTL = Path(sys.executable).with_name("emsctl")

@@ -27,10 +27,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from emsctl import limit_table as table
 from emsctl import limits as lim
+from emsctl import limits_file
 from emsctl.amplitude import MAX_ABSOLUTE_MA, MAX_FACTOR, parse_amplitude
 from emsctl.errors import LimitsFileError, ProgramError
-from emsctl.limits import CEILINGS, LIMIT_SPECS, at_least_as_tight
+from emsctl.limit_table import LIMIT_SPECS
+from emsctl.limits import CEILINGS, at_least_as_tight
 from emsctl.loader import parse_program_text
 from emsctl.plan import compile_plan
 from emsctl.verify import verify
@@ -147,15 +150,16 @@ def _plan_maxima_within_ceilings(plan: Any) -> None:
         if not live.any():
             continue
         s = seg[live]
-        assert np.maximum(s["amp0_ma"], s["amp1_ma"]).max() <= lim.PEAK_CEILING_MA + 1e-9
-        assert np.minimum(s["pw0_us"], s["pw1_us"]).min() >= lim.PULSE_WIDTH_MIN_CEILING_US - 1e-9
-        assert np.maximum(s["pw0_us"], s["pw1_us"]).max() <= lim.PULSE_WIDTH_MAX_CEILING_US + 1e-9
-        assert np.maximum(s["freq0_hz"], s["freq1_hz"]).max() <= lim.FREQUENCY_MAX_CEILING_HZ + 1e-9
-        assert cplan.electrode_area_cm2 >= lim.ELECTRODE_AREA_MIN_CEILING_CM2 - 1e-9
-        if plan.purpose not in lim.TENS_PURPOSES:  # L13: EMS programs need pads ≥ 16 cm²
-            assert cplan.electrode_area_cm2 >= lim.EMS_ELECTRODE_AREA_MIN_CM2 - 1e-9
+        assert np.maximum(s["amp0_ma"], s["amp1_ma"]).max() <= table.PEAK_CEILING_MA + 1e-9
+        assert np.minimum(s["pw0_us"], s["pw1_us"]).min() >= table.PULSE_WIDTH_MIN_CEILING_US - 1e-9
+        assert np.maximum(s["pw0_us"], s["pw1_us"]).max() <= table.PULSE_WIDTH_MAX_CEILING_US + 1e-9
+        highest_hz = np.maximum(s["freq0_hz"], s["freq1_hz"]).max()
+        assert highest_hz <= table.FREQUENCY_MAX_CEILING_HZ + 1e-9
+        assert cplan.electrode_area_cm2 >= table.ELECTRODE_AREA_MIN_CEILING_CM2 - 1e-9
+        if plan.purpose not in table.TENS_PURPOSES:  # L13: EMS programs need pads ≥ 16 cm²
+            assert cplan.electrode_area_cm2 >= table.EMS_ELECTRODE_AREA_MIN_CM2 - 1e-9
         peak = np.maximum(s["amp0_ma"], s["amp1_ma"]) * np.maximum(s["pw0_us"], s["pw1_us"])
-        assert (peak / 1000).max() <= lim.PHASE_CHARGE_CEILING_UC + 1e-6
+        assert (peak / 1000).max() <= table.PHASE_CHARGE_CEILING_UC + 1e-6
 
 
 def check_program_document(document: dict[str, Any]) -> str:
@@ -251,7 +255,7 @@ def check_limits_text(text: str) -> None:
         path = Path(folder) / "limits.toml"
         path.write_text(text, encoding="utf-8", errors="surrogatepass")
         try:
-            result = lim.load_limits_file(path)
+            result = limits_file.load_limits_file(path)
         except LimitsFileError as exc:
             assert str(exc).startswith(str(path))
             return

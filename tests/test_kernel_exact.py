@@ -13,16 +13,8 @@ import pytest
 from emsctl.contract import Capabilities, ChannelSetpoint
 from emsctl.errors import SafetyViolation
 from emsctl.guard import ChannelGuard, Guard
-from emsctl.limits import (
-    CEILINGS,
-    DEFAULTS,
-    Finding,
-    Level,
-    check_pulse,
-    check_train,
-    limits_from_mapping,
-    tighten,
-)
+from emsctl.limit_checks import Finding, Level, check_pulse, check_train
+from emsctl.limits import CEILINGS, DEFAULTS, limits_from_mapping, tighten
 from emsctl.plan import SEGMENT_DTYPE, ChannelPlan, PhaseSpan, Plan
 from emsctl.verify import Violation, verify
 
@@ -700,7 +692,7 @@ def test_exact_refuses_non_numbers_with_a_sentence() -> None:
 
 
 def test_exceeds_rms_current_boundary_and_degenerate_limits() -> None:
-    from emsctl.formulas import exceeds_rms_current
+    from emsctl.exact_verdicts import exceeds_rms_current
 
     # 10 mA, 50 µs, 100 Hz: I_rms² = 100 · 0.01 = 1 → exactly 1 mA
     assert not exceeds_rms_current(10, 50, 100, 1)

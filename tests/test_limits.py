@@ -16,9 +16,13 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+from emsctl import limit_checks as checks
+from emsctl import limit_table as table
 from emsctl import limits as lim
+from emsctl import limits_file
 from emsctl.errors import InputError, LimitsFileError
-from emsctl.limits import CEILINGS, DEFAULTS, Level, Limits
+from emsctl.limit_checks import Level
+from emsctl.limits import CEILINGS, DEFAULTS, Limits
 
 # field: (limit ID, ceiling, shipped default), per docs/safety-basis.md §2 and the choices noted.
 EXPECTED = {
@@ -86,14 +90,14 @@ def looser_fields(candidate: Limits, reference: Limits) -> list[str]:
 
 
 def test_every_limits_field_has_a_spec_and_an_expected_value() -> None:
-    assert list(lim.LIMIT_SPECS) == FIELD_NAMES
+    assert list(table.LIMIT_SPECS) == FIELD_NAMES
     assert set(EXPECTED) == set(FIELD_NAMES)
 
 
 @pytest.mark.parametrize("name", FIELD_NAMES)
 def test_ceilings_and_defaults_match_safety_basis(name: str) -> None:
     limit_id, ceiling, default = EXPECTED[name]
-    assert lim.LIMIT_SPECS[name].limit_id == limit_id
+    assert table.LIMIT_SPECS[name].limit_id == limit_id
     assert getattr(CEILINGS, name) == ceiling
     assert getattr(DEFAULTS, name) == default
     assert type(getattr(CEILINGS, name)) is type(getattr(DEFAULTS, name))
@@ -102,33 +106,33 @@ def test_ceilings_and_defaults_match_safety_basis(name: str) -> None:
 @pytest.mark.parametrize("name", FIELD_NAMES)
 def test_tighter_direction_matches_safety_basis(name: str) -> None:
     expected = (
-        lim.Tighter.TRUE
+        table.Tighter.TRUE
         if name in TRUE_IS_TIGHTER
-        else lim.Tighter.LARGER
+        else table.Tighter.LARGER
         if name in LARGER_IS_TIGHTER
-        else lim.Tighter.SMALLER
+        else table.Tighter.SMALLER
     )
-    assert lim.LIMIT_SPECS[name].tighter is expected
+    assert table.LIMIT_SPECS[name].tighter is expected
 
 
 def test_kernel_constants_carry_the_ceiling_numbers() -> None:
-    assert lim.PEAK_CEILING_MA == 80  # L3
-    assert lim.RMS_CEILING_MA == 50  # L4
-    assert (lim.PULSE_WIDTH_MIN_CEILING_US, lim.PULSE_WIDTH_MAX_CEILING_US) == (50, 400)  # L6
-    assert (lim.FREQUENCY_MIN_CEILING_HZ, lim.FREQUENCY_MAX_CEILING_HZ) == (1, 150)  # L7
-    assert (lim.PHASE_CHARGE_CEILING_UC, lim.SHANNON_K_CEILING) == (32, 1.85)  # L8
-    assert lim.CURRENT_DENSITY_CEILING_MA_CM2 == 2.0  # L9
-    assert lim.POWER_DENSITY_CEILING_W_CM2 == 0.25  # L10
-    assert lim.ENERGY_PER_PULSE_CEILING_MJ == 300  # L11
-    assert lim.ELECTRODE_AREA_MIN_CEILING_CM2 == 4  # L13
-    assert (lim.SOFT_START_MIN_CEILING_S, lim.RAMP_MIN_CEILING_S) == (2, 0.5)  # L15, L16
-    assert (lim.USER_STEP_CEILING_MA, lim.USER_RISE_CEILING_MA_PER_S) == (2, 5)  # L17
-    assert (lim.PLAN_RISE_CEILING_MA_PER_S, lim.PLAN_RISE_DEFAULT_MA_PER_S) == (80, 40)  # [E]
-    assert (lim.TRAIN_ON_MAX_CEILING_S, lim.TRAIN_OFF_MIN_CEILING_S) == (15, 5)  # L18
-    assert (lim.BURST_MAX_CEILING_S, lim.BURST_DUTY_MAX_CEILING) == (0.2, 0.25)  # L18
-    assert lim.SESSION_MAX_CEILING_S == 60 * 60  # L19
-    assert (lim.SESSIONS_PER_DAY_CEILING, lim.MINUTES_PER_DAY_CEILING) == (4, 120)  # L20
-    assert (lim.WATCHDOG_CEILING_S, lim.HEARTBEAT_CEILING_S) == (1.0, 0.25)  # L21
+    assert table.PEAK_CEILING_MA == 80  # L3
+    assert table.RMS_CEILING_MA == 50  # L4
+    assert (table.PULSE_WIDTH_MIN_CEILING_US, table.PULSE_WIDTH_MAX_CEILING_US) == (50, 400)  # L6
+    assert (table.FREQUENCY_MIN_CEILING_HZ, table.FREQUENCY_MAX_CEILING_HZ) == (1, 150)  # L7
+    assert (table.PHASE_CHARGE_CEILING_UC, table.SHANNON_K_CEILING) == (32, 1.85)  # L8
+    assert table.CURRENT_DENSITY_CEILING_MA_CM2 == 2.0  # L9
+    assert table.POWER_DENSITY_CEILING_W_CM2 == 0.25  # L10
+    assert table.ENERGY_PER_PULSE_CEILING_MJ == 300  # L11
+    assert table.ELECTRODE_AREA_MIN_CEILING_CM2 == 4  # L13
+    assert (table.SOFT_START_MIN_CEILING_S, table.RAMP_MIN_CEILING_S) == (2, 0.5)  # L15, L16
+    assert (table.USER_STEP_CEILING_MA, table.USER_RISE_CEILING_MA_PER_S) == (2, 5)  # L17
+    assert (table.PLAN_RISE_CEILING_MA_PER_S, table.PLAN_RISE_DEFAULT_MA_PER_S) == (80, 40)  # [E]
+    assert (table.TRAIN_ON_MAX_CEILING_S, table.TRAIN_OFF_MIN_CEILING_S) == (15, 5)  # L18
+    assert (table.BURST_MAX_CEILING_S, table.BURST_DUTY_MAX_CEILING) == (0.2, 0.25)  # L18
+    assert table.SESSION_MAX_CEILING_S == 60 * 60  # L19
+    assert (table.SESSIONS_PER_DAY_CEILING, table.MINUTES_PER_DAY_CEILING) == (4, 120)  # L20
+    assert (table.WATCHDOG_CEILING_S, table.HEARTBEAT_CEILING_S) == (1.0, 0.25)  # L21
 
 
 def test_defaults_are_at_least_as_tight_as_ceilings() -> None:
@@ -258,12 +262,12 @@ def write(tmp_path: Path, text: str | bytes) -> Path:
 
 
 def test_empty_limits_file_gives_defaults(tmp_path: Path) -> None:
-    assert lim.load_limits_file(write(tmp_path, "")) == DEFAULTS
+    assert limits_file.load_limits_file(write(tmp_path, "")) == DEFAULTS
 
 
 def test_limits_file_may_move_a_default_within_its_ceiling(tmp_path: Path) -> None:
     path = write(tmp_path, "peak_ma = 60\npulse_width_max_us = 400\nshannon_k = 1.2\n")
-    result = lim.load_limits_file(path)
+    result = limits_file.load_limits_file(path)
     assert (result.peak_ma, result.pulse_width_max_us, result.shannon_k) == (60, 400, 1.2)
     assert result.rms_ma == DEFAULTS.rms_ma
 
@@ -271,7 +275,7 @@ def test_limits_file_may_move_a_default_within_its_ceiling(tmp_path: Path) -> No
 def test_limits_file_cannot_exceed_a_ceiling_and_names_file_and_key(tmp_path: Path) -> None:
     path = write(tmp_path, "peak_ma = 90\n")
     with pytest.raises(LimitsFileError) as info:
-        lim.load_limits_file(path)
+        limits_file.load_limits_file(path)
     message = str(info.value)
     assert str(path) in message
     assert "'peak_ma'" in message
@@ -302,7 +306,7 @@ def test_limits_file_rejects_bad_keys_and_values(
 ) -> None:
     path = write(tmp_path, text + "\n")
     with pytest.raises(LimitsFileError) as info:
-        lim.load_limits_file(path)
+        limits_file.load_limits_file(path)
     message = str(info.value)
     assert str(path) in message
     assert repr(key) in message
@@ -321,21 +325,21 @@ def test_limits_file_rejects_bad_keys_and_values(
 def test_limits_file_rejects_contradictory_values(tmp_path: Path, text: str, fragment: str) -> None:
     path = write(tmp_path, text + "\n")
     with pytest.raises(LimitsFileError) as info:
-        lim.load_limits_file(path)
+        limits_file.load_limits_file(path)
     assert str(info.value).startswith(f"{path}: ")
     assert fragment in str(info.value)
 
 
 def test_limits_file_larger_than_1_mib_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, "# pad\n" * (lim.LIMITS_FILE_MAX_BYTES // 6 + 1))
-    assert path.stat().st_size > lim.LIMITS_FILE_MAX_BYTES
+    path = write(tmp_path, "# pad\n" * (limits_file.LIMITS_FILE_MAX_BYTES // 6 + 1))
+    assert path.stat().st_size > limits_file.LIMITS_FILE_MAX_BYTES
     with pytest.raises(LimitsFileError, match="larger than 1 MiB"):
-        lim.load_limits_file(path)
+        limits_file.load_limits_file(path)
 
 
 def test_limits_file_of_exactly_1_mib_is_read(tmp_path: Path) -> None:
-    path = write(tmp_path, "#" * (lim.LIMITS_FILE_MAX_BYTES - 1) + "\n")
-    assert lim.load_limits_file(path) == DEFAULTS
+    path = write(tmp_path, "#" * (limits_file.LIMITS_FILE_MAX_BYTES - 1) + "\n")
+    assert limits_file.load_limits_file(path) == DEFAULTS
 
 
 @pytest.mark.parametrize(
@@ -346,12 +350,12 @@ def test_limits_file_that_is_not_toml_is_refused(
     tmp_path: Path, content: str | bytes, fragment: str
 ) -> None:
     with pytest.raises(LimitsFileError, match=fragment):
-        lim.load_limits_file(write(tmp_path, content))
+        limits_file.load_limits_file(write(tmp_path, content))
 
 
 def test_missing_limits_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LimitsFileError, match="cannot read the limits file"):
-        lim.load_limits_file(tmp_path / "absent.toml")
+        limits_file.load_limits_file(tmp_path / "absent.toml")
 
 
 def toml_scalar(value: object) -> str:
@@ -398,7 +402,7 @@ def test_limits_file_never_yields_limits_looser_than_ceilings(data: dict[str, ob
         path = Path(tmp) / "limits.toml"
         path.write_text(text, encoding="utf-8")
         try:
-            result = lim.load_limits_file(path)
+            result = limits_file.load_limits_file(path)
         except LimitsFileError as exc:
             event("refused")
             assert str(path) in str(exc)
@@ -455,31 +459,31 @@ AGAINST_DEFAULTS: dict[str, set[tuple[str, str]]] = {
 }
 
 
-def blocks(findings: list[lim.Finding]) -> set[tuple[str, str]]:
+def blocks(findings: list[checks.Finding]) -> set[tuple[str, str]]:
     return {(f.limit_id, f.quantity) for f in findings if f.level is Level.BLOCK}
 
 
-def warnings(findings: list[lim.Finding]) -> list[tuple[str, str]]:
+def warnings(findings: list[checks.Finding]) -> list[tuple[str, str]]:
     return [(f.limit_id, f.quantity) for f in findings if f.level is Level.WARN]
 
 
 @pytest.mark.parametrize("case", sorted(WORKED))
 def test_worked_example_verdict_against_ceilings(case: str) -> None:
-    findings = lim.check_pulse(*WORKED[case], CEILINGS)
+    findings = checks.check_pulse(*WORKED[case], CEILINGS)
     assert blocks(findings) == AGAINST_CEILINGS[case]
     assert warnings(findings) == []
 
 
 @pytest.mark.parametrize("case", sorted(WORKED))
 def test_worked_example_verdict_against_defaults(case: str) -> None:
-    findings = lim.check_pulse(*WORKED[case], DEFAULTS)
+    findings = checks.check_pulse(*WORKED[case], DEFAULTS)
     assert blocks(findings) == AGAINST_DEFAULTS[case]
     expected_warnings = [("L9", "current_density_warn_ma_cm2")] if case == "W5" else []
     assert warnings(findings) == expected_warnings
 
 
 def test_w5_warning_reports_density_and_threshold() -> None:
-    (finding,) = lim.check_pulse(*WORKED["W5"], DEFAULTS)
+    (finding,) = checks.check_pulse(*WORKED["W5"], DEFAULTS)
     assert finding.level is Level.WARN
     assert finding.value == pytest.approx(2.0)
     assert (finding.relation, finding.allowed, finding.unit) == ("<", 1.0, "mA/cm²")
@@ -487,7 +491,7 @@ def test_w5_warning_reports_density_and_threshold() -> None:
 
 
 def test_findings_report_value_and_allowed_limit() -> None:
-    by_quantity = {f.quantity: f for f in lim.check_pulse(*WORKED["W3"], CEILINGS)}
+    by_quantity = {f.quantity: f for f in checks.check_pulse(*WORKED["W3"], CEILINGS)}
     density = by_quantity["current_density_ma_cm2"]
     assert density.value == pytest.approx(2.165, abs=5e-4)
     assert (density.relation, density.allowed) == ("≤", 2.0)
@@ -495,40 +499,40 @@ def test_findings_report_value_and_allowed_limit() -> None:
 
 
 def test_no_l9_warning_when_blocked_by_l9() -> None:
-    findings = lim.check_pulse(*WORKED["W3"], DEFAULTS)
+    findings = checks.check_pulse(*WORKED["W3"], DEFAULTS)
     assert warnings(findings) == []
 
 
 def test_power_density_ceiling_blocks_exactly_0_25() -> None:
     # L10 ceiling is strict (< 0.25): 50 mA, 400 µs, 250/s on 1 cm² gives exactly 0.25 W/cm².
-    findings = lim.check_pulse(50, 400, 250, 250, 1, CEILINGS)
+    findings = checks.check_pulse(50, 400, 250, 250, 1, CEILINGS)
     (power,) = [f for f in findings if f.limit_id == "L10"]
     assert (power.relation, power.allowed, power.value) == ("<", 0.25, pytest.approx(0.25))
-    below = lim.check_pulse("49.99", 400, 250, 250, 1, CEILINGS)
+    below = checks.check_pulse("49.99", 400, 250, 250, 1, CEILINGS)
     assert not [f for f in below if f.limit_id == "L10"]
 
 
 def test_power_density_default_allows_exactly_0_05() -> None:
     # 0.05 W/cm² = I²·d·500 Ω / A: 20 mA, d = 0.25 (500 µs, 250/s), 1 cm².
-    at_limit = lim.check_pulse(20, 500, 250, 250, 1, DEFAULTS)
+    at_limit = checks.check_pulse(20, 500, 250, 250, 1, DEFAULTS)
     assert not [f for f in at_limit if f.limit_id == "L10"]
-    above = lim.check_pulse("20.01", 500, 250, 250, 1, DEFAULTS)
+    above = checks.check_pulse("20.01", 500, 250, 250, 1, DEFAULTS)
     assert [(f.relation, f.allowed) for f in above if f.limit_id == "L10"] == [("≤", 0.05)]
 
 
 def test_electrode_below_4_cm2_is_blocked_by_l13() -> None:
-    findings = lim.check_pulse(1, 100, 10, 10, "3.99", CEILINGS)
+    findings = checks.check_pulse(1, 100, 10, 10, "3.99", CEILINGS)
     assert blocks(findings) == {("L13", "electrode_area_min_cm2")}
 
 
 def test_pulse_width_and_frequency_below_minimum_are_blocked() -> None:
-    findings = lim.check_pulse(10, 49, "0.5", "0.5", 16, CEILINGS)
+    findings = checks.check_pulse(10, 49, "0.5", "0.5", 16, CEILINGS)
     assert blocks(findings) == {("L6", "pulse_width_min_us"), ("L7", "frequency_min_hz")}
 
 
 def test_energy_per_pulse_l11_is_an_independent_check() -> None:
     # Never binds inside the other ceilings; 1 A for 400 µs would be 400 mJ.
-    findings = lim.check_pulse(1000, 400, 1, 1, 10_000, CEILINGS)
+    findings = checks.check_pulse(1000, 400, 1, 1, 10_000, CEILINGS)
     assert ("L11", "energy_per_pulse_mj") in blocks(findings)
 
 
@@ -538,7 +542,7 @@ def test_energy_per_pulse_l11_is_an_independent_check() -> None:
 )
 def test_check_pulse_refuses_invalid_operating_points(point: tuple[float, ...]) -> None:
     with pytest.raises(ValueError):
-        lim.check_pulse(*point, CEILINGS)
+        checks.check_pulse(*point, CEILINGS)
 
 
 # --- L18 on/off trains -----------------------------------------------------------------------
@@ -546,43 +550,43 @@ def test_check_pulse_refuses_invalid_operating_points(point: tuple[float, ...]) 
 
 def test_w7_cramp_training_on_7_off_8_passes_l18() -> None:
     # 5 s on / 10 s off with 1 s ramps: ON 7 s including ramps, OFF 8 s.
-    assert lim.check_train(55, 7, 8, DEFAULTS) == []
-    assert lim.check_train(55, 7, 8, CEILINGS) == []
+    assert checks.check_train(55, 7, 8, DEFAULTS) == []
+    assert checks.check_train(55, 7, 8, CEILINGS) == []
 
 
 def test_w8_tens_burst_is_exempt_from_l18() -> None:
     # 100 ms bursts twice a second: burst duty 0.2 ≤ 0.25, burst 0.1 s ≤ 0.2 s.
-    assert lim.check_train(100, "0.1", "0.4", DEFAULTS) == []
+    assert checks.check_train(100, "0.1", "0.4", DEFAULTS) == []
 
 
 def test_burst_longer_than_200_ms_is_not_exempt() -> None:
-    findings = lim.check_train(100, "0.21", "0.79", DEFAULTS)
+    findings = checks.check_train(100, "0.21", "0.79", DEFAULTS)
     assert blocks(findings) == {("L18", "train_off_min_s")}
 
 
 def test_burst_duty_above_25_percent_is_not_exempt() -> None:
-    findings = lim.check_train(100, "0.1", "0.29", DEFAULTS)
+    findings = checks.check_train(100, "0.1", "0.29", DEFAULTS)
     assert ("L18", "train_off_min_s") in blocks(findings)
 
 
 def test_motor_train_too_long_on_or_too_short_off_is_blocked() -> None:
-    assert blocks(lim.check_train(50, 12, 12, DEFAULTS)) == {("L18", "train_on_max_s")}
-    assert blocks(lim.check_train(50, 12, 12, CEILINGS)) == set()
-    assert blocks(lim.check_train(50, 8, 6, DEFAULTS)) == {("L18", "off_at_least_on")}
-    assert blocks(lim.check_train(50, 8, 6, CEILINGS)) == set()
-    assert blocks(lim.check_train(50, 16, 4, CEILINGS)) == {
+    assert blocks(checks.check_train(50, 12, 12, DEFAULTS)) == {("L18", "train_on_max_s")}
+    assert blocks(checks.check_train(50, 12, 12, CEILINGS)) == set()
+    assert blocks(checks.check_train(50, 8, 6, DEFAULTS)) == {("L18", "off_at_least_on")}
+    assert blocks(checks.check_train(50, 8, 6, CEILINGS)) == set()
+    assert blocks(checks.check_train(50, 16, 4, CEILINGS)) == {
         ("L18", "train_on_max_s"),
         ("L18", "train_off_min_s"),
     }
 
 
 def test_continuous_motor_train_at_tetanic_rate_is_blocked() -> None:
-    assert blocks(lim.check_train(20, 60, 0, CEILINGS)) == {
+    assert blocks(checks.check_train(20, 60, 0, CEILINGS)) == {
         ("L18", "train_on_max_s"),
         ("L18", "train_off_min_s"),
     }
 
 
 def test_sub_tetanic_and_sensory_trains_are_exempt_from_l18() -> None:
-    assert lim.check_train("19.9", 60, 0, DEFAULTS) == []
-    assert lim.check_train(80, 60, 0, DEFAULTS, motor_level=False) == []
+    assert checks.check_train("19.9", 60, 0, DEFAULTS) == []
+    assert checks.check_train(80, 60, 0, DEFAULTS, motor_level=False) == []

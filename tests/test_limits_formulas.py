@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from emsctl import exact_verdicts as verdicts
 from emsctl import formulas as fx
 
 
@@ -157,16 +158,16 @@ def test_w5_is_exact_with_rationals_and_j_is_exactly_2() -> None:
 
 def test_current_density_exactly_2_does_not_exceed_2_but_reaches_it() -> None:
     # L9: only > 2.0 blocks; the ≥ 1.0 warning includes its boundary.
-    assert not fx.exceeds_current_density(40, 200, 100, 4, 2.0)
-    assert fx.exceeds_current_density(40, 200, 100, 4, 2.0, or_equal=True)
-    assert fx.exceeds_current_density(40, 200, 100, 4, 1.0, or_equal=True)
-    assert fx.exceeds_current_density("40.000001", 200, 100, 4, 2.0)
+    assert not verdicts.exceeds_current_density(40, 200, 100, 4, 2.0)
+    assert verdicts.exceeds_current_density(40, 200, 100, 4, 2.0, or_equal=True)
+    assert verdicts.exceeds_current_density(40, 200, 100, 4, 1.0, or_equal=True)
+    assert verdicts.exceeds_current_density("40.000001", 200, 100, 4, 2.0)
 
 
 def test_phase_charge_exactly_on_ceiling_does_not_exceed_it() -> None:
-    assert not fx.exceeds_phase_charge(80, 400, 32)
-    assert fx.exceeds_phase_charge(80, "400.001", 32)
-    assert fx.exceeds_phase_charge(80, 400, 32, or_equal=True)
+    assert not verdicts.exceeds_phase_charge(80, 400, 32)
+    assert verdicts.exceeds_phase_charge(80, "400.001", 32)
+    assert verdicts.exceeds_phase_charge(80, 400, 32, or_equal=True)
 
 
 def test_decimal_inputs_are_read_as_written_not_as_binary_floats() -> None:
@@ -190,18 +191,18 @@ def test_exact_refuses_booleans() -> None:
 
 def test_shannon_k_boundary_is_exact_without_logarithms() -> None:
     # Q²/A = 100 is k = 2 exactly; 10^(3/2) is irrational so k = 1.5 is never hit exactly.
-    assert not fx.exceeds_shannon_k(20, 4, 2)
-    assert fx.exceeds_shannon_k(20, 4, 2, or_equal=True)
-    assert fx.exceeds_shannon_k("20.0001", 4, 2)
-    assert not fx.exceeds_shannon_k(0, 4, -5)  # zero charge: k = -inf
+    assert not verdicts.exceeds_shannon_k(20, 4, 2)
+    assert verdicts.exceeds_shannon_k(20, 4, 2, or_equal=True)
+    assert verdicts.exceeds_shannon_k("20.0001", 4, 2)
+    assert not verdicts.exceeds_shannon_k(0, 4, -5)  # zero charge: k = -inf
 
 
 def test_shannon_k_check_agrees_for_limits_with_huge_denominators() -> None:
     # 1.8499999999999999 has denominator 10^16: decided by high-precision logarithms.
     limit = 1.8499999999999999
     assert Fraction(repr(limit)).denominator > 10_000
-    assert not fx.exceeds_shannon_k("8.4", 1, limit)  # k = 1.8486
-    assert fx.exceeds_shannon_k("8.42", 1, limit)  # k = 1.8506
+    assert not verdicts.exceeds_shannon_k("8.4", 1, limit)  # k = 1.8486
+    assert verdicts.exceeds_shannon_k("8.42", 1, limit)  # k = 1.8506
 
 
 finite_k = st.decimals(min_value=-3, max_value=4, places=3, allow_nan=False, allow_infinity=False)
@@ -219,8 +220,8 @@ def test_shannon_k_integer_and_logarithm_paths_agree(
     # Nudge the limit by < 10^-12 so its denominator is huge but its value is practically the same.
     huge = Fraction(limit) + Fraction(jitter, 10**13)
     ratio = Fraction(charge) ** 2 / Fraction(area)
-    small = fx.exceeds_shannon_k(charge, area, limit)
-    large = fx.exceeds_shannon_k(charge, area, huge)
+    small = verdicts.exceeds_shannon_k(charge, area, limit)
+    large = verdicts.exceeds_shannon_k(charge, area, huge)
     if abs(math.log10(ratio) - float(limit)) > 1e-9:
         assert small == large == (math.log10(ratio) > float(limit))
 
@@ -283,13 +284,13 @@ def test_exact_density_verdict_agrees_with_floats_away_from_the_boundary(
     amplitude: Decimal, width: Decimal, rate: Decimal, area: Decimal, limit: Decimal
 ) -> None:
     density = fx.current_density_ma_cm2(float(amplitude), float(width), float(rate), float(area))
-    verdict = fx.exceeds_current_density(amplitude, width, rate, area, limit)
+    verdict = verdicts.exceeds_current_density(amplitude, width, rate, area, limit)
     if abs(density - float(limit)) > 1e-9:
         assert verdict == (density > float(limit))
     power = fx.power_density_w_cm2(float(amplitude), float(width), float(rate), float(area))
     power_limit = limit / 10
     if abs(power - float(power_limit)) > 1e-12:
-        assert fx.exceeds_power_density(amplitude, width, rate, area, power_limit) == (
+        assert verdicts.exceeds_power_density(amplitude, width, rate, area, power_limit) == (
             power > float(power_limit)
         )
 

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emsctl import formulas
+from emsctl import pulse_window
 from emsctl.cli import cli
 from emsctl.cli.show import worst_case
 from emsctl.contract import ChannelSetpoint
@@ -73,9 +73,9 @@ def test_n_of_bursts_is_the_largest_number_of_pulses_in_any_1_s_window(
     brute = _brute_force_n(frequency, rate, pulses)
     # what the guard and the drivers' setpoints use, then the formula itself (every flavour)
     assert ChannelSetpoint(10.0, frequency, 200.0, rate, pulses).pulses_per_s == brute
-    assert formulas.pulses_per_s(frequency, rate, pulses) == brute
-    assert formulas.pulses_per_s_exact(frequency, rate, pulses) == brute
-    assert formulas.pulses_per_s_array([frequency], [rate], [pulses]).tolist() == [brute]
+    assert pulse_window.pulses_per_s(frequency, rate, pulses) == brute
+    assert pulse_window.pulses_per_s_exact(frequency, rate, pulses) == brute
+    assert pulse_window.pulses_per_s_array([frequency], [rate], [pulses]).tolist() == [brute]
 
 
 @settings(max_examples=200, deadline=None)
@@ -90,15 +90,15 @@ def test_n_of_bursts_a_program_can_hold_is_the_largest_number_of_pulses_in_any_1
         return  # 1 pulse at under 1/T Hz: overlapping, covered above
     brute = _brute_force_n(frequency, rate, pulses)
     assert ChannelSetpoint(10.0, frequency, 200.0, rate, pulses).pulses_per_s == brute
-    assert formulas.pulses_per_s(frequency, rate, pulses) == brute
+    assert pulse_window.pulses_per_s(frequency, rate, pulses) == brute
 
 
 @settings(max_examples=50, deadline=None)
 @given(frequency=st.integers(1, 150))
 def test_n_of_a_continuous_train_at_a_whole_frequency_is_the_frequency(frequency: int) -> None:
     assert _brute_force_n(float(frequency), 0.0, 0) == frequency
-    assert formulas.pulses_per_s(float(frequency)) == frequency
-    assert formulas.pulses_per_s_exact(frequency) == frequency
+    assert pulse_window.pulses_per_s(float(frequency)) == frequency
+    assert pulse_window.pulses_per_s_exact(frequency) == frequency
 
 
 @pytest.mark.parametrize(
@@ -114,31 +114,32 @@ def test_n_of_a_continuous_train_at_a_whole_frequency_is_the_frequency(frequency
     ],
 )
 def test_worked_values_of_n(frequency: float, rate: float, pulses: int, expected: int) -> None:
-    assert formulas.pulses_per_s(frequency, rate, pulses) == expected
+    assert pulse_window.pulses_per_s(frequency, rate, pulses) == expected
     assert _brute_force_n(frequency, rate, pulses) == expected
 
 
 def test_n_is_exact_on_a_window_edge() -> None:
     # 3 bursts/s of 10 pulses at 30 Hz: each burst is 1/3 s long; bursts at 0, 1/3, 2/3 s fit
     # exactly, and the pulse at 1 s belongs to the next window
-    assert formulas.pulses_per_s_exact("30", "3", 10) == 30
-    assert formulas.pulses_per_s_exact(Fraction(1, 3) * 90, 3, 10) == 30
+    assert pulse_window.pulses_per_s_exact("30", "3", 10) == 30
+    assert pulse_window.pulses_per_s_exact(Fraction(1, 3) * 90, 3, 10) == 30
 
 
 def test_n_edge_inputs_and_refusals() -> None:
-    assert formulas.pulses_per_s_exact(0) == 0
-    assert formulas.pulses_per_s_exact(0.5) == Fraction(1, 2)
-    assert formulas.pulses_per_s(0.5) == 0.5  # continuous: N = f even below 1 Hz
-    assert formulas.pulses_per_s_exact(0, 2, 10) == 0  # no inner rate: no pulses
-    assert formulas.pulses_per_s_exact(100, 2, 0) == 0  # bursts of no pulses
-    assert formulas.pulses_per_s_exact(100, 2) == 0 and formulas.pulses_per_s(100.0, 2.0) == 0
-    assert formulas.pulses_per_s_exact(100, 1, 1) == 1
+    assert pulse_window.pulses_per_s_exact(0) == 0
+    assert pulse_window.pulses_per_s_exact(0.5) == Fraction(1, 2)
+    assert pulse_window.pulses_per_s(0.5) == 0.5  # continuous: N = f even below 1 Hz
+    assert pulse_window.pulses_per_s_exact(0, 2, 10) == 0  # no inner rate: no pulses
+    assert pulse_window.pulses_per_s_exact(100, 2, 0) == 0  # bursts of no pulses
+    assert pulse_window.pulses_per_s_exact(100, 2) == 0
+    assert pulse_window.pulses_per_s(100.0, 2.0) == 0
+    assert pulse_window.pulses_per_s_exact(100, 1, 1) == 1
     for args in ((-1,), (100, -1, 10), (100, 2, -1), (-100, 2, 10)):
         with pytest.raises(ValueError, match=r"^pulse and burst rates and pulse counts cannot "
                            r"be negative$"):
-            formulas.pulses_per_s_exact(*args)
+            pulse_window.pulses_per_s_exact(*args)
     with pytest.raises(ValueError):
-        formulas.pulses_per_s(100.0, float("nan"), 10)
+        pulse_window.pulses_per_s(100.0, float("nan"), 10)
 
 
 @pytest.mark.parametrize(
@@ -153,7 +154,7 @@ def test_n_edge_inputs_and_refusals() -> None:
 def test_overlapping_bursts_are_counted_exactly(frequency: float, rate: float, pulses: int,
                                                 expected: int) -> None:
     # the program model and the guard refuse these; verify still counts them exactly
-    assert formulas.pulses_per_s(frequency, rate, pulses) == expected
+    assert pulse_window.pulses_per_s(frequency, rate, pulses) == expected
     assert _brute_force_n(frequency, rate, pulses) == expected
 
 

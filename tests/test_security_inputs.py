@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emsctl import datafile
+from emsctl import datafile, limits_file
+from emsctl import limit_table as table
 from emsctl import limits as lim
 from emsctl.amplitude import parse_amplitude
 from emsctl.cli import COMMANDS, main
@@ -85,7 +86,7 @@ def test_code_in_a_limits_value_is_refused_as_not_a_number(tmp_path: Path) -> No
     path = tmp_path / "limits.toml"
     path.write_text("peak_ma = \"__import__('os').system('touch pwned') or 200\"\n")
     with pytest.raises(LimitsFileError, match="peak_ma must be a number"):
-        lim.load_limits_file(path)
+        limits_file.load_limits_file(path)
     assert not Path("pwned").exists()
 
 
@@ -123,9 +124,9 @@ def test_an_oversized_limits_file_is_refused_without_reading_a_byte(
 ) -> None:
     path = tmp_path / "big.toml"
     with path.open("wb") as handle:
-        handle.truncate(lim.LIMITS_FILE_MAX_BYTES + 1)
+        handle.truncate(limits_file.LIMITS_FILE_MAX_BYTES + 1)
     with pytest.raises(LimitsFileError, match="larger than 1 MiB"):
-        lim.load_limits_file(path)
+        limits_file.load_limits_file(path)
     assert sum(read_counter) == 0
 
 
@@ -151,7 +152,7 @@ def test_a_fifo_is_refused_at_once_instead_of_blocking(tmp_path: Path) -> None:
     pipe = tmp_path / "pipe.toml"
     os.mkfifo(pipe)
     with pytest.raises(LimitsFileError, match="not a regular file"):
-        lim.load_limits_file(pipe)  # the old plain open() blocked here forever
+        limits_file.load_limits_file(pipe)  # the old plain open() blocked here forever
     with pytest.raises(ProgramError, match="not a regular file"):
         load_program_file(pipe)
 
@@ -200,20 +201,20 @@ def test_a_path_with_separators_loads_that_file(tmp_path: Path,
 # --- no file and no flag raises a ceiling -----------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(lim.LIMIT_SPECS))
+@pytest.mark.parametrize("name", sorted(table.LIMIT_SPECS))
 def test_no_limits_file_value_beyond_a_ceiling_is_accepted(name: str, tmp_path: Path) -> None:
-    spec = lim.LIMIT_SPECS[name]
+    spec = table.LIMIT_SPECS[name]
     beyond: object
     if isinstance(spec.ceiling, bool):
         pytest.skip(f"{name}: its ceiling is already the loosest value (false)")
-    elif spec.tighter is lim.Tighter.SMALLER:
+    elif spec.tighter is table.Tighter.SMALLER:
         beyond = spec.ceiling + 1 if isinstance(spec.ceiling, int) else spec.ceiling * 1.000001
     else:
         beyond = spec.ceiling * 0.999999 if spec.ceiling else -1
     path = tmp_path / "limits.toml"
     path.write_text(f"{name} = {beyond!r}\n")
     with pytest.raises(LimitsFileError, match=rf"{name}"):
-        lim.load_limits_file(path)
+        limits_file.load_limits_file(path)
 
 
 #: Every numeric (or number-carrying) option of every command, reviewed for HZ-01. A new one
@@ -326,8 +327,8 @@ def test_a_limits_file_cannot_loosen_what_the_program_is_checked_against(
     """The loosest legal limits file still fails a program whose cap is above L3."""
     loosest = tmp_path / "loosest.toml"
     loosest.write_text("".join(f"{name} = {str(spec.ceiling).lower()}\n"
-                               for name, spec in lim.LIMIT_SPECS.items()))
-    assert lim.load_limits_file(loosest) == lim.CEILINGS
+                               for name, spec in table.LIMIT_SPECS.items()))
+    assert limits_file.load_limits_file(loosest) == lim.CEILINGS
     code, text = _cli(["validate", "--limits", str(loosest),
                        str(CORPUS / "programs" / "cap-above-l3.toml")], capsys)
     assert code == 1 and "Peak current above limit L3: channel 1, phase 'A' (starts 0:00): " \

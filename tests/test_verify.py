@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emsctl import formulas
+from emsctl import formulas, pulse_window
 from emsctl.contract import Capabilities
 from emsctl.limits import CEILINGS, DEFAULTS, Limits
 from emsctl.loader import builtin_names, load_program, parse_program_text
@@ -153,7 +153,7 @@ def _brute_force(plan: Plan, lim: Limits, per_segment: int = 64) -> dict[str, fl
         burst = (seg["burst_rate_hz"] > 0)[:, None]
         # bursts: N, the most pulses in any 1 s window (checked against expanded pulse times
         # in tests/test_pulse_window.py)
-        burst_n = formulas.pulses_per_s_array(freq, seg["burst_rate_hz"][:, None],
+        burst_n = pulse_window.pulses_per_s_array(freq, seg["burst_rate_hz"][:, None],
                                               seg["burst_pulses"][:, None])
         rate = np.where(burst, burst_n, freq)
         live = amp > 0

@@ -29,7 +29,7 @@ from pydantic import Field
 from ...contract import Capabilities
 from ...device_params import DeviceParams, P, parse_params
 from ...errors import InputError
-from ...limits import PEAK_CEILING_MA, PULSE_WIDTH_MAX_CEILING_US, WATCHDOG_CEILING_S
+from ...limit_table import PEAK_CEILING_MA, PULSE_WIDTH_MAX_CEILING_US, WATCHDOG_CEILING_S
 from .frames import BALANCE_MAX, FRAME_DURATION_MS, INTENSITY_MAX, STRENGTH_STEPS_MAX
 from .frequency import FREQUENCY_HZ_MAX, FREQUENCY_HZ_MIN
 

@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ...conformance import CheckRun, Exchange, Family, Outcome
+from ...conformance import CheckRun, Exchange, Family, Outcome, StepNotPossible
 from ...contract import ChannelSetpoint, Driver, Telemetry
 from ...errors import DeviceError, InputError, ProtocolError
 from ...wiretap import GattTap, TapControls, WireEvent, WireLog
@@ -241,11 +241,10 @@ class CoyoteFamily(Family):
     async def ack_timeout(self, run: CheckRun) -> Outcome:
         """Withhold the B1 of one change: the driver repeats the change, waits 300 ms, then
         takes it as applied (§8) without calling it a fault."""
-        blocker = run.output_blocker()
-        if blocker is not None:
-            return Outcome.impossible(f"only a strength change is answered, and {blocker}")
-        driver = await run.ready()
-        setpoints = run.output_setpoints(driver)
+        try:
+            driver, setpoints = await run.output_ready()
+        except StepNotPossible as exc:
+            return Outcome.impossible(f"only a strength change is answered, and {exc.reason}")
         assert run.tap is not None
         out = Outcome()
         mark, t0 = run.log.mark(), run.now()
@@ -329,11 +328,7 @@ class CoyoteFamily(Family):
             return Outcome.impossible(
                 f"the Coyote reports nothing when its output stops, so the host cannot see its "
                 f"100 ms frame expiry ({DOC} §7, §11); an emulation's record shows it")
-        blocker = run.output_blocker()
-        if blocker is not None:
-            return Outcome.impossible(blocker)
-        driver = await run.ready()
-        setpoints = run.output_setpoints(driver)
+        driver, setpoints = await run.output_ready()
         tap = run.tap
         assert tap is not None
         out = Outcome()

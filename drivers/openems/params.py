@@ -17,7 +17,7 @@ from pydantic import Field
 
 from ...device_params import DeviceParams, parse_params
 from ...errors import InputError
-from ...limits import (
+from ...limit_table import (
     FREQUENCY_MAX_CEILING_HZ,
     FREQUENCY_MIN_CEILING_HZ,
     PEAK_CEILING_MA,

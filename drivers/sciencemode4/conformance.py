@@ -332,11 +332,7 @@ class ScienceMode4Family(ScienceModeFamily):
         rest to the device). The device sends nothing when its 2 s run out (§9), so the check
         asks Get_stim_status of its own, which renews nothing, until the mid level no longer
         runs. Then the driver must refuse output without a new session."""
-        blocker = run.output_blocker()
-        if blocker is not None:
-            return Outcome.impossible(blocker)
-        driver = await run.ready()
-        setpoints = run.output_setpoints(driver)
+        driver, setpoints = await run.output_ready()
         tap = run.tap
         assert isinstance(tap, ByteTap)
         out = Outcome()

@@ -25,7 +25,7 @@ from ...drivers.openems.params import (
 from ...drivers.openems.protocol import Firmware
 from ...drivers.openems.transport import READY_TIMEOUT_S, BleLines, CommandLink, SerialLines
 from ...errors import InputError
-from ...limits import (
+from ...limit_table import (
     FREQUENCY_MAX_CEILING_HZ,
     FREQUENCY_MIN_CEILING_HZ,
     PEAK_CEILING_MA,

@@ -28,29 +28,20 @@ from ..body import BodyModel
 from ..devices.sciencemode2 import RehaStim2, RehaStim2Config, rehastim2_spec
 from ..faults import simulated_fault_plan
 from ..model import SimulatedStimulator
-from ..recorder import Recorder
 from ..transports import MemorySerialPipe
-from .serial_emulation import EmulatedSerialLink
+from .serial_emulation import EmulatedSerialDriver, EmulatedSerialLink
 
 __all__ = ["SimScienceModeParams", "SimulatedScienceModeDriver", "open_emulated"]
 
 
-class SimulatedScienceModeDriver(ScienceModeDriver):
-    """The ScienceMode2 driver on an :class:`EmulatedSerialLink`, with the emulated device in
-    reach.
-
-    Attributes:
-        device: the emulated output stage (outputs, watchdog, body).
-        emulator: the emulated RehaStim2 (protocol state, fault hooks).
-        recorder: what the device delivered (read by the CLI summary).
-    """
+class SimulatedScienceModeDriver(ScienceModeDriver, EmulatedSerialDriver[RehaStim2]):
+    """The ScienceMode2 driver on an :class:`EmulatedSerialLink`, with the emulated RehaStim2
+    in reach (``emulator``, ``device``, ``recorder``: :class:`EmulatedSerialDriver`)."""
 
     def __init__(self, link: EmulatedSerialLink[RehaStim2], *, url: str,
                  ack_timeout_s: float) -> None:
         super().__init__(link, url=url, ack_timeout_s=ack_timeout_s)
-        self.emulator = link.emulator
-        self.device = link.emulator.device
-        self.recorder = Recorder(self.device)
+        self._reach_emulation(link)
 
 
 class SimScienceModeParams(DeviceParams):

@@ -28,29 +28,20 @@ from ..body import BodyModel
 from ..devices.sciencemode4 import P24, P24Config, p24_spec
 from ..faults import simulated_fault_plan
 from ..model import SimulatedStimulator
-from ..recorder import Recorder
 from ..transports import MemorySerialPipe
-from .serial_emulation import EmulatedSerialLink
+from .serial_emulation import EmulatedSerialDriver, EmulatedSerialLink
 
 __all__ = ["SimScienceMode4Params", "SimulatedScienceMode4Driver", "open_emulated"]
 
 
-class SimulatedScienceMode4Driver(ScienceMode4Driver):
-    """The ScienceMode4 driver on an :class:`EmulatedSerialLink`, with the emulated device in
-    reach.
-
-    Attributes:
-        device: the emulated output stage (outputs, lease, body).
-        emulator: the emulated P24 (protocol state, fault hooks).
-        recorder: what the device delivered (read by the CLI summary).
-    """
+class SimulatedScienceMode4Driver(ScienceMode4Driver, EmulatedSerialDriver[P24]):
+    """The ScienceMode4 driver on an :class:`EmulatedSerialLink`, with the emulated P24 in reach
+    (``emulator``, ``device``, ``recorder``: :class:`EmulatedSerialDriver`)."""
 
     def __init__(self, link: EmulatedSerialLink[P24], *, url: str,
                  ack_timeout_s: float) -> None:
         super().__init__(link, url=url, ack_timeout_s=ack_timeout_s)
-        self.emulator = link.emulator
-        self.device = link.emulator.device
-        self.recorder = Recorder(self.device)
+        self._reach_emulation(link)
 
 
 class SimScienceMode4Params(DeviceParams):

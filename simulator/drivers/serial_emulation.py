@@ -1,7 +1,9 @@
 """The in-memory serial cable between a real driver and an emulated serial device.
 
 :class:`EmulatedSerialLink` is the :class:`~emsctl.drivers.links.base.ByteLink` that
-``sim+sciencemode2`` and ``sim+sciencemode4`` hand their real drivers: it wires the driver to
+``sim+sciencemode2`` and ``sim+sciencemode4`` hand their real drivers, and
+:class:`EmulatedSerialDriver` what those drivers add: the emulated device in reach. The link wires
+the driver to
 the emulation through a :class:`~emsctl.simulator.transports.MemorySerialPipe` (wire time on
 the loop's clock) and is the fault target of the plan. Opening the link switches the emulated
 device on (a serial device is powered with its cable) and arms the plan, so ``at_s`` counts
@@ -19,13 +21,15 @@ from __future__ import annotations
 
 from typing import Generic, Protocol, TypeVar
 
+from ...contract import Driver
 from ...drivers.links.base import LinkLostHandler, ReceiveHandler
 from ..fault_targets import ByteFaults, FaultRouter, Route
 from ..faults import Fault, FaultArming, FaultPlan
 from ..model import SimulatedStimulator
+from ..recorder import Recorder
 from ..transports import MemorySerialPipe
 
-__all__ = ["EmulatedSerialLink", "SerialEmulator"]
+__all__ = ["EmulatedSerialDriver", "EmulatedSerialLink", "SerialEmulator"]
 
 
 class SerialEmulator(Protocol):
@@ -113,3 +117,24 @@ class EmulatedSerialLink(Generic[Emulator]):
         self.pipe.cut(self._unplugged)
         if "disconnect" in self.emulator.faults.supported_fault_kinds:
             self.emulator.faults.fault_started(fault)  # it notices: bus powered, it goes off
+
+
+class EmulatedSerialDriver(Driver, Generic[Emulator]):
+    """A real serial driver on an :class:`EmulatedSerialLink`, with the emulated device in reach.
+
+    A ``sim+`` driver subclasses its real driver and this, and calls :meth:`_reach_emulation`
+    once its real driver is built.
+
+    Attributes:
+        emulator: the emulated device (protocol state, fault hooks).
+        device: its output stage (outputs, watchdog or lease, body).
+        recorder: what the device delivered (read by the CLI summary).
+    """
+
+    emulator: Emulator
+    device: SimulatedStimulator
+
+    def _reach_emulation(self, link: EmulatedSerialLink[Emulator]) -> None:
+        self.emulator = link.emulator
+        self.device = link.emulator.device
+        self.recorder = Recorder(self.device)

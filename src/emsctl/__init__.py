@@ -46,7 +46,8 @@ if TYPE_CHECKING:
         Telemetry,
     )
     from .devices import OpenOptions
-    from .limits import CEILINGS, DEFAULTS, Limits, load_limits_file
+    from .limits import CEILINGS, DEFAULTS, Limits
+    from .limits_file import load_limits_file
     from .loader import LoadedProgram, builtin_names, load_program
     from .plan import Plan, compile_plan
     from .program import Program
@@ -85,7 +86,7 @@ _LAZY: dict[str, str] = {
     "builtin_names": "loader",
     "compile_plan": "plan",
     "execute": "runner",
-    "load_limits_file": "limits",
+    "load_limits_file": "limits_file",
     "load_program": "loader",
     "open_device": "api",
     "prepare_run": "runner",

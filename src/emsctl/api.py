@@ -33,7 +33,8 @@ from .devices import open_device as _open_driver
 from .errors import InputError, ProgramError
 from .guard import ChannelGuard, Guard
 from .journal import Journal, JournalSink, NullJournal
-from .limits import DEFAULTS, ELECTRODE_AREA_MIN_CEILING_CM2, Limits
+from .limit_table import ELECTRODE_AREA_MIN_CEILING_CM2
+from .limits import DEFAULTS, Limits
 from .loader import LoadedProgram, load_program, load_program_file
 from .program import Program
 from .results import PULSE_DTYPE, ChannelResult, CommandRecord, RunResult

@@ -26,7 +26,8 @@ from typing import Literal
 from .contract import ZERO, ChannelSetpoint, Driver, Telemetry
 from .errors import EmsError, InputError, SafetyViolation
 from .guard import ChannelGuard, Guard
-from .limits import Level, Limits, check_pulse
+from .limit_checks import Level, check_pulse
+from .limits import Limits
 from .profile import CALIBRATION_CEILING_MA
 
 __all__ = ["Calibration", "CalibrationResult", "CalibrationSettings", "CalibrationState",

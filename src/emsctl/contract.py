@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, final
 
 from .errors import DeviceError, EmsError, InputError
-from .limits import (
+from .limit_table import (
     FREQUENCY_MAX_CEILING_HZ,
     FREQUENCY_MIN_CEILING_HZ,
     PEAK_CEILING_MA,
@@ -98,10 +98,10 @@ class ChannelSetpoint:
     @property
     def pulses_per_s(self) -> float:
         """N, the largest number of pulses in any 1 s window (what rms, density and duty are
-        computed from): :func:`emsctl.formulas.pulses_per_s`."""
-        from . import formulas  # noqa: PLC0415 - keeps numpy out of the drivers' imports
+        computed from): :func:`emsctl.pulse_window.pulses_per_s`."""
+        from . import pulse_window  # noqa: PLC0415 - keeps numpy out of the drivers' imports
 
-        return formulas.pulses_per_s(self.frequency_hz, self.burst_rate_hz, self.burst_pulses)
+        return pulse_window.pulses_per_s(self.frequency_hz, self.burst_rate_hz, self.burst_pulses)
 
 
 ZERO = ChannelSetpoint(0.0, 0.0, 0.0)

@@ -13,13 +13,13 @@ brackets). ``tests/test_errors.py`` fails when an error class is missing from th
     │   ├── LimitsFileError                a limits file that is invalid or tries to loosen
     │   ├── ProfileError [profile]         a profile that is unreadable or lacks what is needed
     │   ├── GateRefused [screening]        the screening or a before-session check says no
-    │   ├── LedgerError [ledger]           the dose ledger cannot be read, trusted or written
+    │   ├── LedgerError                    the dose ledger cannot be read, trusted or written
     │   ├── NotAJournalError [journal]     a journal path that is not a regular file
     │   ├── JournalCorruptError [journal]  a journal with a bad line or no header
     │   └── PlotExtraMissingError [plotting] matplotlib is not installed
     ├── ValidationFailed                   a program that loads but breaks a limit    → exit 1
     ├── SafetyViolation                    the guard caught a setpoint beyond a limit → exit 1
-    ├── DoseLimitReached [ledger]          a dose limit (L20) would be exceeded       → exit 1
+    ├── DoseLimitReached [dose_rules]      a dose limit (L20) would be exceeded       → exit 1
     ├── JournalWriteError [journal]        a journal could not be written             → exit 1
     ├── DeviceError                        a device answered with an error          → exit 1
     │   ├── ProtocolError (ValueError)     bytes that do not decode
@@ -43,6 +43,7 @@ __all__ = [
     "DeviceTimeoutError",
     "EmsError",
     "InputError",
+    "LedgerError",
     "LimitsFileError",
     "LinkLostError",
     "ProgramError",
@@ -93,6 +94,10 @@ class ProgramError(InputError):
 
 class LimitsFileError(InputError):
     """A limits file that is invalid or tries to loosen a ceiling."""
+
+
+class LedgerError(InputError):
+    """The dose ledger cannot be read, trusted or written: no real-device session runs (exit 2)."""
 
 
 class ValidationFailed(EmsError):

@@ -3,23 +3,24 @@
 * **float** (``rms_current_ma``, …): for display, logs and reports.
 * **array** (``rms_current_ma_array``, …): numpy-vectorised floats for the plan verifier, which
   evaluates many segments at once. Arrays in, arrays out; same formulas as the float flavour.
-* **exact** (``*_exact`` and ``exceeds_*``): :class:`fractions.Fraction` arithmetic on the decimal
-  inputs. Boundary verdicts come only from these. Square roots are never taken: a root quantity is
-  compared through its square, and Shannon's ``k`` through ``Q²/A`` against ``10**k``, so boundary
-  cases such as W1 and W5 get the same verdict on every platform (docs/safety-basis.md §1).
+* **exact** (``*_exact``): :class:`fractions.Fraction` arithmetic on the decimal inputs
+  (:func:`exact` reads them). Root quantities are given squared (``rms_current_squared_exact``),
+  so that :mod:`emsctl.exact_verdicts` can decide every boundary without a square root.
 
 Symbols: I = peak phase current (mA); PW = phase width (µs); n = 2 phases per pulse (symmetric
 biphasic, L1); N = the largest number of pulses in any 1 s window (``pulses_per_s``, computed
-by :func:`pulses_per_s` and nowhere else); A = smallest pad area (cm²); R = 500 Ω reference load.
+by :mod:`emsctl.pulse_window` and nowhere else); A = smallest pad area (cm²); R = 500 Ω
+reference load.
 
-This module is pure: no I/O, no clock, no state. It knows formulas, not limits; the numbers that
-the results are checked against live in :mod:`emsctl.limits`.
+This module is pure: no I/O, no clock, no state. It knows formulas, not limits: it must never
+decide a verdict (that is :mod:`emsctl.exact_verdicts`) nor hold a limit (the numbers the results
+are checked against live in :mod:`emsctl.limit_table`).
 """
 
 from __future__ import annotations
 
 import math
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from fractions import Fraction
 from typing import Final, TypeAlias
 
@@ -30,6 +31,8 @@ __all__ = [
     "PHASES_PER_PULSE",
     "REFERENCE_LOAD_OHM",
     "ExactInput",
+    "FloatArray",
+    "as_float64",
     "current_density_ma_cm2",
     "current_density_ma_cm2_array",
     "current_density_squared_exact",
@@ -40,11 +43,6 @@ __all__ = [
     "energy_per_pulse_mj_array",
     "energy_per_pulse_mj_exact",
     "exact",
-    "exceeds_current_density",
-    "exceeds_phase_charge",
-    "exceeds_power_density",
-    "exceeds_rms_current",
-    "exceeds_shannon_k",
     "max_phase_charge_uc",
     "phase_charge_uc",
     "phase_charge_uc_array",
@@ -52,9 +50,6 @@ __all__ = [
     "power_density_w_cm2",
     "power_density_w_cm2_array",
     "power_density_w_cm2_exact",
-    "pulses_per_s",
-    "pulses_per_s_array",
-    "pulses_per_s_exact",
     "rms_current_ma",
     "rms_current_ma_array",
     "rms_current_squared_exact",
@@ -77,27 +72,10 @@ FloatArray: TypeAlias = NDArray[np.float64]
 
 _US_PER_S: Final = 1_000_000
 _MA_PER_A: Final = 1000
-_EXACT_POWER_MAX_DENOMINATOR: Final = 10_000
 
 
 # ---------------------------------------------------------------------------------------------
 # float flavour
-
-
-def pulses_per_s(frequency_hz: float, burst_rate_hz: float = 0.0, burst_pulses: int = 0) -> float:
-    """N: the largest number of pulses in any 1 s window (see :func:`pulses_per_s_exact`).
-
-    Args:
-        frequency_hz: Pulse rate in Hz; for bursts the rate inside a burst.
-        burst_rate_hz: Bursts per second; 0 for continuous pulses.
-        burst_pulses: Pulses per burst.
-
-    Returns:
-        N; ``frequency_hz`` itself for continuous pulses, a whole number for bursts.
-    """
-    if burst_rate_hz == 0:
-        return frequency_hz
-    return float(pulses_per_s_exact(frequency_hz, burst_rate_hz, burst_pulses))
 
 
 def duty(pulse_width_us: float, pulses_per_s: float) -> float:
@@ -240,39 +218,21 @@ def energy_per_pulse_mj(amplitude_ma: float, pulse_width_us: float) -> float:
 # array flavour (numpy; for the plan verifier)
 
 
-def _f64(values: ArrayLike) -> FloatArray:
+def as_float64(values: ArrayLike) -> FloatArray:
+    """Any array-like of numbers as a float64 array (no copy when it is one already)."""
     return np.asarray(values, dtype=np.float64)
-
-
-def pulses_per_s_array(
-    frequency_hz: ArrayLike, burst_rate_hz: ArrayLike, burst_pulses: ArrayLike
-) -> FloatArray:
-    """Vectorised :func:`pulses_per_s`. Arguments broadcast; returns float64.
-
-    Bursts are counted exactly, once per distinct (frequency, rate, pulses) triple.
-    """
-    freq, rate, count = np.broadcast_arrays(_f64(frequency_hz), _f64(burst_rate_hz),
-                                            np.asarray(burst_pulses))
-    out = freq.copy()
-    burst = rate != 0
-    if burst.any():
-        triples = list(zip(freq[burst].tolist(), rate[burst].tolist(), count[burst].tolist(),
-                           strict=True))
-        known = {t: float(pulses_per_s_exact(t[0], t[1], int(t[2]))) for t in set(triples)}
-        out[burst] = [known[t] for t in triples]
-    return out
 
 
 def duty_array(pulse_width_us: ArrayLike, pulses_per_s: ArrayLike) -> FloatArray:
     """Vectorised :func:`duty`. Arguments broadcast; returns float64."""
-    return PHASES_PER_PULSE * _f64(pulse_width_us) * _f64(pulses_per_s) / _US_PER_S
+    return PHASES_PER_PULSE * as_float64(pulse_width_us) * as_float64(pulses_per_s) / _US_PER_S
 
 
 def rms_current_ma_array(
     amplitude_ma: ArrayLike, pulse_width_us: ArrayLike, pulses_per_s: ArrayLike
 ) -> FloatArray:
     """Vectorised :func:`rms_current_ma`. Arguments broadcast; returns mA as float64."""
-    return _f64(amplitude_ma) * np.sqrt(duty_array(pulse_width_us, pulses_per_s))
+    return as_float64(amplitude_ma) * np.sqrt(duty_array(pulse_width_us, pulses_per_s))
 
 
 def current_density_ma_cm2_array(
@@ -282,7 +242,7 @@ def current_density_ma_cm2_array(
     area_cm2: ArrayLike,
 ) -> FloatArray:
     """Vectorised :func:`current_density_ma_cm2`. Arguments broadcast; returns mA/cm²."""
-    return rms_current_ma_array(amplitude_ma, pulse_width_us, pulses_per_s) / _f64(area_cm2)
+    return rms_current_ma_array(amplitude_ma, pulse_width_us, pulses_per_s) / as_float64(area_cm2)
 
 
 def power_density_w_cm2_array(
@@ -293,29 +253,29 @@ def power_density_w_cm2_array(
 ) -> FloatArray:
     """Vectorised :func:`power_density_w_cm2`. Arguments broadcast; returns W/cm²."""
     rms_a = rms_current_ma_array(amplitude_ma, pulse_width_us, pulses_per_s) / _MA_PER_A
-    return rms_a * rms_a * REFERENCE_LOAD_OHM / _f64(area_cm2)
+    return rms_a * rms_a * REFERENCE_LOAD_OHM / as_float64(area_cm2)
 
 
 def phase_charge_uc_array(amplitude_ma: ArrayLike, pulse_width_us: ArrayLike) -> FloatArray:
     """Vectorised :func:`phase_charge_uc`. Arguments broadcast; returns µC."""
-    return _f64(amplitude_ma) * _f64(pulse_width_us) / _MA_PER_A
+    return as_float64(amplitude_ma) * as_float64(pulse_width_us) / _MA_PER_A
 
 
 def shannon_k_array(charge_uc: ArrayLike, area_cm2: ArrayLike) -> FloatArray:
     """Vectorised :func:`shannon_k`; zero charge gives ``-inf`` without a warning."""
     with np.errstate(divide="ignore"):
-        return 2 * np.log10(_f64(charge_uc)) - np.log10(_f64(area_cm2))
+        return 2 * np.log10(as_float64(charge_uc)) - np.log10(as_float64(area_cm2))
 
 
 def energy_per_pulse_mj_array(amplitude_ma: ArrayLike, pulse_width_us: ArrayLike) -> FloatArray:
     """Vectorised :func:`energy_per_pulse_mj`. Arguments broadcast; returns mJ."""
-    amplitude_a = _f64(amplitude_ma) / _MA_PER_A
-    joules = amplitude_a * amplitude_a * REFERENCE_LOAD_OHM * _f64(pulse_width_us) / _US_PER_S
+    amplitude_a = as_float64(amplitude_ma) / _MA_PER_A
+    joules = amplitude_a * amplitude_a * REFERENCE_LOAD_OHM * as_float64(pulse_width_us) / _US_PER_S
     return joules * PHASES_PER_PULSE * 1000
 
 
 # ---------------------------------------------------------------------------------------------
-# exact flavour (rationals; the only source of boundary verdicts)
+# exact flavour (rationals; what the verdicts of emsctl.exact_verdicts compare)
 
 
 def exact(value: ExactInput) -> Fraction:
@@ -354,81 +314,6 @@ def exact(value: ExactInput) -> Fraction:
             raise ValueError(f"not a finite number: {value!r}")
         return Fraction(value)
     raise TypeError(f"not a number: {value!r}")
-
-
-def pulses_per_s_exact(
-    frequency_hz: ExactInput, burst_rate_hz: ExactInput = 0, burst_pulses: int = 0
-) -> Fraction:
-    """Exactly N, the largest number of pulses in any 1 s window [t, t + 1 s)
-    (docs/safety-basis.md §3).
-
-    The window is half-open, so a 100 Hz train has 100 pulses in every second.
-
-    * Continuous pulses: N = f, as docs/safety-basis.md §3 defines it (exact for a whole-number f;
-      at a fractional f the 1 s average is f and a window can hold ⌈f⌉).
-    * Bursts of P pulses at f, one burst every T = 1/R s, each lasting (P − 1)/f: the fullest
-      window starts with a burst. When bursts do not overlap (P/f ≤ T: every pulse comes at
-      least 1/f after the one before, which the program model requires) the k-th burst after
-      it starts k·T later and adds the pulses j/f < 1 − k·T, so
-
-          N = Σ min(P, ⌈f · (1 − k·T)⌉) over k = 0, 1, … with k·T < 1.
-
-      That is R·P only when R is a whole number. A 0.1/s burst of 100 pulses at 100 Hz has
-      N = 100, not 10; 1.5/s × 10 at 100 Hz has 20, not 15; a 2 s burst at 50 Hz has 50.
-      Overlapping bursts are counted by trying every window that starts at a pulse.
-
-    Args:
-        frequency_hz: Pulse rate in Hz; for bursts the rate inside a burst.
-        burst_rate_hz: Bursts per second R; 0 for continuous pulses.
-        burst_pulses: Pulses per burst P.
-
-    Returns:
-        N as an exact rational (a whole number for bursts).
-
-    Raises:
-        ValueError: For negative or non-finite inputs.
-        TypeError: For inputs that are not numbers.
-    """
-    freq, rate = exact(frequency_hz), exact(burst_rate_hz)
-    if freq < 0 or rate < 0 or burst_pulses < 0:
-        raise ValueError("pulse and burst rates and pulse counts cannot be negative")
-    if rate == 0:
-        return freq
-    pulses = int(burst_pulses)
-    if freq == 0 or pulses == 0:
-        return Fraction(0)
-    period = 1 / rate
-    if pulses <= freq * period:  # bursts do not overlap: the window starts with a burst
-        total, k = 0, 0
-        while k * period < 1:
-            total += min(pulses, math.ceil(freq * (1 - k * period)))
-            k += 1
-        return Fraction(total)
-    return Fraction(_overlapping_bursts_n(freq, period, pulses))
-
-
-def _overlapping_bursts_n(freq: Fraction, period: Fraction, pulses: int) -> int:
-    """N of bursts that overlap: the fullest window starts at some pulse j/f of a burst.
-
-    Times are counted in whole ticks of 1/D s (D = the least common multiple of the
-    denominators of 1/f and T), so every comparison is an exact integer one.
-    """
-    pulse_gap = 1 / freq
-    ticks = math.lcm(pulse_gap.denominator, period.denominator)
-    gap = pulse_gap.numerator * (ticks // pulse_gap.denominator)  # 1/f in ticks
-    every = period.numerator * (ticks // period.denominator)  # T in ticks
-    span = (pulses - 1) * gap
-    best = 0
-    for j in range(pulses):
-        start = j * gap
-        count = 0
-        # bursts k with a pulse in [start, start + 1 s): k·T + span ≥ start, k·T < start + 1 s
-        for k in range(-((span - start) // every), -(-(start + ticks) // every)):
-            first = max(-((k * every - start) // gap), 0)  # ⌈(start − k·T) / gap⌉
-            end = min(-((k * every - start - ticks) // gap), pulses)
-            count += max(end - first, 0)
-        best = max(best, count)
-    return best
 
 
 def duty_exact(pulse_width_us: ExactInput, pulses_per_s: ExactInput) -> Fraction:
@@ -478,133 +363,3 @@ def energy_per_pulse_mj_exact(amplitude_ma: ExactInput, pulse_width_us: ExactInp
     amplitude_a = exact(amplitude_ma) / _MA_PER_A
     joules = amplitude_a * amplitude_a * REFERENCE_LOAD_OHM * exact(pulse_width_us) / _US_PER_S
     return joules * PHASES_PER_PULSE * 1000
-
-
-def _beyond(value: Fraction, limit: Fraction, or_equal: bool) -> bool:
-    return value >= limit if or_equal else value > limit
-
-
-def _beyond_squared(value_squared: Fraction, limit: ExactInput, or_equal: bool) -> bool:
-    """Compare √value_squared with a limit through squares (both sides are non-negative)."""
-    bound = exact(limit)
-    if bound < 0:
-        return True
-    return _beyond(value_squared, bound * bound, or_equal)
-
-
-def exceeds_rms_current(
-    amplitude_ma: ExactInput,
-    pulse_width_us: ExactInput,
-    pulses_per_s: ExactInput,
-    limit_ma: ExactInput,
-    *,
-    or_equal: bool = False,
-) -> bool:
-    """Exactly decide I_rms > limit (or ≥ with ``or_equal``), via I² · d against limit² (L4).
-
-    Returns:
-        True when the rms current is beyond the limit.
-    """
-    value_squared = rms_current_squared_exact(amplitude_ma, pulse_width_us, pulses_per_s)
-    return _beyond_squared(value_squared, limit_ma, or_equal)
-
-
-def exceeds_current_density(
-    amplitude_ma: ExactInput,
-    pulse_width_us: ExactInput,
-    pulses_per_s: ExactInput,
-    area_cm2: ExactInput,
-    limit_ma_cm2: ExactInput,
-    *,
-    or_equal: bool = False,
-) -> bool:
-    """Exactly decide J > limit (or ≥ with ``or_equal``), via J² against limit² (L9).
-
-    W5 (40 mA, 200 µs, 100 Hz, 4 cm²) sits exactly on 2.0 mA/cm²: it does not exceed 2.0, and
-    it does reach the 1.0 warning level.
-
-    Returns:
-        True when the current density is beyond the limit.
-    """
-    value_squared = current_density_squared_exact(
-        amplitude_ma, pulse_width_us, pulses_per_s, area_cm2
-    )
-    return _beyond_squared(value_squared, limit_ma_cm2, or_equal)
-
-
-def exceeds_power_density(
-    amplitude_ma: ExactInput,
-    pulse_width_us: ExactInput,
-    pulses_per_s: ExactInput,
-    area_cm2: ExactInput,
-    limit_w_cm2: ExactInput,
-    *,
-    or_equal: bool = False,
-) -> bool:
-    """Exactly decide P/A > limit (or ≥ with ``or_equal``; the L10 ceiling is strict, < 0.25).
-
-    Returns:
-        True when the power density is beyond the limit.
-    """
-    value = power_density_w_cm2_exact(amplitude_ma, pulse_width_us, pulses_per_s, area_cm2)
-    return _beyond(value, exact(limit_w_cm2), or_equal)
-
-
-def exceeds_phase_charge(
-    amplitude_ma: ExactInput,
-    pulse_width_us: ExactInput,
-    limit_uc: ExactInput,
-    *,
-    or_equal: bool = False,
-) -> bool:
-    """Exactly decide Q > limit (or ≥ with ``or_equal``) (L8).
-
-    Returns:
-        True when the phase charge is beyond the limit.
-    """
-    return _beyond(phase_charge_uc_exact(amplitude_ma, pulse_width_us), exact(limit_uc), or_equal)
-
-
-def exceeds_shannon_k(
-    charge_uc: ExactInput, area_cm2: ExactInput, limit_k: ExactInput, *, or_equal: bool = False
-) -> bool:
-    """Exactly decide k = log10(Q²/A) > limit (or ≥ with ``or_equal``) without a logarithm (L8).
-
-    With limit = p/q in lowest terms, k > p/q ⇔ (Q²/A)^q > 10^p. That is done in integers when q
-    is small (1.85 = 37/20, 1.5 = 3/2). For a large q (a limit like 1.8499999999999999) the two
-    sides can never be equal, because 10^(p/q) is irrational for q > 1, so a decimal logarithm
-    at rising precision decides it.
-
-    Args:
-        charge_uc: Phase charge Q in µC (a Fraction from :func:`phase_charge_uc_exact` is fine).
-        area_cm2: Smallest electrode area in cm².
-        limit_k: The k limit.
-        or_equal: Also count k == limit as beyond.
-
-    Returns:
-        True when k is beyond the limit; never for zero charge (k = -inf).
-    """
-    charge = exact(charge_uc)
-    ratio = charge * charge / exact(area_cm2)
-    limit = exact(limit_k)
-    if ratio <= 0:
-        return False
-    p, q = limit.numerator, limit.denominator
-    if q <= _EXACT_POWER_MAX_DENOMINATOR:
-        return _beyond(ratio**q, Fraction(10) ** p, or_equal)
-    return _log10_above(ratio, limit)
-
-
-def _log10_above(ratio: Fraction, limit: Fraction) -> bool:
-    """Decide log10(ratio) > limit when equality is impossible (limit denominator > 1)."""
-    digits = 50
-    while True:
-        with localcontext() as ctx:
-            ctx.prec = digits
-            log_ratio = Decimal(ratio.numerator).log10() - Decimal(ratio.denominator).log10()
-            difference = log_ratio - Decimal(limit.numerator) / Decimal(limit.denominator)
-            scale = max(Decimal(1), abs(log_ratio), abs(Decimal(limit.numerator)) + 1)
-            # Each operation is correctly rounded; 10 guard digits cover the accumulated error.
-            if abs(difference) > scale * Decimal(10) ** (10 - digits):
-                return difference > 0
-        digits *= 2

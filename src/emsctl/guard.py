@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from . import formulas
 from .contract import ZERO, ChannelSetpoint
 from .errors import SafetyViolation
-from .limits import POWER_DENSITY_CEILING_W_CM2, Limits
+from .exact_verdicts import (
+    exceeds_current_density,
+    exceeds_phase_charge,
+    exceeds_power_density,
+    exceeds_rms_current,
+    exceeds_shannon_k,
+)
+from .limit_table import POWER_DENSITY_CEILING_W_CM2
+from .limits import Limits
 
 __all__ = ["ChannelGuard", "Guard"]
 
@@ -195,26 +203,26 @@ class Guard:
         pw, rate, area = sp.pulse_width_us, sp.pulses_per_s, guard.electrode_area_cm2
         charge_uc = formulas.phase_charge_uc(amp, pw)
         if _beyond(charge_uc, lim.phase_charge_uc,
-                   lambda: formulas.exceeds_phase_charge(amp, pw, lim.phase_charge_uc)):
+                   lambda: exceeds_phase_charge(amp, pw, lim.phase_charge_uc)):
             self._fail(f"L8: channel {channel} phase charge {charge_uc:.2f} µC is over "
                        f"{lim.phase_charge_uc:g} µC")
         k = formulas.shannon_k(charge_uc, area)
-        if _beyond(k, lim.shannon_k, lambda: formulas.exceeds_shannon_k(
+        if _beyond(k, lim.shannon_k, lambda: exceeds_shannon_k(
                 formulas.phase_charge_uc_exact(amp, pw), area, lim.shannon_k)):
             self._fail(f"L8: channel {channel} Shannon k {k:.2f} is over {lim.shannon_k:g}")
         rms_ma = formulas.rms_current_ma(amp, pw, rate)
         if _beyond(rms_ma, lim.rms_ma,
-                   lambda: formulas.exceeds_rms_current(amp, pw, rate, lim.rms_ma)):
+                   lambda: exceeds_rms_current(amp, pw, rate, lim.rms_ma)):
             self._fail(f"L4: channel {channel} rms current {rms_ma:.2f} mA is over "
                        f"{lim.rms_ma:g} mA")
         density = formulas.current_density_ma_cm2(amp, pw, rate, area)
-        if _beyond(density, lim.current_density_ma_cm2, lambda: formulas.exceeds_current_density(
+        if _beyond(density, lim.current_density_ma_cm2, lambda: exceeds_current_density(
                 amp, pw, rate, area, lim.current_density_ma_cm2)):
             self._fail(f"L9: channel {channel} current density {density:.3f} mA/cm² is over "
                        f"{lim.current_density_ma_cm2:g} mA/cm²")
         power = formulas.power_density_w_cm2(amp, pw, rate, area)
         strict = lim.power_density_w_cm2 >= POWER_DENSITY_CEILING_W_CM2  # L10: < 0.25 at most
-        if _beyond(power, lim.power_density_w_cm2, lambda: formulas.exceeds_power_density(
+        if _beyond(power, lim.power_density_w_cm2, lambda: exceeds_power_density(
                 amp, pw, rate, area, lim.power_density_w_cm2, or_equal=strict)):
             self._fail(f"L10: channel {channel} power density {power:.4f} W/cm² is over "
                        f"{lim.power_density_w_cm2:g} W/cm²")

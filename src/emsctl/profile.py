@@ -45,7 +45,7 @@ from pydantic import (
 from .amplitude import Thresholds
 from .datafile import DataFileRefused, read_regular_file
 from .errors import InputError
-from .limits import FREQUENCY_MAX_CEILING_HZ
+from .limit_table import FREQUENCY_MAX_CEILING_HZ
 from .sites import check_channel_sites
 
 __all__ = [

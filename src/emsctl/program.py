@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from .amplitude import AmplitudeExpr, parse_amplitude
-from .limits import ELECTRODE_AREA_MIN_CEILING_CM2, EMS_ELECTRODE_AREA_MIN_CM2, TENS_PURPOSES
+from .limit_table import ELECTRODE_AREA_MIN_CEILING_CM2, EMS_ELECTRODE_AREA_MIN_CM2, TENS_PURPOSES
 from .sites import check_channel_sites
 
 __all__ = [

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
 from .errors import EmsError, ProgramError, SourceProblem
-from .limits import LIMIT_NAMES
+from .limit_table import LIMIT_NAMES
 from .source_lines import SourceMap
 
 if TYPE_CHECKING:

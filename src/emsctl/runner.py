@@ -30,21 +30,13 @@ from .amplitude import Thresholds
 from .clock import Clock, RealClock, VirtualClock
 from .contract import Driver, Telemetry
 from .devices import OpenOptions, open_device
-from .errors import EmsError, InputError
+from .dose_rules import PastSession, check_cramp_training, check_dose
+from .errors import EmsError, InputError, LedgerError
 from .fit import Adaptation, Fit, fit_program
-from .ledger import (
-    LedgerEntry,
-    LedgerError,
-    PastSession,
-    begin_session,
-    check_cramp_training,
-    check_dose,
-    end_session,
-    local_now,
-    past_sessions,
-)
+from .ledger import LedgerEntry, begin_session, end_session, past_sessions
 from .limits import Limits
 from .loader import LoadedProgram
+from .local_time import local_now
 from .plan import Plan, compile_plan
 from .profile import SYNTHETIC_THRESHOLDS, TOL_CAP_FACTOR, Profile, ProfileError, load_profile
 from .screening import GateRefused, check_session_answers, evaluate

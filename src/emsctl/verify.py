@@ -16,9 +16,11 @@ import numpy as np
 import numpy.polynomial.polynomial as P
 import numpy.typing as npt
 
-from . import formulas
+from . import pulse_window
 from .errors import ValidationFailed
-from .limits import POWER_DENSITY_CEILING_W_CM2, Limits, electrode_area_min_cm2
+from .limit_checks import electrode_area_min_cm2
+from .limit_table import POWER_DENSITY_CEILING_W_CM2
+from .limits import Limits
 from .plan import ChannelPlan, PhaseSpan, Plan
 from .violation import Violation
 
@@ -192,8 +194,8 @@ def _pulse_rates(seg: npt.NDArray[np.void]) -> tuple[FloatArray, FloatArray]:
     segment's largest count of pulses in any 1 s window (the larger of its two ends)."""
     rate, count = seg["burst_rate_hz"], seg["burst_pulses"]
     burst = rate != 0
-    burst_n = np.maximum(formulas.pulses_per_s_array(seg["freq0_hz"], rate, count),
-                         formulas.pulses_per_s_array(seg["freq1_hz"], rate, count))
+    burst_n = np.maximum(pulse_window.pulses_per_s_array(seg["freq0_hz"], rate, count),
+                         pulse_window.pulses_per_s_array(seg["freq1_hz"], rate, count))
     return (np.where(burst, burst_n, seg["freq0_hz"]), np.where(burst, burst_n, seg["freq1_hz"]))
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from emsctl.cli.devices import EMULATED
 from emsctl.devices import open_device
 from emsctl.fit import check_on_device
-from emsctl.limits import DEFAULTS, PEAK_CEILING_MA
+from emsctl.limit_table import PEAK_CEILING_MA
+from emsctl.limits import DEFAULTS
 from emsctl.loader import builtin_names, load_program
 from emsctl.reports import limit_reports
 

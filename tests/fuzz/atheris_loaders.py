@@ -30,7 +30,8 @@ import atheris
 with atheris.instrument_imports(include=["emsctl"]):
     from emsctl.amplitude import MAX_ABSOLUTE_MA, MAX_FACTOR, parse_amplitude
     from emsctl.errors import LimitsFileError, ProgramError
-    from emsctl.limits import CEILINGS, at_least_as_tight, load_limits_file
+    from emsctl.limits import CEILINGS, at_least_as_tight
+    from emsctl.limits_file import load_limits_file
     from emsctl.loader import load_program_file, parse_program_text
     from emsctl.plan import compile_plan
     from emsctl.verify import verify

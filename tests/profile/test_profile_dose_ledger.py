@@ -110,6 +110,7 @@ def test_five_real_sessions_in_a_minute_are_refused_by_the_gap_whatever_the_jour
 def wall_clock(monkeypatch: pytest.MonkeyPatch) -> list[timedelta]:
     """Move emsctl's wall clock on by ``offset[0]``: virtual-time sessions take no real time."""
     import emsctl.ledger
+    import emsctl.local_time
 
     offset = [timedelta(0)]
     real = datetime
@@ -120,7 +121,8 @@ def wall_clock(monkeypatch: pytest.MonkeyPatch) -> list[timedelta]:
             moment = real.now(tz) + offset[0]
             return cls.fromtimestamp(moment.timestamp(), moment.tzinfo)
 
-    monkeypatch.setattr(emsctl.ledger, "datetime", Shifted)  # local_now() and the ledger
+    monkeypatch.setattr(emsctl.ledger, "datetime", Shifted)  # the ledger's records
+    monkeypatch.setattr(emsctl.local_time, "datetime", Shifted)  # local_now()
     return offset
 
 
@@ -242,7 +244,8 @@ def test_a_session_without_its_end_record_counts_with_its_planned_length(
 
 def test_a_second_run_that_passed_preflight_is_refused_when_it_starts(
         dirs: dict[str, Path]) -> None:
-    from emsctl.ledger import DoseLimitReached, begin_session
+    from emsctl.dose_rules import DoseLimitReached
+    from emsctl.ledger import begin_session
     from emsctl.limits import DEFAULTS
 
     now = datetime.now(UTC)
@@ -344,7 +347,8 @@ def test_a_ledger_that_is_not_a_file_refuses_with_exit_2(dirs: dict[str, Path],
 
 
 def test_a_fifo_named_like_the_ledger_is_refused_without_blocking(dirs: dict[str, Path]) -> None:
-    from emsctl.ledger import LedgerError, past_sessions
+    from emsctl.errors import LedgerError
+    from emsctl.ledger import past_sessions
 
     dirs["state"].mkdir(parents=True)
     os.mkfifo(dirs["ledger"])
@@ -378,7 +382,8 @@ def test_moving_the_state_dir_away_from_the_profile_is_refused(
         dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch, data_dir: str | None) -> None:
     import platformdirs
 
-    from emsctl.ledger import LedgerError, past_sessions
+    from emsctl.errors import LedgerError
+    from emsctl.ledger import past_sessions
 
     if data_dir is None:
         monkeypatch.delenv("EMSCTL_DATA_DIR")

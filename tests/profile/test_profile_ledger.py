@@ -11,16 +11,16 @@ import pytest
 from person_helpers import NOW, REAL_URL, at, write_journal
 
 from emsctl.contract import ChannelSetpoint
-from emsctl.errors import EmsError
-from emsctl.journal import Journal, list_journals
-from emsctl.ledger import (
+from emsctl.dose_rules import (
     DoseLimitReached,
     PastSession,
     check_cramp_training,
     check_dose,
     from_summaries,
-    past_sessions,
 )
+from emsctl.errors import EmsError
+from emsctl.journal import Journal, list_journals
+from emsctl.ledger import past_sessions
 from emsctl.limits import DEFAULTS, tighten
 from emsctl.screening import GateRefused
 
@@ -219,27 +219,27 @@ def test_the_system_zone_comes_from_etc_localtime_not_from_tz(tz_env: Callable[[
                                                               ) -> None:
     from zoneinfo import ZoneInfo
 
-    from emsctl import ledger
+    from emsctl import local_time
 
     with open("/etc/localtime", "rb") as handle:
         configured = ZoneInfo.from_file(handle)
     moment = datetime.now(UTC)
     for value in ("XXX-14", "XXX+12", "UTC"):  # POSIX: "XXX-14" is UTC+14
         tz_env(value)
-        zone = ledger.system_zone()
+        zone = local_time.system_zone()
         assert zone is not None and str(zone) == "localtime"
         assert zone.utcoffset(moment) == configured.utcoffset(moment)
-        assert ledger.local_now().utcoffset() == configured.utcoffset(moment)
+        assert local_time.local_now().utcoffset() == configured.utcoffset(moment)
 
 
 def test_a_system_without_a_zone_refuses_cramp_training(monkeypatch: pytest.MonkeyPatch,
                                                         tmp_path: Path) -> None:
-    from emsctl import ledger
+    from emsctl import local_time
 
-    monkeypatch.setattr(ledger, "SYSTEM_ZONE_FILE", tmp_path / "no-localtime")
-    assert ledger.system_zone() is None
+    monkeypatch.setattr(local_time, "SYSTEM_ZONE_FILE", tmp_path / "no-localtime")
+    assert local_time.system_zone() is None
     with pytest.raises(GateRefused, match="system's time zone"):
-        check_cramp_training([], ("calf-left",), ledger.local_now())
+        check_cramp_training([], ("calf-left",), local_time.local_now())
 
 
 # ------------------------------------- what the mutation run found untested
@@ -248,27 +248,27 @@ def test_a_system_without_a_zone_refuses_cramp_training(monkeypatch: pytest.Monk
 @pytest.fixture
 def utc_system(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No system zone: the times in refusals are shown in UTC, whatever this machine's zone."""
-    from emsctl import ledger
+    from emsctl import local_time
 
-    monkeypatch.setattr(ledger, "SYSTEM_ZONE_FILE", tmp_path / "no-localtime")
+    monkeypatch.setattr(local_time, "SYSTEM_ZONE_FILE", tmp_path / "no-localtime")
 
 
 def test_the_cramp_training_refusals_in_full(utc_system: None,
                                             tz_env: Callable[[str], None]) -> None:
-    from emsctl import ledger
+    from emsctl import local_time
 
     tz_env("XXX-14")  # refusals show the system's zone (none here: UTC), never $TZ's
-    assert ledger.local_now().tzname() == "UTC (system time zone unknown)"
+    assert local_time.local_now().tzname() == "UTC (system time zone unknown)"
 
     with pytest.raises(GateRefused) as night:
         check_cramp_training([], ("calf-left",), day(20))
     assert str(night.value) == ("cramp-training runs only between 08:00 and 20:00 (it can "
                                 "provoke cramps; never before bed)")
     with pytest.raises(GateRefused) as unknown:
-        check_cramp_training([], ("calf-left",), ledger.local_now())
+        check_cramp_training([], ("calf-left",), local_time.local_now())
     assert str(unknown.value) == (
         f"cramp-training needs the system's time zone for its daytime rule, and "
-        f"{ledger.SYSTEM_ZONE_FILE} cannot be read; set the time zone (e.g. 'timedatectl "
+        f"{local_time.SYSTEM_ZONE_FILE} cannot be read; set the time zone (e.g. 'timedatectl "
         "set-timezone Europe/Berlin')")
     with pytest.raises(DoseLimitReached) as spacing:
         check_cramp_training([cramp(day(10))], ("calf-left",), day(9, days=3))
@@ -327,7 +327,7 @@ def test_from_summaries_skips_what_does_not_count_and_reads_on() -> None:
 
 
 def test_a_damaged_ledger_is_refused_in_one_full_sentence(tmp_path: Path) -> None:
-    from emsctl.ledger import LedgerError
+    from emsctl.errors import LedgerError
 
     ledger = tmp_path / "ledger.jsonl"
     ledger.write_text('{"type":"import-done"}\ngarbage\n{"type":"import-done"}\n')
@@ -389,7 +389,7 @@ def test_the_future_clause_only_for_sessions_after_now_in_full(utc_system: None)
 ])
 def test_a_damaged_record_says_what_is_wrong_with_it(tmp_path: Path, record: str, why: str
                                                      ) -> None:
-    from emsctl.ledger import LedgerError
+    from emsctl.errors import LedgerError
 
     ledger = tmp_path / "ledger.jsonl"
     ledger.write_text('{"type":"import-done"}\n{"type":"start",' + record + "}\n")
@@ -409,7 +409,7 @@ def test_a_damaged_record_says_what_is_wrong_with_it(tmp_path: Path, record: str
 ])
 def test_a_line_that_is_no_record_or_a_bad_field_is_damage(tmp_path: Path, line: str, why: str
                                                            ) -> None:
-    from emsctl.ledger import LedgerError
+    from emsctl.errors import LedgerError
 
     ledger = tmp_path / "ledger.jsonl"
     ledger.write_text('{"type":"import-done"}\n' + line + '\n{"type":"import-done"}\n')
@@ -454,7 +454,7 @@ def test_the_first_use_imports_the_journal_folder_and_records_it(
 
 def test_a_journal_folder_that_cannot_be_read_refuses(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from emsctl.ledger import LedgerError
+    from emsctl.errors import LedgerError
 
     state = tmp_path / "state"
     state.mkdir()
@@ -472,7 +472,7 @@ def test_a_ledger_that_cannot_be_written_refuses_in_one_sentence(
     import errno
     import os
 
-    from emsctl.ledger import LedgerError
+    from emsctl.errors import LedgerError
 
     def no_space(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -504,7 +504,7 @@ START = ('{"type":"start","session_id":"%s","started_utc":"2026-03-10T12:00:00+0
 
 
 def _refusal(ledger: Path) -> str:
-    from emsctl.ledger import LedgerError
+    from emsctl.errors import LedgerError
 
     with pytest.raises(LedgerError) as caught:
         past_sessions(ledger)
@@ -660,12 +660,13 @@ def test_a_journal_of_a_session_the_ledger_started_is_not_imported(
 def test_a_state_folder_moved_without_the_profile_is_refused(monkeypatch: pytest.MonkeyPatch,
                                                               tmp_path: Path) -> None:
     from emsctl import ledger
+    from emsctl.errors import LedgerError
 
     monkeypatch.delenv("EMSCTL_DATA_DIR")
     monkeypatch.delenv("EMSCTL_STATE_DIR")
     ledger._check_not_split()  # neither moved: fine
     monkeypatch.setenv("EMSCTL_STATE_DIR", str(tmp_path / "state"))
-    with pytest.raises(ledger.LedgerError) as caught:
+    with pytest.raises(LedgerError) as caught:
         past_sessions()
     assert str(caught.value) == (
         f"EMSCTL_STATE_DIR moves the dose ledger to {tmp_path / 'state' / ledger.LEDGER_NAME} "

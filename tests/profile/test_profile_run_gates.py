@@ -23,9 +23,9 @@ from person_helpers import (
 )
 
 from emsctl.cli import main
+from emsctl.dose_rules import DoseLimitReached, PastSession
 from emsctl.errors import InputError
 from emsctl.journal import list_journals, read_journal
-from emsctl.ledger import DoseLimitReached, PastSession
 from emsctl.limits import DEFAULTS
 from emsctl.loader import load_program
 from emsctl.plan import compile_plan
@@ -320,11 +320,11 @@ def test_the_cramp_training_daytime_gate_ignores_tz(
     and a TZ where it is night does not refuse a daytime session."""
     import time as time_module
 
-    from emsctl import ledger
+    from emsctl import local_time
 
     now = datetime.now(UTC)
     system = timezone(timedelta(hours=_offset_for(system_hour, now)))
-    monkeypatch.setattr(ledger, "system_zone", lambda: system, raising=False)
+    monkeypatch.setattr(local_time, "system_zone", lambda: system, raising=False)
     tz_offset = _offset_for(tz_hour, now)
     monkeypatch.setenv("TZ", f"XXX{-tz_offset:+d}")  # POSIX signs are reversed
     time_module.tzset()

@@ -18,7 +18,8 @@ from emsctl.clock import VirtualClock
 from emsctl.contract import ZERO, ChannelSetpoint, Driver, DriverStoppedError
 from emsctl.devices import open_device
 from emsctl.errors import DeviceError, InputError, ValidationFailed
-from emsctl.limits import DEFAULTS, PLAN_RISE_CEILING_MA_PER_S
+from emsctl.limit_table import PLAN_RISE_CEILING_MA_PER_S
+from emsctl.limits import DEFAULTS
 from emsctl.loader import load_program
 from emsctl.plan import compile_plan
 from emsctl.profile import SYNTHETIC_THRESHOLDS
@@ -131,7 +132,11 @@ def test_a_plan_certified_for_one_device_does_not_run_on_another() -> None:
 
 
 def test_the_charge_ceiling_is_held_by_the_peak_and_width_ceilings() -> None:
-    from emsctl.limits import PEAK_CEILING_MA, PHASE_CHARGE_CEILING_UC, PULSE_WIDTH_MAX_CEILING_US
+    from emsctl.limit_table import (
+        PEAK_CEILING_MA,
+        PHASE_CHARGE_CEILING_UC,
+        PULSE_WIDTH_MAX_CEILING_US,
+    )
 
     assert PEAK_CEILING_MA * PULSE_WIDTH_MAX_CEILING_US / 1000 <= PHASE_CHARGE_CEILING_UC
 

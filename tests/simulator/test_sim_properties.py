@@ -22,7 +22,7 @@ from support.ramp import allowance_ma, delivered_ma, ramp_below
 from emsctl.clock import VirtualClock
 from emsctl.contract import ZERO, ChannelSetpoint, DriverStoppedError
 from emsctl.errors import DeviceError, InputError
-from emsctl.limits import (
+from emsctl.limit_table import (
     FREQUENCY_MAX_CEILING_HZ,
     FREQUENCY_MIN_CEILING_HZ,
     PEAK_CEILING_MA,

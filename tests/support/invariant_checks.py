@@ -28,7 +28,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from emsctl.formulas import pulses_per_s_array
+from emsctl.pulse_window import pulses_per_s_array
 
 from .invariant_runs import DISOBEYING_FAULTS, Run
 

@@ -1,6 +1,6 @@
 """Raise a connected driver's output the only way the driver contract allows: step by step.
 
-``Driver.apply`` refuses any rise faster than :data:`~emsctl.limits.PLAN_RISE_CEILING_MA_PER_S`
+``Driver.apply`` refuses any rise faster than :data:`~emsctl.limit_table.PLAN_RISE_CEILING_MA_PER_S`
 from what the device delivers now (the last setpoints while their lease holds, zero after it):
 per apply, a channel may rise by at most the ceiling × min(time since the last apply, the update
 period) plus one device step. Tests whose subject is not the first rise itself reach their level
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from emsctl.contract import Capabilities, ChannelSetpoint, Driver
-from emsctl.limits import PLAN_RISE_CEILING_MA_PER_S
+from emsctl.limit_table import PLAN_RISE_CEILING_MA_PER_S
 
 __all__ = ["allowance_ma", "delivered_ma", "ramp_below", "ramp_to", "rise_step_ma"]
 

@@ -71,7 +71,8 @@ def load_limits(path: Path | None) -> Limits:
     Raises:
         LimitsFileError: the file is unreadable, invalid or tries to loosen a ceiling.
     """
-    from ..limits import DEFAULTS, load_limits_file  # noqa: PLC0415
+    from ..limits import DEFAULTS  # noqa: PLC0415
+    from ..limits_file import load_limits_file  # noqa: PLC0415
 
     return DEFAULTS if path is None else load_limits_file(path)
 

@@ -85,8 +85,8 @@ def run(program: str, device_url: str, speed: str | None, intensity_pct: float, 
     """
     from ..devices import OpenOptions  # noqa: PLC0415
     from ..errors import InputError  # noqa: PLC0415
-    from ..ledger import local_now  # noqa: PLC0415
     from ..loader import load_program  # noqa: PLC0415
+    from ..local_time import local_now  # noqa: PLC0415
     from ..profile import Profile  # noqa: PLC0415
     from ..runner import execute, make_clock, open_driver, preflight, prepare_run  # noqa: PLC0415
     from .gates import pass_gates  # noqa: PLC0415

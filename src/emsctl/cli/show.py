@@ -19,7 +19,7 @@ def worst_case(name_or_path: str, limits_path: Path | None = None,
     device, of the program fitted to it, with the adaptations and the device's rounding."""
     import numpy as np  # noqa: PLC0415
 
-    from .. import formulas  # noqa: PLC0415
+    from .. import formulas, pulse_window  # noqa: PLC0415
     from ..loader import load_program  # noqa: PLC0415
     from ..plan import compile_plan  # noqa: PLC0415
     from ..reports import limit_reports  # noqa: PLC0415
@@ -41,7 +41,7 @@ def worst_case(name_or_path: str, limits_path: Path | None = None,
         s = seg[live]
         peak = float(max(s["amp0_ma"].max(), s["amp1_ma"].max())) if s.size else 0.0
         pw = float(max(s["pw0_us"].max(), s["pw1_us"].max())) if s.size else 0.0
-        rate = formulas.pulses_per_s_array(np.maximum(s["freq0_hz"], s["freq1_hz"]),
+        rate = pulse_window.pulses_per_s_array(np.maximum(s["freq0_hz"], s["freq1_hz"]),
                                            s["burst_rate_hz"], s["burst_pulses"])
         pulses_per_s = float(rate.max()) if rate.size else 0.0
         area = cplan.electrode_area_cm2

@@ -60,7 +60,7 @@ _ID_IN_BRACKETS = re.compile(r"\((L\d{1,2}|HZ-\d\d)\)")
 
 
 def _id_name(identifier: str) -> str | None:
-    from ..limits import LIMIT_NAMES  # noqa: PLC0415 - only when a message has an ID
+    from ..limit_table import LIMIT_NAMES  # noqa: PLC0415 - only when a message has an ID
 
     if identifier.startswith("HZ-"):
         return HAZARD_NAMES.get(identifier)

@@ -32,7 +32,7 @@ Reads time only from the running loop (virtual on the simulator).
 from __future__ import annotations
 
 from .families import FAMILIES, FamilyEntry, family_entry_for, load_family
-from .results import Exchange, Outcome, Report, Status, StepResult
+from .results import Exchange, Outcome, Report, Status, StepNotPossible, StepResult
 from .run import (
     OUTPUT_MAX_MA,
     OUTPUT_MAX_S,
@@ -72,6 +72,7 @@ __all__ = [
     "Outcome",
     "Report",
     "Status",
+    "StepNotPossible",
     "StepResult",
     "StepSpec",
     "family_entry_for",

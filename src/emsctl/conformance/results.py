@@ -12,7 +12,7 @@ from typing import Literal
 
 from ..wiretap import WireEvent
 
-__all__ = ["Exchange", "Outcome", "Report", "Status", "StepResult"]
+__all__ = ["Exchange", "Outcome", "Report", "Status", "StepNotPossible", "StepResult"]
 
 Status = Literal["passed", "failed", "not_possible", "not_run"]
 
@@ -40,6 +40,15 @@ class Outcome:
     def impossible(cls, reason: str) -> Outcome:
         """An outcome for a step this device cannot do."""
         return cls(not_possible=reason)
+
+
+class StepNotPossible(Exception):
+    """Raised inside a step that this device cannot do; the runner records the step as
+    :meth:`Outcome.impossible` with ``reason``, as if the step had returned that."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass

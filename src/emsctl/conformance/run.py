@@ -24,7 +24,7 @@ from ..errors import EmsError, InputError
 from ..guard import ChannelGuard, Guard
 from ..limits import DEFAULTS, Limits
 from ..wiretap import TapControls, WireEvent, WireLog
-from .results import Exchange, Outcome
+from .results import Exchange, Outcome, StepNotPossible
 
 __all__ = [
     "OUTPUT_MAX_MA",
@@ -344,6 +344,23 @@ class CheckRun:
             return (f"not with the electrodes on nothing: the {self.family.title} checks the "
                     f"load before each pulse and refuses output ({cites})")
         return None
+
+    async def output_ready(self, *, electrode_step: bool = False
+                           ) -> tuple[Driver, tuple[ChannelSetpoint, ...]]:
+        """The opening of a step that puts output on the device: the current driver, ready
+        (:meth:`ready`), and the smallest output for it (:meth:`output_setpoints`).
+
+        Raises:
+            StepNotPossible: output steps cannot run here (:meth:`output_blocker`, checked
+                before any session is touched).
+            DeviceError: no session can be connected.
+            InputError, SafetyViolation: see :meth:`output_setpoints`.
+        """
+        blocker = self.output_blocker(electrode_step=electrode_step)
+        if blocker is not None:
+            raise StepNotPossible(blocker)
+        driver = await self.ready()
+        return driver, self.output_setpoints(driver)
 
     def output_setpoints(self, driver: Driver) -> tuple[ChannelSetpoint, ...]:
         """The smallest output, checked against every ceiling; warns before the first.

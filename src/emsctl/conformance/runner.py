@@ -16,7 +16,7 @@ from typing import Any
 from ..devices import OpenOptions, open_device
 from ..errors import EmsError, InputError
 from .families import family_entry_for, load_family
-from .results import Outcome, Report, Status, StepResult
+from .results import Outcome, Report, Status, StepNotPossible, StepResult
 from .run import STEP_TIMEOUT_S, CheckOptions, CheckRun
 from .steps import STEPS, StepSpec
 
@@ -33,6 +33,8 @@ async def _run_step(run: CheckRun, spec: StepSpec) -> StepResult:
     reports_before = len(run.telemetry)
     try:
         outcome = await asyncio.wait_for(spec.run(run), STEP_TIMEOUT_S)
+    except StepNotPossible as exc:
+        outcome = Outcome.impossible(exc.reason)
     except EmsError as exc:  # first: a DeviceTimeoutError is a TimeoutError too
         run.broken = True
         outcome = Outcome(problems=[str(exc)])

@@ -68,11 +68,7 @@ async def _identity(run: CheckRun) -> Outcome:
 
 
 async def _update_ack(run: CheckRun) -> Outcome:
-    blocker = run.output_blocker()
-    if blocker is not None:
-        return Outcome.impossible(blocker)
-    driver = await run.ready()
-    setpoints = run.output_setpoints(driver)
+    driver, setpoints = await run.output_ready()
     out = Outcome()
     mark, t0 = run.log.mark(), run.now()
     try:
@@ -137,11 +133,7 @@ async def _stop_race(run: CheckRun) -> Outcome:
     """Ask for a stop just as an update goes out, and hold the device's replies (on the host's
     side) until the stop is on the wire: a stop that waits for the update's reply never comes
     while they are held. Whatever the link's speed, the race is the same."""
-    blocker = run.output_blocker()
-    if blocker is not None:
-        return Outcome.impossible(blocker)
-    driver = await run.ready()
-    setpoints = run.output_setpoints(driver)
+    driver, setpoints = await run.output_ready()
     tap = run.tap
     assert tap is not None
     family = run.family
@@ -219,11 +211,7 @@ async def _stop_race(run: CheckRun) -> Outcome:
 
 
 async def _lease(run: CheckRun) -> Outcome:
-    blocker = run.output_blocker()
-    if blocker is not None:
-        return Outcome.impossible(blocker)
-    driver = await run.ready()
-    setpoints = run.output_setpoints(driver)
+    driver, setpoints = await run.output_ready()
     out = Outcome()
     mark, t0 = run.log.mark(), run.now()
     try:
@@ -267,11 +255,7 @@ async def _electrode(run: CheckRun) -> Outcome:
     family = run.family
     if not family.electrode_check:
         return Outcome.impossible(family.no_electrode_reason)
-    blocker = run.output_blocker(electrode_step=True)
-    if blocker is not None:
-        return Outcome.impossible(blocker)
-    driver = await run.ready()
-    setpoints = run.output_setpoints(driver)
+    driver, setpoints = await run.output_ready(electrode_step=True)
     out = Outcome()
     t0 = run.now()
     try:
