@@ -118,8 +118,6 @@ class ScienceModeHost(Driver, Generic[MessageT]):
         """The link went away."""
         raise NotImplementedError
 
-    # ------------------------------------------------------------------ silence and errors
-
     # ------------------------------------------------------------------ the host lease
 
     def _arm_lease(self, end_s: float) -> None:
@@ -159,6 +157,8 @@ class ScienceModeHost(Driver, Generic[MessageT]):
         if self._lease is not None:
             self._lease.cancel()
             self._lease = None
+
+    # ------------------------------------------------------------------ silence and errors
 
     def _fall_silent(self, reason: str) -> None:
         """Send nothing more, so the device's own watchdog or timeout ends output."""
