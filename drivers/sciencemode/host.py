@@ -24,9 +24,11 @@ from ..links.base import ByteLink
 from .acks import TIMER_SLACK_S, PendingAcks, Reply, ignore_result
 from .receiver import BadFrame, Frame
 
-__all__ = ["FrameSource", "ScienceModeHost"]
+__all__ = ["FrameSource", "PacketFrame", "ScienceModeHost"]
 
 MessageT = TypeVar("MessageT", bound=Reply)
+#: A command's wire frame for a packet number (both generations number their commands).
+PacketFrame = Callable[[int], bytes]
 
 
 class FrameSource(Protocol):

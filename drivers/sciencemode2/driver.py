@@ -33,7 +33,7 @@ from ...devices import DeviceUrl, OpenOptions
 from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError
 from ..links.base import ByteLink
 from ..sciencemode.acks import Aborted, ignore_result
-from ..sciencemode.host import ScienceModeHost
+from ..sciencemode.host import PacketFrame, ScienceModeHost
 from . import mapping
 from . import protocol as p
 
@@ -66,10 +66,6 @@ _ERROR_TEXT = {
 }
 
 
-#: A command's wire frame for a packet number.
-PacketFrame = Callable[[int], bytes]
-
-
 def _frames_of(make: Callable[[int], p.Message]) -> PacketFrame:
     """The wire frame of a command without varying data, built once per packet number (the
     stop is on the hot path)."""
@@ -79,6 +75,7 @@ def _frames_of(make: Callable[[int], p.Message]) -> PacketFrame:
 _STOP = _frames_of(lambda pn: p.StopChannelListMode(packet_number=pn))
 _GET_MODE = _frames_of(lambda pn: p.GetStimulationMode(packet_number=pn))
 _WATCHDOG = _frames_of(lambda pn: p.Watchdog(packet_number=pn))
+
 
 class ScienceModeDriver(ScienceModeHost[p.Message]):
     """A RehaStim2 in ScienceMode2 behind a byte link.

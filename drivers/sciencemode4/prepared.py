@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...contract import ChannelSetpoint
+from ..sciencemode.host import PacketFrame
 from . import mapping
 from . import protocol as p
 
 __all__ = ["Frames", "PacketFrame", "PreparedUpdate", "PreparedUpdates", "frames_of"]
 
-#: A command's wire frame for a packet number.
-PacketFrame = Callable[[int], bytes]
 #: Prepared updates kept per driver (setpoints → blocks, stuffed data, description); a session
 #: repeats few distinct setpoints between ramps, and the cache starts afresh when full.
 _PREPARED_MAX = 512
