@@ -42,10 +42,10 @@ from ...devices import DeviceUrl, OpenOptions
 from ...errors import DeviceError, DeviceTimeoutError, InputError, LinkLostError
 from ..links.base import ByteLink
 from ..sciencemode.acks import Aborted
-from ..sciencemode.host import ScienceModeHost
+from ..sciencemode.host import PacketFrame, ScienceModeHost
 from . import mapping
 from . import protocol as p
-from .prepared import Frames, PacketFrame, PreparedUpdate, PreparedUpdates
+from .prepared import Frames, PreparedUpdate, PreparedUpdates
 
 __all__ = ["ACK_TIMEOUT_S", "DEVICE_TIMEOUT_S", "MAX_LEASE_S", "POLL_S", "TELEMETRY",
            "UPDATE_PERIOD_S", "DeviceInfo", "ScienceMode4Driver", "ScienceMode4Params",

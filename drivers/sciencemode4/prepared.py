@@ -21,7 +21,7 @@ from ..sciencemode.host import PacketFrame
 from . import mapping
 from . import protocol as p
 
-__all__ = ["Frames", "PacketFrame", "PreparedUpdate", "PreparedUpdates", "frames_of"]
+__all__ = ["Frames", "PreparedUpdate", "PreparedUpdates", "frames_of"]
 
 #: Prepared updates kept per driver (setpoints → blocks, stuffed data, description); a session
 #: repeats few distinct setpoints between ramps, and the cache starts afresh when full.
