@@ -65,8 +65,8 @@ What is left out, and why (each a documented limit, not a fudge):
 Figures (measured on the development machine, 2 cores shared with other work; the same figures
 are printed at the end of every run, for the sequences actually run):
 
-- default suite (derandomized, the same sequences every run): 6 families × 60 sequences + the 9
-  regression sequences = 369 sequences; events per sequence median 5, max 12; 12–20 s wall.
+- default suite (derandomized, the same sequences every run): 6 families × 60 sequences + the 10
+  regression sequences = 370 sequences; events per sequence median 5, max 12; 12–20 s wall.
 - ``-m slow`` (random, new sequences every run): 6 families × 1,500 = 9,000 sequences; events
   per sequence median 4, max 12; 340–610 s wall.
 
@@ -153,6 +153,12 @@ REGRESSIONS = [
     # the knob turned to 0 within one device step of the level asked for: the session still
     # thought the output on and restarted the 8 Hz train at once (found by the long run)
     Sequence("sim", "twitch", 0.2, 30.0, 0, (_ev(0.201, "strength_change", 0.0, 1),)),
+    # every openEMSstim line four times for 2 s at the shortest lease (two overlapping
+    # duplicate_frames faults, as they stacked when it was found): more than the 19 200-baud
+    # line carries, so a backlog built up and the stop waited behind it — output 0.55 s after
+    # the session ended (found by the long run)
+    Sequence("openems", "steady", 0.2, 100.0, 0,
+             (_ev(3.0, "duplicate_frames", 1.0, duration_s=2.0),), copies=4),
 ]
 
 
