@@ -3,22 +3,28 @@
 Bytes and notifications travel through ``loop.call_later`` with the wire time they would take
 (bits per byte ÷ baud for serial, a fixed latency for BLE), so the same driver code runs against
 an emulated device under :class:`~emsctl.clock.VirtualClock` or real time. A ``tamper`` hook lets a
-fault plan corrupt, drop, duplicate or delay traffic in either direction.
+fault plan corrupt, drop, duplicate or delay traffic in either direction. The serial host end
+queues as :class:`~emsctl.drivers.links.serial.SerialLink` does: it puts at most
+:data:`~emsctl.drivers.links.base.AHEAD_S` of wire time on the cable ahead of the wire (a copy a
+fault duplicates takes wire time too) and keeps later writes whole, for ``discard_unsent``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..drivers.links.base import LinkLostHandler, NotifyHandler, ReceiveHandler
+from ..drivers.links.base import AHEAD_S, LinkLostHandler, NotifyHandler, ReceiveHandler
 from ..errors import DeviceError, LinkLostError
 
 __all__ = ["Direction", "GattServer", "MemoryGattLink", "MemorySerialPipe", "Tamper"]
 
 #: "host→device" or "device→host"
 Direction = str
+#: As SerialLink: AHEAD_S and 1 µs, so that a hand-on timer always finds room when it fires.
+_AHEAD_LIMIT_S = AHEAD_S + 1e-6
 #: tamper(direction, data) → chunks to deliver, each (extra delay in s, bytes); [] drops it.
 Tamper = Callable[[Direction, bytes], list[tuple[float, bytes]]]
 
@@ -32,6 +38,8 @@ class _HostEnd:
         self._receive: ReceiveHandler | None = None
         self._lost: LinkLostHandler | None = None
         self.is_open = False
+        self._queued: deque[bytes] = deque()
+        self._hand_on: asyncio.TimerHandle | None = None
 
     async def open(self) -> None:
         if self._pipe.broken:
@@ -41,7 +49,19 @@ class _HostEnd:
     async def write(self, data: bytes) -> None:
         if not self.is_open or self._pipe.broken:
             raise LinkLostError(f"{self.description}: link is closed")
+        if self._queued or self._ahead_s() > _AHEAD_LIMIT_S:
+            self._queued.append(bytes(data))
+            self._schedule()
+            return
         self._pipe._send("host→device", bytes(data))
+
+    def discard_unsent(self) -> int:
+        dropped = sum(len(data) for data in self._queued)
+        self._queued.clear()
+        if self._hand_on is not None:
+            self._hand_on.cancel()
+            self._hand_on = None
+        return dropped
 
     def on_receive(self, handler: ReceiveHandler) -> None:
         self._receive = handler
@@ -50,7 +70,31 @@ class _HostEnd:
         self._lost = handler
 
     async def close(self) -> None:
+        if self.is_open and not self._pipe.broken:
+            for data in self._queued:  # handed on before the port closes
+                self._pipe._send("host→device", data)
+        self.discard_unsent()
         self.is_open = False
+
+    def _ahead_s(self) -> float:
+        return self._pipe._busy_until["host→device"] - asyncio.get_running_loop().time()
+
+    def _schedule(self) -> None:
+        if self._hand_on is None and self._queued:
+            loop = asyncio.get_running_loop()
+            self._hand_on = loop.call_at(self._pipe._busy_until["host→device"] - AHEAD_S,
+                                         self._hand_on_queued)
+
+    def _hand_on_queued(self) -> None:
+        self._hand_on = None
+        if not self.is_open or self._pipe.broken:
+            self._queued.clear()
+            return
+        while self._queued:
+            if self._ahead_s() > _AHEAD_LIMIT_S:
+                self._schedule()
+                return
+            self._pipe._send("host→device", self._queued.popleft())
 
 
 class MemorySerialPipe:

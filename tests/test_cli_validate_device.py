@@ -3,6 +3,8 @@ is sent; the device is made but never opened."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from emsctl.cli import main
@@ -49,3 +51,20 @@ def test_an_unknown_device_is_bad_input(capsys: pytest.CaptureFixture[str]) -> N
     code, text = _run(capsys, "programs/tens.toml", "--device", "bogus://x")
     assert code == 2
     assert "unknown device 'bogus'" in text
+
+
+def test_a_rate_the_coyote_makes_above_the_frequency_ceiling_fails(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    # 97 Hz is within a person's 97 Hz ceiling; the Coyote's period bins make it 100 Hz
+    program = tmp_path / "tens-97.toml"
+    program.write_text(Path("programs/tens.toml").read_text()
+                       .replace("frequency_hz = 80", "frequency_hz = 97"))
+    limits = tmp_path / "limits.toml"
+    limits.write_text("frequency_max_hz = 97\n")
+    code, text = _run(capsys, str(program), "--limits", str(limits))
+    assert code == 0, text
+    code, text = _run(capsys, str(program), "--limits", str(limits), "--device",
+                      "sim+coyote3?us_per_intensity=3")
+    assert code == 1
+    assert "100 Hz is outside 1–97 Hz (DG-LAB Coyote V3 makes 97 Hz as 100 Hz)" in text

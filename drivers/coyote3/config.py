@@ -31,7 +31,7 @@ from ...device_params import DeviceParams, P, parse_params
 from ...errors import InputError
 from ...limit_table import PEAK_CEILING_MA, PULSE_WIDTH_MAX_CEILING_US, WATCHDOG_CEILING_S
 from .frames import BALANCE_MAX, FRAME_DURATION_MS, INTENSITY_MAX, STRENGTH_STEPS_MAX
-from .frequency import FREQUENCY_HZ_MAX, FREQUENCY_HZ_MIN
+from .frequency import FREQUENCY_HZ_MAX, FREQUENCY_HZ_MIN, largest_rate_ratio
 
 __all__ = [
     "COYOTE_MODEL",
@@ -152,6 +152,8 @@ def capabilities_for(config: CoyoteConfig) -> Capabilities:
         telemetry=COYOTE_TELEMETRY,
         ma_per_step=step_ma,
         bursts=False,
+        # docs/protocols/coyote3.md §4: rates from period bins, up to 5 % faster than asked
+        rate_ratio=largest_rate_ratio,
     )
 
 

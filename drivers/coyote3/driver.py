@@ -193,8 +193,9 @@ class CoyoteDriver(Driver):
         """Put the stop frame on the wire at once, end the stream, wait for B1 ``0 0``.
 
         Raises:
-            LinkLostError: the link is gone; the device's 100 ms frame expiry silences the
-                output, but its strength stays set until the next connect zeroes it.
+            LinkLostError: the link is gone, or went while the stop awaited its B1; the
+                device's 100 ms frame expiry silences the output, but its strength stays set
+                until the next connect zeroes it.
             DeviceTimeoutError: no confirmation after three stop frames.
         """
         self.tracker.set_target((0, 0))
@@ -210,7 +211,12 @@ class CoyoteDriver(Driver):
             await self._write_b0(b0_bytes(self.tracker.force_change(self._now()), (None, None), 0))
             self._last_frame_s = self._now()
             self._output_until_s = math.inf
-            if await self._wait_confirmed(confirmed) or was_zero:
+            answered = await self._wait_confirmed(confirmed)
+            if not self._link_up:  # the lost link woke the wait: no B1 came
+                raise LinkLostError("link lost before the Coyote confirmed the stop: its 100 ms "
+                                    "frame expiry silences the output, and the next connect "
+                                    "sets the strength to 0")
+            if answered or was_zero:
                 break
         else:
             raise DeviceTimeoutError("the Coyote did not confirm the stop: its output ends with "

@@ -39,6 +39,7 @@ __all__ = [
     "frequency_hz_from_code",
     "frequency_hz_from_period_ms",
     "is_valid_frequency_code",
+    "largest_rate_ratio",
     "period_bin_width_ms",
     "period_ms_from_frequency_code",
     "period_ms_from_frequency_hz",
@@ -237,3 +238,31 @@ def frequency_hz_from_code(code: int) -> float:
         ProtocolError: If ``code`` is not an integer within 10–240.
     """
     return 1000.0 / period_ms_from_frequency_code(code)
+
+
+def largest_rate_ratio(low_hz: float, high_hz: float) -> float:
+    """The most the device's rate exceeds the rate asked, as a ratio, over rates asked in
+    ``low_hz``–``high_hz`` (either order; 1–100 Hz).
+
+    A rate is made as ``1000 / P``, ``P`` the lower edge of the bin of its rounded period, so
+    within one bin the ratio is largest at the lowest rate asked that falls in it (at the bin's
+    open end: a bound never reached). Exact for ``low_hz == high_hz``: the rate made for it over
+    it. Every rate made for a rate in the range is at most that rate × the ratio.
+
+    Raises:
+        ProtocolError: a rate that is not a finite number within 1–100 Hz.
+    """
+    low_hz, high_hz = sorted((low_hz, high_hz))
+    ends = [frequency_hz_from_code(frequency_code_from_hz(f)) / f for f in (low_hz, high_hz)]
+    best = max(ends)
+    if low_hz == high_hz:
+        return best
+    for code in range(FREQUENCY_CODE_MIN, FREQUENCY_CODE_MAX + 1):
+        first_ms = period_ms_from_frequency_code(code)
+        last_ms = min(first_ms + period_bin_width_ms(first_ms) - 1, PERIOD_MS_MAX)
+        # the rates asked whose period rounds into the bin: (slowest, fastest]
+        slowest_hz = 1000.0 / (last_ms + 0.5)
+        fastest_hz = 1000.0 / (first_ms - 0.5)
+        if slowest_hz < high_hz and fastest_hz >= low_hz:
+            best = max(best, (1000.0 / first_ms) / max(low_hz, slowest_hz))
+    return best

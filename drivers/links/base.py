@@ -15,15 +15,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["ByteLink", "GattLink", "LinkLostHandler", "NotifyHandler", "ReceiveHandler"]
+__all__ = ["AHEAD_S", "ByteLink", "GattLink", "LinkLostHandler", "NotifyHandler",
+           "ReceiveHandler"]
 
 ReceiveHandler = Callable[[bytes], None]
 NotifyHandler = Callable[[str, bytes], None]
 LinkLostHandler = Callable[[str], None]
 
+#: How much line time a byte link hands on (to the OS, to the wire) ahead of the line: what the
+#: line has not sent after that waits in the link, as whole writes that
+#: :meth:`ByteLink.discard_unsent` can drop. A stop therefore never waits behind more than this
+#: and the write the line is sending (a 30-byte openEMSstim line is 15.6 ms at 19 200 baud).
+AHEAD_S = 0.02
+
 
 class ByteLink(Protocol):
-    """A byte stream to a device (a serial port, a pty, or an in-memory pipe)."""
+    """A byte stream to a device (a serial port, a pty, or an in-memory pipe).
+
+    Writes leave in the order they were written. A link hands on at most :data:`AHEAD_S` of
+    line time ahead of the line; later writes wait in the link, whole, until the line has room.
+    """
 
     description: str
 
@@ -35,10 +46,19 @@ class ByteLink(Protocol):
         """
 
     async def write(self, data: bytes) -> None:
-        """Queue ``data`` for sending and return once it is handed to the OS.
+        """Hand ``data`` on, or queue it whole behind the writes before it; return at once.
 
         Raises:
             LinkLostError: the link is closed or went away.
+        """
+
+    def discard_unsent(self) -> int:
+        """Drop every queued write of which no byte has been handed on yet; return how many
+        bytes were dropped.
+
+        For a stop: the commands it drops are superseded by it, and it then goes out behind at
+        most what the line is already sending. A write already partly handed on is completed,
+        so the device never gets half a frame followed by the next one.
         """
 
     def on_receive(self, handler: ReceiveHandler) -> None:
@@ -48,7 +68,8 @@ class ByteLink(Protocol):
         """Call ``handler`` with a reason when the link goes away unexpectedly."""
 
     async def close(self) -> None:
-        """Close the link. Idempotent."""
+        """Hand on what is still queued (a stop or a backstop written just before), then close
+        the link. Idempotent."""
 
 
 class GattLink(Protocol):

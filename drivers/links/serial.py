@@ -9,6 +9,14 @@ before its first suspension point, so frames leave in the order they were writte
 written after an update is never overtaken by it. URL handlers without a file descriptor
 (``loop://``, ``socket://`` …) are polled every millisecond instead.
 
+The OS takes kilobytes at once (a pty 16 KB, 8.5 s at 19 200 baud), and nothing can take a
+frame back from it whole. So the link hands on at most :data:`~.base.AHEAD_S` of line time
+ahead of the line — counted from the bytes handed on and the line's speed (start, data, parity
+and stop bits per byte), which is how fast a line without flow control sends them — and keeps
+later writes whole in its own queue, handed on as the line frees up. A stop first drops that
+queue (:meth:`SerialLink.discard_unsent`: superseded commands) and then waits behind at most
+what the OS holds; the remainder of a write the OS took only part of always follows it first.
+
 pyserial and OS errors are translated here, and only here, into
 :class:`~emsctl.errors.DeviceError` (open) and :class:`~emsctl.errors.LinkLostError` (I/O),
 with ``raise … from``. pyserial is imported inside :meth:`SerialLink.open`: ``import emsctl``
@@ -21,10 +29,11 @@ import asyncio
 import contextlib
 import errno
 import os
+from collections import deque
 from typing import Any
 
 from ...errors import DeviceError, LinkLostError
-from .base import LinkLostHandler, ReceiveHandler
+from .base import AHEAD_S, LinkLostHandler, ReceiveHandler
 
 __all__ = ["SerialLink"]
 
@@ -32,6 +41,9 @@ _READ_CHUNK = 4096
 _POLL_S = 0.001
 #: More unsent bytes than this means the other end stopped reading: the link is lost.
 _MAX_BACKLOG = 64 * 1024
+#: AHEAD_S and 1 µs: a hand-on timer set for ``line free − AHEAD_S`` must find room when it
+#: fires, whatever the float noise of that subtraction.
+_AHEAD_LIMIT_S = AHEAD_S + 1e-6
 
 
 class SerialLink:
@@ -62,7 +74,16 @@ class SerialLink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._receive: ReceiveHandler | None = None
         self._lost: LinkLostHandler | None = None
+        #: Seconds each byte takes on the line: start bit, data, parity, stop bits.
+        self.byte_s = (1 + bytesize + (parity != "N") + stopbits) / baud
+        #: The rest of a write the OS took only part of: always completed, before anything else.
         self._backlog = bytearray()
+        #: Whole writes not handed on yet (the line is busy): dropped by discard_unsent.
+        self._queued: deque[bytes] = deque()
+        self._queued_bytes = 0
+        #: When the line will have sent every byte handed to the OS (loop time).
+        self._line_free_s = 0.0
+        self._hand_on: asyncio.TimerHandle | None = None
         self._poll: asyncio.TimerHandle | None = None
         self._lost_reported = False
         #: Things worth telling the user about the port (e.g. a pty opened without parity).
@@ -126,7 +147,8 @@ class SerialLink:
                               f"{self.bytesize}{parity}{self.stopbits}: {exc}") from exc
 
     async def write(self, data: bytes) -> None:
-        """Hand ``data`` to the OS now (before any suspension); queue what it cannot take yet.
+        """Hand ``data`` to the OS now (before any suspension) if the line has room; otherwise
+        queue it whole behind the writes before it.
 
         Raises:
             LinkLostError: the link is closed, went away, or stopped taking bytes.
@@ -134,16 +156,32 @@ class SerialLink:
         if self._port is None:
             raise LinkLostError(f"{self.description}: link is closed")
         data = bytes(data)
-        if self._backlog:
+        loop = self._loop
+        assert loop is not None
+        if self._backlog or self._queued or self._line_free_s - loop.time() > _AHEAD_LIMIT_S:
             self._queue(data)
             return
         try:
-            sent = self._write_now(data)
+            self._hand_to_os(data)
         except OSError as exc:
             self._report_lost(f"write failed: {exc}")
             raise LinkLostError(f"{self.description}: write failed: {exc}") from exc
-        if sent < len(data):
-            self._queue(bytes(data[sent:]))
+
+    def discard_unsent(self) -> int:
+        """Drop every queued write of which no byte is with the OS yet; return the bytes
+        dropped. The rest of a write the OS took part of stays: it is completed first."""
+        dropped = self._queued_bytes
+        self._queued.clear()
+        self._queued_bytes = 0
+        if self._hand_on is not None:
+            self._hand_on.cancel()
+            self._hand_on = None
+        return dropped
+
+    @property
+    def unsent_bytes(self) -> int:
+        """Bytes written to the link that the OS does not have yet."""
+        return len(self._backlog) + self._queued_bytes
 
     def on_receive(self, handler: ReceiveHandler) -> None:
         """Call ``handler`` with every chunk of received bytes (on the loop's thread)."""
@@ -154,7 +192,15 @@ class SerialLink:
         self._lost = handler
 
     async def close(self) -> None:
-        """Stop reading and close the port (which releases the exclusive lock). Idempotent."""
+        """Hand what is still queued to the OS (the stop and the backstop written just before
+        a close must not be lost; whatever the OS will not take now is), then stop reading and
+        close the port (which releases the exclusive lock). Idempotent."""
+        if self._port is not None and (self._backlog or self._queued):
+            rest = bytes(self._backlog) + b"".join(self._queued)
+            self._backlog.clear()
+            self.discard_unsent()
+            with contextlib.suppress(OSError):
+                self._write_now(rest)
         self._teardown()
 
     # ------------------------------------------------------------------ internals
@@ -168,24 +214,67 @@ class SerialLink:
         except BlockingIOError:
             return 0
 
+    def _hand_to_os(self, data: bytes) -> None:
+        """Write ``data`` to the OS; what it does not take now becomes the backlog.
+
+        Raises:
+            OSError: the write failed.
+        """
+        loop = self._loop
+        assert loop is not None
+        sent = self._write_now(data)
+        self._line_free_s = max(self._line_free_s, loop.time()) + sent * self.byte_s
+        if sent < len(data):
+            self._backlog += data[sent:]
+            if self._fd is not None:
+                loop.add_writer(self._fd, self._on_writable)
+
     def _queue(self, data: bytes) -> None:
-        if len(self._backlog) + len(data) > _MAX_BACKLOG:
+        if self.unsent_bytes + len(data) > _MAX_BACKLOG:
             self._report_lost("the device stopped reading (write backlog full)")
             raise LinkLostError(f"{self.description}: the device stopped reading")
-        was_empty = not self._backlog
-        self._backlog += data
-        if was_empty and self._fd is not None and self._loop is not None:
-            self._loop.add_writer(self._fd, self._on_writable)
+        self._queued.append(data)
+        self._queued_bytes += len(data)
+        self._schedule_hand_on()
+
+    def _schedule_hand_on(self) -> None:
+        """Hand the next queued write on once the line has room (after the backlog)."""
+        loop = self._loop
+        if not self._queued or self._backlog or self._hand_on is not None or loop is None:
+            return
+        self._hand_on = loop.call_at(self._line_free_s - AHEAD_S, self._hand_on_queued)
+
+    def _hand_on_queued(self) -> None:
+        self._hand_on = None
+        loop = self._loop
+        if self._port is None or loop is None:
+            return
+        while self._queued and not self._backlog:
+            if self._line_free_s - loop.time() > _AHEAD_LIMIT_S:
+                self._schedule_hand_on()
+                return
+            data = self._queued.popleft()
+            self._queued_bytes -= len(data)
+            try:
+                self._hand_to_os(data)
+            except OSError as exc:
+                self._report_lost(f"write failed: {exc}")
+                return
 
     def _on_writable(self) -> None:
+        loop = self._loop
+        assert loop is not None
         try:
             sent = self._write_now(bytes(self._backlog))
         except OSError as exc:
             self._report_lost(f"write failed: {exc}")
             return
         del self._backlog[:sent]
-        if not self._backlog and self._fd is not None and self._loop is not None:
-            self._loop.remove_writer(self._fd)
+        self._line_free_s = max(self._line_free_s, loop.time()) + sent * self.byte_s
+        if not self._backlog:
+            if self._fd is not None:
+                loop.remove_writer(self._fd)
+            self._hand_on_queued()
 
     def _on_readable(self) -> None:
         assert self._fd is not None
@@ -217,6 +306,8 @@ class SerialLink:
             return
         if data and self._receive is not None:
             self._receive(bytes(data))
+        if self._backlog and self._port is not None:
+            self._on_writable()  # no descriptor to wait on: try again at every poll
         if self._port is not None and self._loop is not None:
             self._poll = self._loop.call_later(_POLL_S, self._poll_once)
 
@@ -238,6 +329,7 @@ class SerialLink:
             self._poll = None
         self._fd = None
         self._backlog.clear()
+        self.discard_unsent()
         if port is not None:
             with contextlib.suppress(Exception):
                 port.close()

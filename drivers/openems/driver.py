@@ -18,12 +18,16 @@ Each active channel gets ``C<ch>I<pct>T<lease ms>G``; the on-time is the lease a
 switches the channel off by itself when it runs out (the output watchdog, L21), so the session's
 heartbeat renews it at ≤ 0.5·T. A channel going to zero gets the stop idiom ``C<ch>I0T0G``
 (``I0`` alone is not off). Commands go out at least 50 ms apart (the Nano's 64-byte buffer);
-``stop()`` does not wait for that spacing or for a pending write: it cancels what is not yet
-sent and puts docs/protocols/openemsstim.md §8's sequence on the wire at once — ``C<ch>I0T0G`` for
-each channel that may still be on, then ``C9G``. ``close()`` adds the transport's backstop
-(``Connection End`` on serial, the disconnect on BLE). The board never answers: no acks, no
-read-back (docs/protocols/openemsstim.md §7); a setup banner on serial means it reset, which is
-reported and never resumed.
+``stop()`` does not wait for that spacing or for a pending write: it drops the lines the link has
+not started to send (superseded setpoints: a storm of duplicated lines can build a queue the
+19 200-baud line cannot carry) and puts docs/protocols/openemsstim.md §8's sequence on the wire
+at once, behind at most what the line is sending — ``C<ch>I0T0G`` for each channel that may
+still be on, then ``C9G``. The shutdown after a reset or a corrupted echo does the same; an
+update that finds lines of the one before still waiting ends as a fault (the line cannot carry
+what is written, so every later command, a decrease too, would come later still). ``close()``
+adds the transport's backstop (``Connection End`` on serial, the disconnect on BLE). The board
+never answers: no acks, no read-back (docs/protocols/openemsstim.md §7); a setup banner on
+serial means it reset, which is reported and never resumed.
 
 This module must never import pyserial or bleak; the factories import the links lazily.
 """
@@ -190,7 +194,9 @@ class OpenEmsDriver(Driver):
         Raises:
             ValidationFailed: output on a channel without a verified cap (nothing is sent).
             LinkLostError: the link is gone.
-            DeviceError: the board reset mid-session (nothing is resumed automatically).
+            DeviceError: the board reset mid-session (nothing is resumed automatically), or
+                the serial line does not carry the commands in time (the lines of the last
+                update are still waiting: they are dropped, so the stop goes next).
             DeviceTimeoutError: a BLE write did not complete within 500 ms.
         """
         for channel, setpoint in enumerate(setpoints, start=1):
@@ -201,11 +207,13 @@ class OpenEmsDriver(Driver):
                     "holds no limit of its own")
         if not self._link_up:
             raise LinkLostError("the link to openEMSstim is lost")
-        if self._reset_seen:
-            raise DeviceError("openEMSstim reset during the session; its outputs are off and "
-                              "emsctl does not resume by itself")
-        if self._fault is not None:
-            raise self._fault
+        self._check_board()
+        if self.link.discard_unsent():
+            # lines of an earlier update still wait for the line (they were written ≥ 50 ms
+            # apart): it carries less than is written, so every later command — a decrease
+            # too — would reach the board later still; the stop that follows goes next
+            raise DeviceError("the serial line to openEMSstim cannot carry the commands in "
+                              "time (lines of the last update were still waiting to be sent)")
         on_time_ms = min(MAX_ON_TIME_MS, max(1, math.floor(lease_s * 1000)))
         for channel, setpoint in enumerate(setpoints):
             intensity_pct = self.intensity_pct(setpoint.amplitude_ma)
@@ -230,6 +238,8 @@ class OpenEmsDriver(Driver):
             raise LinkLostError(
                 f"link lost: the stop cannot reach openEMSstim; its on-time switches every "
                 f"channel off within {self._lease_ms} ms of the last command (L21)")
+        # setpoints the link has not started to send are superseded: the stop goes next
+        self.link.discard_unsent()
         on = [ch for ch in (0, 1) if self._possibly_on(ch)]
         for index, command in enumerate(stop_sequence(on)):
             if index:
@@ -275,6 +285,19 @@ class OpenEmsDriver(Driver):
             found = cache[amplitude_ma] = self.declared.intensity_for(amplitude_ma)
         return found
 
+    def _check_board(self) -> None:
+        """Raise if the board reset or executed a corrupted line: its shutdown (``C9G``) is on
+        its way, and no update line may follow it.
+
+        Raises:
+            DeviceError: the board reset, or echoed a line that was not sent.
+        """
+        if self._reset_seen:
+            raise DeviceError("openEMSstim reset during the session; its outputs are off and "
+                              "emsctl does not resume by itself")
+        if self._fault is not None:
+            raise self._fault
+
     def _possibly_on(self, channel: int) -> bool:
         return self._now() < self._on_until_s[channel]
 
@@ -287,6 +310,7 @@ class OpenEmsDriver(Driver):
         await self._sleep_for_slot()
         if self.stopped or not self._link_up:
             return False
+        self._check_board()  # a reset or a corrupted echo while this update waited its slot
         if isinstance(command, ActionCommand) and command.intensity_pct > 0 \
                 and self._now() >= self._off_by_s[command.channel]:
             # the host stalled while this update waited for its slot and the board's on-time
@@ -319,6 +343,7 @@ class OpenEmsDriver(Driver):
 
     async def _shutdown_after_reset(self) -> None:
         with contextlib.suppress(DeviceError):
+            self.link.discard_unsent()  # superseded setpoints: C9G goes next
             await self._write_now(SHUTDOWN)
 
     def _lost(self, reason: str) -> None:

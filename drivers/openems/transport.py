@@ -59,6 +59,10 @@ class CommandLink(Protocol):
     async def send(self, command: HostCommand) -> None:
         """Put ``command`` on the link."""
 
+    def discard_unsent(self) -> int:
+        """Drop the commands the link has not started to send (superseded: a stop follows);
+        return the bytes dropped."""
+
     async def backstop(self) -> None:
         """Send the transport's own all-off backstop before closing, if it has one."""
 
@@ -120,6 +124,11 @@ class SerialLines:
         """
         self._sent.append(encode_ble(command))
         await self.link.write(encode_serial(command))
+
+    def discard_unsent(self) -> int:
+        """Drop the lines the serial link has not started to send; return the bytes dropped.
+        A line already partly sent is completed (the board never gets half a line)."""
+        return self.link.discard_unsent()
 
     async def backstop(self) -> None:
         """Write ``Connection End``: both firmware generations shut every channel down
@@ -193,6 +202,11 @@ class BleLines:
         except TimeoutError as exc:
             raise DeviceTimeoutError(f"{self.description}: a write took longer than "
                                      f"{BLE_WRITE_TIMEOUT_S * 1000:.0f} ms") from exc
+
+    def discard_unsent(self) -> int:
+        """Nothing waits here: each write request is awaited before the next (a stop waits at
+        most for the one in flight). Returns 0."""
+        return 0
 
     async def backstop(self) -> None:
         """Nothing to send: the disconnect in :meth:`close` is the BLE backstop

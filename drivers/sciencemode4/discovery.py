@@ -165,6 +165,10 @@ class DiscoveredPort:
             raise LinkLostError("the P24's port is not open")
         await self._link.write(data)
 
+    def discard_unsent(self) -> int:
+        """Drop the writes the port has not handed on yet; return the bytes dropped."""
+        return self._link.discard_unsent() if self._link is not None else 0
+
     def on_receive(self, handler: ReceiveHandler) -> None:
         """Deliver received bytes to ``handler``."""
         self._receive = handler

@@ -98,6 +98,10 @@ class DtrResetLink:
         """
         await self._pipe.host.write(data)
 
+    def discard_unsent(self) -> int:
+        """Drop the writes the cable has not taken yet; return the bytes dropped."""
+        return self._pipe.host.discard_unsent()
+
     def on_receive(self, handler: ReceiveHandler) -> None:
         """Deliver the board's debug output to ``handler``."""
         self._pipe.host.on_receive(handler)

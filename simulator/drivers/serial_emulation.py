@@ -99,6 +99,10 @@ class EmulatedSerialLink(Generic[Emulator]):
         """
         await self.pipe.host.write(data)
 
+    def discard_unsent(self) -> int:
+        """Drop the writes the cable has not taken yet; return the bytes dropped."""
+        return self.pipe.host.discard_unsent()
+
     def on_receive(self, handler: ReceiveHandler) -> None:
         """Deliver the device's bytes to ``handler``."""
         self.pipe.host.on_receive(handler)

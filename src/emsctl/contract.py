@@ -73,6 +73,13 @@ class Capabilities:
     ma_per_step: float | None = None
     #: Whether the device itself can time bursts (burst TENS); never emulated from the host.
     bursts: bool = False
+    #: A device that makes its rates on a grid (period bins) and may make one faster than asked:
+    #: ``rate_ratio(low_hz, high_hz)``, the most the rate it makes exceeds the rate asked, as a
+    #: ratio, over rates asked in that range (exact for one rate). Verification then checks the
+    #: rate-dependent limits at the rates it makes too. None: it makes no rate faster. Not
+    #: compared: it describes the same grid as the driver's ``delivered_frequency_hz``.
+    rate_ratio: Callable[[float, float], float] | None = field(default=None, compare=False,
+                                                               repr=False)
 
     def quantize_ma(self, amplitude_ma: float) -> float:
         """Round ``amplitude_ma`` down to the device's amplitude step (never up)."""

@@ -527,7 +527,7 @@ class Session:
     def _on_telemetry(self, telemetry: Telemetry) -> None:
         self.state.last_telemetry_s = telemetry.t_s
         if self.journal is not None:
-            self.journal.telemetry(telemetry.t_s - self._start_s, telemetry)
+            self.journal.telemetry(self._session_time(telemetry.t_s), telemetry)
         kind = telemetry.kind
         if kind == "electrode_off":
             self.state.message = (f"electrode off on channel {telemetry.channel}: paused. Check "
@@ -596,13 +596,20 @@ class Session:
         if "ack" not in self.driver.capabilities.telemetry:
             return False
         last = self.state.last_telemetry_s
+        if last is None and not self._running:
+            return True  # HZ-16: before the start no report has come, whatever the clock reads
         # HZ-16: no report at all since the start is as stale as an old one
         reference_s = self._start_s if last is None else last
         return asyncio.get_running_loop().time() - reference_s > STALE_AFTER_S
+
+    def _session_time(self, t_s: float) -> float:
+        """Loop time ``t_s`` as seconds since the start; before the start, 0 (as the runner
+        journals what the driver reports while it connects), never the loop's own reading."""
+        return t_s - self._start_s if self._running else 0.0
 
     def _log(self, kind: str, **fields: Any) -> None:
         self._events.append(kind)
         if self.journal is not None:
             with contextlib.suppress(RuntimeError):
-                self.journal.event(asyncio.get_running_loop().time() - self._start_s, kind,
+                self.journal.event(self._session_time(asyncio.get_running_loop().time()), kind,
                                    **fields)

@@ -10,6 +10,7 @@ just the first. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -104,9 +105,11 @@ def verify(plan: Plan, limits: Limits, capabilities: Capabilities | None = None)
                                f"stimulation lasts {stim_s / 60:.1f} min, over "
                                f"{limits.session_max_s / 60:.0f} min", setting="session_max_s"))
     for cplan in plan.channels:
-        found += _check_channel(plan, cplan, limits)
+        planned = _check_channel(plan, cplan, limits)
+        found += planned
         if capabilities is not None:
             found += _check_device(plan, cplan, capabilities)
+            found += _check_rates_made(plan, cplan, limits, capabilities, planned)
     if capabilities is not None and not capabilities.frequency_per_channel:
         found += _check_global_frequency(plan)
     return found
@@ -330,6 +333,51 @@ def _check_trains(plan: Plan, cplan: ChannelPlan, lim: Limits) -> list[Violation
             out.append(Violation("L18", ch, float(seg["t1_s"][j]), off_s, need,
                                  f"only {off_s:.1f} s off after a {on_s:.1f} s train; needs "
                                  f"≥ {need:.1f} s", phase=phase, setting="train_off_min_s"))
+    return out
+
+
+def _check_rates_made(plan: Plan, cplan: ChannelPlan, lim: Limits, caps: Capabilities,
+                      planned: list[Violation]) -> list[Violation]:
+    """The limits again at the rates the device makes, where it makes any faster than asked
+    (``caps.rate_ratio``: a device with period bins): rms current, densities, the frequency
+    ceiling, the tetanic threshold — everything that grows with the rate. Each segment's rates
+    are scaled by the largest ratio over them (exact for a fixed rate; a bound for a ramp). A
+    limit already broken at the plan's rates is not reported twice."""
+    ratio_of = caps.rate_ratio
+    if ratio_of is None:
+        return []
+    seg = cplan.segments
+    live = np.maximum(seg["amp0_ma"], seg["amp1_ma"]) > 0
+    low = np.minimum(seg["freq0_hz"], seg["freq1_hz"])
+    high = np.maximum(seg["freq0_hz"], seg["freq1_hz"])
+    ratio = np.ones(seg.size)
+    for i in np.flatnonzero(live & (low >= caps.frequency_min_hz - _EPS)
+                            & (high <= caps.frequency_max_hz + _EPS)):
+        ratio[i] = max(1.0, ratio_of(float(low[i]), float(high[i])))
+    if not (ratio > 1.0).any():
+        return []
+    made = seg.copy()
+    made["freq0_hz"] = seg["freq0_hz"] * ratio
+    made["freq1_hz"] = seg["freq1_hz"] * ratio
+    seen = {(v.limit_id, v.setting, v.phase) for v in planned}
+    name = _short_model(caps.model)
+    out = []
+    for v in _check_channel(plan, replace(cplan, segments=made), lim):
+        if (v.limit_id, v.setting, v.phase) in seen:
+            continue
+        row = max(0, int(np.searchsorted(seg["t0_s"], v.t_s, side="right")) - 1)
+        if ratio[row] <= 1.0:  # an off time after a train (L18): a segment that made it faster
+            faster = ratio > 1.0
+            if v.phase is not None:
+                faster &= seg["phase"] == v.phase.index
+            row = int(np.argmax(faster if faster.any() else ratio))
+        asked0, asked1 = float(seg["freq0_hz"][row]), float(seg["freq1_hz"][row])
+        if asked0 == asked1:
+            how = f"{name} makes {asked0:g} Hz as {asked0 * ratio[row]:.4g} Hz"
+        else:
+            how = (f"{name} makes the rates of {asked0:g}–{asked1:g} Hz up to "
+                   f"{(ratio[row] - 1) * 100:.1f} % faster")
+        out.append(replace(v, message=f"{v.message} ({how})"))
     return out
 
 

@@ -226,6 +226,8 @@ class _ByteLink(Protocol):
 
     async def write(self, data: bytes) -> None: ...
 
+    def discard_unsent(self) -> int: ...
+
     def on_receive(self, handler: ReceiveHandler) -> None: ...
 
     def on_lost(self, handler: LostHandler) -> None: ...
@@ -274,6 +276,11 @@ class ByteTap(TapControls):
         event = self.log.add(self.session, HOST_TO_DEVICE, data, "", f"{SENT_BY_CHECK}: a probe")
         await self.inner.write(data)
         return event
+
+    def discard_unsent(self) -> int:
+        """Drop the writes the inner link has not handed on yet (logged as written: they were
+        the driver's writes); return the bytes dropped."""
+        return self.inner.discard_unsent()
 
     def on_receive(self, handler: ReceiveHandler) -> None:
         """Deliver received bytes to ``handler`` (after logging)."""

@@ -358,3 +358,23 @@ def test_a_refused_write_without_response_falls_back_to_write_requests() -> None
             await hold(d, [SP, ZERO], 0.3)
             assert d.emulator.strengths_steps == [50, 0]
     run(body, driver)
+
+
+def test_a_link_lost_while_the_stop_waits_for_its_b1_is_no_confirmed_stop() -> None:
+    # found by the invariant long run: the lost link woke the waiting stop, which took it as
+    # the B1 and reported "strength 0 on both channels"; the session then ended "completed"
+    async def body(d: SimulatedCoyoteDriver, heard: list[Telemetry]) -> None:
+        await d.connect()
+        await hold(d, [SP, SP], 0.5)
+        d.emulator.server.latency_s = 0.1  # the B1 comes 0.2 s after the stop frame
+        stopping = asyncio.ensure_future(d.stop())
+        await asyncio.sleep(0.05)
+        assert not stopping.done()
+        d.emulator.server.drop_connection("out of range")
+        with pytest.raises(LinkLostError, match="before the Coyote confirmed the stop"):
+            await stopping
+        assert "stopped" not in kinds(heard)
+        assert kinds(heard).count("link_lost") == 1
+        with contextlib.suppress(LinkLostError):
+            await d.close()
+    run(body)

@@ -343,6 +343,42 @@ def test_a_stop_during_connect_wins() -> None:
     VirtualClock().run(body())
 
 
+def test_a_stop_during_a_later_connect_wins_too() -> None:
+    # a stop counted before (here: before any connect) must not hide one during the handshake
+    class Slow(_Bare):
+        async def _connect_internal(self) -> None:
+            await asyncio.sleep(0.5)
+
+    driver = Slow()
+
+    async def body() -> None:
+        assert driver.request_stop() is None  # not connected yet
+        connecting = asyncio.ensure_future(driver.connect())
+        await asyncio.sleep(0.1)
+        driver.request_stop()
+        await connecting
+        assert driver.stopped
+        with pytest.raises(DriverStoppedError):
+            await driver.apply((_on(0.5), OFF), 1.0)
+
+    VirtualClock().run(body())
+
+
+def test_after_close_a_stop_puts_nothing_on_the_released_link() -> None:
+    driver = _Bare()
+
+    async def body() -> None:
+        await driver.connect()
+        await _up_to(driver, 2.0)
+        await driver.close()
+        assert driver.stops == 1
+        assert driver.request_stop() is None  # a key or signal handler after the close
+        await driver.stop()
+
+    VirtualClock().run(body())
+    assert (driver.stops, driver.closes) == (1, 1)
+
+
 def test_a_stop_while_a_command_waits_for_its_ack_keeps_zero_as_the_last_applied() -> None:
     class SlowAck(_Bare):
         async def _apply_internal(self, setpoints: tuple[ChannelSetpoint, ...],

@@ -758,3 +758,102 @@ def test_the_first_ramp_follows_the_plan_without_a_soft_start_of_its_own() -> No
     start = session._start_s
     at_3 = [ma for t, ma in session.driver.applied if abs(t - start - 3.0) < 1e-6]  # type: ignore[attr-defined]
     assert at_3 == [pytest.approx(3.0, abs=0.011)]
+
+
+# --- what the session's own state starts as -------------------------------------------------------
+
+
+def test_a_strength_in_the_first_second_is_judged_against_zero() -> None:
+    # nothing has been asked for but 0 yet (the ramp's first ticks round down to 0 mA): a device
+    # that reports 1 mA is above it, even before a second has passed
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(0.3)
+        assert [ma for _, ma in driver.applied] and max(ma for _, ma in driver.applied) == 0
+        driver.report("strength", 1, 1.0)
+
+    result, *_ = run(script)
+    assert (result.end_reason, result.message) == (
+        "fault", "the device reports a strength of 1 mA on channel 1, above the 0 mA asked for")
+
+
+def test_a_late_report_of_a_level_asked_for_before_a_decrease_is_not_a_fault() -> None:
+    # "−" drops the output at once; a report of the level before it, 0.3 s later, answers an
+    # ask still in force within the last second (it is not above what was asked)
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(30.0)
+        assert driver.applied[-1][1] == HOLD_MA
+        session.change_intensity(-50.0)
+        await until(30.2)
+        assert driver.applied[-1][1] == HOLD_MA / 2
+        driver.report("strength", 1, HOLD_MA)
+        await until(31.2)
+        assert session.state.status == "running"
+        driver.report("strength", 1, HOLD_MA)  # 1.2 s after the decrease: no longer asked
+
+    result, *_ = run(script)
+    assert (result.end_reason, result.message) == (
+        "fault", "the device reports a strength of 10 mA on channel 1, above the 5 mA asked for")
+
+
+def _fast_rise_plan() -> Plan:
+    """10 mA from 10 s, then 10 → 18 mA in 0.2 s at 20 s: L16's 40 mA/s exactly."""
+    rows = [(0.0, 10.0, 0.0, HOLD_MA, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 0),
+            (10.0, 20.0, HOLD_MA, HOLD_MA, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 0),
+            (20.0, 20.2, HOLD_MA, 18.0, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 0),
+            (20.2, 60.0, 18.0, 18.0, 20.0, 20.0, 200.0, 200.0, 0.0, 0, 0)]
+    channels = tuple(ChannelPlan(n, "calf-left", 20.0, 30.0, np.array(rows, dtype=SEGMENT_DTYPE))
+                     for n in (1, 2))
+    return Plan("fast", 60.0, (PhaseSpan(0, "hold", "stim", 0.0, 60.0, None, True),), channels,
+                5.0)
+
+
+def test_a_device_with_a_longer_command_period_gets_that_period_of_slew() -> None:
+    # a device taking a command every 0.2 s: the plan's 8 mA in 0.2 s (40 mA/s) goes out at the
+    # next command, not spread over two because the guard counted 0.1 s periods
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(21.0)
+
+    slow = replace(caps(), update_period_s=0.2)
+    result, session, *_ = run(script, capabilities=slow, the_plan=_fast_rise_plan())
+    driver = session.driver
+    assert isinstance(driver, QuietDriver)
+    start_s = session._start_s
+    sent = [(round(t - start_s, 3), ma) for t, ma in driver.applied if 19.9 < t - start_s < 20.5]
+    assert sent == [(20.0, HOLD_MA), (20.2, 18.0), (20.4, 18.0)]
+    assert result.end_reason == "stopped"
+
+
+def test_events_and_reports_before_the_start_are_journaled_at_time_zero() -> None:
+    # as the runner journals what the driver reported while it connected: not at the loop's
+    # own clock reading (here 5 s; on a computer, hours)
+    journal = Journal()
+
+    def before(session: Session) -> None:
+        session.driver.report("battery", value=80.0)  # type: ignore[attr-defined]
+        session.pause()
+
+    async def script(session: Session, driver: QuietDriver, until: Any) -> None:
+        await until(1.0)
+        session.resume()
+        await until(2.0)
+
+    run(script, before=before, journal=journal)
+    assert journal.telemetry_at[0] == (0.0, "battery")
+    assert journal.event_at[0] == (0.0, "pause")
+    assert (pytest.approx(1.0), "resume") in journal.event_at
+
+
+def test_before_the_start_no_report_is_stale_whatever_the_clock_reads() -> None:
+    async def main() -> SessionState:
+        capabilities = caps()
+        driver = QuietDriver(capabilities)
+        await driver.connect()
+        session = Session(certify(plan(30.0), DEFAULTS, capabilities), driver,
+                          intensity_pct=50.0)
+        # the loop's clock reads 0 s here: a clock reading is no report
+        session.change_intensity(+10.0)
+        return session.state
+
+    state = VirtualClock(None).run(main())
+    assert state.message == "device status is stale: intensity increase refused"
+    assert state.target_intensity_pct == 50.0

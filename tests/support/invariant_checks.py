@@ -17,7 +17,8 @@ documents as a known limit.
    from whatever the device applied (zero after a pause, a watchdog or a lost link);
 3. never more pulses in any 1 s window than N, the most pulses in any 1 s window of the plan;
 4. zero at the end and, after any loss of the host (a freeze, a lost link), within the
-   device's own bound; a user's stop on a healthy link within L22's 300 ms;
+   device's own bound; a user's stop on a healthy link (duplicated frames included) within
+   L22's 300 ms;
 5. a lost link ends the session as a fault, and output never rises after it (no reconnect).
 """
 
@@ -38,9 +39,11 @@ _EPS = 1e-6
 #: L22: stop → output zero, end to end.
 STOP_LATENCY_S = 0.3
 #: Faults after which the link or the device may no longer take a stop (so the device's own
-#: bound, not L22, applies to the end).
+#: bound, not L22, applies to the end). Duplicated frames are not among them: a stop never
+#: waits behind them (a byte link hands on at most 20 ms of line time ahead, and the stop drops
+#: what waits), and a duplicated stop is still a stop.
 _LINK_FAULTS = frozenset({"disconnect", "drop_acks", "late_acks", "busy", "corrupt_bytes",
-                          "duplicate_frames", "drop_frames", "device_reset"})
+                          "drop_frames", "device_reset"})
 
 
 def check_run(run: Run) -> list[str]:
@@ -75,9 +78,28 @@ def _on(rows: npt.NDArray[np.void]) -> npt.NDArray[np.void]:
 def _disobeying_windows(run: Run) -> list[tuple[float, float]]:
     """While a device disobeys (strength turned on the device, a wrong output stage), its
     output is not what anyone asked for until the session sees the report and stops it: the
-    fault matrix's bound (Coyote: within 150 ms; sim: at once)."""
-    return [(t_s, t_s + run.family.lag_s + _EPS) for t_s, event, _ in run.fired
-            if event.kind in DISOBEYING_FAULTS]
+    fault matrix's bound (Coyote: within 150 ms; sim: at once), counted from when the
+    disobeying output appears — the fault's time, or, when the output was off then (a pause,
+    an off phase), the first output after it, which is when the device can first report it."""
+    windows = []
+    for t_s, event, _ in run.fired:
+        if event.kind not in DISOBEYING_FAULTS:
+            continue
+        shows_s = _first_on_from(run, t_s)
+        windows.append((t_s, max(t_s, shows_s) + run.family.lag_s + _EPS))
+    return windows
+
+
+def _first_on_from(run: Run, t_s: float) -> float:
+    """The first time at or after ``t_s`` when some channel applies output (``t_s`` if one
+    does then; −inf if none does after it)."""
+    first = math.inf
+    for channel in run.device.channels:
+        on = _on(run.device.intervals(channel))
+        on = on[on["t1_s"] > t_s]
+        if on.size:
+            first = min(first, max(float(on["t0_s"][0]), t_s))
+    return first if math.isfinite(first) else -math.inf
 
 
 def _exempt_windows(run: Run) -> list[tuple[float, float]]:

@@ -261,7 +261,14 @@ _HOST_KINDS = frozenset({"pause", "resume", "plus", "minus", "stop", "freeze"})
 
 @dataclass(frozen=True)
 class Sequence:
-    """One session's worth of events on one family."""
+    """One session's worth of events on one family.
+
+    ``copies``: how many times a line hit by ``duplicate_frames`` arrives, on the families
+    whose emulated board sits behind an in-memory serial cable (the openEMSstim). The fault
+    plans send it twice (two overlapping faults: still twice); 4 is what two overlapping faults
+    made when they each doubled the line, which is how a storm that the 19 200-baud line cannot
+    carry was found (SAFETY.md, Invariants). Never drawn: only the regression sequences set it.
+    """
 
     family: str
     program: str
@@ -269,6 +276,7 @@ class Sequence:
     intensity_pct: float
     seed: int
     events: tuple[Event, ...]
+    copies: int = 2
 
     def limits(self) -> Limits:
         """The defaults with the watchdog (and so the lease) tightened to ``lease_s``."""
@@ -473,6 +481,8 @@ def run_sequence(sequence: Sequence) -> Run:
     plan = _DeferredPlan(tuple(faults), on_fire)
     prepared = prepare_run(loaded_program(sequence.program), family.url, sequence.limits(),
                            options=OpenOptions(fault_plan=plan, seed=sequence.seed))
+    if sequence.copies != 2:
+        _duplicate_more(prepared, sequence.copies)
     ticks: list[Tick] = []
 
     async def main() -> SessionResult:
@@ -502,6 +512,20 @@ def run_sequence(sequence: Sequence) -> Run:
 
     result = VirtualClock(None).run(main())
     return Run(sequence, family, prepared, result, box["start_s"], box["end_s"], ticks, fired)
+
+
+def _duplicate_more(prepared: Prepared, copies: int) -> None:
+    """Make a line that the fault plan duplicates arrive ``copies`` times instead of twice."""
+    pipe = getattr(getattr(prepared.driver, "front", None), "pipe", None)
+    assert pipe is not None and pipe.tamper is not None, \
+        "copies is only for a family behind an in-memory serial cable (the openEMSstim)"
+    tamper = pipe.tamper
+
+    def more(direction: str, data: bytes) -> list[tuple[float, bytes]]:
+        chunks = tamper(direction, data)
+        return [chunks[0]] * copies if len(chunks) == 2 else chunks
+
+    pipe.tamper = more
 
 
 def _running(session: Session) -> bool:

@@ -1,0 +1,101 @@
+"""The Coyote makes its rates from period bins: verification against it checks the rates it
+makes, not only the plan's.
+
+The period is rounded to a whole millisecond and then down to its bin's lower edge
+(docs/protocols/coyote3.md §4), so 97 Hz is made as 100 Hz and 3 Hz as 3.03 Hz. A plan right at
+a rate-dependent limit (the frequency ceiling L7, rms current L4, densities L9/L10, the tetanic
+threshold of L18) passes on the plan's rates and would be over it at the device's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from emsctl.contract import Capabilities
+from emsctl.devices import open_device
+from emsctl.drivers.coyote3.frequency import (
+    frequency_code_from_hz,
+    frequency_hz_from_code,
+    largest_rate_ratio,
+)
+from emsctl.limits import DEFAULTS, tighten
+from emsctl.plan import SEGMENT_DTYPE, ChannelPlan, PhaseSpan, Plan
+from emsctl.verify import verify
+
+URL = "sim+coyote3?ma_per_step=0.2&us_per_intensity=3"
+
+
+def _coyote() -> Capabilities:
+    return open_device(URL).capabilities
+
+
+def _steady(hz0: float, ma: float = 5.0, us: float = 180.0, hz1: float | None = None,
+            sensory: bool = True) -> Plan:
+    """5 s of soft start to ``ma``, then 60 s at ``ma``; the rate ``hz0`` (ramping to ``hz1``
+    in the second segment when given)."""
+    hz1 = hz0 if hz1 is None else hz1
+    rows = [(0.0, 5.0, 0.0, ma, hz0, hz0, us, us, 0.0, 0, 0),
+            (5.0, 65.0, ma, ma, hz0, hz1, us, us, 0.0, 0, 0)]
+    channel = ChannelPlan(1, "lower-back-left", 20.0, 30.0, np.array(rows, dtype=SEGMENT_DTYPE))
+    return Plan("rate", 65.0, (PhaseSpan(0, "steady", "stim", 0.0, 65.0, None, sensory),),
+                (channel,), 5.0, purpose="tens")
+
+
+def _blocks(found: list, limit_id: str) -> list:  # type: ignore[type-arg]
+    return [v for v in found if v.limit_id == limit_id and v.severity == "block"]
+
+
+def test_a_rate_at_the_frequency_ceiling_that_the_coyote_makes_above_it_is_refused() -> None:
+    limits = tighten(DEFAULTS, frequency_max_hz=97.0)
+    plan = _steady(97.0)
+    assert _blocks(verify(plan, limits), "L7") == []  # the plan's rate is at the ceiling
+    found = _blocks(verify(plan, limits, _coyote()), "L7")
+    assert len(found) == 1
+    assert found[0].value == pytest.approx(100.0)
+    assert found[0].message == "100 Hz is outside 1–97 Hz (DG-LAB Coyote V3 makes 97 Hz as 100 Hz)"
+
+
+def test_rms_current_at_its_limit_is_refused_at_the_rate_the_coyote_makes() -> None:
+    # 5 mA, 180 µs: 0.934 mA rms at 97 Hz, 0.949 mA at the 100 Hz the Coyote makes
+    limits = tighten(DEFAULTS, rms_ma=0.94)
+    plan = _steady(97.0)
+    assert _blocks(verify(plan, limits), "L4") == []
+    found = _blocks(verify(plan, limits, _coyote()), "L4")
+    assert len(found) == 1 and found[0].value == pytest.approx(0.9487, abs=1e-4)
+
+
+def test_a_rate_just_under_the_tetanic_threshold_made_above_it_gets_its_rest_rule() -> None:
+    # 19.85 Hz is a 50.4 ms period, made as 50 ms: 20 Hz, a tetanic train (L18)
+    plan = _steady(19.85, ma=10.0, sensory=False)  # a motor-level phase
+    assert _blocks(verify(plan, DEFAULTS), "L18") == []
+    assert _blocks(verify(plan, DEFAULTS, _coyote()), "L18") != []
+
+
+def test_a_ramp_of_rates_is_judged_at_the_fastest_the_coyote_makes_within_it() -> None:
+    limits = tighten(DEFAULTS, frequency_max_hz=97.0)
+    plan = _steady(80.0, hz1=96.5)  # within the ceiling; 96.5 Hz is made as 100 Hz
+    assert _blocks(verify(plan, limits), "L7") == []
+    assert _blocks(verify(plan, limits, _coyote()), "L7") != []
+
+
+def test_a_rate_the_coyote_makes_exactly_changes_nothing() -> None:
+    plan = _steady(50.0)  # 20 ms: exact
+    limits = tighten(DEFAULTS, frequency_max_hz=50.0, rms_ma=1.2)
+    assert verify(plan, limits, _coyote()) == verify(plan, limits, _coyote())
+    assert _blocks(verify(plan, limits, _coyote()), "L7") == []
+    assert [v for v in verify(plan, limits, _coyote()) if "makes" in v.message] == []
+
+
+@given(st.floats(1.0, 100.0), st.floats(1.0, 100.0))
+def test_the_largest_ratio_bounds_every_rate_made_in_the_range_and_is_exact_for_one(
+        a: float, b: float) -> None:
+    low, high = min(a, b), max(a, b)
+    ratio = largest_rate_ratio(low, high)
+    for f in np.linspace(low, high, 41):
+        made = frequency_hz_from_code(frequency_code_from_hz(float(f)))
+        assert made <= f * ratio * (1 + 1e-12)
+    made_low = frequency_hz_from_code(frequency_code_from_hz(low))
+    assert largest_rate_ratio(low, low) == pytest.approx(made_low / low, rel=1e-12)
