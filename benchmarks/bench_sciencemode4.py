@@ -223,6 +223,9 @@ def bench_sm4_side_by_side(size: Size, repeat: int | None = None) -> list[Figure
         figure("update → ack p99: emsctl over the science-mode-4 client",
                [_p99(ours)], "ms", baseline=("science-mode-4 client p99", [_p99(client)]),
                max_ratio=1.0, note="target: emsctl's p99 no worse than the client's"),
+        figure("update → ack p99: emsctl over the sleeping floor", [_p99(ours)], "ms",
+               baseline=("sleeping floor p99", [_p99(floor)]),
+               note="what a wait that sleeps costs at the tail"),
     ]
 
 

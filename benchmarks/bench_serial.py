@@ -276,6 +276,9 @@ def bench_sm2_side_by_side(size: Size, repeat: int | None = None) -> list[Figure
                [stats(ours).p99], "ms", baseline=("pysciencemode client p99",
                                                    [stats(client).p99]),
                max_ratio=1.0, note="target: emsctl's p99 no worse than the client's"),
+        figure("update → ack p99: emsctl over the sleeping floor", [stats(ours).p99], "ms",
+               baseline=("sleeping floor p99", [stats(floor).p99]),
+               note="what a wait that sleeps costs at the tail, beside a client that spins"),
     ]
 
 

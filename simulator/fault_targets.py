@@ -298,6 +298,8 @@ class ByteFaults:
 
     def tamper(self, direction: Direction, data: bytes) -> list[tuple[float, bytes]]:
         """What reaches the other end of the link: (delay, bytes) chunks."""
+        if not any(self._active.values()):  # no fault: every chunk of every session
+            return [(0.0, data)]
         if self._in_force("drop_acks", direction) or self._chance("drop_frames", direction):
             return []
         if data and self._chance("corrupt_bytes", direction):
