@@ -99,3 +99,46 @@ def test_the_largest_ratio_bounds_every_rate_made_in_the_range_and_is_exact_for_
         assert made <= f * ratio * (1 + 1e-12)
     made_low = frequency_hz_from_code(frequency_code_from_hz(low))
     assert largest_rate_ratio(low, low) == pytest.approx(made_low / low, rel=1e-12)
+
+
+def test_a_falling_ramp_is_judged_at_the_fastest_rate_made_at_its_start() -> None:
+    # 80 Hz, then a ramp from 96.5 down to 80 Hz: only the ramp's start is made above 97 Hz
+    rows = [(0.0, 5.0, 0.0, 5.0, 80.0, 80.0, 180.0, 180.0, 0.0, 0, 0),
+            (5.0, 65.0, 5.0, 5.0, 96.5, 80.0, 180.0, 180.0, 0.0, 0, 0)]
+    channel = ChannelPlan(1, "lower-back-left", 20.0, 30.0, np.array(rows, dtype=SEGMENT_DTYPE))
+    plan = Plan("rate", 65.0, (PhaseSpan(0, "steady", "stim", 0.0, 65.0, None, True),),
+                (channel,), 5.0, purpose="tens")
+    limits = tighten(DEFAULTS, frequency_max_hz=97.0)
+    assert _blocks(verify(plan, limits), "L7") == []
+    (found,) = _blocks(verify(plan, limits, _coyote()), "L7")
+    assert found.t_s == 5.0 and found.value > 97.0
+    assert "makes the rates of 96.5–80 Hz up to" in found.message
+
+
+def test_a_ramp_names_how_much_faster_the_coyote_makes_it() -> None:
+    limits = tighten(DEFAULTS, frequency_max_hz=97.0)
+    (found,) = _blocks(verify(_steady(80.0, hz1=96.5), limits, _coyote()), "L7")
+    ratio = largest_rate_ratio(80.0, 96.5)
+    assert found.message.endswith(f"(DG-LAB Coyote V3 makes the rates of 80–96.5 Hz up to "
+                                  f"{(ratio - 1) * 100:.1f} % faster)")
+
+
+def test_a_weak_channel_is_judged_at_the_rate_made_too() -> None:
+    # the frequency ceiling holds whatever the current: 0.8 mA at 97 Hz, made as 100 Hz
+    limits = tighten(DEFAULTS, frequency_max_hz=97.0)
+    assert len(_blocks(verify(_steady(97.0, ma=0.8), limits, _coyote()), "L7")) == 1
+
+
+def test_a_limit_broken_at_the_plans_rate_is_reported_once_and_the_others_still_come() -> None:
+    # rms over its limit at the plan's 97 Hz already; the frequency ceiling only at 100 Hz
+    limits = tighten(DEFAULTS, frequency_max_hz=97.0, rms_ma=0.9)
+    found = verify(_steady(97.0), limits, _coyote())
+    assert len(_blocks(found, "L4")) == 1 and "makes" not in _blocks(found, "L4")[0].message
+    (ceiling,) = _blocks(found, "L7")
+    assert "makes 97 Hz as 100 Hz" in ceiling.message
+
+
+def test_a_rest_rule_broken_only_at_the_rate_made_names_the_train_that_made_it() -> None:
+    # L18 is reported at the off time after the train: the message names the train's rate
+    (found,) = _blocks(verify(_steady(19.85, ma=10.0, sensory=False), DEFAULTS, _coyote()), "L18")
+    assert found.message.endswith("(DG-LAB Coyote V3 makes 19.85 Hz as 20 Hz)")
