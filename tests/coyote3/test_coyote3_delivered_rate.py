@@ -142,3 +142,21 @@ def test_a_rest_rule_broken_only_at_the_rate_made_names_the_train_that_made_it()
     # L18 is reported at the off time after the train: the message names the train's rate
     (found,) = _blocks(verify(_steady(19.85, ma=10.0, sensory=False), DEFAULTS, _coyote()), "L18")
     assert found.message.endswith("(DG-LAB Coyote V3 makes 19.85 Hz as 20 Hz)")
+
+
+def test_a_rest_too_short_after_a_train_made_tetanic_names_that_train_at_the_off_time() -> None:
+    # 8 s at 19.85 Hz (made as 20 Hz: tetanic) after a 2 s soft start, then 3 s off: too short
+    rows, t = [], 0.0
+    for _ in range(2):
+        rows += [(t, t + 2, 0.0, 10.0, 19.85, 19.85, 180.0, 180.0, 0.0, 0, 0),
+                 (t + 2, t + 10, 10.0, 10.0, 19.85, 19.85, 180.0, 180.0, 0.0, 0, 0),
+                 (t + 10, t + 13, 0.0, 0.0, 19.85, 19.85, 180.0, 180.0, 0.0, 0, 0)]
+        t += 13
+    channel = ChannelPlan(1, "lower-back-left", 20.0, 30.0, np.array(rows, dtype=SEGMENT_DTYPE))
+    plan = Plan("rate", t, (PhaseSpan(0, "steady", "stim", 0.0, t, None, False),), (channel,),
+                2.0, purpose="recovery")
+    assert _blocks(verify(plan, DEFAULTS), "L18") == []
+    found = _blocks(verify(plan, DEFAULTS, _coyote()), "L18")
+    assert found[0].t_s == 10.0  # at the off time after the first train
+    assert found[0].message == ("only 3.0 s off after a 10.0 s train; needs ≥ 10.0 s "
+                                "(DG-LAB Coyote V3 makes 19.85 Hz as 20 Hz)")
