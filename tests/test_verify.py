@@ -76,6 +76,16 @@ def test_a_broken_copy_of_a_builtin_fails_with_the_right_limit_id(limit_id: str)
     assert limit_id in _ids(text)
 
 
+def test_a_session_over_its_limit_says_how_long_it_lasts_and_the_limit_in_minutes() -> None:
+    plan = compile_plan(parse_program_text(BROKEN["L19"][1]))
+    (found,) = [v for v in verify(plan, DEFAULTS) if v.limit_id == "L19"]
+    minutes = found.value / 60
+    limit_min = DEFAULTS.session_max_s / 60
+    assert found.message == f"stimulation lasts {minutes:.1f} min, over {limit_min:.0f} min"
+    assert found.message.endswith("over 30 min")  # the default limit, in words
+    assert (found.allowed, found.setting) == (DEFAULTS.session_max_s, "session_max_s")
+
+
 def test_the_unbroken_originals_pass() -> None:
     assert _ids(RELAX) == set() and _ids(CIRC) == set()
 

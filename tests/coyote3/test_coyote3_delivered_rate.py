@@ -160,3 +160,19 @@ def test_a_rest_too_short_after_a_train_made_tetanic_names_that_train_at_the_off
     assert found[0].t_s == 10.0  # at the off time after the first train
     assert found[0].message == ("only 3.0 s off after a 10.0 s train; needs ≥ 10.0 s "
                                 "(DG-LAB Coyote V3 makes 19.85 Hz as 20 Hz)")
+
+
+def test_a_limit_broken_only_at_the_rate_made_is_found_beside_one_broken_at_the_plans() -> None:
+    # 98 Hz is over a 97 Hz ceiling already; rms (0.934 mA at 98 Hz) is over 0.94 only at the
+    # 100 Hz the Coyote makes
+    limits = tighten(DEFAULTS, frequency_max_hz=97.0, rms_ma=0.94)
+    assert [v.limit_id for v in verify(_steady(98.0), limits) if v.severity == "block"] == ["L7"]
+    found = [v for v in verify(_steady(98.0), limits, _coyote()) if v.severity == "block"]
+    assert [(v.limit_id, "makes" in v.message) for v in found] == [("L7", False), ("L4", True)]
+
+
+def test_a_ramp_from_the_devices_slowest_rate_is_judged_at_the_rates_made_too() -> None:
+    limits = tighten(DEFAULTS, frequency_max_hz=97.0)
+    plan = _steady(1.0, hz1=96.5)  # from the Coyote's 1 Hz, made exactly, to 96.5 Hz
+    assert _blocks(verify(plan, limits), "L7") == []
+    assert _blocks(verify(plan, limits, _coyote()), "L7") != []

@@ -857,3 +857,21 @@ def test_before_the_start_no_report_is_stale_whatever_the_clock_reads() -> None:
     state = VirtualClock(None).run(main())
     assert state.message == "device status is stale: intensity increase refused"
     assert state.target_intensity_pct == 50.0
+
+
+def test_before_the_start_a_fresh_report_lets_an_increase_through() -> None:
+    async def main() -> SessionState:
+        capabilities = caps()
+        driver = QuietDriver(capabilities)
+        await driver.connect()
+        session = Session(certify(plan(30.0), DEFAULTS, capabilities), driver,
+                          intensity_pct=50.0)
+        await asyncio.sleep(5.0)
+        driver._emit(Telemetry("ack", asyncio.get_running_loop().time(), None, 1.0, "ok"))
+        await asyncio.sleep(0.5)  # half a second old: not stale
+        session.change_intensity(+10.0)
+        return session.state
+
+    state = VirtualClock(None).run(main())
+    assert state.target_intensity_pct == 60.0
+    assert "stale" not in (state.message or "")
