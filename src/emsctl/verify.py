@@ -366,11 +366,12 @@ def _check_rates_made(plan: Plan, cplan: ChannelPlan, lim: Limits, caps: Capabil
         if (v.limit_id, v.setting, v.phase) in seen:
             continue
         row = max(0, int(np.searchsorted(seg["t0_s"], v.t_s, side="right")) - 1)
-        if ratio[row] <= 1.0:  # an off time after a train (L18): a segment that made it faster
-            faster = ratio > 1.0
+        if ratio[row] <= 1.0:  # an off time after a train (L18): the train before it
+            faster = ratio[:row] > 1.0
             if v.phase is not None:
-                faster &= seg["phase"] == v.phase.index
-            row = int(np.argmax(faster if faster.any() else ratio))
+                faster &= seg["phase"][:row] == v.phase.index
+            before = np.flatnonzero(faster)
+            row = int(before[-1]) if before.size else int(np.argmax(ratio))
         asked0, asked1 = float(seg["freq0_hz"][row]), float(seg["freq1_hz"][row])
         if asked0 == asked1:
             how = f"{name} makes {asked0:g} Hz as {asked0 * ratio[row]:.4g} Hz"

@@ -176,3 +176,23 @@ def test_a_ramp_from_the_devices_slowest_rate_is_judged_at_the_rates_made_too() 
     plan = _steady(1.0, hz1=96.5)  # from the Coyote's 1 Hz, made exactly, to 96.5 Hz
     assert _blocks(verify(plan, limits), "L7") == []
     assert _blocks(verify(plan, limits, _coyote()), "L7") != []
+
+
+def test_the_rest_rule_at_an_off_time_names_the_train_before_it_not_another() -> None:
+    # a first train at 30 Hz (made as 30.3 Hz) with a long rest, then 8 s at 19.85 Hz (made as
+    # 20 Hz) with 3 s off: the rest too short follows the second train, whose rate is named
+    rows = [(0.0, 2.0, 0.0, 10.0, 30.0, 30.0, 180.0, 180.0, 0.0, 0, 0),
+            (2.0, 8.0, 10.0, 10.0, 30.0, 30.0, 180.0, 180.0, 0.0, 0, 0),
+            (8.0, 30.0, 0.0, 0.0, 30.0, 30.0, 180.0, 180.0, 0.0, 0, 0),
+            (30.0, 32.0, 0.0, 10.0, 19.85, 19.85, 180.0, 180.0, 0.0, 0, 0),
+            (32.0, 40.0, 10.0, 10.0, 19.85, 19.85, 180.0, 180.0, 0.0, 0, 0),
+            (40.0, 43.0, 0.0, 0.0, 19.85, 19.85, 180.0, 180.0, 0.0, 0, 0),
+            (43.0, 45.0, 0.0, 10.0, 19.85, 19.85, 180.0, 180.0, 0.0, 0, 0),
+            (45.0, 50.0, 10.0, 10.0, 19.85, 19.85, 180.0, 180.0, 0.0, 0, 0)]
+    channel = ChannelPlan(1, "lower-back-left", 20.0, 30.0, np.array(rows, dtype=SEGMENT_DTYPE))
+    plan = Plan("rate", 50.0, (PhaseSpan(0, "steady", "stim", 0.0, 50.0, None, False),),
+                (channel,), 2.0, purpose="recovery")
+    assert [v for v in _blocks(verify(plan, DEFAULTS), "L18") if v.t_s == 40.0] == []
+    found = [v for v in _blocks(verify(plan, DEFAULTS, _coyote()), "L18") if v.t_s == 40.0]
+    assert len(found) == 1
+    assert found[0].message.endswith("(DG-LAB Coyote V3 makes 19.85 Hz as 20 Hz)")
