@@ -28,6 +28,7 @@ from pathlib import Path
 from .harness import Figure, Size, benchmark, figure, program_ms, real_time_figure
 from .harness import repeats as _repeats
 from .pty import PtyEmulator, PtyFloor
+from .side_by_side import WrittenFrames, side_by_side_figures, timed_applies
 
 STOP_FRAME_BYTES = 12  # F0, four escaped header pairs, pn, 34, 0F
 
@@ -37,21 +38,6 @@ def _setpoints(amplitude_ma: float) -> list[object]:
     return [ChannelSetpoint(amplitude_ma, 40.0, 200.0)] + [ZERO] * 7
 
 
-class _FrameCounter:
-    """Counts the frames the driver writes (wraps its link's write)."""
-
-    def __init__(self, driver: object) -> None:
-        link = driver.link  # type: ignore[attr-defined]
-        self.count = 0
-        write = link.write
-
-        async def counted(data: bytes) -> None:
-            self.count += 1
-            await write(data)
-
-        link.write = counted
-
-
 async def _driver_round_trips(path: str, n: int) -> tuple[list[float], int]:
     """emsctl: ``apply`` of a changed setpoint → Ml_update → ack (ms), and how many samples
     were left out because the driver polled in the same apply."""
@@ -59,26 +45,14 @@ async def _driver_round_trips(path: str, n: int) -> tuple[list[float], int]:
 
     driver = open_device(f"sciencemode4://{path}")
     await driver.connect()
-    counter = _FrameCounter(driver)
-    samples: list[float] = []
-    left_out = 0
+    frames = WrittenFrames(driver)
     try:
         from tests.support.ramp import ramp_below
 
         await ramp_below(driver, _setpoints(10.0))  # type: ignore[arg-type]  # soft start
         await driver.apply(_setpoints(10.0), 1.0)  # type: ignore[arg-type]
-        # built before the clock starts, as the floor's frames are
-        alternating = (_setpoints(10.0), _setpoints(10.5))
-        while len(samples) < n:
-            before = counter.count
-            setpoints = alternating[len(samples) % 2]
-            t0 = time.perf_counter()
-            await driver.apply(setpoints, 1.0)  # type: ignore[arg-type]
-            elapsed = (time.perf_counter() - t0) * 1000
-            if counter.count - before == 1:
-                samples.append(elapsed)
-            else:
-                left_out += 1
+        samples, left_out = await timed_applies(driver, frames,
+                                                (_setpoints(10.0), _setpoints(10.5)), n)
     finally:
         await driver.close()
     return samples, left_out
@@ -213,26 +187,10 @@ def bench_sm4_side_by_side(size: Size, repeat: int | None = None) -> list[Figure
                 floor += _blocking_round_trips(emulator.path, per_round)
         finally:
             emulator.close()
-    floor_name = "blocking write→read of the same frame on the same pty (sleeping floor)"
-    return [
-        figure("update → ack, emsctl driver (event loop)", ours, "ms",
-               baseline=(floor_name, floor), max_ratio=1.5,
-               note=f"{left_out} samples in which the driver also polled were left out"),
-        figure("update → ack, science-mode-4 client (checks every 10 ms)", client, "ms",
-               baseline=(floor_name, floor)),
-        figure("update → ack p99: emsctl over the science-mode-4 client",
-               [_p99(ours)], "ms", baseline=("science-mode-4 client p99", [_p99(client)]),
-               max_ratio=1.0, note="target: emsctl's p99 no worse than the client's"),
-        figure("update → ack p99: emsctl over the sleeping floor", [_p99(ours)], "ms",
-               baseline=("sleeping floor p99", [_p99(floor)]),
-               note="what a wait that sleeps costs at the tail"),
-    ]
-
-
-def _p99(samples: list[float]) -> float:
-    from .harness import stats
-
-    return stats(samples).p99
+    return side_by_side_figures(
+        ours, client, floor, client_name="science-mode-4", client_waits="checks every 10 ms",
+        floor_frames="the same frame",
+        left_out=f"{left_out} samples in which the driver also polled were left out")
 
 
 @benchmark("sm4_program_virtual", "20-min program through sim+sciencemode4 in virtual time")

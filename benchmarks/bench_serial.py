@@ -33,9 +33,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .harness import Figure, Size, benchmark, figure, program_ms, real_time_figure, stats
+from .harness import Figure, Size, benchmark, figure, program_ms, real_time_figure
 from .harness import repeats as _repeats
 from .pty import PtyEmulator, PtyFloor
+from .side_by_side import WrittenFrames, side_by_side_figures, timed_applies
 
 STOP_FRAME_BYTES = 8  # F0 81 CRC 81 LEN pn 22 0F
 WIRE_MS = STOP_FRAME_BYTES * 11 / 460800 * 1000  # 8E1: 11 bits per byte
@@ -98,21 +99,6 @@ def bench_sm2_pty(size: Size, repeat: int | None = None) -> list[Figure]:
     ]
 
 
-class _Frames:
-    """The frames the driver writes (wraps its link's write)."""
-
-    def __init__(self, driver: object) -> None:
-        link = driver.link  # type: ignore[attr-defined]
-        self.written: list[bytes] = []
-        write = link.write
-
-        async def kept(data: bytes) -> None:
-            self.written.append(bytes(data))
-            await write(data)
-
-        link.write = kept
-
-
 async def _sm2_driver_round_trips(path: str, n: int) -> tuple[list[float], int, list[bytes]]:
     """emsctl: ``apply`` of a changed setpoint → StartChannelListMode → ack (ms), the samples
     left out (not exactly one frame), and the frames written (for the floor to replay)."""
@@ -121,24 +107,12 @@ async def _sm2_driver_round_trips(path: str, n: int) -> tuple[list[float], int, 
 
     driver = open_device(f"sciencemode2://{path}")
     await driver.connect()
-    frames = _Frames(driver)
-    # built before the clock starts, as the floor's frames and the client's channels are
-    alternating = ([ChannelSetpoint(10.0, 40.0, 200.0)] + [ZERO] * 7,
-                   [ChannelSetpoint(12.0, 40.0, 200.0)] + [ZERO] * 7)  # 2 mA steps
-    samples: list[float] = []
-    left_out = 0
+    frames = WrittenFrames(driver)
+    on = [ChannelSetpoint(10.0, 40.0, 200.0)] + [ZERO] * 7
+    more = [ChannelSetpoint(12.0, 40.0, 200.0)] + [ZERO] * 7  # 2 mA steps
     try:
-        await driver.apply(alternating[0], 1.0)
-        while len(samples) < n:
-            before = len(frames.written)
-            setpoints = alternating[(len(samples) + 1) % 2]
-            t0 = time.perf_counter()
-            await driver.apply(setpoints, 1.0)
-            elapsed = (time.perf_counter() - t0) * 1000
-            if len(frames.written) - before == 1:
-                samples.append(elapsed)
-            else:
-                left_out += 1
+        await driver.apply(on, 1.0)
+        samples, left_out = await timed_applies(driver, frames, (more, on), n)
     finally:
         await driver.close()
     return samples, left_out, frames.written
@@ -265,21 +239,10 @@ def bench_sm2_side_by_side(size: Size, repeat: int | None = None) -> list[Figure
                 floor += _sm2_blocking_round_trips(emulator.path, frames, per_round)
         finally:
             emulator.close()
-    floor_name = "blocking write→read of the same frames on the same pty (sleeping floor)"
-    return [
-        figure("update → ack, emsctl driver (event loop)", ours, "ms",
-               baseline=(floor_name, floor), max_ratio=1.5,
-               note=f"{left_out} samples that were not exactly one frame were left out"),
-        figure("update → ack, pysciencemode client (spins on its reads)", client, "ms",
-               baseline=(floor_name, floor)),
-        figure("update → ack p99: emsctl over the pysciencemode client",
-               [stats(ours).p99], "ms", baseline=("pysciencemode client p99",
-                                                   [stats(client).p99]),
-               max_ratio=1.0, note="target: emsctl's p99 no worse than the client's"),
-        figure("update → ack p99: emsctl over the sleeping floor", [stats(ours).p99], "ms",
-               baseline=("sleeping floor p99", [stats(floor).p99]),
-               note="what a wait that sleeps costs at the tail, beside a client that spins"),
-    ]
+    return side_by_side_figures(
+        ours, client, floor, client_name="pysciencemode", client_waits="spins on its reads",
+        floor_frames="the same frames",
+        left_out=f"{left_out} samples that were not exactly one frame were left out")
 
 
 _SHORT_PROGRAM = """\
