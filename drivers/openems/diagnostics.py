@@ -14,6 +14,7 @@ at any time.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 __all__ = [
@@ -73,7 +74,11 @@ def encode_debug_line(kind: DebugKind, payload: bytes = b"") -> bytes:
 
 def parse_debug_line(line: bytes) -> DebugLine | None:
     """Tag one line of device output; None if it is blank after trimming. Never raises."""
-    text = line.strip()
+    return _tag(bytes(line.strip()))
+
+
+@functools.lru_cache(maxsize=256)  # the board echoes the same few lines all session
+def _tag(text: bytes) -> DebugLine | None:
     if not text:
         return None
     for kind in (DebugKind.SETUP_DONE, DebugKind.SINGLE_CHAR_UNKNOWN):

@@ -11,6 +11,7 @@ never clamp ``I`` at 100 on the device side, because the firmware does not.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from emsctl.errors import ProtocolError
@@ -80,6 +81,7 @@ def _times_hundredth_rounded(product: int) -> int:
     return _trunc_div(2 * product + 100, 200)
 
 
+@functools.lru_cache(maxsize=1024)  # a session asks for the same few levels again and again
 def firmware_wiper_steps(intensity: int, min_steps: int, max_steps: int) -> int:
     """The wiper the firmware writes for a parsed ``I``, 16-bit quirks included
     (docs/protocols/openemsstim.md §4.1, §4.2).

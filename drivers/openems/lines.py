@@ -14,6 +14,7 @@ through :meth:`LineParser.on_read_timeout`. Nothing here may raise on received b
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 from emsctl.drivers.openems.commands import Command, parse_command
@@ -161,7 +162,12 @@ def classify_line(line: bytes, firmware: Firmware = Firmware.CURRENT) -> DeviceI
     """
     if b"\n" in line:
         raise ProtocolError("a line must not contain a newline")
-    trimmed = line.strip()  # bytes.strip() trims exactly C isspace(), like String::trim()
+    # bytes.strip() trims exactly C isspace(), like String::trim()
+    return _classify_trimmed(bytes(line.strip()), firmware)
+
+
+@functools.lru_cache(maxsize=256)  # a session repeats the same few lines (its heartbeats)
+def _classify_trimmed(trimmed: bytes, firmware: Firmware) -> DeviceInput:
     if trimmed.startswith(b"WV"):
         return parse_command(decode_wv_line(trimmed))
     if trimmed == CONNECTION_END:
