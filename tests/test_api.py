@@ -20,7 +20,7 @@ import emsctl
 from emsctl import session as session_module
 from emsctl.devices import open_device as raw_open_device
 from emsctl.journal import NullJournal, read_journal
-from emsctl.limits import DEFAULTS
+from emsctl.limits import DEFAULTS, tighten
 from emsctl.runner import execute, prepare_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -442,3 +442,16 @@ def test_execute_takes_a_journal_or_a_folder_not_both(tmp_path: Path) -> None:
         execute(prepared, emsctl.VirtualClock(), journal=NullJournal(), journal_dir=tmp_path,
                 handle_signals=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_open_device_checks_each_command_at_the_rate_the_device_makes() -> None:
+    # the P24 makes 95 Hz as 95.2 Hz and 97.6 Hz (10.25 ms) as 100 Hz: over a 99 Hz ceiling
+    limits = tighten(DEFAULTS, frequency_max_hz=99.0)
+
+    async def main() -> None:
+        async with emsctl.open_device("sim+sciencemode4", limits=limits) as dev:
+            await dev.apply([emsctl.ChannelSetpoint(0.5, 95.0, 180.0)] + [OFF] * 7, 0.5)
+            with pytest.raises(emsctl.SafetyViolation, match=r"97\.6 Hz is made as 100 Hz"):
+                await dev.apply([emsctl.ChannelSetpoint(0.5, 97.6, 180.0)] + [OFF] * 7, 0.5)
+
+    _virtual(main())

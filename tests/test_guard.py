@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from emsctl import formulas
 from emsctl.contract import ZERO, ChannelSetpoint
 from emsctl.errors import SafetyViolation
 from emsctl.guard import ChannelGuard, Guard
-from emsctl.limits import DEFAULTS
+from emsctl.limits import DEFAULTS, Limits, limits_from_mapping, tighten
 
 
 def _guard(cap_ma: float = 30.0, area_cm2: float = 20.0) -> Guard:
@@ -155,3 +156,58 @@ def test_w5_exactly_on_the_density_ceiling_passes_and_just_above_is_refused() ->
         guard.check(t, t, [ChannelSetpoint(float(level), 100, 200)])
     with pytest.raises(SafetyViolation, match="L9"):
         guard.check(t + 0.1, t + 0.1, [ChannelSetpoint(40.0, 100, 200.001)])
+
+
+# --------------------------------------------------------------- the rates a device makes
+# A P24 (like the RehaStim2) sets its period in 0.5 ms steps: 97.6 Hz (10.25 ms) is made as
+# 100 Hz (10 ms), 97.4 Hz (10.27 ms) as 95.2 Hz (10.5 ms).
+
+
+def _p24_guard(limits: Limits) -> Guard:
+    from emsctl.drivers.sciencemode4.mapping import delivered_frequency_hz
+
+    return Guard(limits, [ChannelGuard(30.0, 20.0), ChannelGuard(0.0, 1.0)], 0.5,
+                 made_hz=delivered_frequency_hz)
+
+
+def test_a_rate_the_device_makes_above_the_frequency_ceiling_is_refused() -> None:
+    guard = _p24_guard(tighten(DEFAULTS, frequency_max_hz=99.0))
+    t = _ramp_to(guard, 4.0, hz=50.0, us=180.0)  # 50 Hz is made exactly
+    with pytest.raises(SafetyViolation, match=r"^safety guard stopped the session: L7: channel 1 "
+                       r"frequency 97\.6 Hz is made as 100 Hz by the device, over 99 Hz$"):
+        guard.check(t + 0.1, t + 0.1, _sp(4.0, 97.6, 180.0))
+    assert guard.latched
+
+
+def test_rms_current_is_checked_at_the_rate_the_device_makes() -> None:
+    # 5 mA, 180 µs: 0.937 mA rms at 97.6 Hz, 0.949 mA at the 100 Hz the P24 makes
+    assert formulas.rms_current_ma(5.0, 180.0, 97.6) < 0.94 < formulas.rms_current_ma(
+        5.0, 180.0, 100.0)
+    limits = tighten(DEFAULTS, rms_ma=0.94)
+    unaware = Guard(limits, [ChannelGuard(30.0, 20.0), ChannelGuard(0.0, 1.0)], 0.5)
+    t = _ramp_to(unaware, 5.0, hz=97.6, us=180.0)  # passes where the rate made is not known
+    guard = _p24_guard(limits)
+    with pytest.raises(SafetyViolation, match="L4"):
+        _ramp_to(guard, 5.0, hz=97.6, us=180.0)
+    assert t > 0 and guard.latched
+
+
+def test_a_rate_made_slower_than_asked_is_still_checked_at_the_rate_asked() -> None:
+    # 97.4 Hz is made as 95.2 Hz: rms 0.936 mA asked, 0.926 mA made; the limit 0.93 mA is
+    # between them, and the rate asked is what counts
+    assert formulas.rms_current_ma(5.0, 180.0, 2000 / 21) < 0.93 < formulas.rms_current_ma(
+        5.0, 180.0, 97.4)
+    guard = _p24_guard(tighten(DEFAULTS, rms_ma=0.93))
+    with pytest.raises(SafetyViolation, match="L4"):
+        _ramp_to(guard, 5.0, hz=97.4, us=180.0)
+
+
+def test_a_rate_the_device_cannot_make_is_checked_as_asked_and_left_to_its_driver() -> None:
+    # the RehaStim2's periods end at 8 ms (125 Hz): its driver refuses 130 Hz, not the guard
+    from emsctl.drivers.sciencemode2.mapping import delivered_frequency_hz
+
+    limits = limits_from_mapping({"frequency_max_hz": 150}, source="a limits file")
+    guard = Guard(limits, [ChannelGuard(30.0, 20.0), ChannelGuard(0.0, 1.0)], 0.5,
+                  made_hz=delivered_frequency_hz)
+    t = _ramp_to(guard, 1.0, hz=130.0, us=100.0)
+    assert guard.check(t + 0.1, t + 0.1, _sp(1.0, 130.0, 100.0))[0].frequency_hz == 130.0

@@ -93,8 +93,7 @@ class ScienceModeDriver(ScienceModeHost[p.Message]):
 
     def delivered_frequency_hz(self, frequency_hz: float) -> float:
         """The rate of the main interval code the frequency becomes (0.5 ms steps)."""
-        return p.frequency_hz_from_main_interval_code(
-            p.main_interval_code_from_frequency_hz(frequency_hz))
+        return mapping.delivered_frequency_hz(frequency_hz)
 
     def __init__(self, link: ByteLink, *, url: str = "",
                  ack_timeout_s: float = ACK_TIMEOUT_S) -> None:

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from ...contract import Capabilities, ChannelSetpoint
 from ...errors import InputError, ProtocolError
+from ..sciencemode.rates import grid_rate_ratio
 from . import protocol as p
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "UPDATE_PERIOD_S",
     "ListOutput",
     "capabilities",
+    "delivered_frequency_hz",
+    "largest_rate_ratio",
     "plan_output",
 ]
 
@@ -57,7 +60,25 @@ def capabilities() -> Capabilities:
         frequency_min_hz=FREQUENCY_MIN_HZ, frequency_max_hz=FREQUENCY_MAX_HZ,
         frequency_per_channel=False, update_period_s=UPDATE_PERIOD_S, max_lease_s=MAX_LEASE_S,
         has_output_watchdog=True, telemetry=TELEMETRY, bursts=False,
+        rate_ratio=largest_rate_ratio,
     )
+
+
+def delivered_frequency_hz(frequency_hz: float) -> float:
+    """The rate of the main interval code a frequency becomes: t1 in 0.5 ms steps, the nearest
+    to 1000 / f (docs/protocols/sciencemode2.md §12).
+
+    Raises:
+        ProtocolError: a frequency outside ≈ 0.98–125 Hz.
+    """
+    return p.frequency_hz_from_main_interval_code(p.main_interval_code_from_frequency_hz(
+        frequency_hz))
+
+
+def largest_rate_ratio(low_hz: float, high_hz: float) -> float:
+    """The most the RehaStim2 makes a rate asked in ``low_hz``–``high_hz`` faster, as a ratio
+    (exact for one rate): its periods are on a 0.5 ms grid."""
+    return grid_rate_ratio(low_hz, high_hz, delivered_frequency_hz)
 
 
 @dataclass(frozen=True)

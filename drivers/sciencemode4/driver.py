@@ -87,6 +87,7 @@ def capabilities() -> Capabilities:
         frequency_min_hz=mapping.FREQUENCY_MIN_HZ, frequency_max_hz=mapping.FREQUENCY_MAX_HZ,
         frequency_per_channel=True, update_period_s=UPDATE_PERIOD_S, max_lease_s=MAX_LEASE_S,
         has_output_watchdog=True, telemetry=TELEMETRY, bursts=False,
+        rate_ratio=mapping.largest_rate_ratio,
     )
 
 
@@ -123,7 +124,7 @@ class ScienceMode4Driver(ScienceModeHost[p.Message]):
 
     def delivered_frequency_hz(self, frequency_hz: float) -> float:
         """The rate of the period word the frequency becomes (0.5 ms steps)."""
-        return mapping.frequency_hz_from_period(mapping.period_from_frequency_hz(frequency_hz))
+        return mapping.delivered_frequency_hz(frequency_hz)
 
     def __init__(self, link: ByteLink, *, url: str = "",
                  ack_timeout_s: float = ACK_TIMEOUT_S) -> None:

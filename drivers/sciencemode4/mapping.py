@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterable
 
 from ...errors import InputError, ProtocolError
+from ..sciencemode.rates import grid_rate_ratio
 from .pulses import MAX_PERIOD_CODE, MAX_POINT_DURATION_US, MlChannelConfig, Period, Point
 
 __all__ = [
@@ -32,7 +33,9 @@ __all__ = [
     "amplitude_ma_floor",
     "biphasic_points",
     "channel_config",
+    "delivered_frequency_hz",
     "frequency_hz_from_period",
+    "largest_rate_ratio",
     "period_from_frequency_hz",
     "update_load",
     "within_load_limit",
@@ -110,6 +113,22 @@ def frequency_hz_from_period(period: Period) -> float:
     if period.code == 0:
         raise ProtocolError("period code 0 has no rate")
     return 1000.0 / period.period_ms
+
+
+def delivered_frequency_hz(frequency_hz: float) -> float:
+    """The rate of the period word a frequency becomes: the nearest 0.5 ms step to 1000 / f
+    (docs/protocols/sciencemode4.md §14).
+
+    Raises:
+        InputError: a frequency outside the period range or above the profile cap.
+    """
+    return frequency_hz_from_period(period_from_frequency_hz(frequency_hz))
+
+
+def largest_rate_ratio(low_hz: float, high_hz: float) -> float:
+    """The most the P24 makes a rate asked in ``low_hz``–``high_hz`` faster, as a ratio (exact
+    for one rate): its periods are on a 0.5 ms grid."""
+    return grid_rate_ratio(low_hz, high_hz, delivered_frequency_hz)
 
 
 def biphasic_points(amplitude_ma: float, pulse_width_us: int,

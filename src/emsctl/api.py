@@ -41,7 +41,7 @@ from .results import PULSE_DTYPE, ChannelResult, CommandRecord, RunResult
 from .runner import execute, prepare_run
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from datetime import datetime
 
     from .session import Session
@@ -158,7 +158,8 @@ def open_device(
         raise InputError(f"electrode_area_cm2 must be {ELECTRODE_AREA_MIN_CEILING_CM2:g}–"
                          f"{_MAX_ELECTRODE_AREA_CM2:g} cm², not {electrode_area_cm2}")
     driver = _open_driver(url, options)
-    driver.set_guard(_LimitsGuard(limits or DEFAULTS, driver.capabilities, electrode_area_cm2))
+    driver.set_guard(_LimitsGuard(limits or DEFAULTS, driver.capabilities, electrode_area_cm2,
+                                  driver.delivered_frequency_hz))
     return driver
 
 
@@ -288,6 +289,7 @@ class _LimitsGuard:
     limits: Limits
     capabilities: Capabilities
     electrode_area_cm2: float
+    made_hz: Callable[[float], float]
     _guard: Guard | None = None
     _first_output_s: float | None = None
     _output_until_s: float | None = None
@@ -303,7 +305,7 @@ class _LimitsGuard:
         caps = self.capabilities
         channel = ChannelGuard(self.limits.peak_ma, self.electrode_area_cm2)
         self._guard = Guard(self.limits, [channel] * caps.channels, caps.amplitude_step_ma,
-                            caps.update_period_s)
+                            caps.update_period_s, self.made_hz)
         return self._guard
 
     def check(self, t_s: float, setpoints: tuple[ChannelSetpoint, ...], lease_s: float

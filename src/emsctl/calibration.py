@@ -169,7 +169,8 @@ class Calibration:
         guards = [ChannelGuard(0.0, 1.0)] * caps.channels
         guards[settings.channel - 1] = ChannelGuard(settings.ceiling_ma,
                                                     settings.electrode_area_cm2)
-        self.guard = Guard(limits, guards, caps.amplitude_step_ma)
+        self.guard = Guard(limits, guards, caps.amplitude_step_ma,
+                           made_hz=driver.delivered_frequency_hz)
         self.lease_s = min(caps.max_lease_s, limits.watchdog_s)
         self.state = CalibrationState(st_ma=settings.known_st_ma, mt_ma=settings.known_mt_ma)
         self._outcome: Outcome | None = None

@@ -5,7 +5,9 @@ the device's own watchdog is the fourth). Every command is checked against the e
 peak current and the channel cap (L3), pulse width (L6), frequency (L7), phase charge and Shannon
 k (L8), rms current (L4), current and power density on the channel's electrode (L9, L10), the
 rise rate of increases (L16/L17; decreases and stop are never limited), and the session's
-stimulation time (L19). After :meth:`Guard.latch` nothing but zero passes (HZ-03).
+stimulation time (L19). Where the device makes a rate faster than asked (a period grid), the
+limits that grow with the rate are checked at the rate it makes. After :meth:`Guard.latch`
+nothing but zero passes (HZ-03).
 
 A violation here is a bug upstream: the guard latches and raises :class:`SafetyViolation`; the
 session then stops the device. It never clamps silently (HZ-01).
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 
 from . import formulas
 from .contract import ZERO, ChannelSetpoint
-from .errors import SafetyViolation
+from .errors import EmsError, SafetyViolation
 from .exact_verdicts import (
     exceeds_current_density,
     exceeds_phase_charge,
@@ -70,12 +72,18 @@ class Guard:
         period_s: the command period: a rise is allowed for at most this much time since the
             last check, however long ago that was, so the allowance never accumulates over a
             gap (a stalled host, a steady stretch) into one big step (L14, L16).
+        made_hz: the rate the device makes when asked for a rate (its driver's
+            ``delivered_frequency_hz``): a device with a period grid may make one faster than
+            asked, and the limits that grow with the rate (L4, L7, L9, L10) are then checked at
+            the rate it makes. None: the device makes the rates asked.
     """
 
     def __init__(self, limits: Limits, channels: Sequence[ChannelGuard],
-                 amplitude_step_ma: float = 0.0, period_s: float = 0.1) -> None:
+                 amplitude_step_ma: float = 0.0, period_s: float = 0.1,
+                 made_hz: Callable[[float], float] | None = None) -> None:
         self.limits = limits
         self.channels = tuple(channels)
+        self._made_hz = made_hz
         self._step_ma = amplitude_step_ma
         self._period_s = period_s
         self._last = [0.0] * len(self.channels)
@@ -201,6 +209,12 @@ class Guard:
         if sp.burst_rate_hz != 0:
             self._check_bursts(channel, sp)
         pw, rate, area = sp.pulse_width_us, sp.pulses_per_s, guard.electrode_area_cm2
+        made_hz = self._rate_made(sp)
+        if made_hz > sp.frequency_hz:  # made faster: the limits that grow with the rate, there
+            if made_hz > lim.frequency_max_hz + _EPS:
+                self._fail(f"L7: channel {channel} frequency {sp.frequency_hz:g} Hz is made as "
+                           f"{made_hz:.4g} Hz by the device, over {lim.frequency_max_hz:g} Hz")
+            rate = made_hz
         charge_uc = formulas.phase_charge_uc(amp, pw)
         if _beyond(charge_uc, lim.phase_charge_uc,
                    lambda: exceeds_phase_charge(amp, pw, lim.phase_charge_uc)):
@@ -226,6 +240,17 @@ class Guard:
                 amp, pw, rate, area, lim.power_density_w_cm2, or_equal=strict)):
             self._fail(f"L10: channel {channel} power density {power:.4f} W/cm² is over "
                        f"{lim.power_density_w_cm2:g} W/cm²")
+
+    def _rate_made(self, sp: ChannelSetpoint) -> float:
+        """The rate the device makes for ``sp``'s continuous pulses; ``sp``'s own where it
+        makes the rates asked, for bursts (no device with a period grid makes them) and for a
+        rate outside the device's range (its driver refuses that one)."""
+        if self._made_hz is None or sp.burst_rate_hz != 0:
+            return sp.frequency_hz
+        try:
+            return self._made_hz(sp.frequency_hz)
+        except EmsError:
+            return sp.frequency_hz
 
     def _check_bursts(self, channel: int, sp: ChannelSetpoint) -> None:
         """Bursts must be bursts: a positive rate, at least one pulse, and no overlap (P pulses

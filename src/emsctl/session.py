@@ -182,7 +182,8 @@ class Session:
                 raise EmsError(f"program channel {cplan.channel} has no device channel "
                                f"({caps.model} has {caps.channels})")
             guards[device_channel - 1] = ChannelGuard(cplan.cap_ma, cplan.electrode_area_cm2)
-        self.guard = Guard(limits, guards, caps.amplitude_step_ma, caps.update_period_s)
+        self.guard = Guard(limits, guards, caps.amplitude_step_ma, caps.update_period_s,
+                           driver.delivered_frequency_hz)
         self._samplers = [(ChannelSampler(c, self.plan.duration_s),
                            self.channel_map[c.channel] - 1) for c in self.plan.channels]
         self.period_s = caps.update_period_s

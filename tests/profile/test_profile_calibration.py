@@ -10,9 +10,10 @@ import pytest
 
 from emsctl.calibration import Calibration, CalibrationResult, CalibrationSettings
 from emsctl.clock import VirtualClock
+from emsctl.contract import ZERO, ChannelSetpoint
 from emsctl.devices import open_device
-from emsctl.errors import InputError
-from emsctl.limits import DEFAULTS
+from emsctl.errors import InputError, SafetyViolation
+from emsctl.limits import DEFAULTS, tighten
 from emsctl.virtual_user import VirtualUser, parse_virtual_user
 
 RELAXATION = CalibrationSettings(channel=1, frequency_hz=6.0, pulse_width_us=250.0,
@@ -153,3 +154,13 @@ def test_settings_whose_ceiling_breaks_a_limit_are_refused_before_output() -> No
 def test_a_bad_virtual_user_is_refused(text: str) -> None:
     with pytest.raises(InputError):
         parse_virtual_user(text)
+
+
+def test_the_calibration_guard_checks_the_rate_the_device_makes() -> None:
+    # the P24 makes 97.6 Hz (10.25 ms) as 100 Hz (10 ms): over a 99 Hz ceiling
+    driver = open_device("sim+sciencemode4")
+    settings = CalibrationSettings(1, 97.6, 180.0, 20.0)
+    cal = Calibration(driver, settings, tighten(DEFAULTS, frequency_max_hz=99.0))
+    setpoints = (ChannelSetpoint(0.5, 97.6, 180.0),) + (ZERO,) * 7
+    with pytest.raises(SafetyViolation, match=r"97\.6 Hz is made as 100 Hz"):
+        cal.guard.check(0.0, 0.0, setpoints)

@@ -18,7 +18,7 @@ import pytest
 
 from emsctl.clock import VirtualClock
 from emsctl.contract import ZERO, Capabilities, ChannelSetpoint, Driver, Telemetry
-from emsctl.errors import DeviceError, EmsError, InputError
+from emsctl.errors import DeviceError, EmsError, InputError, SafetyViolation
 from emsctl.limits import DEFAULTS
 from emsctl.plan import SEGMENT_DTYPE, ChannelPlan, PhaseSpan, Plan
 from emsctl.session import Session, SessionResult, SessionState
@@ -875,3 +875,14 @@ def test_before_the_start_a_fresh_report_lets_an_increase_through() -> None:
     state = VirtualClock(None).run(main())
     assert state.target_intensity_pct == 60.0
     assert "stale" not in (state.message or "")
+
+
+def test_the_sessions_guard_checks_each_command_at_the_rate_the_driver_makes() -> None:
+    class Faster(QuietDriver):  # declares no grid to verification, yet makes 20 Hz as 120 Hz
+        def delivered_frequency_hz(self, frequency_hz: float) -> float:
+            return frequency_hz * 6
+
+    driver = Faster(caps())
+    session = Session(certify(plan(), DEFAULTS, driver.capabilities), driver, journal=Journal())
+    with pytest.raises(SafetyViolation, match=r"L7: channel 1 frequency 20 Hz is made as 120 Hz"):
+        session.guard.check(0.0, 0.0, (ChannelSetpoint(0.5, 20.0, 200.0), ZERO))
