@@ -211,3 +211,61 @@ def test_a_rate_the_device_cannot_make_is_checked_as_asked_and_left_to_its_drive
                   made_hz=delivered_frequency_hz)
     t = _ramp_to(guard, 1.0, hz=130.0, us=100.0)
     assert guard.check(t + 0.1, t + 0.1, _sp(1.0, 130.0, 100.0))[0].frequency_hz == 130.0
+
+
+# --------------------------------------------------------------- a device that delivers less
+
+
+def _held_at_10_ma() -> tuple[Guard, list[ChannelSetpoint], float]:
+    guard = _guard()
+    t = _ramp_to(guard, 10.0)
+    held = _sp(10.0)
+    guard.check(t + 0.1, t + 0.1, held)
+    return guard, held, t + 0.1
+
+
+def test_a_lower_level_the_device_reports_is_where_the_next_rise_starts() -> None:
+    # the device delivers only 0.5 mA of the 10 mA passed (a late report, its own control
+    # turned down): the same setpoint objects are checked in full again, as a rise from there
+    guard, held, t = _held_at_10_ma()
+    guard.rise_from(0, 0.5)
+    with pytest.raises(SafetyViolation, match="L16/L17: channel 1 rose 9.50 mA"):
+        guard.check(t + 0.5, t + 0.5, held)
+
+
+def test_from_a_reported_level_one_period_of_slew_and_one_step_may_follow() -> None:
+    # 0.5 mA + 40 mA/s × 0.1 s + the 0.1 mA step = 4.6 mA, and no more
+    guard, _, t = _held_at_10_ma()
+    guard.rise_from(0, 0.5)
+    assert guard.check(t + 0.5, t + 0.5, _sp(4.6))[0].amplitude_ma == 4.6
+    guard, _, t = _held_at_10_ma()
+    guard.rise_from(0, 0.5)
+    with pytest.raises(SafetyViolation, match="L16/L17"):
+        guard.check(t + 0.5, t + 0.5, _sp(4.7))
+
+
+def test_a_device_reported_at_zero_rises_from_zero() -> None:
+    guard, _, t = _held_at_10_ma()
+    guard.rise_from(0, 0.0)
+    with pytest.raises(SafetyViolation, match="L16/L17: channel 1 rose 4.20 mA"):
+        guard.check(t + 0.5, t + 0.5, _sp(4.2))
+
+
+def test_a_report_at_or_above_the_level_passed_changes_nothing() -> None:
+    for level_ma in (10.0, 12.0, -1.0):
+        guard, held, t = _held_at_10_ma()
+        guard.rise_from(0, level_ma)
+        assert guard.rise_ceiling_ma(0, t + 0.5) == pytest.approx(10.0 + 0.1 + 4.0)
+        assert guard.check(t + 0.5, t + 0.5, held) == tuple(held)
+
+
+def test_the_rounding_step_comes_back_at_the_slew_rate_while_the_setpoints_stay() -> None:
+    # after a rise that spent the 0.1 mA step, 1 ms of the same setpoints gives back 0.04 mA
+    # of it, not the whole step
+    guard = _guard()
+    guard.check(0.0, 0.0, _sp(0.0))
+    held = _sp(4.1)  # a full period's slew and the step
+    guard.check(1.0, 1.0, held)
+    guard.check(1.001, 1.001, held)
+    with pytest.raises(SafetyViolation, match="L16/L17"):
+        guard.check(1.002, 1.002, _sp(4.19))  # 4.1 + 0.04 + 0.04, and 0.01 mA more
