@@ -229,7 +229,7 @@ def test_a_lower_level_the_device_reports_is_where_the_next_rise_starts() -> Non
     # turned down): the same setpoint objects are checked in full again, as a rise from there
     guard, held, t = _held_at_10_ma()
     guard.rise_from(0, 0.5)
-    with pytest.raises(SafetyViolation, match="L16/L17: channel 1 rose 9.50 mA"):
+    with pytest.raises(SafetyViolation, match=r"L16/L17: channel 1 rose 9\.50 mA"):
         guard.check(t + 0.5, t + 0.5, held)
 
 
@@ -247,7 +247,7 @@ def test_from_a_reported_level_one_period_of_slew_and_one_step_may_follow() -> N
 def test_a_device_reported_at_zero_rises_from_zero() -> None:
     guard, _, t = _held_at_10_ma()
     guard.rise_from(0, 0.0)
-    with pytest.raises(SafetyViolation, match="L16/L17: channel 1 rose 4.20 mA"):
+    with pytest.raises(SafetyViolation, match=r"L16/L17: channel 1 rose 4\.20 mA"):
         guard.check(t + 0.5, t + 0.5, _sp(4.2))
 
 
