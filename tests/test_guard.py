@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from emsctl import formulas
 from emsctl.contract import ZERO, ChannelSetpoint
+from emsctl.drivers.sciencemode2 import mapping as sm2
+from emsctl.drivers.sciencemode4 import mapping as sm4
 from emsctl.errors import SafetyViolation
 from emsctl.guard import ChannelGuard, Guard
 from emsctl.limits import DEFAULTS, Limits, limits_from_mapping, tighten
@@ -164,10 +166,8 @@ def test_w5_exactly_on_the_density_ceiling_passes_and_just_above_is_refused() ->
 
 
 def _p24_guard(limits: Limits) -> Guard:
-    from emsctl.drivers.sciencemode4.mapping import delivered_frequency_hz
-
     return Guard(limits, [ChannelGuard(30.0, 20.0), ChannelGuard(0.0, 1.0)], 0.5,
-                 made_hz=delivered_frequency_hz)
+                 made_hz=sm4.delivered_frequency_hz)
 
 
 def test_a_rate_the_device_makes_above_the_frequency_ceiling_is_refused() -> None:
@@ -204,11 +204,9 @@ def test_a_rate_made_slower_than_asked_is_still_checked_at_the_rate_asked() -> N
 
 def test_a_rate_the_device_cannot_make_is_checked_as_asked_and_left_to_its_driver() -> None:
     # the RehaStim2's periods end at 8 ms (125 Hz): its driver refuses 130 Hz, not the guard
-    from emsctl.drivers.sciencemode2.mapping import delivered_frequency_hz
-
     limits = limits_from_mapping({"frequency_max_hz": 150}, source="a limits file")
     guard = Guard(limits, [ChannelGuard(30.0, 20.0), ChannelGuard(0.0, 1.0)], 0.5,
-                  made_hz=delivered_frequency_hz)
+                  made_hz=sm2.delivered_frequency_hz)
     t = _ramp_to(guard, 1.0, hz=130.0, us=100.0)
     assert guard.check(t + 0.1, t + 0.1, _sp(1.0, 130.0, 100.0))[0].frequency_hz == 130.0
 
@@ -251,7 +249,7 @@ def test_a_device_reported_at_zero_rises_from_zero() -> None:
         guard.check(t + 0.5, t + 0.5, _sp(4.2))
 
 
-def test_a_report_at_or_above_the_level_passed_changes_nothing() -> None:
+def test_a_report_at_or_above_the_level_passed_or_below_zero_changes_nothing() -> None:
     for level_ma in (10.0, 12.0, -1.0):
         guard, held, t = _held_at_10_ma()
         guard.rise_from(0, level_ma)
