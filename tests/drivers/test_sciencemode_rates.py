@@ -14,32 +14,17 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.rate_plans import blocks, steady_plan
 
 from emsctl.devices import open_device
 from emsctl.drivers.sciencemode.rates import grid_rate_ratio
 from emsctl.drivers.sciencemode2 import mapping as sm2
 from emsctl.drivers.sciencemode4 import mapping as sm4
 from emsctl.limits import DEFAULTS, tighten
-from emsctl.plan import SEGMENT_DTYPE, ChannelPlan, PhaseSpan, Plan
-from emsctl.verify import Violation, verify
+from emsctl.verify import verify
 
 DEVICES = [("sim+sciencemode2", sm2.delivered_frequency_hz, 1.0, 50.0),
            ("sim+sciencemode4", sm4.delivered_frequency_hz, 0.5, 100.0)]
-
-
-def _steady(hz0: float, ma: float = 5.0, us: float = 180.0, hz1: float | None = None) -> Plan:
-    """5 s of soft start to ``ma``, then 60 s at ``ma``; the rate ``hz0`` (ramping to ``hz1``
-    in the second segment when given)."""
-    hz1 = hz0 if hz1 is None else hz1
-    rows = [(0.0, 5.0, 0.0, ma, hz0, hz0, us, us, 0.0, 0, 0),
-            (5.0, 65.0, ma, ma, hz0, hz1, us, us, 0.0, 0, 0)]
-    channel = ChannelPlan(1, "lower-back-left", 20.0, 30.0, np.array(rows, dtype=SEGMENT_DTYPE))
-    return Plan("rate", 65.0, (PhaseSpan(0, "steady", "stim", 0.0, 65.0, None, True),),
-                (channel,), 5.0, purpose="tens")
-
-
-def _blocks(found: list[Violation], limit_id: str) -> list[Violation]:
-    return [v for v in found if v.limit_id == limit_id and v.severity == "block"]
 
 
 @pytest.mark.parametrize(("url", "made_hz", "low_hz", "high_hz"), DEVICES)
@@ -55,10 +40,10 @@ def test_both_devices_declare_their_grid_to_verification(
 
 def test_the_p24_makes_97_6_hz_above_a_99_hz_ceiling_and_verification_refuses_it() -> None:
     limits = tighten(DEFAULTS, frequency_max_hz=99.0)
-    plan = _steady(97.6)
+    plan = steady_plan(97.6)
     caps = open_device("sim+sciencemode4").capabilities
-    assert _blocks(verify(plan, limits), "L7") == []  # the plan's rate is under the ceiling
-    (found,) = _blocks(verify(plan, limits, caps), "L7")
+    assert blocks(verify(plan, limits), "L7") == []  # the plan's rate is under the ceiling
+    (found,) = blocks(verify(plan, limits, caps), "L7")
     assert found.value == pytest.approx(100.0)
     assert found.message == "100 Hz is outside 1–99 Hz (Hasomed P24 makes 97.6 Hz as 100 Hz)"
 
@@ -66,24 +51,24 @@ def test_the_p24_makes_97_6_hz_above_a_99_hz_ceiling_and_verification_refuses_it
 def test_the_rehastim2_makes_49_7_hz_as_50_hz_and_rms_current_is_checked_there() -> None:
     # 10 mA, 250 µs: 1.576 mA rms at 49.7 Hz, 1.581 mA at 50 Hz
     limits = tighten(DEFAULTS, rms_ma=1.578)
-    plan = _steady(49.7, ma=10.0, us=250.0)
+    plan = steady_plan(49.7, ma=10.0, us=250.0)
     caps = open_device("sim+sciencemode2").capabilities
-    assert _blocks(verify(plan, limits), "L4") == []
-    (found,) = _blocks(verify(plan, limits, caps), "L4")
+    assert blocks(verify(plan, limits), "L4") == []
+    (found,) = blocks(verify(plan, limits, caps), "L4")
     assert found.message.endswith("(Hasomed RehaStim2 makes 49.7 Hz as 50 Hz)")
 
 
 def test_a_rate_both_make_exactly_changes_nothing() -> None:
     limits = tighten(DEFAULTS, frequency_max_hz=50.0)
     for url in ("sim+sciencemode2", "sim+sciencemode4"):
-        found = verify(_steady(50.0), limits, open_device(url).capabilities)  # 20 ms: exact
+        found = verify(steady_plan(50.0), limits, open_device(url).capabilities)  # 20 ms: exact
         assert [v for v in found if "makes" in v.message] == []
 
 
 def test_a_ramp_of_rates_is_judged_at_the_fastest_the_p24_makes_within_it() -> None:
     limits = tighten(DEFAULTS, frequency_max_hz=99.0)
-    plan = _steady(80.0, hz1=97.7)  # 97.6 Hz (10.25 ms) and faster are made as 100 Hz
-    (found,) = _blocks(verify(plan, limits, open_device("sim+sciencemode4").capabilities), "L7")
+    plan = steady_plan(80.0, hz1=97.7)  # 97.6 Hz (10.25 ms) and faster are made as 100 Hz
+    (found,) = blocks(verify(plan, limits, open_device("sim+sciencemode4").capabilities), "L7")
     assert found.message.endswith("(Hasomed P24 makes the rates of 80–97.7 Hz up to 2.5 % "
                                   "faster)")
 
