@@ -36,6 +36,7 @@ Nothing here may raise on received bytes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,7 +82,6 @@ BOOT_S = 11.4  # setup's fixed delays after a reset (4.2 s BLE reset + 7.2 s BLE
 _MODEL_HOLD_S = 3600.0
 #: How long after a due expiry the model's record may run on (a pass, plus margin).
 _EXPIRY_SLACK_S = 0.01
-_ECHO_CACHE_LINES = 1024
 _MILLIS_WRAP = 2**32  # millis() and endTime are unsigned long
 SETUP_LINES = (b"openEMSstim booting", b"BLE module reset", b"BLE module initialised")
 
@@ -221,7 +221,6 @@ class OpenEmsBoard:
         self.dropped_rx_bytes = 0
         self.usb_writer: Callable[[bytes], None] | None = None
         self._channels = [_Channel(), _Channel()]
-        self._echo_cache: dict[bytes, bytes] = {}
         self._parser = LineParser(config.firmware)
         self._inbox = _Inbox()
         self._busy_until_s = 0.0
@@ -393,7 +392,7 @@ class OpenEmsBoard:
 
     def _process(self, item: DeviceInput, raw: bytes, source: str, now: float) -> None:
         if self.config.debug and raw.lstrip().startswith(b"WV"):
-            self._print(DebugKind.HEX_ECHO, self._decoded(raw))
+            self._print(DebugKind.HEX_ECHO, _echo_of(raw))
         if isinstance(item, ParsedAction):
             self._action(item, source, now)
         elif isinstance(item, ConnectionEnd):
@@ -408,14 +407,6 @@ class OpenEmsBoard:
             self._print(DebugKind.UNKNOWN_COMMAND, item.text)
         elif not isinstance(item, BlankLine):  # pragma: no cover - DeviceInput is closed
             raise AssertionError(item)
-
-    def _decoded(self, raw: bytes) -> bytes:
-        decoded = self._echo_cache.get(raw)
-        if decoded is None:
-            decoded = decode_wv_line(raw.strip())
-            if len(self._echo_cache) < _ECHO_CACHE_LINES:  # heartbeats repeat the same lines
-                self._echo_cache[raw] = decoded
-        return decoded
 
     def _action(self, action: ParsedAction, source: str, now: float) -> None:
         if action.has_undefined_effect:
@@ -588,3 +579,9 @@ class OpenEmsBoard:
         self.debug_lines.append(data.rstrip(b"\r\n"))
         if self.usb_writer is not None:
             self.usb_writer(data)
+
+
+@functools.lru_cache(maxsize=1024)  # heartbeats repeat the same lines
+def _echo_of(raw: bytes) -> bytes:
+    """The command a ``WV`` line carries, as the firmware's hex echo prints it."""
+    return decode_wv_line(raw.strip())
